@@ -1,0 +1,91 @@
+// The one test command (`npm test`): generates code, typechecks, then runs the unit,
+// integration and end-to-end suites with node's test runner and the Flink module's
+// Maven tests, and ends with one summary line `N passed, N failed`.
+//   npm test                 everything
+//   npm test -- unit         only test/unit (no engines needed)
+//   npm test -- integration  only test/integration (+ e2e)
+//   npm test -- flink        only the Maven module
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, mkdtempSync, existsSync, statSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const only = process.argv.slice(2);
+const want = (s) => only.length === 0 || only.includes(s);
+let passed = 0;
+let failed = 0;
+const problems = [];
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+  return r.status ?? 1;
+}
+
+function files(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : []))
+    .sort();
+}
+
+function nodeSuite(name, testFiles, concurrency) {
+  if (testFiles.length === 0) return;
+  console.log(`\n=== ${name}: ${testFiles.length} files ===`);
+  const tap = join(mkdtempSync(join(tmpdir(), 'adclick-tap-')), 'out.tap');
+  const code = run(process.execPath, [
+    '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+    ...testFiles,
+  ]);
+  const out = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+  const p = Number(/^# pass (\d+)/m.exec(out)?.[1] ?? 0);
+  const f = Number(/^# fail (\d+)/m.exec(out)?.[1] ?? 0);
+  const c = Number(/^# cancelled (\d+)/m.exec(out)?.[1] ?? 0);
+  passed += p;
+  failed += f + c;
+  if (code !== 0 && f + c === 0) {
+    failed += 1;
+    problems.push(`${name}: runner exited ${code}`);
+  }
+}
+
+if (run(process.execPath, ['scripts/gen-proto.mjs']) !== 0) problems.push('proto generation failed');
+if (want('unit') || want('typecheck')) {
+  console.log('\n=== typecheck ===');
+  if (run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json']) !== 0) {
+    failed += 1;
+    problems.push('typecheck failed');
+  } else passed += 1;
+}
+if (want('unit')) nodeSuite('unit', files(join(root, 'test/unit')), 2);
+if (want('integration')) nodeSuite('integration', files(join(root, 'test/integration')), 1);
+if (want('integration') || want('e2e')) nodeSuite('e2e', files(join(root, 'test/e2e')), 1);
+if (want('flink')) {
+  console.log('\n=== flink (mvn verify) ===');
+  const r = spawnSync('mvn', ['-B', '-q', '-f', 'flink/pom.xml', 'verify'], { cwd: root, stdio: 'inherit' });
+  const reports = join(root, 'flink/target/surefire-reports');
+  let p = 0;
+  let f = 0;
+  if (existsSync(reports)) {
+    for (const name of readdirSync(reports).filter((n) => n.endsWith('.xml'))) {
+      const head = readFileSync(join(reports, name), 'utf8').slice(0, 2000);
+      const suite = /<testsuite\b[^>]*>/.exec(head)?.[0] ?? '';
+      const attr = (a) => Number(new RegExp(`\\b${a}="(\\d+)"`).exec(suite)?.[1] ?? 0);
+      const bad = attr('failures') + attr('errors');
+      p += attr('tests') - bad - attr('skipped');
+      f += bad;
+    }
+  }
+  passed += p;
+  failed += f;
+  if (r.status !== 0 && f === 0) {
+    failed += 1;
+    problems.push(`flink: mvn exited ${r.status}`);
+  }
+}
+if (problems.length) console.log(`\nproblems:\n  - ${problems.join('\n  - ')}`);
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exit(failed > 0 || problems.length ? 1 : 0);

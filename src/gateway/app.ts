@@ -1,0 +1,275 @@
+// The gateway app factory: builds routes, never listens (main.ts does). Everything it
+// talks to — Kafka publisher, Redis-backed dedup and rate limiter, clock, logger — is
+// passed in, so tests use real engines or fakes without touching globals.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHmac } from 'node:crypto';
+import type { Logger } from '../shared/logger.ts';
+import { AppError, errorBody, isAppError, type ErrorCode } from '../shared/errors.ts';
+import { ClickEvent } from '../shared/proto.ts';
+import { Counter, Gauge, httpMetrics, type Registry } from '../shared/metrics.ts';
+import { parseClick, verifyClick, type Click } from './click-validation.ts';
+import { clientIp } from './client-ip.ts';
+import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
+import type { ClickPublisher, OutRecord } from './click-publisher.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+
+export interface GatewayOptions {
+  signingKeys: ReadonlyMap<string, string>;
+  maxClickAgeMs: number;
+  maxClockSkewMs: number;
+  maxBodyBytes: number;
+  maxBatchBodyBytes: number;
+  maxBatchClicks: number;
+  trustedProxies: readonly string[];
+  retryAfterSec: number;
+  ipHashKey: string;
+  gatewayId: string;
+}
+
+export interface GatewayDeps {
+  options: GatewayOptions;
+  publisher: ClickPublisher;
+  dedup: EdgeDedup;
+  rateLimiter: RateLimiter;
+  logger: Logger;
+  registry: Registry;
+  now?: () => number;
+  /** Extra readiness checks (e.g. Redis) reported by /readyz; Redis is never required. */
+  readiness?: () => Record<string, boolean>;
+}
+
+type Outcome = { status: 'accepted' | 'duplicate' } | { status: 'rejected'; error: AppError };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    clientIp: string;
+  }
+}
+
+export function buildGatewayApp(deps: GatewayDeps) {
+  const { options: o, publisher, dedup, rateLimiter, registry } = deps;
+  const now = deps.now ?? Date.now;
+  const trusted = new Set(o.trustedProxies);
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ module: 'http' }),
+    disableRequestLogging: true,
+    bodyLimit: o.maxBatchBodyBytes,
+    return503OnClosing: true,
+  });
+  const http = httpMetrics(registry, 'adclick_gateway');
+  const clicks = new Counter({
+    name: 'adclick_gateway_clicks_total',
+    help: 'Clicks by outcome (accepted, duplicate, or the rejection code)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'adclick_gateway_kafka_inflight',
+    help: 'Clicks awaiting a Kafka acknowledgement',
+    registers: [registry],
+    collect() {
+      this.set(publisher.inflight());
+    },
+  });
+  new Gauge({
+    name: 'adclick_gateway_kafka_breaker_open',
+    help: '1 while the Kafka circuit breaker is open',
+    registers: [registry],
+    collect() {
+      this.set(publisher.breakerState() === 'open' ? 1 : 0);
+    },
+  });
+
+  // Clicks being produced right now by this instance: a concurrent retry of the same
+  // click waits for the first attempt instead of writing a second copy.
+  const producing = new Map<string, Promise<boolean>>();
+
+  const sendError = (reply: FastifyReply, err: AppError) => {
+    if (err.retryable) reply.header('retry-after', String(err.retryAfterSec ?? o.retryAfterSec));
+    return reply.code(err.status).send(err.toBody());
+  };
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    const e = err as { code?: string; statusCode?: number };
+    let appErr: AppError;
+    if (isAppError(err)) appErr = err;
+    else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') appErr = new AppError('PAYLOAD_TOO_LARGE');
+    else if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') appErr = new AppError('UNSUPPORTED_MEDIA_TYPE');
+    else if (e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) appErr = new AppError('INVALID_JSON');
+    else if (e.statusCode === 400) appErr = new AppError('INVALID_JSON', (err as Error).message);
+    else {
+      req.log.error({ err }, 'unhandled error');
+      appErr = new AppError('INTERNAL');
+    }
+    if (appErr.code !== 'INTERNAL') clicks.inc({ outcome: appErr.code });
+    return sendError(reply, appErr);
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody('NOT_FOUND')));
+
+  // Only JSON is accepted. A missing Content-Type is "not JSON" too (415).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/json'], { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new AppError('INVALID_JSON'), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    req.clientIp = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
+    if (req.method !== 'POST') return;
+    if (req.headers['content-type'] === undefined) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
+    const decision = await rateLimiter.check(req.clientIp);
+    if (!decision.allowed) {
+      throw new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)) });
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    http.requests.inc({ route, status: reply.statusCode });
+    http.duration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  const ipHash = (ip: string) => createHmac('sha256', o.ipHashKey).update(ip).digest().subarray(0, 16);
+
+  const toRecord = (c: Click, req: FastifyRequest, receivedAt: number, ipH: Buffer): OutRecord => {
+    const value = ClickEvent.encode({
+      impressionId: c.impression_id,
+      eventType: c.event_type,
+      adId: c.ad_id,
+      campaignId: c.campaign_id,
+      advertiserId: c.advertiser_id,
+      userId: c.user_id,
+      eventTimeMs: c.timestamp,
+      receivedAtMs: receivedAt,
+      clientIpHash: ipH,
+      keyId: c.key_id,
+      gatewayId: o.gatewayId,
+    }).finish() as Buffer;
+    const tp = req.headers.traceparent;
+    return { key: String(c.ad_id), value, headers: typeof tp === 'string' ? { traceparent: tp } : undefined };
+  };
+
+  /**
+   * The core of both endpoints: edge dedup, produce, wait for acks, mark as seen.
+   * Returns one outcome per valid click. Throws UNAVAILABLE when nothing could be sent.
+   */
+  async function ingest(valid: Click[], req: FastifyRequest): Promise<Outcome[]> {
+    const keys = valid.map((c) => dedupKey(c.event_type, c.impression_id));
+    const seen = await dedup.seen(keys);
+    const receivedAt = now();
+    const ipH = ipHash(req.clientIp);
+    const outcomes: Promise<Outcome>[] = new Array(valid.length);
+    const firstIndex = new Map<string, number>();
+    const repeats: number[] = [];
+    const toSend: number[] = [];
+    for (let i = 0; i < valid.length; i++) {
+      const key = keys[i]!;
+      if (seen[i]) {
+        outcomes[i] = Promise.resolve({ status: 'duplicate' });
+      } else if (firstIndex.has(key)) {
+        repeats.push(i); // same click twice in one batch: answered from its first copy
+      } else {
+        firstIndex.set(key, i);
+        const pending = producing.get(key);
+        if (pending) {
+          outcomes[i] = pending.then((ok): Outcome => (ok ? { status: 'duplicate' } : { status: 'rejected', error: new AppError('UNAVAILABLE') }));
+        } else {
+          toSend.push(i);
+        }
+      }
+    }
+    if (toSend.length) {
+      // Throws synchronously (breaker open, Kafka not connected, in-flight cap) → the
+      // whole request is answered 503 and nothing was written.
+      const acks = publisher.publish(toSend.map((i) => toRecord(valid[i]!, req, receivedAt, ipH)));
+      const acked: string[] = [];
+      toSend.forEach((i, j) => {
+        const key = keys[i]!;
+        const ok = acks[j]!.then(
+          () => (acked.push(key), true),
+          () => false,
+        );
+        producing.set(key, ok);
+        outcomes[i] = ok.then((delivered): Outcome => {
+          producing.delete(key);
+          return delivered ? { status: 'accepted' } : { status: 'rejected', error: new AppError('UNAVAILABLE', 'click was not acknowledged by Kafka; retry') };
+        });
+      });
+      await Promise.all(outcomes.filter(Boolean));
+      await dedup.mark(acked);
+    }
+    for (const i of repeats) {
+      outcomes[i] = outcomes[firstIndex.get(keys[i]!)!]!.then((first) => (first.status === 'rejected' ? first : { status: 'duplicate' }));
+    }
+    return Promise.all(outcomes);
+  }
+
+  const verifyOpts = () => ({ keys: o.signingKeys, now: now(), maxClickAgeMs: o.maxClickAgeMs, maxClockSkewMs: o.maxClockSkewMs });
+
+  app.post('/v1/clicks', { bodyLimit: o.maxBodyBytes }, async (req, reply) => {
+    const click = parseClick(req.body);
+    verifyClick(click, verifyOpts());
+    const [outcome] = await ingest([click], req);
+    if (outcome!.status === 'rejected') throw outcome!.error;
+    clicks.inc({ outcome: outcome!.status });
+    return reply.code(202).send({ status: outcome!.status });
+  });
+
+  app.post('/v1/clicks/batch', async (req, reply) => {
+    const body = req.body as { clicks?: unknown } | null;
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || !Array.isArray(body.clicks)) {
+      throw new AppError('INVALID_FIELD', 'body must be {"clicks": [...]}', { field: 'clicks' });
+    }
+    const items = body.clicks;
+    if (items.length < 1 || items.length > o.maxBatchClicks) {
+      throw new AppError('INVALID_FIELD', `clicks must hold 1 to ${o.maxBatchClicks} clicks`, { field: 'clicks' });
+    }
+    const vo = verifyOpts();
+    const results: { impression_id: string | null; status: string; error?: ReturnType<AppError['toBody']>['error'] }[] = new Array(items.length);
+    const valid: Click[] = [];
+    const validIdx: number[] = [];
+    items.forEach((item, i) => {
+      try {
+        const c = parseClick(item, `clicks[${i}]`);
+        verifyClick(c, vo);
+        valid.push(c);
+        validIdx.push(i);
+      } catch (err) {
+        const e = isAppError(err) ? err : new AppError('INVALID_FIELD');
+        const imp = (item as { impression_id?: unknown } | null)?.impression_id;
+        results[i] = { impression_id: typeof imp === 'string' ? imp : null, status: 'rejected', error: e.toBody().error };
+        clicks.inc({ outcome: e.code });
+      }
+    });
+    if (valid.length) {
+      const outcomes = await ingest(valid, req);
+      outcomes.forEach((out, j) => {
+        const i = validIdx[j]!;
+        const imp = valid[j]!.impression_id;
+        if (out.status === 'rejected') {
+          results[i] = { impression_id: imp, status: 'rejected', error: out.error.toBody().error };
+          clicks.inc({ outcome: out.error.code });
+        } else {
+          results[i] = { impression_id: imp, status: out.status };
+          clicks.inc({ outcome: out.status });
+        }
+      });
+    }
+    return reply.code(200).send({ results });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const checks = { kafka: publisher.ready(), ...(deps.readiness?.() ?? {}) };
+    // Redis is reported but never required: the gateway fails open without it.
+    const ready = checks.kafka;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+
+  return app;
+}
+
+export type { ErrorCode };

@@ -1,0 +1,137 @@
+// Writes encoded clicks to Kafka and resolves each one only when the broker acknowledged
+// it with acks=all from an idempotent producer (no duplicates from producer retries,
+// order kept per partition). Fails fast instead of queueing without bound: a circuit
+// breaker opens after consecutive delivery failures, and in-flight clicks are capped.
+import KafkaJs from '@confluentinc/kafka-javascript';
+import type { Logger } from '../shared/logger.ts';
+import { AppError } from '../shared/errors.ts';
+import { CircuitBreaker, type BreakerState } from './circuit-breaker.ts';
+
+export interface OutRecord {
+  key: string;
+  value: Buffer;
+  headers?: Record<string, string>;
+}
+
+export interface ClickPublisher {
+  /** One promise per record, resolved on ack; rejects with AppError UNAVAILABLE. Throws UNAVAILABLE synchronously when the breaker is open or the in-flight cap is reached. */
+  publish(records: readonly OutRecord[]): Promise<void>[];
+  ready(): boolean;
+  inflight(): number;
+  breakerState(): BreakerState;
+  close(): Promise<void>;
+}
+
+export interface PublisherOptions {
+  brokers: string;
+  topic: string;
+  lingerMs: number;
+  compression: string;
+  produceTimeoutMs: number;
+  maxInflight: number;
+  breakerFailures: number;
+  breakerOpenMs: number;
+  clientId: string;
+  logger: Logger;
+  onBreakerChange?: (s: BreakerState) => void;
+}
+
+interface Pending {
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export async function createClickPublisher(o: PublisherOptions): Promise<ClickPublisher> {
+  const log = o.logger.child({ module: 'click-publisher' });
+  const producer = new KafkaJs.Producer({
+    'bootstrap.servers': o.brokers,
+    'client.id': o.clientId,
+    'enable.idempotence': true,
+    acks: -1,
+    'linger.ms': o.lingerMs,
+    'compression.codec': o.compression as 'lz4',
+    'batch.num.messages': 10000,
+    'message.timeout.ms': o.produceTimeoutMs,
+    'request.timeout.ms': Math.min(o.produceTimeoutMs, 30000),
+    'queue.buffering.max.messages': Math.max(o.maxInflight * 2, 100000),
+    // Same partition for the same key as Java clients (Flink, Kafka tools) would pick.
+    partitioner: 'murmur2_random',
+    'socket.keepalive.enable': true,
+    dr_cb: true,
+  });
+  let connected = false;
+  let inflight = 0;
+  const breaker = new CircuitBreaker(o.breakerFailures, o.breakerOpenMs, Date.now, (s) => {
+    log.warn({ state: s }, 'kafka circuit breaker changed state');
+    o.onBreakerChange?.(s);
+  });
+
+  producer.on('delivery-report', (err, report) => {
+    const p = report.opaque as Pending;
+    inflight--;
+    if (err) {
+      breaker.failure();
+      p.reject(new AppError('UNAVAILABLE', 'click was not acknowledged by Kafka', { cause: err }));
+    } else {
+      breaker.success();
+      p.resolve();
+    }
+  });
+  producer.on('event.error', (err) => log.warn({ err }, 'kafka producer error'));
+  producer.on('disconnected', () => {
+    connected = false;
+  });
+
+  const connect = () =>
+    new Promise<void>((resolve, reject) => {
+      producer.connect({ timeout: 10000 }, (err) => (err ? reject(err) : resolve()));
+    });
+  // Start serving at once; connect (and reconnect) in the background so /readyz and the
+  // 503 answers reflect reality while the broker is not there yet.
+  const connectLoop = async () => {
+    while (!connected && !closing) {
+      try {
+        await connect();
+        producer.setPollInBackground(true);
+        connected = true;
+        log.info({ brokers: o.brokers }, 'kafka producer connected');
+      } catch (err) {
+        log.warn({ err: String(err) }, 'kafka producer could not connect; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  };
+  let closing = false;
+  const connecting = connectLoop();
+
+  return {
+    publish(records) {
+      if (!connected) throw new AppError('UNAVAILABLE', 'Kafka is not connected');
+      if (inflight + records.length > o.maxInflight) throw new AppError('UNAVAILABLE', 'too many clicks awaiting Kafka acknowledgement');
+      if (!breaker.allow()) throw new AppError('UNAVAILABLE', 'Kafka circuit breaker is open');
+      return records.map((r) => {
+        const headers = r.headers ? Object.entries(r.headers).map(([k, v]) => ({ [k]: v })) : undefined;
+        return new Promise<void>((resolve, reject) => {
+          const pending: Pending = { resolve, reject };
+          try {
+            producer.produce(o.topic, null, r.value, r.key, null, pending, headers);
+            inflight++;
+          } catch (err) {
+            breaker.failure();
+            reject(new AppError('UNAVAILABLE', 'Kafka producer queue refused the click', { cause: err }));
+          }
+        });
+      });
+    },
+    ready: () => connected && breaker.state !== 'open',
+    inflight: () => inflight,
+    breakerState: () => breaker.state,
+    async close() {
+      closing = true;
+      await connecting;
+      if (!connected) return;
+      await new Promise<void>((resolve) => producer.flush(Math.max(o.produceTimeoutMs, 5000), () => resolve()));
+      await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,88 @@
+// Gateway process: read config, build clients, listen, handle signals.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { loadConfig, parseSigningKeys, DEV_SIGNING_KEYS } from '../shared/config.ts';
+import { createLogger } from '../shared/logger.ts';
+import { createRegistry, Counter } from '../shared/metrics.ts';
+import { createOptionalRedis } from '../shared/redis.ts';
+import { buildGatewayApp } from './app.ts';
+import { createClickPublisher } from './click-publisher.ts';
+import { createEdgeDedup } from './edge-dedup.ts';
+import { createRateLimiter } from './rate-limiter.ts';
+
+const config = loadConfig();
+const logger = createLogger('gateway', config.logLevel);
+
+let signingKeys: Map<string, string>;
+try {
+  signingKeys = parseSigningKeys(config.signingKeys || DEV_SIGNING_KEYS);
+} catch (err) {
+  logger.fatal({ err }, 'invalid signing keys');
+  process.exit(2);
+}
+if (!config.signingKeys) {
+  logger.warn('!!!!!!!! ADCLICK_SIGNING_KEYS is not set: accepting clicks signed with the PUBLIC DEVELOPMENT key "dev". Never run like this in production. !!!!!!!!');
+}
+const ipHashKey = config.ipHashKey || randomBytes(32).toString('hex');
+if (!config.ipHashKey) logger.warn('ADCLICK_IP_HASH_KEY is not set: client IP hashes use a random per-process key and will not match across instances');
+
+const registry = createRegistry('gateway');
+const redisFailures = new Counter({ name: 'adclick_gateway_redis_failures_total', help: 'Redis calls that failed (the gateway failed open)', labelNames: ['use'] as const, registers: [registry] });
+const redis = createOptionalRedis(config.redisUrl, logger);
+const gatewayId = config.gatewayId || `${hostname()}:${process.pid}`;
+
+const publisher = await createClickPublisher({
+  brokers: config.kafkaBrokers,
+  topic: config.clicksTopic,
+  lingerMs: config.lingerMs,
+  compression: config.compression,
+  produceTimeoutMs: config.produceTimeoutMs,
+  maxInflight: config.maxInflightClicks,
+  breakerFailures: config.breakerFailureThreshold,
+  breakerOpenMs: config.breakerOpenMs,
+  clientId: `adclick-gateway-${gatewayId}`,
+  logger,
+});
+
+const app = buildGatewayApp({
+  options: {
+    signingKeys,
+    maxClickAgeMs: config.maxClickAgeMs,
+    maxClockSkewMs: config.maxClockSkewMs,
+    maxBodyBytes: config.maxBodyBytes,
+    maxBatchBodyBytes: config.maxBatchBodyBytes,
+    maxBatchClicks: config.maxBatchClicks,
+    trustedProxies: config.trustedProxies,
+    retryAfterSec: config.retryAfterSec,
+    ipHashKey,
+    gatewayId,
+  },
+  publisher,
+  dedup: createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' })),
+  rateLimiter: createRateLimiter(redis, {
+    perSecond: config.rateLimitPerSec,
+    burst: config.rateLimitBurst,
+    onRedisError: () => redisFailures.inc({ use: 'rate_limit' }),
+  }),
+  logger,
+  registry,
+  readiness: () => ({ redis: redis?.status === 'ready' }),
+});
+
+await app.listen({ host: config.host, port: config.gatewayPort });
+logger.info({ host: config.host, port: config.gatewayPort, keyIds: [...signingKeys.keys()], topic: config.clicksTopic }, 'gateway listening');
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'gateway stopping: draining requests and Kafka acks');
+  const force = setTimeout(() => process.exit(1), 15000);
+  force.unref();
+  await app.close();
+  await publisher.close();
+  redis?.disconnect();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

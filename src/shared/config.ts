@@ -1,0 +1,113 @@
+// The only module that reads process.env. Every knob is declared once here with
+// its default and a one-line description; the README's configuration table is
+// checked against this list by test/unit/config.test.ts.
+import { resolve } from 'node:path';
+
+type Parser<T> = (raw: string, key: string) => T;
+
+export interface Setting<T> {
+  readonly env: string;
+  readonly default: T;
+  readonly doc: string;
+  readonly parse: Parser<T>;
+  /** Shown in the README instead of the raw default (for computed defaults). */
+  readonly shownDefault?: string;
+}
+
+const str: Parser<string> = (raw) => raw;
+const int = (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> => (raw, key) => {
+  if (!/^-?\d+$/.test(raw.trim())) throw new Error(`${key} must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new Error(`${key} must be between ${min} and ${max}, got ${n}`);
+  return n;
+};
+const bool: Parser<boolean> = (raw, key) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new Error(`${key} must be true or false, got "${raw}"`);
+};
+const list: Parser<string[]> = (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean);
+
+function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDefault?: string): Setting<T> {
+  return { env, default: def, parse, doc, shownDefault };
+}
+
+/** Default signing key for local development only; the gateway warns loudly when it is in use. */
+export const DEV_SIGNING_KEYS = 'dev:adclick-dev-secret-do-not-use-in-production';
+
+export const SETTINGS = {
+  dataDir: setting('ADCLICK_DATA_DIR', resolve('.data'), str, 'Where all local state lives: Kafka logs, checkpoints, embedded ClickHouse, ledgers', '`./.data`'),
+  host: setting('ADCLICK_BIND_HOST', '127.0.0.1', str, 'Address the HTTP services bind to (loopback unless you mean otherwise)'),
+  gatewayPort: setting('ADCLICK_GATEWAY_PORT', 8080, int(0, 65535), 'Gateway HTTP port'),
+  queryPort: setting('ADCLICK_QUERY_PORT', 8081, int(0, 65535), 'Query API and dashboard HTTP port'),
+  flinkUiPort: setting('ADCLICK_FLINK_UI_PORT', 8082, int(0, 65535), 'Flink web UI port of the local job'),
+  kafkaBrokers: setting('KAFKA_BROKERS', '127.0.0.1:9092', str, 'Kafka bootstrap servers (comma-separated host:port)'),
+  kafkaPort: setting('ADCLICK_KAFKA_PORT', 9092, int(1, 65535), 'Port of the local Kafka broker started by `adclick up`'),
+  kafkaControllerPort: setting('ADCLICK_KAFKA_CONTROLLER_PORT', 9093, int(1, 65535), 'KRaft controller port of the local Kafka broker'),
+  kafkaVersion: setting('ADCLICK_KAFKA_VERSION', '4.1.1', str, 'Kafka broker version fetched from Maven Central (org.apache.kafka:kafka_2.13)'),
+  clicksTopic: setting('ADCLICK_CLICKS_TOPIC', 'clicks', str, 'Topic of accepted clicks'),
+  clicksPartitions: setting('ADCLICK_CLICKS_PARTITIONS', 4, int(1, 10000), 'Partitions of the clicks topic when `adclick up` creates it'),
+  clicksRetentionMs: setting('ADCLICK_CLICKS_RETENTION_MS', 7 * 24 * 3600 * 1000, int(3600_000), 'Retention of the clicks topic (at least 7 days)', '604800000 (7 d)'),
+  redisUrl: setting('REDIS_URL', 'redis://127.0.0.1:6379', str, 'Redis for edge dedup and rate limiting; empty to run without (fail-open)'),
+  clickhouseUrl: setting('CLICKHOUSE_URL', '', str, 'ClickHouse server URL (http://user:pass@host:8123/db); unset uses embedded chdb'),
+  signingKeys: setting('ADCLICK_SIGNING_KEYS', '', str, 'Accepted click signing keys, comma-separated key_id:secret pairs (rotation: list several)', 'dev key, with a warning'),
+  ipHashKey: setting('ADCLICK_IP_HASH_KEY', '', str, 'Secret for the keyed hash of client IPs written to Kafka', 'random per process'),
+  maxClickAgeMs: setting('ADCLICK_MAX_CLICK_AGE_MS', 24 * 3600 * 1000, int(60_000), 'Oldest accepted click timestamp relative to now', '86400000 (24 h)'),
+  maxClockSkewMs: setting('ADCLICK_MAX_CLOCK_SKEW_MS', 5 * 60 * 1000, int(0), 'Furthest accepted click timestamp in the future', '300000 (5 min)'),
+  maxBodyBytes: setting('ADCLICK_MAX_BODY_BYTES', 4096, int(256), 'Body limit of POST /v1/clicks'),
+  maxBatchBodyBytes: setting('ADCLICK_MAX_BATCH_BODY_BYTES', 1024 * 1024, int(1024), 'Body limit of POST /v1/clicks/batch'),
+  maxBatchClicks: setting('ADCLICK_MAX_BATCH_CLICKS', 1000, int(1, 10000), 'Most clicks in one batch request'),
+  rateLimitPerSec: setting('ADCLICK_RATE_LIMIT_PER_SEC', 100, int(1), 'Per-client-IP request rate limit (requests/s)'),
+  rateLimitBurst: setting('ADCLICK_RATE_LIMIT_BURST', 200, int(1), 'Per-client-IP burst allowance (requests)'),
+  trustedProxies: setting('ADCLICK_TRUSTED_PROXIES', [] as string[], list, 'Peer IPs whose X-Forwarded-For is believed (comma-separated); others are ignored', '(none)'),
+  dedupTtlSec: setting('ADCLICK_EDGE_DEDUP_TTL_SEC', 25 * 3600, int(60), 'Redis edge-dedup key lifetime; longer than max click age + skew', '90000 (25 h)'),
+  produceTimeoutMs: setting('ADCLICK_PRODUCE_TIMEOUT_MS', 5000, int(100), 'How long the gateway waits for a Kafka ack before answering 503'),
+  maxInflightClicks: setting('ADCLICK_MAX_INFLIGHT_CLICKS', 50_000, int(1), 'Bound on clicks awaiting a Kafka ack; beyond it the gateway answers 503'),
+  breakerFailureThreshold: setting('ADCLICK_BREAKER_FAILURES', 5, int(1), 'Consecutive produce failures that open the Kafka circuit breaker'),
+  breakerOpenMs: setting('ADCLICK_BREAKER_OPEN_MS', 2000, int(100), 'How long the breaker stays open before a trial request'),
+  retryAfterSec: setting('ADCLICK_RETRY_AFTER_SEC', 2, int(1), 'Retry-After sent with 503 answers'),
+  lingerMs: setting('ADCLICK_KAFKA_LINGER_MS', 5, int(0), 'Producer batching delay (linger.ms)'),
+  compression: setting('ADCLICK_KAFKA_COMPRESSION', 'lz4', str, 'Producer compression codec (none, gzip, snappy, lz4, zstd)'),
+  gatewayId: setting('ADCLICK_GATEWAY_ID', '', str, 'Instance id written into each click for audit', 'hostname:pid'),
+  logLevel: setting('LOG_LEVEL', 'info', str, 'pino log level (fatal, error, warn, info, debug, trace)'),
+} as const;
+
+type Settings = typeof SETTINGS;
+export type Config = { readonly [K in keyof Settings]: Settings[K]['default'] };
+
+/**
+ * Parse the environment once. Fails naming every bad key, not just the first.
+ * `overrides` let tests and the launcher build a config without touching process.env.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const raw = env[s.env];
+    if (raw === undefined || (raw === '' && s.default !== '')) {
+      out[name] = s.default;
+      continue;
+    }
+    try {
+      out[name] = s.parse(raw, s.env);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  if (problems.length) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  return Object.freeze({ ...(out as Config), ...overrides });
+}
+
+/** Parse `key_id:secret,key_id:secret`. Empty secret or duplicate ids are configuration errors. */
+export function parseSigningKeys(raw: string): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const pair of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const i = pair.indexOf(':');
+    if (i <= 0 || i === pair.length - 1) throw new Error(`ADCLICK_SIGNING_KEYS: "${pair.split(':')[0]}" must be key_id:secret`);
+    const id = pair.slice(0, i);
+    if (keys.has(id)) throw new Error(`ADCLICK_SIGNING_KEYS: key id "${id}" listed twice`);
+    keys.set(id, pair.slice(i + 1));
+  }
+  return keys;
+}

@@ -1,0 +1,65 @@
+// The one error registry. Every error a caller can see has a stable code, an HTTP
+// status and whether a retry with the same body can succeed. docs/errors.md lists the
+// same codes; test/unit/errors.test.ts fails when the two drift apart.
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly message: string;
+}
+
+export const ERRORS = {
+  INVALID_JSON: { status: 400, retryable: false, message: 'Request body is not valid JSON' },
+  INVALID_FIELD: { status: 400, retryable: false, message: 'A field is missing or invalid' },
+  SIGNATURE_INVALID: { status: 401, retryable: false, message: 'Signature does not verify' },
+  UNKNOWN_KEY: { status: 401, retryable: false, message: 'Signing key id is not active' },
+  UNAUTHORIZED: { status: 401, retryable: false, message: 'Missing, invalid or revoked API key' },
+  NOT_FOUND: { status: 404, retryable: false, message: 'Not found' },
+  METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'Method not allowed' },
+  PAYLOAD_TOO_LARGE: { status: 413, retryable: false, message: 'Request body is over the limit' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, message: 'Content-Type must be application/json' },
+  TIMESTAMP_OUT_OF_RANGE: { status: 422, retryable: false, message: 'Timestamp is too old or too far in the future' },
+  RANGE_TOO_LARGE: { status: 400, retryable: false, message: 'The requested range holds too many windows' },
+  RATE_LIMITED: { status: 429, retryable: true, message: 'Too many requests' },
+  UNAVAILABLE: { status: 503, retryable: true, message: 'Temporarily unavailable, retry later' },
+  INTERNAL: { status: 500, retryable: true, message: 'Internal error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly field?: string;
+  /** Seconds for a Retry-After header (429/503). */
+  readonly retryAfterSec?: number;
+
+  constructor(code: ErrorCode, message?: string, opts: { field?: string; cause?: unknown; retryAfterSec?: number } = {}) {
+    super(message ?? ERRORS[code].message, { cause: opts.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.retryable = ERRORS[code].retryable;
+    this.field = opts.field;
+    this.retryAfterSec = opts.retryAfterSec;
+  }
+
+  toBody(): ErrorBody {
+    return errorBody(this.code, this.message, this.field);
+  }
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; field?: string };
+}
+
+export function errorBody(code: ErrorCode, message?: string, field?: string): ErrorBody {
+  const error: ErrorBody['error'] = { code, message: message ?? ERRORS[code].message };
+  if (field !== undefined) error.field = field;
+  return { error };
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof Error && typeof (err as AppError).code === 'string' && (err as AppError).code in ERRORS;
+}

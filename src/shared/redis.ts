@@ -1,0 +1,37 @@
+// Redis client for optional, fail-open uses (edge dedup, rate limit): commands never
+// queue while disconnected and time out fast, so a slow or dead Redis costs a request
+// at most a few milliseconds; reconnection goes on in the background.
+import { Redis } from 'ioredis';
+import type { Logger } from './logger.ts';
+
+export function createOptionalRedis(url: string, logger: Logger): Redis | null {
+  const log = logger.child({ module: 'redis' });
+  if (!url) {
+    log.warn('REDIS_URL is empty: running WITHOUT Redis — edge dedup off, rate limit per instance (fail-open)');
+    return null;
+  }
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    commandTimeout: 250,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+    lazyConnect: false,
+  });
+  let up = false;
+  redis.on('ready', () => {
+    up = true;
+    log.info({ url: redactUrl(url) }, 'redis connected');
+  });
+  redis.on('error', (err) => {
+    if (up || !('warned' in redis)) log.warn({ err: err.message }, 'redis unavailable: failing open (edge dedup skipped, in-process rate limit)');
+    Object.assign(redis, { warned: true });
+    up = false;
+  });
+  return redis;
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
