@@ -1,0 +1,177 @@
+package io.adclick.flink;
+
+import io.adclick.flink.functions.ClickWatermarks;
+import io.adclick.flink.model.IngestRecord;
+import io.adclick.flink.serde.ClickDeserializationSchema;
+import io.adclick.flink.serde.Serializers;
+
+import org.apache.flink.api.common.JobStatus;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.connector.base.DeliveryGuarantee;
+import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
+import org.apache.flink.connector.kafka.sink.KafkaSink;
+import org.apache.flink.connector.kafka.source.KafkaSource;
+import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.LocalStreamEnvironment;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.kafka.clients.consumer.OffsetResetStrategy;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.concurrent.TimeUnit;
+
+/*
+ * AdClick Flink job: exactly-once click aggregation.
+ *
+ * Topology (every operator has a stable uid, listed in brackets):
+ *
+ *   Kafka `clicks` [kafka-source-clicks]          value = ClickEvent protobuf, key = decimal ad_id;
+ *     |  ClickDeserializationSchema never throws;  event time = event_time_ms, bounded out-of-orderness
+ *     |  + per-partition idleness watermarks, offsets committed-or-earliest
+ *   split [split-dead-letters] --(side: DeadLetter)--------------------------> `clicks-dlq` [sink-clicks-dlq]
+ *     |
+ *   keyBy(impression_id, event_type) -> dedup [dedup-impression-event]  (RocksDB ValueState, TTL 26h,
+ *     |                                                                  metric duplicatesDropped)
+ *   keyBy(ad_id) x3 -> tumbling event-time windows 1m/5m/1h [window-1m|5m|1h]
+ *     |   trigger: provisional early firing every --early-fire-interval-ms if changed (final=false),
+ *     |   final firing when the watermark passes the window end, immediate re-firing for clicks within
+ *     |   --allowed-lateness-ms (final=true, full count); later clicks -> side output
+ *     |-- late side outputs [late-clicks-1m|5m|1h] ----------------------------> `clicks-late` [sink-clicks-late]
+ *     |-- window-1m -> [watermark-progress] (<= 1/interval/subtask) ----------> `click-watermarks` [sink-click-watermarks]
+ *     '-- union of window results (key granularity|ad_id|window_start) -------> `click-aggregates` [sink-click-aggregates]
+ *
+ * All sinks are KafkaSink EXACTLY_ONCE with transactional-id prefix <--transactional-id-prefix>-<topic role>;
+ * transactions commit on checkpoint completion (readers must use read_committed).
+ * Checkpoints: exactly-once, RocksDB incremental, retained on cancellation, stored under
+ * <--checkpoint-dir>/<job-id>/chk-<n>. --restore-from <.../chk-n> resumes from such a checkpoint.
+ *
+ * Run locally (MiniCluster in this JVM, web UI on --web-ui-port):
+ *   java -cp adclick-flink-job.jar io.adclick.flink.ClickAggregationJob --checkpoint-dir file:///... [--restore-from file:///.../chk-N]
+ * Prints "ADCLICK_FLINK_JOB_ID <id>" and then "ADCLICK_FLINK_READY" on stdout once the job is RUNNING, then
+ * blocks until the job ends (exit 0 = finished, 1 = failed, 2 = bad arguments). Logs go to stderr.
+ * Every flag also reads env var ADCLICK_<FLAG_IN_UPPER_SNAKE>; see JobConfig or run with --help.
+ */
+public final class ClickAggregationJob {
+    private static final Logger LOG = LoggerFactory.getLogger(ClickAggregationJob.class);
+
+    public static final String READY_LINE = "ADCLICK_FLINK_READY";
+    public static final String JOB_ID_PREFIX = "ADCLICK_FLINK_JOB_ID ";
+
+    private ClickAggregationJob() {}
+
+    public static void main(String[] args) throws Exception {
+        for (String a : args) {
+            if (a.equals("--help") || a.equals("-h")) {
+                System.out.print(JobConfig.usage());
+                return;
+            }
+        }
+        JobConfig cfg;
+        try {
+            cfg = JobConfig.parse(args, System.getenv());
+        } catch (IllegalArgumentException e) {
+            System.err.println("adclick-flink: " + e.getMessage());
+            System.err.print(JobConfig.usage());
+            System.exit(2);
+            return;
+        }
+        LOG.info("starting with {}", cfg);
+
+        StreamExecutionEnvironment env = createEnvironment(cfg.toFlinkConfiguration());
+        buildJob(env, cfg);
+
+        JobClient client = env.executeAsync(cfg.jobName);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            try {
+                JobStatus s = client.getJobStatus().get(2, TimeUnit.SECONDS);
+                if (!s.isGloballyTerminalState()) {
+                    LOG.info("shutdown requested, cancelling job {} (checkpoints are retained)", client.getJobID());
+                    client.cancel().get(15, TimeUnit.SECONDS);
+                }
+            } catch (Exception e) {
+                LOG.warn("cancel on shutdown failed: {}", e.toString());
+            }
+        }, "adclick-shutdown"));
+
+        int exit = awaitRunningThenEnd(client);
+        System.exit(exit);
+    }
+
+    /** In-process MiniCluster with web UI unless we are running inside a Flink client/cluster. */
+    static StreamExecutionEnvironment createEnvironment(Configuration conf) {
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+        if (env instanceof LocalStreamEnvironment) {
+            env = StreamExecutionEnvironment.createLocalEnvironmentWithWebUI(conf);
+        }
+        return env;
+    }
+
+    /** Kafka source -> core topology -> four exactly-once Kafka sinks. */
+    static void buildJob(StreamExecutionEnvironment env, JobConfig cfg) {
+        KafkaSource<IngestRecord> source = KafkaSource.<IngestRecord>builder()
+                .setBootstrapServers(cfg.bootstrapServers)
+                .setTopics(cfg.topicClicks)
+                .setGroupId(cfg.groupId)
+                .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
+                .setDeserializer(new ClickDeserializationSchema())
+                .setProperty("partition.discovery.interval.ms", "30000")
+                .setProperty("commit.offsets.on.checkpoint", "true")
+                .setProperty("client.id.prefix", cfg.groupId)
+                .build();
+
+        DataStream<IngestRecord> ingest = env
+                .fromSource(source, ClickWatermarks.strategy(cfg.outOfOrdernessMs, cfg.idlenessMs), "kafka-source-clicks")
+                .uid("kafka-source-clicks");
+
+        PipelineTopology.Outputs out = PipelineTopology.build(ingest, cfg);
+
+        out.aggregates.sinkTo(kafkaSink(cfg, "aggregates", new Serializers.WindowAggregateSerializer(cfg.topicAggregates)))
+                .name("sink-click-aggregates").uid("sink-click-aggregates");
+        out.watermarks.sinkTo(kafkaSink(cfg, "watermarks", new Serializers.WatermarkProgressSerializer(cfg.topicWatermarks)))
+                .name("sink-click-watermarks").uid("sink-click-watermarks");
+        out.lateClicks.sinkTo(kafkaSink(cfg, "late", new Serializers.LateClickSerializer(cfg.topicLate)))
+                .name("sink-clicks-late").uid("sink-clicks-late");
+        out.deadLetters.sinkTo(kafkaSink(cfg, "dlq", new Serializers.DeadLetterSerializer(cfg.topicDlq)))
+                .name("sink-clicks-dlq").uid("sink-clicks-dlq");
+    }
+
+    static <T> KafkaSink<T> kafkaSink(JobConfig cfg, String role, KafkaRecordSerializationSchema<T> serializer) {
+        return KafkaSink.<T>builder()
+                .setBootstrapServers(cfg.bootstrapServers)
+                .setRecordSerializer(serializer)
+                .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
+                .setTransactionalIdPrefix(cfg.transactionalIdPrefix + "-" + role)
+                .setProperty("transaction.timeout.ms", Long.toString(cfg.transactionTimeoutMs))
+                .setProperty("acks", "all")
+                .build();
+    }
+
+    private static int awaitRunningThenEnd(JobClient client) throws InterruptedException {
+        System.out.println(JOB_ID_PREFIX + client.getJobID());
+        System.out.flush();
+        try {
+            while (true) {
+                JobStatus s = client.getJobStatus().get(30, TimeUnit.SECONDS);
+                if (s == JobStatus.RUNNING) {
+                    System.out.println(READY_LINE);
+                    System.out.flush();
+                    LOG.info("job {} is RUNNING", client.getJobID());
+                    break;
+                }
+                if (s.isGloballyTerminalState()) {
+                    LOG.error("job {} ended before running: {}", client.getJobID(), s);
+                    break;
+                }
+                Thread.sleep(200);
+            }
+            client.getJobExecutionResult().get();
+            LOG.info("job {} finished", client.getJobID());
+            return 0;
+        } catch (Exception e) {
+            LOG.error("job {} failed", client.getJobID(), e);
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,260 @@
+package io.adclick.flink;
+
+import org.apache.flink.configuration.CheckpointingOptions;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.CoreOptions;
+import org.apache.flink.configuration.ExternalizedCheckpointRetention;
+import org.apache.flink.configuration.PipelineOptions;
+import org.apache.flink.configuration.RestOptions;
+import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.configuration.StateBackendOptions;
+import org.apache.flink.configuration.StateRecoveryOptions;
+import org.apache.flink.core.execution.CheckpointingMode;
+import org.apache.flink.util.ParameterTool;
+
+import java.io.Serializable;
+import java.nio.file.Paths;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * All knobs of the job. Each flag {@code --some-flag} can also be given as environment variable
+ * {@code ADCLICK_SOME_FLAG}; the CLI wins. Unknown flags are rejected (typos must not silently fall
+ * back to defaults).
+ */
+public final class JobConfig implements Serializable {
+    private static final long serialVersionUID = 1L;
+    public static final String ENV_PREFIX = "ADCLICK_";
+
+    /** flag -> default (null = no default). Order = help order. */
+    static final Map<String, String> DEFAULTS = new LinkedHashMap<>();
+
+    static {
+        DEFAULTS.put("bootstrap-servers", "127.0.0.1:9092");
+        DEFAULTS.put("group-id", "adclick-flink");
+        DEFAULTS.put("topic-clicks", "clicks");
+        DEFAULTS.put("topic-aggregates", "click-aggregates");
+        DEFAULTS.put("topic-watermarks", "click-watermarks");
+        DEFAULTS.put("topic-late", "clicks-late");
+        DEFAULTS.put("topic-dlq", "clicks-dlq");
+        DEFAULTS.put("checkpoint-dir", Paths.get(".data/flink/checkpoints").toAbsolutePath().toUri().toString());
+        DEFAULTS.put("checkpoint-interval-ms", "5000");
+        DEFAULTS.put("checkpoint-min-pause-ms", "1000");
+        DEFAULTS.put("checkpoint-timeout-ms", "120000");
+        DEFAULTS.put("checkpoints-retained", "3");
+        DEFAULTS.put("tolerable-checkpoint-failures", "3");
+        DEFAULTS.put("out-of-orderness-ms", "5000");
+        DEFAULTS.put("idleness-ms", "10000");
+        DEFAULTS.put("allowed-lateness-ms", "120000");
+        DEFAULTS.put("early-fire-interval-ms", "2000");
+        DEFAULTS.put("dedup-ttl-ms", Long.toString(Duration.ofHours(26).toMillis()));
+        DEFAULTS.put("transaction-timeout-ms", "900000");
+        DEFAULTS.put("transactional-id-prefix", "adclick-agg");
+        DEFAULTS.put("parallelism", "2");
+        DEFAULTS.put("max-parallelism", "128");
+        DEFAULTS.put("watermark-emit-interval-ms", "1000");
+        DEFAULTS.put("restore-from", null);
+        DEFAULTS.put("web-ui-port", "8082");
+        DEFAULTS.put("web-ui-bind-address", "127.0.0.1");
+        DEFAULTS.put("restart-attempts", "10");
+        DEFAULTS.put("restart-initial-backoff-ms", "1000");
+        DEFAULTS.put("restart-max-backoff-ms", "30000");
+        DEFAULTS.put("job-name", "adclick-click-aggregation");
+    }
+
+    public final String bootstrapServers;
+    public final String groupId;
+    public final String topicClicks;
+    public final String topicAggregates;
+    public final String topicWatermarks;
+    public final String topicLate;
+    public final String topicDlq;
+    public final String checkpointDir;
+    public final long checkpointIntervalMs;
+    public final long checkpointMinPauseMs;
+    public final long checkpointTimeoutMs;
+    public final int checkpointsRetained;
+    public final int tolerableCheckpointFailures;
+    public final long outOfOrdernessMs;
+    public final long idlenessMs;
+    public final long allowedLatenessMs;
+    public final long earlyFireIntervalMs;
+    public final long dedupTtlMs;
+    public final long transactionTimeoutMs;
+    public final String transactionalIdPrefix;
+    public final int parallelism;
+    public final int maxParallelism;
+    public final long watermarkEmitIntervalMs;
+    /** Retained checkpoint (or savepoint) to restore from, e.g. {@code file:///…/<job-id>/chk-42}; may be null. */
+    public final String restoreFrom;
+    public final int webUiPort;
+    public final String webUiBindAddress;
+    public final int restartAttempts;
+    public final long restartInitialBackoffMs;
+    public final long restartMaxBackoffMs;
+    public final String jobName;
+
+    private JobConfig(Function<String, String> get) {
+        bootstrapServers = str(get, "bootstrap-servers");
+        groupId = str(get, "group-id");
+        topicClicks = str(get, "topic-clicks");
+        topicAggregates = str(get, "topic-aggregates");
+        topicWatermarks = str(get, "topic-watermarks");
+        topicLate = str(get, "topic-late");
+        topicDlq = str(get, "topic-dlq");
+        checkpointDir = normalizeDir(str(get, "checkpoint-dir"));
+        checkpointIntervalMs = positive(get, "checkpoint-interval-ms");
+        checkpointMinPauseMs = nonNegative(get, "checkpoint-min-pause-ms");
+        checkpointTimeoutMs = positive(get, "checkpoint-timeout-ms");
+        checkpointsRetained = (int) positive(get, "checkpoints-retained");
+        tolerableCheckpointFailures = (int) nonNegative(get, "tolerable-checkpoint-failures");
+        outOfOrdernessMs = nonNegative(get, "out-of-orderness-ms");
+        idlenessMs = nonNegative(get, "idleness-ms");
+        allowedLatenessMs = nonNegative(get, "allowed-lateness-ms");
+        earlyFireIntervalMs = nonNegative(get, "early-fire-interval-ms");
+        dedupTtlMs = positive(get, "dedup-ttl-ms");
+        transactionTimeoutMs = positive(get, "transaction-timeout-ms");
+        transactionalIdPrefix = str(get, "transactional-id-prefix");
+        parallelism = (int) positive(get, "parallelism");
+        maxParallelism = (int) positive(get, "max-parallelism");
+        watermarkEmitIntervalMs = nonNegative(get, "watermark-emit-interval-ms");
+        String restore = get.apply("restore-from");
+        restoreFrom = restore == null || restore.isBlank() ? null : restore.trim();
+        webUiPort = (int) nonNegative(get, "web-ui-port");
+        webUiBindAddress = str(get, "web-ui-bind-address");
+        restartAttempts = (int) nonNegative(get, "restart-attempts");
+        restartInitialBackoffMs = positive(get, "restart-initial-backoff-ms");
+        restartMaxBackoffMs = positive(get, "restart-max-backoff-ms");
+        jobName = str(get, "job-name");
+
+        if (maxParallelism < parallelism) {
+            throw new IllegalArgumentException("--max-parallelism must be >= --parallelism");
+        }
+        if (transactionTimeoutMs <= checkpointIntervalMs + checkpointTimeoutMs) {
+            throw new IllegalArgumentException("--transaction-timeout-ms must exceed checkpoint interval + timeout,"
+                    + " otherwise Kafka may abort transactions Flink still has to commit");
+        }
+    }
+
+    /** Defaults only (tests). */
+    public static JobConfig defaults() {
+        return parse(new String[0], Map.of());
+    }
+
+    public static JobConfig parse(String[] args, Map<String, String> env) {
+        ParameterTool cli = ParameterTool.fromArgs(args);
+        for (String key : cli.toMap().keySet()) {
+            if (!DEFAULTS.containsKey(key)) {
+                throw new IllegalArgumentException("unknown flag --" + key + "; known flags: " + DEFAULTS.keySet());
+            }
+        }
+        return new JobConfig(key -> {
+            String v = cli.get(key);
+            if (v == null || "__NO_VALUE_KEY".equals(v)) {
+                v = env.get(envName(key));
+            }
+            if (v == null || v.isBlank()) {
+                v = DEFAULTS.get(key);
+            }
+            return v;
+        });
+    }
+
+    public static String envName(String flag) {
+        return ENV_PREFIX + flag.toUpperCase(Locale.ROOT).replace('-', '_');
+    }
+
+    public static String usage() {
+        StringBuilder sb = new StringBuilder("flags (env var fallback in brackets):\n");
+        DEFAULTS.forEach((k, v) -> sb.append("  --").append(k).append(" [").append(envName(k)).append("] default: ")
+                .append(v == null ? "(none)" : v).append('\n'));
+        return sb.toString();
+    }
+
+    /** Flink configuration: checkpointing, state backend, restart strategy, recovery path, web UI. */
+    public Configuration toFlinkConfiguration() {
+        Configuration c = new Configuration();
+        c.set(CoreOptions.DEFAULT_PARALLELISM, parallelism);
+        c.set(PipelineOptions.MAX_PARALLELISM, maxParallelism);
+        c.set(PipelineOptions.NAME, jobName);
+
+        c.set(CheckpointingOptions.CHECKPOINTING_CONSISTENCY_MODE, CheckpointingMode.EXACTLY_ONCE);
+        c.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(checkpointIntervalMs));
+        c.set(CheckpointingOptions.MIN_PAUSE_BETWEEN_CHECKPOINTS, Duration.ofMillis(checkpointMinPauseMs));
+        c.set(CheckpointingOptions.CHECKPOINTING_TIMEOUT, Duration.ofMillis(checkpointTimeoutMs));
+        c.set(CheckpointingOptions.MAX_CONCURRENT_CHECKPOINTS, 1);
+        c.set(CheckpointingOptions.TOLERABLE_FAILURE_NUMBER, tolerableCheckpointFailures);
+        c.set(CheckpointingOptions.EXTERNALIZED_CHECKPOINT_RETENTION, ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION);
+        c.set(CheckpointingOptions.MAX_RETAINED_CHECKPOINTS, checkpointsRetained);
+        c.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
+        c.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, checkpointDir);
+        c.set(CheckpointingOptions.INCREMENTAL_CHECKPOINTS, true);
+        c.set(StateBackendOptions.STATE_BACKEND, "rocksdb");
+
+        c.set(RestartStrategyOptions.RESTART_STRATEGY, "exponential-delay");
+        c.set(RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_INITIAL_BACKOFF, Duration.ofMillis(restartInitialBackoffMs));
+        c.set(RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_MAX_BACKOFF, Duration.ofMillis(restartMaxBackoffMs));
+        c.set(RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_BACKOFF_MULTIPLIER, 2.0);
+        c.set(RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_RESET_BACKOFF_THRESHOLD, Duration.ofMinutes(10));
+        c.set(RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_JITTER_FACTOR, 0.1);
+        c.set(RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_ATTEMPTS, restartAttempts);
+
+        if (restoreFrom != null) {
+            c.set(StateRecoveryOptions.SAVEPOINT_PATH, restoreFrom);
+            c.set(StateRecoveryOptions.SAVEPOINT_IGNORE_UNCLAIMED_STATE, false);
+        }
+
+        c.set(RestOptions.PORT, webUiPort);
+        c.set(RestOptions.BIND_PORT, Integer.toString(webUiPort));
+        c.set(RestOptions.ADDRESS, webUiBindAddress);
+        c.set(RestOptions.BIND_ADDRESS, webUiBindAddress);
+        return c;
+    }
+
+    private static String str(Function<String, String> get, String key) {
+        String v = get.apply(key);
+        if (v == null || v.isBlank()) throw new IllegalArgumentException("--" + key + " must not be empty");
+        return v.trim();
+    }
+
+    private static long num(Function<String, String> get, String key) {
+        String v = str(get, key);
+        try {
+            return Long.parseLong(v.replace("_", ""));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + key + " must be an integer, got '" + v + "'");
+        }
+    }
+
+    private static long positive(Function<String, String> get, String key) {
+        long v = num(get, key);
+        if (v <= 0) throw new IllegalArgumentException("--" + key + " must be > 0, got " + v);
+        return v;
+    }
+
+    private static long nonNegative(Function<String, String> get, String key) {
+        long v = num(get, key);
+        if (v < 0) throw new IllegalArgumentException("--" + key + " must be >= 0, got " + v);
+        return v;
+    }
+
+    /** Plain absolute paths become file:// URIs; URIs are kept. */
+    static String normalizeDir(String dir) {
+        if (dir.contains("://")) return dir;
+        return Paths.get(dir).toAbsolutePath().toUri().toString();
+    }
+
+    @Override
+    public String toString() {
+        return "JobConfig{bootstrap=" + bootstrapServers + ", group=" + groupId + ", checkpointDir=" + checkpointDir
+                + ", checkpointIntervalMs=" + checkpointIntervalMs + ", parallelism=" + parallelism
+                + ", outOfOrdernessMs=" + outOfOrdernessMs + ", idlenessMs=" + idlenessMs
+                + ", allowedLatenessMs=" + allowedLatenessMs + ", earlyFireIntervalMs=" + earlyFireIntervalMs
+                + ", dedupTtlMs=" + dedupTtlMs + ", transactionTimeoutMs=" + transactionTimeoutMs
+                + ", transactionalIdPrefix=" + transactionalIdPrefix + ", restoreFrom=" + restoreFrom
+                + ", webUi=" + webUiBindAddress + ":" + webUiPort + "}";
+    }
+}

@@ -1,0 +1,119 @@
+package io.adclick.flink;
+
+import io.adclick.flink.functions.ClickCountAggregate;
+import io.adclick.flink.functions.DedupFunction;
+import io.adclick.flink.functions.DedupKeySelector;
+import io.adclick.flink.functions.EarlyFiringEventTimeTrigger;
+import io.adclick.flink.functions.LateClickFunction;
+import io.adclick.flink.functions.SplitDeadLetters;
+import io.adclick.flink.functions.WatermarkProgressOperator;
+import io.adclick.flink.functions.WindowResultFunction;
+import io.adclick.flink.model.Click;
+import io.adclick.flink.model.DeadLetterRecord;
+import io.adclick.flink.model.IngestRecord;
+import io.adclick.flink.model.LateClickRecord;
+import io.adclick.flink.model.WatermarkProgressRecord;
+import io.adclick.flink.model.WindowGranularity;
+import io.adclick.flink.model.WindowResult;
+
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.windowing.assigners.TumblingEventTimeWindows;
+import org.apache.flink.util.OutputTag;
+
+import java.time.Duration;
+import java.util.EnumMap;
+import java.util.Map;
+
+/**
+ * The source- and sink-independent core of the job, so tests can run it over in-memory input.
+ * Input must already carry event timestamps and watermarks (see ClickWatermarks).
+ */
+public final class PipelineTopology {
+    private PipelineTopology() {}
+
+    /** The four output streams, one per Kafka topic. */
+    public static final class Outputs {
+        public final DataStream<WindowResult> aggregates;
+        public final DataStream<WatermarkProgressRecord> watermarks;
+        public final DataStream<LateClickRecord> lateClicks;
+        public final DataStream<DeadLetterRecord> deadLetters;
+
+        Outputs(DataStream<WindowResult> aggregates, DataStream<WatermarkProgressRecord> watermarks,
+                DataStream<LateClickRecord> lateClicks, DataStream<DeadLetterRecord> deadLetters) {
+            this.aggregates = aggregates;
+            this.watermarks = watermarks;
+            this.lateClicks = lateClicks;
+            this.deadLetters = deadLetters;
+        }
+    }
+
+    public static Outputs build(DataStream<IngestRecord> ingest, JobConfig cfg) {
+        SingleOutputStreamOperator<Click> clicks = ingest
+                .process(new SplitDeadLetters(), TypeInformation.of(Click.class))
+                .name("split-dead-letters").uid("split-dead-letters");
+        DataStream<DeadLetterRecord> deadLetters = clicks.getSideOutput(SplitDeadLetters.DEAD_LETTERS);
+
+        SingleOutputStreamOperator<Click> deduped = clicks
+                .keyBy(new DedupKeySelector(), Types.STRING)
+                .process(new DedupFunction(cfg.dedupTtlMs), TypeInformation.of(Click.class))
+                .name("dedup-impression-event").uid("dedup-impression-event");
+
+        Map<WindowGranularity, SingleOutputStreamOperator<WindowResult>> windows = new EnumMap<>(WindowGranularity.class);
+        DataStream<WindowResult> aggregates = null;
+        DataStream<LateClickRecord> late = null;
+        for (WindowGranularity g : WindowGranularity.values()) {
+            OutputTag<Click> lateTag = lateTag(g);
+            SingleOutputStreamOperator<WindowResult> w =
+                    windowAggregate(deduped, g, cfg.allowedLatenessMs, cfg.earlyFireIntervalMs, lateTag);
+            windows.put(g, w);
+            DataStream<LateClickRecord> l = w.getSideOutput(lateTag)
+                    .process(new LateClickFunction(g), TypeInformation.of(LateClickRecord.class))
+                    .name("late-clicks-" + g.label).uid("late-clicks-" + g.label);
+            aggregates = aggregates == null ? w : aggregates.union(w);
+            late = late == null ? l : late.union(l);
+        }
+
+        // Directly behind the 1m window operator (forward edge, same parallelism): reports exactly the
+        // watermark the window operators fire on (all three share the same input watermark).
+        DataStream<WatermarkProgressRecord> watermarks = windows.get(WindowGranularity.MINUTE_1)
+                .transform("watermark-progress", TypeInformation.of(WatermarkProgressRecord.class),
+                        new WatermarkProgressOperator<WindowResult>(cfg.watermarkEmitIntervalMs))
+                .uid("watermark-progress");
+
+        return new Outputs(aggregates, watermarks, late, deadLetters);
+    }
+
+    public static OutputTag<Click> lateTag(WindowGranularity g) {
+        return new OutputTag<>("late-" + g.label, TypeInformation.of(Click.class));
+    }
+
+    /** One tumbling event-time window aggregation per ad (exposed for the operator harness test). */
+    public static SingleOutputStreamOperator<WindowResult> windowAggregate(
+            DataStream<Click> deduped, WindowGranularity g, long allowedLatenessMs, long earlyFireIntervalMs,
+            OutputTag<Click> lateTag) {
+        return deduped
+                .keyBy(new AdIdKey(), Types.LONG)
+                .window(TumblingEventTimeWindows.of(g.size))
+                .trigger(new EarlyFiringEventTimeTrigger(earlyFireIntervalMs))
+                .allowedLateness(Duration.ofMillis(allowedLatenessMs))
+                .sideOutputLateData(lateTag)
+                .aggregate(new ClickCountAggregate(), new WindowResultFunction(g),
+                        TypeInformation.of(ClickCountAggregate.Acc.class),
+                        TypeInformation.of(ClickCountAggregate.Acc.class),
+                        TypeInformation.of(WindowResult.class))
+                .name("window-" + g.label).uid("window-" + g.label);
+    }
+
+    public static final class AdIdKey implements KeySelector<Click, Long> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public Long getKey(Click c) {
+            return c.adId;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+package io.adclick.flink.functions;
+
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.streaming.api.windowing.triggers.Trigger;
+import org.apache.flink.streaming.api.windowing.triggers.TriggerResult;
+import org.apache.flink.streaming.api.windowing.windows.TimeWindow;
+
+/**
+ * Event-time trigger with provisional early firings.
+ *
+ * <ul>
+ *   <li>FIRE when the watermark passes the window end (the final result);</li>
+ *   <li>while the window is open: at most one processing-time timer per window, {@code earlyIntervalMs}
+ *       after the first unreported element; when it fires and the window changed since the last firing,
+ *       FIRE (provisional). No elements, no timers, no firings;</li>
+ *   <li>an element arriving after the end-of-window firing (but within allowed lateness, later ones never
+ *       reach the trigger) FIREs immediately with the updated full count;</li>
+ *   <li>never purges: the accumulator must survive for updates within allowed lateness; the window
+ *       operator clears it at window end + allowed lateness, and {@link #clear} removes our timers/state.</li>
+ * </ul>
+ */
+public class EarlyFiringEventTimeTrigger extends Trigger<Object, TimeWindow> {
+    private static final long serialVersionUID = 1L;
+
+    /** Processing time of the pending early-fire timer of this window, if any. */
+    private static final ValueStateDescriptor<Long> EARLY_TIMER =
+            new ValueStateDescriptor<>("early-fire-timer", Types.LONG);
+    /** Set when elements were added since the last firing. */
+    private static final ValueStateDescriptor<Boolean> DIRTY =
+            new ValueStateDescriptor<>("early-fire-dirty", Types.BOOLEAN);
+
+    private final long earlyIntervalMs;
+
+    /** @param earlyIntervalMs processing-time delay of provisional firings; {@code <= 0} disables them. */
+    public EarlyFiringEventTimeTrigger(long earlyIntervalMs) {
+        this.earlyIntervalMs = earlyIntervalMs;
+    }
+
+    @Override
+    public TriggerResult onElement(Object element, long timestamp, TimeWindow window, TriggerContext ctx) throws Exception {
+        if (window.maxTimestamp() <= ctx.getCurrentWatermark()) {
+            // late, but within allowed lateness: publish the corrected full count right away
+            return TriggerResult.FIRE;
+        }
+        ctx.registerEventTimeTimer(window.maxTimestamp());
+        if (earlyIntervalMs > 0) {
+            ctx.getPartitionedState(DIRTY).update(Boolean.TRUE);
+            ValueState<Long> timer = ctx.getPartitionedState(EARLY_TIMER);
+            if (timer.value() == null) {
+                long at = ctx.getCurrentProcessingTime() + earlyIntervalMs;
+                ctx.registerProcessingTimeTimer(at);
+                timer.update(at);
+            }
+        }
+        return TriggerResult.CONTINUE;
+    }
+
+    @Override
+    public TriggerResult onProcessingTime(long time, TimeWindow window, TriggerContext ctx) throws Exception {
+        ValueState<Long> timer = ctx.getPartitionedState(EARLY_TIMER);
+        Long pending = timer.value();
+        if (pending == null || pending != time) {
+            return TriggerResult.CONTINUE; // stale timer
+        }
+        timer.clear();
+        ValueState<Boolean> dirty = ctx.getPartitionedState(DIRTY);
+        if (Boolean.TRUE.equals(dirty.value()) && ctx.getCurrentWatermark() < window.maxTimestamp()) {
+            dirty.clear();
+            return TriggerResult.FIRE;
+        }
+        return TriggerResult.CONTINUE;
+    }
+
+    @Override
+    public TriggerResult onEventTime(long time, TimeWindow window, TriggerContext ctx) throws Exception {
+        if (time != window.maxTimestamp()) {
+            return TriggerResult.CONTINUE; // e.g. the window operator's cleanup timer
+        }
+        cancelEarlyTimer(ctx);
+        return TriggerResult.FIRE;
+    }
+
+    @Override
+    public void clear(TimeWindow window, TriggerContext ctx) throws Exception {
+        cancelEarlyTimer(ctx);
+        ctx.deleteEventTimeTimer(window.maxTimestamp());
+    }
+
+    private static void cancelEarlyTimer(TriggerContext ctx) throws Exception {
+        ValueState<Long> timer = ctx.getPartitionedState(EARLY_TIMER);
+        Long pending = timer.value();
+        if (pending != null) {
+            ctx.deleteProcessingTimeTimer(pending);
+        }
+        timer.clear();
+        ctx.getPartitionedState(DIRTY).clear();
+    }
+
+    @Override
+    public String toString() {
+        return "EarlyFiringEventTimeTrigger(" + earlyIntervalMs + "ms)";
+    }
+}

@@ -1,0 +1,21 @@
+package io.adclick.flink.model;
+
+/** A Kafka record that could not be turned into a valid click (goes to {@code clicks-dlq}). */
+public class DeadLetterRecord {
+    public String sourceTopic;
+    public int partition;
+    public long offset;
+    public byte[] key;
+    public byte[] payload;
+    /** Stable UPPER_SNAKE reason code, see {@link io.adclick.flink.serde.ReasonCodes}. */
+    public String reason;
+    public String detail;
+    public long detectedAtMs;
+
+    public DeadLetterRecord() {}
+
+    @Override
+    public String toString() {
+        return "DeadLetter{" + reason + " " + sourceTopic + "-" + partition + "@" + offset + ": " + detail + "}";
+    }
+}

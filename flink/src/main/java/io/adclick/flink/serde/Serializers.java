@@ -1,0 +1,96 @@
+package io.adclick.flink.serde;
+
+import io.adclick.flink.model.DeadLetterRecord;
+import io.adclick.flink.model.LateClickRecord;
+import io.adclick.flink.model.WatermarkProgressRecord;
+import io.adclick.flink.model.WindowResult;
+
+import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.internals.RecordHeader;
+
+import java.util.List;
+
+/**
+ * Kafka record serializers for the four output topics. Record timestamps are left to the producer
+ * (create time), the partition to the default partitioner over the key.
+ */
+public final class Serializers {
+    /** Header carried by late clicks: the window granularity the click missed ("1m", "5m", "1h"). */
+    public static final String HEADER_GRANULARITY = "adclick-granularity";
+    /** Header carried by late clicks: start of the window the click missed (decimal ms). */
+    public static final String HEADER_WINDOW_START = "adclick-window-start-ms";
+
+    private Serializers() {}
+
+    /** click-aggregates: key {@code <granularity>|<ad_id>|<window_start_ms>}, value WindowAggregate. */
+    public static class WindowAggregateSerializer implements KafkaRecordSerializationSchema<WindowResult> {
+        private static final long serialVersionUID = 1L;
+        private final String topic;
+
+        public WindowAggregateSerializer(String topic) {
+            this.topic = topic;
+        }
+
+        @Override
+        public ProducerRecord<byte[], byte[]> serialize(WindowResult r, KafkaSinkContext ctx, Long timestamp) {
+            return new ProducerRecord<>(topic,
+                    ProtoConverters.utf8(ProtoConverters.windowKey(r.granularity, r.adId, r.windowStartMs)),
+                    ProtoConverters.toProto(r).toByteArray());
+        }
+    }
+
+    /** click-watermarks: key = decimal subtask index, value WatermarkProgress. */
+    public static class WatermarkProgressSerializer implements KafkaRecordSerializationSchema<WatermarkProgressRecord> {
+        private static final long serialVersionUID = 1L;
+        private final String topic;
+
+        public WatermarkProgressSerializer(String topic) {
+            this.topic = topic;
+        }
+
+        @Override
+        public ProducerRecord<byte[], byte[]> serialize(WatermarkProgressRecord r, KafkaSinkContext ctx, Long timestamp) {
+            return new ProducerRecord<>(topic, ProtoConverters.utf8(Integer.toString(r.subtask)),
+                    ProtoConverters.toProto(r).toByteArray());
+        }
+    }
+
+    /**
+     * clicks-late: key {@code <granularity>|<ad_id>|<window_start_ms>} of the missed window, value
+     * LateClick, plus headers naming the granularity and window start (LateClick has no such field).
+     */
+    public static class LateClickSerializer implements KafkaRecordSerializationSchema<LateClickRecord> {
+        private static final long serialVersionUID = 1L;
+        private final String topic;
+
+        public LateClickSerializer(String topic) {
+            this.topic = topic;
+        }
+
+        @Override
+        public ProducerRecord<byte[], byte[]> serialize(LateClickRecord r, KafkaSinkContext ctx, Long timestamp) {
+            return new ProducerRecord<>(topic, null, null,
+                    ProtoConverters.utf8(ProtoConverters.windowKey(r.granularity, r.click.adId, r.windowStartMs)),
+                    ProtoConverters.toProto(r).toByteArray(),
+                    List.<Header>of(new RecordHeader(HEADER_GRANULARITY, ProtoConverters.utf8(r.granularity.label)),
+                            new RecordHeader(HEADER_WINDOW_START, ProtoConverters.utf8(Long.toString(r.windowStartMs)))));
+        }
+    }
+
+    /** clicks-dlq: key = the original record key (may be null), value DeadLetter. */
+    public static class DeadLetterSerializer implements KafkaRecordSerializationSchema<DeadLetterRecord> {
+        private static final long serialVersionUID = 1L;
+        private final String topic;
+
+        public DeadLetterSerializer(String topic) {
+            this.topic = topic;
+        }
+
+        @Override
+        public ProducerRecord<byte[], byte[]> serialize(DeadLetterRecord r, KafkaSinkContext ctx, Long timestamp) {
+            return new ProducerRecord<>(topic, r.key, ProtoConverters.toProto(r).toByteArray());
+        }
+    }
+}

@@ -1,0 +1,176 @@
+package io.adclick.flink.functions;
+
+import io.adclick.flink.PipelineTopology;
+import io.adclick.flink.TestClicks;
+import io.adclick.flink.model.Click;
+import io.adclick.flink.model.WindowGranularity;
+import io.adclick.flink.model.WindowResult;
+
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.operators.StreamOperatorFactory;
+import org.apache.flink.streaming.api.transformations.OneInputTransformation;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.apache.flink.util.OutputTag;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.stream.Collectors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The real window operator as wired by PipelineTopology (assigner + custom trigger + allowed lateness
+ * + late side output + aggregate/process functions), driven through a keyed harness.
+ */
+class WindowOperatorTest {
+    private static final long W0 = 1_700_000_040_000L; // minute aligned
+    private static final long LATENESS = 120_000;
+    private static final long EARLY = 2_000;
+    private static final OutputTag<Click> LATE = PipelineTopology.lateTag(WindowGranularity.MINUTE_1);
+
+    private KeyedOneInputStreamOperatorTestHarness<Long, Click, WindowResult> h;
+
+    @BeforeEach
+    @SuppressWarnings("unchecked")
+    void setUp() throws Exception {
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        DataStream<Click> src = env.fromData(TypeInformation.of(Click.class), TestClicks.click("x", 1, W0));
+        SingleOutputStreamOperator<WindowResult> w =
+                PipelineTopology.windowAggregate(src, WindowGranularity.MINUTE_1, LATENESS, EARLY, LATE);
+        StreamOperatorFactory<WindowResult> factory =
+                ((OneInputTransformation<Click, WindowResult>) w.getTransformation()).getOperatorFactory();
+        h = new KeyedOneInputStreamOperatorTestHarness<>(factory, new PipelineTopology.AdIdKey(), Types.LONG);
+        h.setProcessingTime(0);
+        h.open();
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        h.close();
+    }
+
+    private void add(String id, long ad, long ts) throws Exception {
+        h.processElement(new StreamRecord<>(TestClicks.click(id, ad, ts), ts));
+    }
+
+    private List<WindowResult> drain() {
+        List<WindowResult> out = h.extractOutputValues();
+        h.getOutput().clear();
+        return out;
+    }
+
+    private static String brief(WindowResult r) {
+        return r.adId + ":" + r.clicks + (r.finalFiring ? "F" : "E");
+    }
+
+    private static List<String> brief(List<WindowResult> rs) {
+        return rs.stream().map(WindowOperatorTest::brief).sorted().collect(Collectors.toList());
+    }
+
+    @Test
+    void earlyFinalLateWithinLatenessAndBeyond() throws Exception {
+        add("a", 1, W0 + 10_000);
+        add("b", 1, W0 + 20_000);
+        add("c", 2, W0 + 5_000);
+        h.setProcessingTime(1_999);
+        assertEquals(List.of(), drain(), "no early firing before the interval");
+
+        h.setProcessingTime(2_000);
+        List<WindowResult> early = drain();
+        assertEquals(List.of("1:2E", "2:1E"), brief(early), "provisional firing per changed window");
+        WindowResult e1 = early.stream().filter(r -> r.adId == 1).findFirst().orElseThrow();
+        assertEquals(W0, e1.windowStartMs);
+        assertEquals(W0 + 60_000, e1.windowEndMs);
+        assertEquals(10, e1.campaignId);
+        assertEquals(100, e1.advertiserId);
+        assertEquals(W0 + 20_050, e1.maxReceivedAtMs);
+        assertEquals(2_000, e1.emittedAtMs);
+        assertEquals(WindowGranularity.MINUTE_1, e1.granularity);
+
+        h.setProcessingTime(4_000);
+        assertEquals(List.of(), drain(), "unchanged windows do not re-fire");
+        assertEquals(0, h.numProcessingTimeTimers(), "idle windows keep no processing-time timers");
+
+        h.setProcessingTime(4_000);
+        add("d", 1, W0 + 30_000);
+        h.setProcessingTime(6_000);
+        assertEquals(List.of("1:3E"), brief(drain()), "only the changed window re-fires, with the full count");
+
+        add("e", 1, W0 + 59_999);
+        h.processWatermark(new Watermark(W0 + 59_998));
+        assertEquals(List.of(), drain(), "window still open one ms before its end");
+        h.processWatermark(new Watermark(W0 + 59_999));
+        List<WindowResult> fin = drain();
+        assertEquals(List.of("1:4F", "2:1F"), brief(fin), "final firing when the watermark passes the end");
+        assertTrue(fin.stream().allMatch(r -> r.watermarkMs == W0 + 59_999));
+        assertEquals(0, h.numProcessingTimeTimers(), "final firing cancels the pending early timer");
+        h.setProcessingTime(10_000);
+        assertEquals(List.of(), drain(), "no early firing after final");
+
+        add("f", 1, W0 + 40_000); // late, but within allowed lateness
+        assertEquals(List.of("1:5F"), brief(drain()), "update within lateness re-fires the full count immediately");
+
+        h.processWatermark(new Watermark(W0 + 59_999 + LATENESS)); // cleanup time of the window
+        assertEquals(List.of(), drain());
+        assertEquals(0, h.numEventTimeTimers(), "window cleaned up, no timers left");
+        assertEquals(0, h.numProcessingTimeTimers());
+        assertEquals(0, h.numKeyedStateEntries(), "window contents and trigger state cleared");
+
+        add("g", 1, W0 + 50_000); // beyond allowed lateness
+        assertEquals(List.of(), drain(), "never counted");
+        var late = h.getSideOutput(LATE);
+        assertEquals(1, late.size(), "goes to the late side output instead of being dropped");
+        assertEquals("g", late.peek().getValue().impressionId);
+
+        add("h", 1, W0 + 60_000); // a later window that is itself within lateness: immediate final update
+        assertEquals(List.of("1:1F"), brief(drain()));
+        add("i", 1, W0 + 180_000); // a window still open: early firing again
+        assertEquals(1, h.numProcessingTimeTimers());
+        h.setProcessingTime(12_000);
+        List<WindowResult> next = drain();
+        assertEquals(List.of("1:1E"), brief(next));
+        assertEquals(W0 + 180_000, next.get(0).windowStartMs);
+        assertFalse(next.get(0).finalFiring);
+    }
+
+    @Test
+    void finalFiringWithoutAnyEarlyFiring() throws Exception {
+        add("a", 7, W0 + 1);
+        add("b", 7, W0 + 2);
+        h.processWatermark(new Watermark(W0 + 60_000));
+        assertEquals(List.of("7:2F"), brief(drain()));
+        h.setProcessingTime(5_000);
+        assertEquals(List.of(), drain());
+    }
+
+    @Test
+    void earlyFiringDisabledWithZeroInterval() throws Exception {
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        DataStream<Click> src = env.fromData(TypeInformation.of(Click.class), TestClicks.click("x", 1, W0));
+        @SuppressWarnings("unchecked")
+        StreamOperatorFactory<WindowResult> factory = ((OneInputTransformation<Click, WindowResult>) PipelineTopology
+                .windowAggregate(src, WindowGranularity.MINUTE_5, LATENESS, 0, LATE).getTransformation())
+                .getOperatorFactory();
+        try (var h2 = new KeyedOneInputStreamOperatorTestHarness<Long, Click, WindowResult>(
+                factory, new PipelineTopology.AdIdKey(), Types.LONG)) {
+            h2.open();
+            h2.processElement(new StreamRecord<>(TestClicks.click("a", 1, W0), W0));
+            assertEquals(0, h2.numProcessingTimeTimers());
+            h2.processWatermark(new Watermark(W0 + 300_000));
+            List<WindowResult> out = h2.extractOutputValues();
+            assertEquals(1, out.size());
+            assertEquals(W0 - Math.floorMod(W0, 300_000L), out.get(0).windowStartMs);
+            assertTrue(out.get(0).finalFiring);
+        }
+    }
+}

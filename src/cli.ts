@@ -1,0 +1,57 @@
+// `adclick` command line. Parses the command, then hands over to the part that owns it;
+// each part is imported lazily so `adclick sign` does not load Kafka or ClickHouse.
+const USAGE = `adclick — real-time exactly-once ad click aggregation
+
+usage: adclick <command> [options]
+
+  up                       start the whole local pipeline in the foreground (Ctrl-C stops it)
+  down                     stop a stack started by \`adclick up\` elsewhere
+  status                   show each part of a running stack
+  simulate [options]       send realistic signed traffic and write a ground-truth ledger
+                           (--rate N/s --duration 60s|--count N --batch N --seed N ...; --help)
+  sign [--key-id K --secret S] '<click json>'
+                           sign a click (JSON on stdin if no argument)
+  keys create --advertiser <id>   create an advertiser API key (printed once, last line)
+  keys revoke <api_key>           revoke an API key
+  help                     this text
+
+Configuration is read from the environment; see the README's configuration table.
+`;
+
+const [command, ...rest] = process.argv.slice(2);
+
+async function main(): Promise<number> {
+  switch (command) {
+    case 'up':
+      return (await import('./stack/cli-commands.ts')).upCommand();
+    case 'down':
+      return (await import('./stack/cli-commands.ts')).downCommand();
+    case 'status':
+      return (await import('./stack/cli-commands.ts')).statusCommand();
+    case 'simulate':
+      return (await import('./simulate/simulate-command.ts')).runSimulate(rest);
+    case 'sign':
+      return (await import('./simulate/sign-command.ts')).runSign(rest);
+    case 'keys':
+      return (await import('./keys-command.ts')).runKeys(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`adclick ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,318 @@
+// The advertiser query API (API.md, "Advertiser query API"). Builds routes and never
+// listens: the serving process owns the port, the store and the signals.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
+import { AppError, ERRORS, errorBody, isAppError, type ErrorCode } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+import { ApiKeyAuthenticator, type Clock, type Principal } from './auth.ts';
+import { DASHBOARD_PLACEHOLDER_HTML } from './dashboard.ts';
+import { createQueryMetrics } from './metrics.ts';
+import { TokenBucketLimiter } from './rate-limit.ts';
+import type { QueryRepository } from './repository.ts';
+import { parseId, parseLimit } from './request-params.ts';
+import { formatInstant, resolveRange, type TimeRange } from './time-params.ts';
+import { GRANULARITY_MS, denseFill, type Granularity } from './window-math.ts';
+
+export interface QueryAppOptions {
+  /** How long a valid API key is trusted without a storage lookup; bounds revocation delay. */
+  readonly apiKeyCacheTtlMs: number;
+  /** Bound on cached API keys and on rate-limit buckets. */
+  readonly maxTrackedKeys: number;
+  /** Per-API-key sustained request rate (requests/s), in-process. */
+  readonly rateLimitPerSec: number;
+  /** Per-API-key burst (requests). */
+  readonly rateLimitBurst: number;
+  /** Most windows one request may cover (series and the ads ranking alike). */
+  readonly maxWindows: number;
+  /** Granularity when the request names none. */
+  readonly defaultGranularity: Granularity;
+  /** Range length when `from` is omitted (the range ends at `to`, default now). */
+  readonly defaultRangeMs: number;
+  readonly defaultAdsLimit: number;
+  readonly maxAdsLimit: number;
+  /** Retry-After (seconds) on 503 answers. */
+  readonly retryAfterSec: number;
+  /** A storage call slower than this answers 503 UNAVAILABLE. */
+  readonly storageTimeoutMs: number;
+}
+
+export const DEFAULT_QUERY_APP_OPTIONS: QueryAppOptions = Object.freeze({
+  apiKeyCacheTtlMs: 2000,
+  maxTrackedKeys: 10_000,
+  rateLimitPerSec: 50,
+  rateLimitBurst: 100,
+  maxWindows: 10_000,
+  defaultGranularity: '1m',
+  defaultRangeMs: 3_600_000,
+  defaultAdsLimit: 10,
+  maxAdsLimit: 1000,
+  retryAfterSec: 2,
+  storageTimeoutMs: 10_000,
+});
+
+export interface QueryAppDeps {
+  readonly repo: QueryRepository;
+  readonly logger: Logger;
+  /** Epoch ms; injected so tests can move time. */
+  readonly clock?: Clock;
+  readonly options?: Partial<QueryAppOptions>;
+  /** Registry served at /metrics; a fresh one when omitted (default process metrics are the caller's choice). */
+  readonly registry?: Registry;
+}
+
+/** Retry-After values travel with the error to the one place that writes error replies. */
+const retryAfterOf = new WeakMap<Error, number>();
+
+function withRetryAfter(err: AppError, seconds: number): AppError {
+  retryAfterOf.set(err, seconds);
+  return err;
+}
+
+function notFound(): AppError {
+  return new AppError('NOT_FOUND');
+}
+
+/** fastify's own errors (bad content type, body too large, ...) mapped to registry codes. */
+function codeForFrameworkError(err: { statusCode?: number; code?: string }): ErrorCode {
+  const status = err.statusCode ?? 500;
+  if (status === 415) return 'UNSUPPORTED_MEDIA_TYPE';
+  if (status === 413) return 'PAYLOAD_TOO_LARGE';
+  if (status === 404) return 'NOT_FOUND';
+  if (status === 405) return 'METHOD_NOT_ALLOWED';
+  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'INVALID_JSON';
+  if (status >= 400 && status < 500) return 'INVALID_FIELD';
+  return 'INTERNAL';
+}
+
+export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
+  const opts: QueryAppOptions = { ...DEFAULT_QUERY_APP_OPTIONS, ...deps.options };
+  const clock: Clock = deps.clock ?? Date.now;
+  const log = deps.logger.child({ module: 'query' });
+  const metrics = createQueryMetrics(deps.registry);
+  const repo = deps.repo;
+
+  /** Any storage failure or timeout becomes 503 UNAVAILABLE; an AppError keeps its code. */
+  async function storage<T>(call: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`storage call exceeded ${opts.storageTimeoutMs} ms`)), opts.storageTimeoutMs);
+    });
+    try {
+      return await Promise.race([call(), timeout]);
+    } catch (err) {
+      if (isAppError(err)) throw err;
+      throw new AppError('UNAVAILABLE', undefined, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const authenticator = new ApiKeyAuthenticator((hash) => storage(() => repo.findApiKey(hash)), clock, {
+    cacheTtlMs: opts.apiKeyCacheTtlMs,
+    maxCachedKeys: opts.maxTrackedKeys,
+  });
+  const limiter = new TokenBucketLimiter(clock, {
+    perSec: opts.rateLimitPerSec,
+    burst: opts.rateLimitBurst,
+    maxKeys: opts.maxTrackedKeys,
+  });
+
+  /** Authenticate, then charge the key's bucket (invalid keys always get 401, never 429). */
+  async function principalOf(request: FastifyRequest): Promise<Principal> {
+    const principal = await authenticator.authenticate(request.headers.authorization);
+    const decision = limiter.take(principal.keyHash);
+    if (!decision.allowed) throw withRetryAfter(new AppError('RATE_LIMITED'), decision.retryAfterSec);
+    return principal;
+  }
+
+  async function ownedCampaign(advertiserId: number, campaignId: number): Promise<void> {
+    const owner = await storage(() => repo.campaignOwner(campaignId));
+    // Missing and foreign are one answer, byte for byte.
+    if (!owner || owner.advertiserId !== advertiserId) throw notFound();
+  }
+
+  async function completeBefore(): Promise<number | null> {
+    const cb = await storage(() => repo.completeBefore());
+    return typeof cb === 'number' && Number.isFinite(cb) && cb >= 0 ? cb : null;
+  }
+
+  function rangeOf(request: FastifyRequest): TimeRange {
+    return resolveRange(request.query as Record<string, unknown>, clock(), opts);
+  }
+
+  function seriesBody(
+    head: Record<string, number>,
+    range: TimeRange,
+    rows: { windowStartMs: number; clicks: number }[],
+    cb: number | null,
+  ) {
+    const size = GRANULARITY_MS[range.granularity];
+    let total = 0;
+    const points = denseFill(rows, range.fromMs, range.toMs, range.granularity).map((p) => {
+      total += p.clicks;
+      return {
+        window_start: formatInstant(p.windowStartMs),
+        clicks: p.clicks,
+        // Additive to API.md: the window ends at or before complete_before.
+        final: cb !== null && p.windowStartMs + size <= cb,
+      };
+    });
+    return {
+      ...head,
+      granularity: range.granularity,
+      from: formatInstant(range.fromMs),
+      to: formatInstant(range.toMs),
+      complete_before: cb === null ? null : formatInstant(cb),
+      total_clicks: total,
+      points,
+    };
+  }
+
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ module: 'http' }),
+    routerOptions: { maxParamLength: 64 },
+    // Errors raised before routing: an undecodable URL or an over-long path parameter
+    // names nothing, so it is a 404 like any bad id; the rest is ours to fix (500).
+    frameworkErrors: (err, request, reply) => {
+      const code: ErrorCode = err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'NOT_FOUND' : 'INTERNAL';
+      if (code === 'INTERNAL') request.log.error({ err }, 'unexpected routing error');
+      void (reply as FastifyReply).code(ERRORS[code].status).type('application/json; charset=utf-8').send(errorBody(code));
+    },
+  });
+
+  app.addHook('onRequest', async (_request, reply) => {
+    // Answers are per key and change by the second: never cache them in shared caches.
+    reply.header('cache-control', 'no-store');
+    reply.header('x-content-type-options', 'nosniff');
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ route, status: String(reply.statusCode) });
+    metrics.duration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err: unknown, request, reply) => {
+    let appErr: AppError;
+    if (isAppError(err)) {
+      appErr = err;
+    } else {
+      const e = (err ?? {}) as { statusCode?: number; code?: string };
+      const code = codeForFrameworkError(e);
+      appErr = new AppError(code, code === 'INTERNAL' ? undefined : ERRORS[code].message, { cause: err });
+    }
+    if (appErr.code === 'INTERNAL') request.log.error({ err }, 'unexpected error');
+    else if (appErr.code === 'UNAVAILABLE') request.log.warn({ err: appErr.cause ?? appErr }, 'storage unavailable');
+
+    const retryAfter = retryAfterOf.get(appErr) ?? (appErr.code === 'UNAVAILABLE' ? opts.retryAfterSec : undefined);
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+    if (appErr.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="adclick"');
+    void reply.code(appErr.status).type('application/json; charset=utf-8').send(appErr.toBody());
+  });
+
+  app.setNotFoundHandler((_request, reply) => {
+    void reply.code(404).type('application/json; charset=utf-8').send(errorBody('NOT_FOUND'));
+  });
+
+  const otherMethods = app.supportedMethods.filter((m) => m !== 'GET' && m !== 'HEAD');
+
+  /** A GET route plus a 405 for every other method on the same path (fastify alone would say 404). */
+  function get(url: string, handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
+    app.get(url, handler);
+    app.route({
+      method: otherMethods,
+      url,
+      // onRequest runs before body parsing, so a bad body cannot turn a 405 into a 400.
+      onRequest: async (_request, reply) => {
+        reply.header('allow', 'GET, HEAD');
+        throw new AppError('METHOD_NOT_ALLOWED');
+      },
+      handler: async () => {
+        throw new AppError('METHOD_NOT_ALLOWED');
+      },
+    });
+  }
+
+  get('/healthz', async () => ({ status: 'ok' }));
+
+  get('/readyz', async () => {
+    // A rejection becomes UNAVAILABLE (with its cause logged) inside storage().
+    const ok = await storage(() => repo.ping());
+    if (ok !== true) throw new AppError('UNAVAILABLE', 'Storage is not reachable');
+    return { status: 'ready' };
+  });
+
+  get('/metrics', async (_request, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(text);
+  });
+
+  get('/', async (_request, reply) => {
+    return reply
+      .type('text/html; charset=utf-8')
+      .header('content-security-policy', "default-src 'none'")
+      .send(DASHBOARD_PLACEHOLDER_HTML);
+  });
+
+  get('/v1/campaigns', async (request) => {
+    const { advertiserId } = await principalOf(request);
+    const rows = await storage(() => repo.campaignTotals(advertiserId));
+    const campaigns = [...rows]
+      .sort((a, b) => a.campaignId - b.campaignId)
+      .map((r) => ({ campaign_id: r.campaignId, total_clicks: r.clicks }));
+    return { campaigns };
+  });
+
+  get('/v1/campaigns/:campaign_id/clicks', async (request) => {
+    const { advertiserId } = await principalOf(request);
+    const campaignId = parseId((request.params as Record<string, unknown>).campaign_id);
+    if (campaignId === null) throw notFound();
+    const range = rangeOf(request);
+    await ownedCampaign(advertiserId, campaignId);
+    const [rows, cb] = await Promise.all([
+      storage(() =>
+        repo.series({ advertiserId, campaignId, granularity: range.granularity, fromMs: range.fromMs, toMs: range.toMs }),
+      ),
+      completeBefore(),
+    ]);
+    return seriesBody({ campaign_id: campaignId }, range, rows, cb);
+  });
+
+  get('/v1/campaigns/:campaign_id/ads', async (request) => {
+    const { advertiserId } = await principalOf(request);
+    const campaignId = parseId((request.params as Record<string, unknown>).campaign_id);
+    if (campaignId === null) throw notFound();
+    const range = rangeOf(request);
+    const limit = parseLimit((request.query as Record<string, unknown>).limit, opts.defaultAdsLimit, opts.maxAdsLimit);
+    await ownedCampaign(advertiserId, campaignId);
+    const rows = await storage(() =>
+      repo.adTotals({ advertiserId, campaignId, granularity: range.granularity, fromMs: range.fromMs, toMs: range.toMs, limit }),
+    );
+    // Highest first; ties by ad id so equal counts come out the same every time.
+    const ads = [...rows]
+      .sort((a, b) => b.clicks - a.clicks || a.adId - b.adId)
+      .slice(0, limit)
+      .map((r) => ({ ad_id: r.adId, clicks: r.clicks }));
+    return { campaign_id: campaignId, from: formatInstant(range.fromMs), to: formatInstant(range.toMs), ads };
+  });
+
+  get('/v1/ads/:ad_id/clicks', async (request) => {
+    const { advertiserId } = await principalOf(request);
+    const adId = parseId((request.params as Record<string, unknown>).ad_id);
+    if (adId === null) throw notFound();
+    const range = rangeOf(request);
+    const owner = await storage(() => repo.adOwner(adId));
+    if (!owner || owner.advertiserId !== advertiserId) throw notFound();
+    const campaignId = owner.campaignId;
+    const [rows, cb] = await Promise.all([
+      storage(() =>
+        repo.series({ advertiserId, campaignId, adId, granularity: range.granularity, fromMs: range.fromMs, toMs: range.toMs }),
+      ),
+      completeBefore(),
+    ]);
+    return seriesBody({ ad_id: adId, campaign_id: campaignId }, range, rows, cb);
+  });
+
+  log.debug({ options: opts }, 'query app built');
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,55 @@
+// What the query API needs from storage. The serving process adapts the ClickHouse
+// helpers in src/store to this; unit tests use an in-memory fake. Every method may
+// throw when storage is unreachable: the app answers 503 UNAVAILABLE for any rejection
+// (an AppError thrown on purpose keeps its own code).
+import type { Granularity } from './window-math.ts';
+
+export interface ApiKeyRecord {
+  readonly advertiserId: number;
+  readonly revoked: boolean;
+}
+
+export interface SeriesQuery {
+  readonly advertiserId: number;
+  readonly campaignId: number;
+  /** Present: one ad's series; absent: the campaign's (all its ads). */
+  readonly adId?: number;
+  readonly granularity: Granularity;
+  /** Aligned to granularity, inclusive. */
+  readonly fromMs: number;
+  /** Aligned to granularity, exclusive. */
+  readonly toMs: number;
+}
+
+export interface AdTotalsQuery {
+  readonly advertiserId: number;
+  readonly campaignId: number;
+  /** Which aggregate table to read; fromMs/toMs are aligned to it. */
+  readonly granularity: Granularity;
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly limit: number;
+}
+
+export interface QueryRepository {
+  /** Key by sha256 hex of the raw API key (lowercase); null when no such key. */
+  findApiKey(keyHash: string): Promise<ApiKeyRecord | null>;
+  /** Owner of a campaign, null when the campaign is unknown. */
+  campaignOwner(campaignId: number): Promise<{ advertiserId: number } | null>;
+  /** Owner and campaign of an ad, null when the ad is unknown. */
+  adOwner(adId: number): Promise<{ advertiserId: number; campaignId: number } | null>;
+  /** All-time click totals of each of the advertiser's campaigns, any order. */
+  campaignTotals(advertiserId: number): Promise<{ campaignId: number; clicks: number }[]>;
+  /**
+   * Clicks per window in [fromMs, toMs): sparse (windows without clicks may be left out),
+   * any order. Rows for the same window are summed by the caller, so this must not
+   * return the same (deduplicated) figure twice, e.g. two versions of one row.
+   */
+  series(q: SeriesQuery): Promise<{ windowStartMs: number; clicks: number }[]>;
+  /** Per-ad totals in [fromMs, toMs), highest first, at most `limit` rows. */
+  adTotals(q: AdTotalsQuery): Promise<{ adId: number; clicks: number }[]>;
+  /** The pipeline's watermark in epoch ms: windows ending at or before it are closed. Null when unknown. */
+  completeBefore(): Promise<number | null>;
+  /** True when storage answers. */
+  ping(): Promise<boolean>;
+}

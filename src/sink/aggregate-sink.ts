@@ -1,0 +1,207 @@
+// Kafka → ClickHouse sink. Records (read_committed, auto-commit off) accumulate into large
+// batches (maxRows or maxWaitMs, whichever first); each batch is written with one insert
+// per table, and only after ClickHouse acknowledged are the batch's offsets (last + 1)
+// committed. A failed write is retried with back-off, consumption paused, nothing
+// committed. Rows have deterministic identity, so a batch written twice (crash between
+// insert and commit) collapses instead of adding.
+import { Registry } from 'prom-client';
+import type { Logger } from '../shared/logger.ts';
+import type { Store } from '../store/store.ts';
+import { buildBatch, SINK_TOPICS, writeBatch, type SinkMessage, type SinkTopics, type TopicPartitionOffset } from './batch.ts';
+import { createSinkMetrics, type SinkMetrics } from './metrics.ts';
+
+/** The part of a Kafka consumer the sink needs; see kafka-consumer.ts for the real one. */
+export interface SinkConsumer {
+  /** Subscribe and start delivering records, in partition order, to `deliver`. */
+  start(deliver: (messages: SinkMessage[], lag?: { topic: string; partition: number; lag: number }) => void): Promise<void>;
+  commit(offsets: TopicPartitionOffset[]): Promise<void>;
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+export interface AggregateSinkOptions {
+  readonly store: Store;
+  readonly consumer: SinkConsumer;
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  /** Most Kafka records per batch (default 50,000). */
+  readonly maxRows?: number;
+  /** Longest a record waits in the buffer before its batch is written (default 200 ms). */
+  readonly maxWaitMs?: number;
+  /** Retry back-off after a failed write: initial and ceiling (default 100 ms → 10 s). */
+  readonly retryInitialMs?: number;
+  readonly retryMaxMs?: number;
+  /** On stop, how long to keep retrying the last batch before giving up uncommitted (default 10 s). */
+  readonly stopTimeoutMs?: number;
+  readonly topics?: SinkTopics;
+  readonly now?: () => number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class AggregateSink {
+  readonly metrics: SinkMetrics;
+  private readonly log: Logger;
+  private readonly maxRows: number;
+  private readonly maxWaitMs: number;
+  private buffer: SinkMessage[] = [];
+  private firstAt = 0;
+  private wake: (() => void) | null = null;
+  private loopDone: Promise<void> | null = null;
+  private running = false;
+  private stopping = false;
+  private stopDeadline = Infinity;
+  private paused = false;
+  private failing = false;
+  private batches = 0;
+  private lastSuccessAt = 0;
+
+  constructor(private readonly opts: AggregateSinkOptions) {
+    this.log = opts.logger.child({ module: 'sink' });
+    this.metrics = createSinkMetrics(opts.registry ?? new Registry());
+    this.maxRows = Math.max(1, opts.maxRows ?? 50_000);
+    this.maxWaitMs = Math.max(1, opts.maxWaitMs ?? 200);
+  }
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+    await this.opts.consumer.start((msgs, lag) => this.deliver(msgs, lag));
+    this.log.info({ maxRows: this.maxRows, maxWaitMs: this.maxWaitMs, topics: this.opts.topics ?? SINK_TOPICS }, 'sink started');
+  }
+
+  /** True while writes succeed (for /readyz). */
+  healthy(): boolean {
+    return this.running && !this.failing;
+  }
+
+  status() {
+    return { running: this.running, buffered: this.buffer.length, paused: this.paused, failing: this.failing, batches: this.batches, lastSuccessAt: this.lastSuccessAt };
+  }
+
+  private deliver(msgs: SinkMessage[], lag?: { topic: string; partition: number; lag: number }): void {
+    // After stop began nothing new is taken: uncommitted records are re-delivered later.
+    if (this.stopping || msgs.length === 0) return;
+    if (this.buffer.length === 0) this.firstAt = this.now();
+    for (const m of msgs) this.buffer.push(m);
+    if (lag) this.metrics.consumerLag.set({ topic: lag.topic, partition: String(lag.partition) }, lag.lag);
+    if (this.buffer.length >= this.maxRows) {
+      // Backpressure: at most ~2 batches in memory.
+      if (this.buffer.length >= 2 * this.maxRows) this.setPaused(true);
+      this.kick();
+    }
+  }
+
+  private setPaused(p: boolean): void {
+    if (this.paused === p) return;
+    this.paused = p;
+    this.metrics.paused.set(p ? 1 : 0);
+    try {
+      if (p) this.opts.consumer.pause();
+      else this.opts.consumer.resume();
+    } catch (err) {
+      this.log.warn({ err, paused: p }, 'pause/resume failed');
+    }
+  }
+
+  private kick(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private waitFor(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wake = null; resolve(); }, Math.max(1, ms));
+      this.wake = () => { clearTimeout(t); resolve(); };
+    });
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      if (this.buffer.length === 0) {
+        if (this.stopping) return;
+        await this.waitFor(this.maxWaitMs);
+        continue;
+      }
+      const age = this.now() - this.firstAt;
+      if (!this.stopping && this.buffer.length < this.maxRows && age < this.maxWaitMs) {
+        await this.waitFor(this.maxWaitMs - age);
+        continue;
+      }
+      const take = this.buffer.splice(0, this.maxRows);
+      if (this.buffer.length) this.firstAt = this.now();
+      const ok = await this.flush(take);
+      if (!ok) return; // stop deadline passed: leave uncommitted
+      if (this.buffer.length < this.maxRows) this.setPaused(false);
+    }
+  }
+
+  /** Write one batch until ClickHouse acknowledges, then commit. False if abandoned at stop. */
+  private async flush(messages: SinkMessage[]): Promise<boolean> {
+    const started = process.hrtime.bigint();
+    const batch = buildBatch(messages, this.opts.topics ?? SINK_TOPICS, this.now());
+    const sinkDead = batch.deadLetters.filter((d) => d.stage === 'sink').length;
+    let delay = this.opts.retryInitialMs ?? 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await writeBatch(this.opts.store, batch, (table, rows) => this.metrics.rowsTotal.inc({ table }, rows));
+        break;
+      } catch (err) {
+        this.metrics.writeFailures.inc();
+        this.failing = true;
+        this.setPaused(true);
+        if (this.stopping && this.now() >= this.stopDeadline) {
+          this.log.error({ err, records: batch.records }, 'giving up on the last batch at shutdown; offsets not committed, it will be re-delivered');
+          return false;
+        }
+        this.log.warn({ err, attempt, retryInMs: delay, records: batch.records }, 'ClickHouse write failed; retrying the same batch, offsets not committed');
+        await sleep(delay);
+        delay = Math.min(delay * 2, this.opts.retryMaxMs ?? 10_000);
+      }
+    }
+    if (this.failing) this.log.info('ClickHouse writes recovered');
+    this.failing = false;
+    if (sinkDead) {
+      this.metrics.deadLetters.inc(sinkDead);
+      this.log.warn({ deadLetters: sinkDead }, 'records written to dead_letters');
+    }
+    try {
+      await this.opts.consumer.commit(batch.commits);
+    } catch (err) {
+      // The rows are stored; a lost commit only means re-delivery, which collapses.
+      this.metrics.commitFailures.inc();
+      this.log.warn({ err, commits: batch.commits }, 'offset commit failed after a successful write; records will be re-delivered');
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.metrics.batchRows.observe(batch.records);
+    this.metrics.batchSeconds.observe(seconds);
+    this.batches++;
+    this.lastSuccessAt = this.now();
+    this.log.debug({ records: batch.records, aggregates: batch.aggregates.length, late: batch.late.length, watermarks: batch.watermarks.length, seconds }, 'batch stored and committed');
+    return true;
+  }
+
+  /** Stop consuming, write and commit what is buffered, disconnect. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.stopDeadline = this.now() + (this.opts.stopTimeoutMs ?? 10_000);
+    this.setPaused(true);
+    this.kick();
+    await this.loopDone;
+    try {
+      await this.opts.consumer.stop();
+    } catch (err) {
+      this.log.warn({ err }, 'consumer disconnect failed');
+    }
+    this.running = false;
+    this.log.info({ batches: this.batches, leftUncommitted: this.buffer.length }, 'sink stopped');
+  }
+}

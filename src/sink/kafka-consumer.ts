@@ -1,0 +1,84 @@
+// The real SinkConsumer: @confluentinc/kafka-javascript (librdkafka) through its
+// KafkaJS-compatible API. read_committed (the Flink job writes transactionally), no
+// auto-commit (the sink commits after ClickHouse acknowledged), earliest offset for a
+// new group (nothing the job emitted may be skipped).
+import { createRequire } from 'node:module';
+import type { KafkaJS as KafkaJSTypes } from '@confluentinc/kafka-javascript';
+import type { Logger } from '../shared/logger.ts';
+import type { SinkMessage, TopicPartitionOffset } from './batch.ts';
+import type { SinkConsumer } from './aggregate-sink.ts';
+
+const require = createRequire(import.meta.url);
+const { KafkaJS } = require('@confluentinc/kafka-javascript') as { KafkaJS: typeof KafkaJSTypes };
+
+export interface KafkaSinkConsumerOptions {
+  readonly brokers: string;
+  readonly topics: readonly string[];
+  /** default `adclick-sink` */
+  readonly groupId?: string;
+  readonly clientId?: string;
+  readonly logger: Logger;
+  /** Records per eachBatch call (js.consumer.max.batch.size), default 1000. */
+  readonly fetchBatchSize?: number;
+}
+
+export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkConsumer {
+  const log = opts.logger.child({ module: 'sink-consumer' });
+  const kafka = new KafkaJS.Kafka({
+    kafkaJS: {
+      brokers: opts.brokers.split(',').map((b) => b.trim()).filter(Boolean),
+      clientId: opts.clientId ?? 'adclick-sink',
+      logLevel: KafkaJS.logLevel.WARN,
+    },
+  });
+  const consumer = kafka.consumer({
+    kafkaJS: {
+      groupId: opts.groupId ?? 'adclick-sink',
+      autoCommit: false,
+      fromBeginning: true,
+      readUncommitted: false,
+    },
+    'js.consumer.max.batch.size': opts.fetchBatchSize ?? 1000,
+  });
+  const topicList = opts.topics.map((topic) => ({ topic }));
+  let connected = false;
+
+  return {
+    async start(deliver) {
+      await consumer.connect();
+      connected = true;
+      await consumer.subscribe({ topics: [...opts.topics] });
+      await consumer.run({
+        eachBatch: async ({ batch }) => {
+          const msgs: SinkMessage[] = batch.messages.map((m) => ({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: m.offset,
+            key: m.key ?? null,
+            value: m.value ?? null,
+          }));
+          let lag: { topic: string; partition: number; lag: number } | undefined;
+          const last = batch.messages[batch.messages.length - 1];
+          const hw = Number(batch.highWatermark);
+          if (last && Number.isFinite(hw) && hw >= 0) lag = { topic: batch.topic, partition: batch.partition, lag: Math.max(0, hw - Number(last.offset) - 1) };
+          deliver(msgs, lag);
+        },
+      });
+      log.info({ topics: opts.topics, groupId: opts.groupId ?? 'adclick-sink' }, 'consumer running');
+    },
+    async commit(offsets: TopicPartitionOffset[]) {
+      if (offsets.length) await consumer.commitOffsets(offsets);
+    },
+    pause() {
+      if (connected) consumer.pause(topicList);
+    },
+    resume() {
+      if (connected) consumer.resume(topicList);
+    },
+    async stop() {
+      if (!connected) return;
+      connected = false;
+      await consumer.disconnect();
+    },
+  };
+}

@@ -1,0 +1,206 @@
+// `adclick up`: Kafka dist → broker → topics → Redis check → services, each healthy
+// before the next. Services are a list of specs so the Flink job and the serving process
+// slot in without touching the sequence.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import type { Config } from '../shared/config.ts';
+import type { Logger } from '../shared/logger.ts';
+import { latestCheckpoint } from './checkpoints.ts';
+import { ensureKafkaDist } from './kafka-dist.ts';
+import { brokerBootstrap, brokerServiceSpec } from './kafka-broker.ts';
+import { isAlive, readSupervisorPid } from './pid-files.ts';
+import { Supervisor, stopFromPidFiles, type ServiceSpec } from './supervisor.ts';
+import { ensureTopics, pipelineTopics } from './topics.ts';
+
+export const DEFAULT_REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+/** What every service factory gets. */
+export interface StackContext {
+  readonly config: Config;
+  readonly repoRoot: string;
+  /** Bootstrap of the broker this stack runs. */
+  readonly kafkaBootstrap: string;
+  /** Whether Redis answered a PING at start-up. */
+  readonly redisReachable: boolean;
+  /** Environment for Node/Java children: inherited + the stack's addresses. */
+  readonly childEnv: NodeJS.ProcessEnv;
+}
+
+export interface UpOptions {
+  readonly logger: Logger;
+  readonly repoRoot?: string;
+  /** Services started after Kafka, in order. Default: defaultServices(). */
+  readonly services?: (ctx: StackContext) => ServiceSpec[];
+  /** Options passed through to the supervisor (output sink, colour). */
+  readonly output?: (name: string, line: string, stream: 'stdout' | 'stderr') => void;
+  readonly color?: boolean;
+  /** Where the summary goes (default process.stdout). */
+  readonly print?: (text: string) => void;
+  /** Broker JVM heap, e.g. '1g' (default). */
+  readonly kafkaHeapMax?: string;
+  /** Redis PING timeout (default 1500 ms). */
+  readonly redisTimeoutMs?: number;
+}
+
+export interface RunningStack {
+  readonly supervisor: Supervisor;
+  readonly context: StackContext;
+  readonly summary: string;
+  stop(): Promise<void>;
+}
+
+export const runDirOf = (config: Pick<Config, 'dataDir'>) => join(config.dataDir, 'run');
+export const checkpointDirOf = (config: Pick<Config, 'dataDir'>) => join(config.dataDir, 'flink', 'checkpoints');
+
+/** PING Redis once with a short timeout; never throws. */
+export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boolean> {
+  if (!url) return false;
+  const redis = new Redis(url, {
+    lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false,
+  });
+  redis.on('error', () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await redis.connect();
+    return (await Promise.race([redis.ping(), new Promise<string>((r) => { timer = setTimeout(() => r('timeout'), timeoutMs); })])) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    redis.disconnect();
+  }
+}
+
+export function gatewayService(ctx: StackContext): ServiceSpec {
+  const { config } = ctx;
+  return {
+    name: 'gateway',
+    command: process.execPath,
+    args: ['--import', 'tsx', join('src', 'gateway', 'main.ts')],
+    cwd: ctx.repoRoot,
+    env: { ...ctx.childEnv, ADCLICK_GATEWAY_PORT: String(config.gatewayPort) },
+    health: { kind: 'http', url: `http://${urlHost(config.host)}:${config.gatewayPort}/readyz` },
+    readyTimeoutMs: 60_000,
+    restart: { when: 'on-failure' },
+  };
+}
+
+/**
+ * The Flink job, restarted from its newest retained checkpoint each time (args are
+ * recomputed before every start). Not in defaultServices() until the job jar and its
+ * flags are settled; add it there (after Kafka, before serving) when they are.
+ */
+export function flinkJobService(ctx: StackContext, jar = join(ctx.repoRoot, 'flink', 'target', 'adclick-flink-job.jar')): ServiceSpec {
+  const checkpointDir = checkpointDirOf(ctx.config);
+  return {
+    name: 'flink',
+    command: 'java',
+    args: () => {
+      const restore = latestCheckpoint(checkpointDir);
+      return ['-cp', jar, 'io.adclick.flink.ClickAggregationJob', '--checkpoint-dir', checkpointDir,
+        ...(restore ? ['--restore-from', restore.path] : [])];
+    },
+    cwd: ctx.repoRoot,
+    env: ctx.childEnv,
+    health: { kind: 'line', pattern: 'ADCLICK_FLINK_READY' },
+    readyTimeoutMs: 180_000,
+    stopTimeoutMs: 30_000,
+    restart: { when: 'on-failure', backoffMs: 2000 },
+  };
+}
+
+/** Services after Kafka, in start order. Extension point: flinkJobService, then serving. */
+export function defaultServices(ctx: StackContext): ServiceSpec[] {
+  return [gatewayService(ctx)];
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Bring the local stack up and return it running. Throws (after stopping whatever it
+ * started) when a part does not become healthy.
+ */
+export async function up(config: Config, opts: UpOptions): Promise<RunningStack> {
+  const log = opts.logger;
+  const print = opts.print ?? ((t: string) => process.stdout.write(t));
+  const repoRoot = opts.repoRoot ?? DEFAULT_REPO_ROOT;
+  const runDir = runDirOf(config);
+
+  const running = await readSupervisorPid(runDir);
+  if (running !== undefined && running !== process.pid && isAlive(running)) {
+    throw new Error(`an AdClick stack is already running (supervisor pid ${running}); run \`adclick down\` first`);
+  }
+  // Leftovers of a supervisor that was killed hard: stop them so ports are free.
+  const leftovers = await stopFromPidFiles(runDir, log);
+  if (leftovers.stopped.length) log.warn({ processes: leftovers.stopped }, 'stopped processes left over from an earlier run');
+
+  const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
+
+  const supervisor = new Supervisor({ runDir, logger: log, output: opts.output, color: opts.color });
+  await supervisor.claim();
+  try {
+    const kafkaHost = '127.0.0.1';
+    const kafkaBootstrap = brokerBootstrap({ host: kafkaHost, port: config.kafkaPort });
+    if (config.kafkaBrokers !== kafkaBootstrap) {
+      log.warn({ KAFKA_BROKERS: config.kafkaBrokers, local: kafkaBootstrap }, 'KAFKA_BROKERS differs from the local broker; services started by `up` use the local broker');
+    }
+    await supervisor.start(brokerServiceSpec({
+      dist, stateDir: join(config.dataDir, 'kafka'), host: kafkaHost, port: config.kafkaPort,
+      controllerPort: config.kafkaControllerPort, heapMax: opts.kafkaHeapMax, logger: log,
+      restart: { when: 'on-failure' },
+    }));
+    await ensureTopics(kafkaBootstrap, pipelineTopics(config), log);
+
+    const redisReachable = await redisAnswers(config.redisUrl, opts.redisTimeoutMs);
+    if (!redisReachable) {
+      log.warn({ redisUrl: config.redisUrl || '(unset)' },
+        '!!! Redis is NOT reachable: the gateway runs fail-open WITHOUT edge dedup, and rate limiting falls back to in-process. Counts stay exact (Flink dedups), but duplicates reach Kafka. !!!');
+    }
+
+    const childEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      KAFKA_BROKERS: kafkaBootstrap,
+      ADCLICK_DATA_DIR: config.dataDir,
+      ADCLICK_BIND_HOST: config.host,
+      REDIS_URL: config.redisUrl,
+      LOG_LEVEL: config.logLevel,
+    };
+    const context: StackContext = { config, repoRoot, kafkaBootstrap, redisReachable, childEnv };
+    const services = (opts.services ?? defaultServices)(context);
+    for (const spec of services) {
+      const entry = spec.command === process.execPath && Array.isArray(spec.args) ? (spec.args as readonly string[]).find((a) => a.endsWith('.ts')) : undefined;
+      if (entry && !existsSync(join(spec.cwd ?? repoRoot, entry))) {
+        throw new Error(`cannot start ${spec.name}: ${entry} does not exist under ${spec.cwd ?? repoRoot}`);
+      }
+      await supervisor.start(spec);
+    }
+
+    const summary = renderSummary(context, services, supervisor);
+    print(summary);
+    return { supervisor, context, summary, stop: () => supervisor.stopAll() };
+  } catch (err) {
+    await supervisor.stopAll();
+    throw err;
+  }
+}
+
+function renderSummary(ctx: StackContext, services: readonly ServiceSpec[], sup: Supervisor): string {
+  const { config } = ctx;
+  const h = urlHost(config.host);
+  const rows: [string, string][] = [['kafka', `${ctx.kafkaBootstrap}  (pid ${sup.get('kafka')?.pid})`]];
+  for (const s of services) {
+    const url = s.name === 'gateway' ? `http://${h}:${config.gatewayPort}  (POST /v1/clicks)` :
+      s.health?.kind === 'http' ? s.health.url : '';
+    rows.push([s.name, `${url}  (pid ${sup.get(s.name)?.pid})`.trim()]);
+  }
+  rows.push(['redis', ctx.redisReachable ? config.redisUrl : `UNREACHABLE (${config.redisUrl || 'unset'}): fail-open, no edge dedup`]);
+  rows.push(['data dir', config.dataDir]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return `\nAdClick stack is up (Ctrl-C or \`adclick down\` to stop)\n${rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n\n`;
+}

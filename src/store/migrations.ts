@@ -1,0 +1,231 @@
+// Numbered schema migrations, applied at start-up in order and recorded in
+// `adclick.schema_migrations`. Every statement is idempotent on its own (IF NOT EXISTS),
+// so a crash between a statement and its record, or two processes starting at once,
+// only repeats harmless work. A migration's SQL may depend on the engine's
+// capabilities; what a variant leaves out is logged as a notice, never silently.
+import type { Logger } from '../shared/logger.ts';
+import type { Store, StoreCapabilities } from './store.ts';
+
+export const DB = 'adclick';
+
+export interface MigrationOptions {
+  /**
+   * Storage policy with a `cold` volume for aggregates older than 30 days (server
+   * config must define it). Empty: no tiering.
+   */
+  readonly storagePolicy?: string;
+}
+
+export interface Migration {
+  readonly id: number;
+  readonly name: string;
+  /** Statements for this engine, plus notices naming what this variant skips. */
+  plan(caps: StoreCapabilities, opts: MigrationOptions): { statements: string[]; notices: string[] };
+}
+
+/** TTL clause for tables that must live as long as the aggregates (2 years). */
+function retention(caps: StoreCapabilities, column: string, table: string, opts: MigrationOptions, notices: string[], tiered = false): string {
+  if (!caps.ttl) {
+    notices.push(`${table}: TTL ${column} + 2 years skipped (engine ${caps.version} has no table TTL)`);
+    return '';
+  }
+  if (tiered && opts.storagePolicy) {
+    if (!caps.storagePolicies) {
+      notices.push(`${table}: storage policy "${opts.storagePolicy}" skipped (engine ${caps.version} has no storage policies)`);
+    } else {
+      return `TTL ${column} + INTERVAL 30 DAY TO VOLUME 'cold', ${column} + INTERVAL 2 YEAR DELETE`;
+    }
+  } else if (tiered) {
+    notices.push(`${table}: hot/cold TTL MOVE skipped (no storage policy configured)`);
+  }
+  return `TTL ${column} + INTERVAL 2 YEAR`;
+}
+
+function policySetting(caps: StoreCapabilities, opts: MigrationOptions): string {
+  return opts.storagePolicy && caps.storagePolicies ? `SETTINGS storage_policy = '${opts.storagePolicy}'` : '';
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    id: 1,
+    name: 'click_aggregates',
+    plan(caps, opts) {
+      const notices: string[] = [];
+      const ttl = retention(caps, 'window_start', 'click_aggregates', opts, notices, true);
+      return {
+        notices,
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.click_aggregates (
+  granularity Enum8('1m' = 1, '5m' = 2, '1h' = 3),
+  advertiser_id UInt64,
+  campaign_id UInt64,
+  ad_id UInt64,
+  window_start DateTime('UTC'),
+  clicks UInt64,
+  final UInt8,
+  version UInt64,
+  watermark_ms Int64,
+  emitted_at_ms UInt64,
+  max_received_at_ms UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (advertiser_id, campaign_id, granularity, window_start, ad_id)
+${ttl}
+${policySetting(caps, opts)}`,
+        ],
+      };
+    },
+  },
+  {
+    id: 2,
+    name: 'pipeline_watermarks',
+    plan() {
+      return {
+        notices: [],
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.pipeline_watermarks (
+  subtask UInt32,
+  parallelism UInt32,
+  watermark_ms Int64,
+  emitted_at_ms UInt64
+) ENGINE = ReplacingMergeTree(emitted_at_ms)
+ORDER BY subtask`,
+        ],
+      };
+    },
+  },
+  {
+    id: 3,
+    name: 'late_clicks',
+    plan(caps, opts) {
+      const notices: string[] = [];
+      const ttl = retention(caps, 'event_time', 'late_clicks', opts, notices);
+      return {
+        notices,
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.late_clicks (
+  impression_id String,
+  event_type String,
+  ad_id UInt64,
+  campaign_id UInt64,
+  advertiser_id UInt64,
+  event_time DateTime('UTC'),
+  event_time_ms Int64,
+  received_at_ms UInt64,
+  watermark_ms Int64,
+  detected_at_ms UInt64
+) ENGINE = ReplacingMergeTree()
+ORDER BY (impression_id, event_type)
+${ttl}`,
+        ],
+      };
+    },
+  },
+  {
+    id: 4,
+    name: 'dead_letters',
+    plan() {
+      return {
+        notices: [],
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.dead_letters (
+  stage String,
+  source_topic String,
+  partition Int32,
+  offset Int64,
+  reason String,
+  detail String,
+  key String,
+  payload String,
+  detected_at_ms UInt64
+) ENGINE = ReplacingMergeTree()
+ORDER BY (stage, source_topic, partition, offset)`,
+        ],
+      };
+    },
+  },
+  {
+    id: 5,
+    name: 'api_keys',
+    plan() {
+      return {
+        notices: [],
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.api_keys (
+  key_hash String,
+  advertiser_id UInt64,
+  created_at DateTime('UTC'),
+  revoked UInt8,
+  updated_at UInt64
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY key_hash`,
+        ],
+      };
+    },
+  },
+  {
+    id: 6,
+    name: 'ad_owners',
+    plan() {
+      // One row per ad: which campaign and advertiser it belongs to. Lets ownership
+      // checks avoid scanning the aggregates (whose key starts with advertiser_id).
+      return {
+        notices: [],
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.ad_owners (
+  ad_id UInt64,
+  campaign_id UInt64,
+  advertiser_id UInt64
+) ENGINE = ReplacingMergeTree()
+ORDER BY (ad_id, campaign_id, advertiser_id)`,
+        ],
+      };
+    },
+  },
+];
+
+export interface MigrationReport {
+  readonly applied: number[];
+  readonly skipped: number[];
+  readonly notices: string[];
+}
+
+export async function migrate(store: Store, logger: Logger, opts: MigrationOptions = {}, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
+  const log = logger.child({ module: 'migrations' });
+  if (opts.storagePolicy && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.storagePolicy)) {
+    throw new Error(`storage policy name "${opts.storagePolicy}" is not a plain identifier`);
+  }
+  const ids = migrations.map((m) => m.id);
+  if (new Set(ids).size !== ids.length || ids.some((id, i) => i > 0 && id <= ids[i - 1]!)) {
+    throw new Error('migration ids must be unique and increasing');
+  }
+  await store.command(`CREATE DATABASE IF NOT EXISTS ${DB}`);
+  await store.command(`CREATE TABLE IF NOT EXISTS ${DB}.schema_migrations (
+  id UInt32,
+  name String,
+  applied_at_ms UInt64,
+  engine_version String
+) ENGINE = ReplacingMergeTree(applied_at_ms)
+ORDER BY id`);
+  const done = new Set((await store.query<{ id: number }>(`SELECT DISTINCT id FROM ${DB}.schema_migrations`)).map((r) => Number(r.id)));
+  const applied: number[] = [];
+  const skipped: number[] = [];
+  const notices: string[] = [];
+  for (const m of migrations) {
+    if (done.has(m.id)) {
+      skipped.push(m.id);
+      continue;
+    }
+    const plan = m.plan(store.capabilities, opts);
+    for (const n of plan.notices) log.warn({ migration: m.id, name: m.name }, `migration notice: ${n}`);
+    notices.push(...plan.notices);
+    for (const sql of plan.statements) await store.command(sql);
+    await store.insert(`${DB}.schema_migrations`, [
+      { id: m.id, name: m.name, applied_at_ms: Date.now(), engine_version: store.capabilities.version },
+    ]);
+    applied.push(m.id);
+    log.info({ migration: m.id, name: m.name }, 'migration applied');
+  }
+  log.info({ applied, alreadyApplied: skipped.length }, 'schema up to date');
+  return { applied, skipped, notices };
+}

@@ -1,0 +1,14 @@
+// Picks the transport: a ClickHouse server when CLICKHOUSE_URL is set, else embedded chdb.
+import type { Config } from '../shared/config.ts';
+import type { Logger } from '../shared/logger.ts';
+import { EmbeddedStore } from './embedded-store.ts';
+import { ServerStore } from './server-store.ts';
+import type { Store } from './store.ts';
+
+export async function openStore(
+  config: Pick<Config, 'clickhouseUrl' | 'dataDir'>,
+  logger: Logger,
+): Promise<Store> {
+  if (config.clickhouseUrl) return ServerStore.open({ url: config.clickhouseUrl, logger });
+  return EmbeddedStore.open({ path: EmbeddedStore.pathFor(config.dataDir), logger });
+}

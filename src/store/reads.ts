@@ -1,0 +1,154 @@
+// Typed reads for the query API. None depends on merges having happened: an
+// (ad, window) may still have several emissions on disk, and because the Flink job emits
+// full, non-decreasing counts, max(clicks) per (ad, window) is the newest one (the same
+// row argMax(clicks, version) picks). Late clicks are added per window as corrections,
+// counted by distinct (impression_id, event_type) so re-delivered ones count once.
+import { DB } from './migrations.ts';
+import { GRANULARITY_MS, type GranularityName } from './rows.ts';
+import type { QueryParams, Store } from './store.ts';
+
+export interface SeriesPoint { window_start_ms: number; clicks: number }
+export interface CampaignTotal { campaign_id: number; total_clicks: number }
+export interface AdTotal { ad_id: number; clicks: number }
+export interface Owner { advertiser_id: number; campaign_id: number }
+
+export interface SeriesRange {
+  readonly advertiserId: number;
+  readonly granularity: GranularityName;
+  /** Inclusive, epoch ms or Date; rounded down to the granularity. */
+  readonly from: number | Date;
+  /** Exclusive, epoch ms or Date; rounded up to the granularity. */
+  readonly to: number | Date;
+}
+
+const ms = (t: number | Date) => (t instanceof Date ? t.getTime() : t);
+
+function alignedRange(granularity: GranularityName, from: number | Date, to: number | Date): { from: number; to: number; step: number } {
+  const step = GRANULARITY_MS[granularity];
+  if (!step) throw new Error(`unknown granularity ${String(granularity)}`);
+  const f = Math.floor(ms(from) / step) * step;
+  const t = Math.ceil(ms(to) / step) * step;
+  return { from: f, to: Math.max(f, t), step };
+}
+
+function mergeSeries(a: { ws: number; clicks: number }[], b: { ws: number; clicks: number }[]): SeriesPoint[] {
+  const m = new Map<number, number>();
+  for (const r of [...a, ...b]) m.set(Number(r.ws), (m.get(Number(r.ws)) ?? 0) + Number(r.clicks));
+  return [...m.entries()].filter(([, c]) => c > 0).sort((x, y) => x[0] - y[0]).map(([ws, clicks]) => ({ window_start_ms: ws * 1000, clicks }));
+}
+
+async function series(store: Store, filter: string, params: QueryParams, r: SeriesRange): Promise<SeriesPoint[]> {
+  const { from, to, step } = alignedRange(r.granularity, r.from, r.to);
+  const p: QueryParams = { ...params, adv: r.advertiserId, g: r.granularity, from, to, step: step / 1000 };
+  const [agg, late] = await Promise.all([
+    store.query<{ ws: number; clicks: number }>(
+      `SELECT toUInt32(window_start) AS ws, sum(c) AS clicks FROM (
+  SELECT window_start, ad_id, max(clicks) AS c FROM ${DB}.click_aggregates
+  WHERE advertiser_id = {adv:UInt64} AND ${filter} AND granularity = {g:String}
+    AND window_start >= {from:DateTime} AND window_start < {to:DateTime}
+  GROUP BY window_start, ad_id
+) GROUP BY ws ORDER BY ws`, p),
+    store.query<{ ws: number; clicks: number }>(
+      `SELECT intDiv(toUInt32(event_time), {step:UInt32}) * {step:UInt32} AS ws, uniqExact(impression_id, event_type) AS clicks
+FROM ${DB}.late_clicks
+WHERE advertiser_id = {adv:UInt64} AND ${filter} AND event_time >= {from:DateTime} AND event_time < {to:DateTime}
+GROUP BY ws ORDER BY ws`, p),
+  ]);
+  return mergeSeries(agg, late);
+}
+
+/** Sparse per-window clicks of one campaign (windows without clicks are absent). */
+export function seriesForCampaign(store: Store, r: SeriesRange & { readonly campaignId: number }): Promise<SeriesPoint[]> {
+  return series(store, 'campaign_id = {cid:UInt64}', { cid: r.campaignId }, r);
+}
+
+/** Sparse per-window clicks of one ad. Pass campaignId when known: it narrows the scan. */
+export function seriesForAd(store: Store, r: SeriesRange & { readonly adId: number; readonly campaignId?: number }): Promise<SeriesPoint[]> {
+  if (r.campaignId !== undefined) {
+    return series(store, 'campaign_id = {cid:UInt64} AND ad_id = {ad:UInt64}', { cid: r.campaignId, ad: r.adId }, r);
+  }
+  return series(store, 'ad_id = {ad:UInt64}', { ad: r.adId }, r);
+}
+
+function timeFilter(column: string, from: number | Date | undefined, to: number | Date | undefined, step: number): { sql: string; params: QueryParams } {
+  const parts: string[] = [];
+  const params: QueryParams = {};
+  // Totals are summed from ONE granularity (1m unless asked), never several together.
+  if (from !== undefined) {
+    parts.push(`${column} >= {from:DateTime}`);
+    params.from = Math.floor(ms(from) / step) * step;
+  }
+  if (to !== undefined) {
+    parts.push(`${column} < {to:DateTime}`);
+    params.to = Math.ceil(ms(to) / step) * step;
+  }
+  return { sql: parts.length ? ' AND ' + parts.join(' AND ') : '', params };
+}
+
+async function totalsBy(store: Store, key: 'campaign_id' | 'ad_id', where: string, params: QueryParams, from?: number | Date, to?: number | Date, granularity: GranularityName = '1m'): Promise<Map<number, number>> {
+  const ta = timeFilter('window_start', from, to, GRANULARITY_MS[granularity]);
+  const tl = timeFilter('event_time', from, to, GRANULARITY_MS[granularity]);
+  const [agg, late] = await Promise.all([
+    store.query<{ k: number; clicks: number }>(
+      `SELECT ${key} AS k, sum(c) AS clicks FROM (
+  SELECT ${key}, ad_id, window_start, max(clicks) AS c FROM ${DB}.click_aggregates
+  WHERE ${where} AND granularity = {g:String}${ta.sql}
+  GROUP BY ${key}, ad_id, window_start
+) GROUP BY k`, { ...params, ...ta.params, g: granularity }),
+    store.query<{ k: number; clicks: number }>(
+      `SELECT ${key} AS k, uniqExact(impression_id, event_type) AS clicks FROM ${DB}.late_clicks
+WHERE ${where}${tl.sql} GROUP BY k`, { ...params, ...tl.params }),
+  ]);
+  const m = new Map<number, number>();
+  for (const r of [...agg, ...late]) m.set(Number(r.k), (m.get(Number(r.k)) ?? 0) + Number(r.clicks));
+  return m;
+}
+
+/** Total clicks per campaign of one advertiser, optionally within [from, to). Sorted by campaign_id. */
+export async function campaignTotals(store: Store, advertiserId: number, from?: number | Date, to?: number | Date): Promise<CampaignTotal[]> {
+  const m = await totalsBy(store, 'campaign_id', 'advertiser_id = {adv:UInt64}', { adv: advertiserId }, from, to);
+  return [...m.entries()].sort((a, b) => a[0] - b[0]).map(([campaign_id, total_clicks]) => ({ campaign_id, total_clicks }));
+}
+
+/** Per-ad totals of one campaign within [from, to), highest first, ties by ad_id; summed from one granularity (default 1m). */
+export async function adTotals(store: Store, r: { advertiserId: number; campaignId: number; from: number | Date; to: number | Date; limit: number; granularity?: GranularityName }): Promise<AdTotal[]> {
+  const m = await totalsBy(store, 'ad_id', 'advertiser_id = {adv:UInt64} AND campaign_id = {cid:UInt64}', { adv: r.advertiserId, cid: r.campaignId }, r.from, r.to, r.granularity ?? '1m');
+  return [...m.entries()]
+    .filter(([, c]) => c > 0)
+    .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+    .slice(0, Math.max(0, r.limit))
+    .map(([ad_id, clicks]) => ({ ad_id, clicks }));
+}
+
+/** Owner of a campaign, or null when no click for it was ever stored. */
+export async function campaignOwner(store: Store, campaignId: number): Promise<Owner | null> {
+  const rows = await store.query<Owner>(`SELECT advertiser_id, campaign_id FROM ${DB}.ad_owners WHERE campaign_id = {cid:UInt64} LIMIT 1`, { cid: campaignId });
+  return rows[0] ? { advertiser_id: Number(rows[0].advertiser_id), campaign_id: Number(rows[0].campaign_id) } : null;
+}
+
+/** Owner (advertiser and campaign) of an ad, or null when no click for it was ever stored. */
+export async function adOwner(store: Store, adId: number): Promise<Owner | null> {
+  const rows = await store.query<Owner>(`SELECT advertiser_id, campaign_id FROM ${DB}.ad_owners WHERE ad_id = {ad:UInt64} LIMIT 1`, { ad: adId });
+  return rows[0] ? { advertiser_id: Number(rows[0].advertiser_id), campaign_id: Number(rows[0].campaign_id) } : null;
+}
+
+/**
+ * The pipeline's watermark: the minimum over subtasks of each one's newest watermark,
+ * only when every subtask of the newest reported parallelism has reported. Epoch ms or null.
+ */
+export async function completeBefore(store: Store): Promise<number | null> {
+  const rows = await store.query<{ subtask: number; p: number; wm: number; at: number }>(
+    `SELECT subtask, argMax(parallelism, emitted_at_ms) AS p, argMax(watermark_ms, emitted_at_ms) AS wm, max(emitted_at_ms) AS at
+FROM ${DB}.pipeline_watermarks GROUP BY subtask`);
+  return completeBeforeOf(rows.map((r) => ({ subtask: r.subtask, parallelism: r.p, watermark_ms: r.wm, emitted_at_ms: r.at })));
+}
+
+export function completeBeforeOf(rows: readonly { subtask: number; parallelism: number; watermark_ms: number; emitted_at_ms: number }[]): number | null {
+  if (rows.length === 0) return null;
+  const newest = rows.reduce((a, b) => (Number(b.emitted_at_ms) > Number(a.emitted_at_ms) ? b : a));
+  const p = Number(newest.parallelism);
+  const current = rows.filter((r) => Number(r.subtask) < p);
+  if (current.length !== p) return null;
+  const min = Math.min(...current.map((r) => Number(r.watermark_ms)));
+  return min >= 0 ? min : null;
+}

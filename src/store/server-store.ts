@@ -1,0 +1,97 @@
+// Server transport: any ClickHouse server or cluster over HTTP (@clickhouse/client).
+// The version is detected at open; engines without server-side parameters (< 19.11)
+// get the same `{name:Type}` SQL bound client-side by param-binder.ts.
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import type { Logger } from '../shared/logger.ts';
+import { capabilitiesFor, missingCapabilities } from './capabilities.ts';
+import { normaliseRows, type JsonResult } from './json-result.ts';
+import { bindParams, serverParamValues } from './param-binder.ts';
+import type { QueryParams, Store, StoreCapabilities } from './store.ts';
+
+export interface ServerStoreOptions {
+  readonly url: string;
+  readonly logger: Logger;
+  /** Per-request timeout; default 30 s. */
+  readonly requestTimeoutMs?: number;
+}
+
+export class ServerStore implements Store {
+  readonly kind = 'server' as const;
+  private closed = false;
+
+  private constructor(
+    private readonly client: ClickHouseClient,
+    readonly capabilities: StoreCapabilities,
+  ) {}
+
+  static async open(opts: ServerStoreOptions): Promise<ServerStore> {
+    const url = new URL(opts.url);
+    // Tables are always addressed as `adclick.<table>`; a database in the URL path would
+    // become the session default and must already exist, so it is dropped here.
+    if (url.pathname && url.pathname !== '/') {
+      opts.logger.warn({ module: 'store', path: url.pathname }, 'CLICKHOUSE_URL path ignored: AdClick tables live in database "adclick"');
+      url.pathname = '/';
+    }
+    const client = createClient({
+      url,
+      request_timeout: opts.requestTimeoutMs ?? 30_000,
+      application: 'adclick',
+    });
+    try {
+      const rs = await client.query({ query: 'SELECT version() AS v', format: 'JSON' });
+      const version = String(normaliseRows<{ v: string }>((await rs.json()) as JsonResult)[0]?.v ?? '0.0');
+      const caps = capabilitiesFor(version);
+      const log = opts.logger.child({ module: 'store' });
+      log.info({ kind: 'server', host: url.host, capabilities: caps }, 'ClickHouse server connected');
+      const missing = missingCapabilities(caps);
+      if (missing.length) log.warn({ version, missing }, `ClickHouse ${version} lacks: ${missing.join('; ')}`);
+      return new ServerStore(client, caps);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  }
+
+  private prepare(sql: string, params?: QueryParams): { query: string; query_params?: Record<string, unknown> } {
+    if (!params || Object.keys(params).length === 0) return { query: sql };
+    if (this.capabilities.serverParams) return { query: sql, query_params: serverParamValues(sql, params) };
+    return { query: bindParams(sql, params) };
+  }
+
+  async query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts: { timeoutMs?: number } = {}): Promise<T[]> {
+    this.assertOpen();
+    const abort = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
+    const rs = await this.client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort });
+    return normaliseRows<T>((await rs.json()) as JsonResult);
+  }
+
+  async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
+    this.assertOpen();
+    if (rows.length === 0) return;
+    await this.client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow' });
+  }
+
+  async command(sql: string, params?: QueryParams): Promise<void> {
+    this.assertOpen();
+    await this.client.command(this.prepare(sql, params));
+  }
+
+  async ping(): Promise<boolean> {
+    if (this.closed) return false;
+    try {
+      return (await this.client.ping()).success;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('store is closed');
+  }
+}

@@ -1,0 +1,124 @@
+// A real, throwaway single-node Kafka for integration tests: free ports, temp state dir,
+// killed in the caller's `after` hook (and, as a last resort, when the process exits).
+//
+//   import { after, test } from 'node:test';
+//   import { startTestKafka } from '../helpers/kafka.ts';
+//   const kafka = await startTestKafka({ after });   // top level of the test file
+//   test('...', async () => { /* kafka.bootstrap, kafka.uniqueTopic('t') */ });
+//
+// Per-test use works too: `const kafka = await startTestKafka(t)` (t.after is used).
+// Do NOT call it inside before(): node:test runs an after() registered inside a hook as
+// soon as that hook ends, which would stop the broker before the first test.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { loadConfig } from '../../src/shared/config.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { KafkaBroker } from '../../src/stack/kafka-broker.ts';
+import { ensureKafkaDist, type KafkaDist } from '../../src/stack/kafka-dist.ts';
+
+export interface TestKafka {
+  readonly bootstrap: string;
+  readonly broker: KafkaBroker;
+  readonly dist: KafkaDist;
+  readonly stateDir: string;
+  /** Broker output, kept for post-mortems while the test runs. */
+  readonly logFile: string;
+  /** Milliseconds from spawn to the first metadata answer. */
+  readonly startMs: number;
+  /** A topic name no other test uses. */
+  uniqueTopic(prefix: string): string;
+  /** Topic configs as the broker reports them (Kafka's ConfigCommand, all values incl. defaults). */
+  describeTopicConfigs(topic: string): Promise<Record<string, string>>;
+  /** Stop the broker now (idempotent; the after hook calls it too). */
+  stop(): Promise<void>;
+}
+
+export interface TestKafkaOptions {
+  readonly extraProperties?: Readonly<Record<string, string>>;
+  /** Keep the temp dir after the run (for debugging). */
+  readonly keepStateDir?: boolean;
+}
+
+/** A port that was free a moment ago (bind 0, read, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+const execFileP = promisify(execFile);
+
+export async function startTestKafka(hooks: { after(fn: () => unknown): void }, opts: TestKafkaOptions = {}): Promise<TestKafka> {
+  // Jars are cached under the project's data dir so each run does not re-resolve them.
+  const cacheDir = join(loadConfig().dataDir, 'cache');
+  const dist = await ensureKafkaDist({ cacheDir, version: loadConfig().kafkaVersion });
+  const stateDir = await mkdtemp(join(tmpdir(), 'adclick-kafka-'));
+  const logFile = join(stateDir, 'broker.log');
+  const log = createWriteStream(logFile);
+  const [port, controllerPort] = [await freePort(), await freePort()];
+  const broker = new KafkaBroker({
+    dist, stateDir, port, controllerPort, heapMax: '512m',
+    extraProperties: opts.extraProperties,
+    logger: createLogger('test-kafka', 'warn'),
+    output: (line) => log.write(line + '\n'),
+    readyTimeoutMs: 120_000,
+  });
+
+  const lastResort = () => broker.killNow();
+  process.once('exit', lastResort);
+  let stopped: Promise<void> | undefined;
+  const stop = () => (stopped ??= (async () => {
+    try {
+      await broker.stop();
+    } finally {
+      process.off('exit', lastResort);
+      log.end();
+      if (!opts.keepStateDir) await rm(stateDir, { recursive: true, force: true });
+    }
+  })());
+  // Registered before start, so a failed start is cleaned up as well.
+  hooks.after(stop);
+
+  const t0 = Date.now();
+  try {
+    await broker.start();
+  } catch (err) {
+    broker.killNow();
+    process.off('exit', lastResort);
+    if (!opts.keepStateDir) rmSync(stateDir, { recursive: true, force: true });
+    throw err;
+  }
+  const startMs = Date.now() - t0;
+
+  return {
+    bootstrap: broker.bootstrap,
+    broker,
+    dist,
+    stateDir,
+    logFile,
+    startMs,
+    uniqueTopic: (prefix) => `${prefix}-${randomBytes(4).toString('hex')}`,
+    async describeTopicConfigs(topic) {
+      const { stdout } = await execFileP('java', [
+        '-Xmx128m', `-Dlog4j2.configurationFile=${join(stateDir, 'log4j2-tools.properties')}`, '-cp', dist.classpath,
+        'kafka.admin.ConfigCommand', '--bootstrap-server', broker.bootstrap,
+        '--entity-type', 'topics', '--entity-name', topic, '--describe', '--all',
+      ], { timeout: 60_000 });
+      const out: Record<string, string> = {};
+      for (const m of stdout.matchAll(/^\s+([\w.]+)=(.*?) sensitive=/gm)) out[m[1]!] = m[2]!;
+      return out;
+    },
+    stop,
+  };
+}

@@ -1,0 +1,176 @@
+// One behavioural suite, run against every real engine (chdb; a ClickHouse server).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createLogger } from '../../src/shared/logger.ts';
+import { DeadLetter, LateClick, WatermarkProgress, WindowAggregate } from '../../src/shared/proto.ts';
+import { buildBatch, writeBatch, type SinkMessage } from '../../src/sink/batch.ts';
+import { createApiKey, findApiKey, getApiKeyRecord, hashApiKey, revokeApiKey } from '../../src/store/api-keys.ts';
+import { DB, migrate } from '../../src/store/migrations.ts';
+import { adOwner, adTotals, campaignOwner, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from '../../src/store/reads.ts';
+import type { Store } from '../../src/store/store.ts';
+
+const logger = createLogger('test', 'silent');
+const T0 = Date.UTC(2026, 10, 27, 10, 0, 0); // 2026-11-27T10:00:00Z
+const MIN = 60_000;
+
+let offset = 0;
+function msg(topic: string, value: Uint8Array, partition = 0): SinkMessage {
+  return { topic, partition, offset: String(offset++), key: null, value: Buffer.from(value) };
+}
+function agg(p: { g?: number; ad: number; camp: number; adv: number; ws: number; clicks: number; final?: boolean }): SinkMessage {
+  const step = p.g === 3 ? 3_600_000 : p.g === 2 ? 300_000 : MIN;
+  return msg('click-aggregates', WindowAggregate.encode({
+    granularity: p.g ?? 1, adId: p.ad, campaignId: p.camp, advertiserId: p.adv, windowStartMs: p.ws, windowEndMs: p.ws + step,
+    clicks: p.clicks, final: p.final ?? false, watermarkMs: p.ws, emittedAtMs: p.ws + step, maxReceivedAtMs: p.ws + 1,
+  }).finish());
+}
+function late(p: { imp: string; ad: number; camp: number; adv: number; t: number }): SinkMessage {
+  return msg('clicks-late', LateClick.encode({
+    click: { impressionId: p.imp, eventType: 'click', adId: p.ad, campaignId: p.camp, advertiserId: p.adv, userId: 'u', eventTimeMs: p.t, receivedAtMs: p.t + 5 },
+    watermarkMs: p.t + 10 * MIN, detectedAtMs: p.t + 10 * MIN,
+  }).finish());
+}
+function wm(subtask: number, parallelism: number, w: number, at: number): SinkMessage {
+  return msg('click-watermarks', WatermarkProgress.encode({ subtask, parallelism, watermarkMs: w, emittedAtMs: at }).finish());
+}
+
+export function storeSuite(name: string, open: () => Promise<Store>, close: (s: Store) => Promise<void>, extra?: (get: () => Store) => void): void {
+  let store: Store;
+
+  test(`${name}: open and migrate twice`, async () => {
+    store = await open();
+    const first = await migrate(store, logger);
+    assert.deepEqual(first.applied, [1, 2, 3, 4, 5, 6]);
+    const second = await migrate(store, logger);
+    assert.deepEqual(second.applied, []);
+    assert.deepEqual(second.skipped, [1, 2, 3, 4, 5, 6]);
+    const tables = (await store.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name`, { db: DB })).map((r) => r.name);
+    assert.deepEqual(tables, ['ad_owners', 'api_keys', 'click_aggregates', 'dead_letters', 'late_clicks', 'pipeline_watermarks', 'schema_migrations']);
+    const recorded = await store.query<{ n: number }>(`SELECT count() AS n FROM ${DB}.schema_migrations FINAL`);
+    assert.equal(recorded[0]!.n, 6);
+    assert.equal(typeof recorded[0]!.n, 'number');
+  });
+
+  test(`${name}: aggregates collapse on re-delivery, newer emission wins, late clicks fold in`, async () => {
+    const adv = 7, camp = 55;
+    const batch1 = [
+      agg({ ad: 1, camp, adv, ws: T0, clicks: 3 }),
+      agg({ ad: 1, camp, adv, ws: T0, clicks: 5 }), // superseding provisional
+      agg({ ad: 2, camp, adv, ws: T0, clicks: 4, final: true }),
+      agg({ ad: 1, camp, adv, ws: T0 + MIN, clicks: 2, final: true }),
+      agg({ ad: 9, camp: 56, adv, ws: T0, clicks: 100, final: true }), // other campaign
+      agg({ g: 3, ad: 1, camp, adv, ws: T0, clicks: 7 }), // 1h window: never summed with 1m
+      agg({ ad: 3, camp: 99, adv: 8, ws: T0, clicks: 11, final: true }), // other advertiser
+      late({ imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000 }),
+      late({ imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000 }), // duplicate late
+      late({ imp: 'imp_late_0002', ad: 2, camp, adv, t: T0 + 2 * MIN + 1 }),
+    ];
+    await writeBatch(store, buildBatch(batch1));
+    await writeBatch(store, buildBatch(batch1)); // the whole batch re-delivered
+    // Separate inserts: re-delivery of an old emission and a final at equal count, across parts.
+    await writeBatch(store, buildBatch([agg({ ad: 1, camp, adv, ws: T0, clicks: 3 })]));
+    await writeBatch(store, buildBatch([agg({ ad: 1, camp, adv, ws: T0, clicks: 6, final: true })]));
+    await writeBatch(store, buildBatch([late({ imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000 })]));
+
+    const s = await seriesForCampaign(store, { advertiserId: adv, campaignId: camp, granularity: '1m', from: T0, to: T0 + 10 * MIN });
+    assert.deepEqual(s, [
+      { window_start_ms: T0, clicks: 6 + 4 + 1 },
+      { window_start_ms: T0 + MIN, clicks: 2 },
+      { window_start_ms: T0 + 2 * MIN, clicks: 1 },
+    ]);
+    const a1 = await seriesForAd(store, { advertiserId: adv, adId: 1, granularity: '1m', from: T0, to: T0 + 10 * MIN });
+    assert.deepEqual(a1, [{ window_start_ms: T0, clicks: 7 }, { window_start_ms: T0 + MIN, clicks: 2 }]);
+    const a1c = await seriesForAd(store, { advertiserId: adv, adId: 1, campaignId: camp, granularity: '1m', from: T0, to: T0 + MIN });
+    assert.deepEqual(a1c, [{ window_start_ms: T0, clicks: 7 }]);
+    // Another advertiser sees nothing of it.
+    assert.deepEqual(await seriesForAd(store, { advertiserId: 8, adId: 1, granularity: '1m', from: T0, to: T0 + 10 * MIN }), []);
+    // 1h series: the 1h row plus the late clicks bucketed into the hour.
+    const h = await seriesForCampaign(store, { advertiserId: adv, campaignId: camp, granularity: '1h', from: T0, to: T0 + 3_600_000 });
+    assert.deepEqual(h, [{ window_start_ms: T0, clicks: 7 + 2 }]);
+
+    const totals = await campaignTotals(store, adv);
+    assert.deepEqual(totals, [{ campaign_id: 55, total_clicks: 6 + 4 + 2 + 2 }, { campaign_id: 56, total_clicks: 100 }]);
+    const ranged = await campaignTotals(store, adv, T0 + MIN, T0 + 2 * MIN);
+    assert.deepEqual(ranged, [{ campaign_id: 55, total_clicks: 2 }]);
+    const ads = await adTotals(store, { advertiserId: adv, campaignId: camp, from: T0, to: T0 + 10 * MIN, limit: 10 });
+    assert.deepEqual(ads, [{ ad_id: 1, clicks: 9 }, { ad_id: 2, clicks: 5 }]);
+    assert.deepEqual(await adTotals(store, { advertiserId: adv, campaignId: camp, from: T0, to: T0 + 10 * MIN, limit: 1 }), [{ ad_id: 1, clicks: 9 }]);
+
+    assert.deepEqual(await campaignOwner(store, 55), { advertiser_id: 7, campaign_id: 55 });
+    assert.deepEqual(await adOwner(store, 3), { advertiser_id: 8, campaign_id: 99 });
+    assert.equal(await campaignOwner(store, 12345), null);
+    assert.equal(await adOwner(store, 12345), null);
+  });
+
+  test(`${name}: complete_before only when every subtask reported`, async () => {
+    await writeBatch(store, buildBatch([wm(0, 2, T0 + 5 * MIN, T0 + 6 * MIN)]));
+    assert.equal(await completeBefore(store), null);
+    await writeBatch(store, buildBatch([wm(1, 2, T0 + 3 * MIN, T0 + 6 * MIN), wm(0, 2, T0 + 8 * MIN, T0 + 9 * MIN)]));
+    assert.equal(await completeBefore(store), T0 + 3 * MIN);
+    await writeBatch(store, buildBatch([wm(1, 2, T0 + 9 * MIN, T0 + 10 * MIN)]));
+    await writeBatch(store, buildBatch([wm(1, 2, T0 + 9 * MIN, T0 + 10 * MIN)]));
+    assert.equal(await completeBefore(store), T0 + 8 * MIN);
+  });
+
+  test(`${name}: undecodable and invalid records become dead letters, idempotently`, async () => {
+    const bad = [
+      { topic: 'click-aggregates', partition: 3, offset: '41', key: Buffer.from('k'), value: Buffer.from([0xff, 0xff, 0xff, 0xff]) },
+      { topic: 'click-aggregates', partition: 3, offset: '42', key: null, value: Buffer.from(WindowAggregate.encode({ granularity: 9 as never, adId: 1 }).finish()) },
+      { topic: 'clicks-dlq', partition: 0, offset: '5', key: null, value: Buffer.from(DeadLetter.encode({ sourceTopic: 'clicks', partition: 1, offset: 77, reason: 'INVALID_CLICK', detail: 'x', payload: Buffer.from('raw'), detectedAtMs: T0, stage: 'flink' }).finish()) },
+    ];
+    const b = buildBatch(bad);
+    assert.deepEqual(b.commits, [{ topic: 'click-aggregates', partition: 3, offset: '43' }, { topic: 'clicks-dlq', partition: 0, offset: '6' }]);
+    await writeBatch(store, b);
+    await writeBatch(store, buildBatch(bad));
+    const rows = await store.query<{ stage: string; source_topic: string; partition: number; offset: number; reason: string; payload: string }>(
+      `SELECT stage, source_topic, partition, offset, reason, payload FROM ${DB}.dead_letters FINAL ORDER BY stage, offset`);
+    assert.deepEqual(rows.map((r) => [r.stage, r.source_topic, r.partition, r.offset, r.reason]), [
+      ['flink', 'clicks', 1, 77, 'INVALID_CLICK'],
+      ['sink', 'click-aggregates', 3, 41, 'PROTOBUF_DECODE_FAILED'],
+      ['sink', 'click-aggregates', 3, 42, 'INVALID_AGGREGATE'],
+    ]);
+    assert.equal(Buffer.from(rows[1]!.payload, 'base64').toString('hex'), 'ffffffff');
+  });
+
+  test(`${name}: api keys create, find, revoke`, async () => {
+    const { api_key, key_hash } = await createApiKey(store, 7);
+    assert.match(api_key, /^ak_[A-Za-z0-9_-]{43}$/);
+    assert.equal(key_hash, hashApiKey(api_key));
+    const found = await findApiKey(store, key_hash);
+    assert.equal(found?.advertiser_id, 7);
+    assert.equal(await findApiKey(store, hashApiKey('ak_nope')), null);
+    assert.equal(await findApiKey(store, "' OR 1=1 --"), null);
+    const now = Date.now();
+    assert.equal(await revokeApiKey(store, api_key, now), true);
+    assert.equal(await findApiKey(store, key_hash), null);
+    assert.equal((await getApiKeyRecord(store, key_hash))?.revoked, true);
+    assert.equal(await revokeApiKey(store, api_key), true); // idempotent
+    assert.equal(await revokeApiKey(store, 'ak_unknown'), false);
+    const other = await createApiKey(store, 8);
+    assert.equal((await findApiKey(store, other.key_hash))?.advertiser_id, 8);
+  });
+
+  test(`${name}: parameters round-trip hostile strings and never inject`, async () => {
+    const hostile = ["'; DROP TABLE adclick.api_keys; --", "a\\'b", 'back\\slash\\', "new\nline\ttab\u0000nul", '{x:String}', 'ünï©ødé 🎯', "''''", '\\'];
+    for (const s of hostile) {
+      const r = await store.query<{ s: string }>('SELECT {s:String} AS s', { s });
+      assert.equal(r[0]!.s, s);
+    }
+    const r = await store.query<{ n: number }>(`SELECT count() AS n FROM ${DB}.api_keys WHERE key_hash = {h:String}`, { h: "x' OR '1'='1" });
+    assert.equal(r[0]!.n, 0);
+    const ids = await store.query<{ n: number }>('SELECT count() AS n FROM numbers(10) WHERE has({ids:Array(UInt64)}, number)', { ids: [1, 2, 3] });
+    assert.equal(ids[0]!.n, 3);
+    const t = await store.query<{ t: number }>('SELECT toUInt32({t:DateTime}) AS t', { t: new Date(T0 + 999) });
+    assert.equal(t[0]!.t, T0 / 1000);
+    await assert.rejects(store.query('SELECT {n:UInt64} AS n', { n: -1 }));
+    await assert.rejects(store.query('SELECT {n:UInt64} AS n', { n: '1 OR 1=1' as unknown as number }));
+    const still = await store.query(`SELECT name FROM system.tables WHERE database = 'adclick' AND name = 'api_keys'`);
+    assert.equal(still.length, 1);
+  });
+
+  extra?.(() => store);
+
+  test(`${name}: close`, async () => {
+    await close(store);
+  });
+}

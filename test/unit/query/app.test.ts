@@ -1,0 +1,379 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { buildQueryApp, type QueryAppOptions } from '../../../src/query/app.ts';
+import { FakeRepository } from './fake-repository.ts';
+
+const T = Date.UTC(2026, 10, 27, 10, 0, 0); // 2026-11-27T10:00:00Z
+const KEY = 'ak_live_advertiser7_secret';
+const OTHER_KEY = 'ak_live_advertiser8_secret';
+const AUTH = { authorization: `Bearer ${KEY}` };
+
+function setup(options: Partial<QueryAppOptions> = {}) {
+  const repo = new FakeRepository();
+  repo.addKey(KEY, 7);
+  repo.addKey(OTHER_KEY, 8);
+  repo.addAd(7, 55, 1234);
+  repo.addAd(7, 55, 1235);
+  repo.addAd(7, 56, 2000);
+  repo.addAd(8, 99, 9999); // another advertiser's campaign and ad
+  const clock = { now: T + 90 * 60_000 };
+  const logs: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
+  const registry = new Registry();
+  const app = buildQueryApp({ repo, logger, clock: () => clock.now, options, registry });
+  return { app, repo, clock, logs, registry };
+}
+
+function assertError(res: { statusCode: number; json(): unknown; headers: Record<string, unknown> }, status: number, code: string, field?: string) {
+  assert.equal(res.statusCode, status);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  const body = res.json() as { error: { code: string; message: string; field?: string } };
+  assert.equal(body.error.code, code);
+  assert.equal(typeof body.error.message, 'string');
+  assert.equal(body.error.field, field);
+  assert.deepEqual(Object.keys(body), ['error']);
+}
+
+test('/healthz, /readyz, dashboard placeholder', async () => {
+  const { app, repo } = setup();
+  assert.deepEqual((await app.inject('/healthz')).json(), { status: 'ok' });
+  const ready = await app.inject('/readyz');
+  assert.equal(ready.statusCode, 200);
+  const page = await app.inject('/');
+  assert.equal(page.statusCode, 200);
+  assert.match(String(page.headers['content-type']), /^text\/html/);
+  assert.match(page.body, /dashboard is coming/i);
+
+  repo.failure = new Error('connect ECONNREFUSED');
+  const down = await app.inject('/readyz');
+  assertError(down, 503, 'UNAVAILABLE');
+  assert.equal(down.headers['retry-after'], '2');
+  assert.equal((await app.inject('/healthz')).statusCode, 200, 'liveness does not depend on storage');
+});
+
+test('401 for missing, malformed, unknown and revoked keys, all with one body', async () => {
+  const { app, repo } = setup();
+  repo.addKey('revoked-key', 7);
+  repo.revokeKey('revoked-key');
+  const bodies = new Set<string>();
+  for (const authorization of [undefined, 'Basic Zm9vOmJhcg==', 'Bearer', `Bearer ${KEY} extra`, 'Bearer unknown-key', 'Bearer revoked-key']) {
+    const res = await app.inject({ url: '/v1/campaigns', headers: authorization === undefined ? {} : { authorization } });
+    assertError(res, 401, 'UNAUTHORIZED');
+    assert.match(String(res.headers['www-authenticate']), /^Bearer/);
+    bodies.add(res.body);
+  }
+  assert.equal(bodies.size, 1);
+  // Every /v1 route is guarded, not just the list.
+  for (const url of ['/v1/campaigns/55/clicks', '/v1/campaigns/55/ads', '/v1/ads/1234/clicks']) {
+    assertError(await app.inject(url), 401, 'UNAUTHORIZED');
+  }
+});
+
+test('the raw key never reaches the logs', async () => {
+  const { app, logs } = setup();
+  await app.inject({ url: '/v1/campaigns', headers: AUTH });
+  await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer not-a-real-key' } });
+  assert.ok(logs.length > 0);
+  const all = logs.join('\n');
+  assert.ok(!all.includes(KEY));
+  assert.ok(!all.includes('not-a-real-key'));
+});
+
+test('GET /v1/campaigns lists only the key owner campaigns with totals', async () => {
+  const { app, repo } = setup();
+  repo.click(1234, T, 3);
+  repo.click(1235, T + 60_000, 2);
+  repo.click(2000, T, 1);
+  repo.click(9999, T, 50);
+  const res = await app.inject({ url: '/v1/campaigns', headers: AUTH });
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(res.json(), {
+    campaigns: [
+      { campaign_id: 55, total_clicks: 5 },
+      { campaign_id: 56, total_clicks: 1 },
+    ],
+  });
+  assert.equal(res.headers['cache-control'], 'no-store');
+});
+
+test('campaign series is dense, rounded, time-ordered, ISO, and totals its points', async () => {
+  const { app, repo } = setup();
+  repo.click(1234, T + 61_000, 4); // window 10:01
+  repo.click(1235, T + 119_999, 1); // window 10:01
+  repo.click(1234, T + 180_000, 2); // window 10:03
+  repo.click(1234, T + 300_000, 9); // at 10:05: outside [10:00, 10:05)
+  repo.click(9999, T + 61_000, 100); // other advertiser
+  repo.watermarkMs = T + 120_500;
+  // from 10:00:30 rounds down to 10:00; to 10:04:01 rounds up to 10:05.
+  const res = await app.inject({
+    url: `/v1/campaigns/55/clicks?from=${T + 30_000}&to=2026-11-27T11:04:01%2B01:00&granularity=1m`,
+    headers: AUTH,
+  });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.deepEqual(res.json(), {
+    campaign_id: 55,
+    granularity: '1m',
+    from: '2026-11-27T10:00:00Z',
+    to: '2026-11-27T10:05:00Z',
+    complete_before: '2026-11-27T10:02:00Z',
+    total_clicks: 7,
+    points: [
+      { window_start: '2026-11-27T10:00:00Z', clicks: 0, final: true },
+      { window_start: '2026-11-27T10:01:00Z', clicks: 5, final: true },
+      { window_start: '2026-11-27T10:02:00Z', clicks: 0, final: false },
+      { window_start: '2026-11-27T10:03:00Z', clicks: 2, final: false },
+      { window_start: '2026-11-27T10:04:00Z', clicks: 0, final: false },
+    ],
+  });
+});
+
+test('series defaults: 1m over the last hour ending now; complete_before null when unknown', async () => {
+  const { app, repo, clock } = setup();
+  clock.now = T + 30_000;
+  repo.click(1234, T - 3_600_000, 1); // first window of the default range
+  repo.click(1234, T + 10_000, 2); // the current, open window
+  const res = await app.inject({ url: '/v1/campaigns/55/clicks', headers: AUTH });
+  assert.equal(res.statusCode, 200);
+  const body = res.json();
+  assert.equal(body.granularity, '1m');
+  assert.equal(body.from, '2026-11-27T09:00:00Z');
+  assert.equal(body.to, '2026-11-27T10:01:00Z');
+  assert.equal(body.points.length, 61);
+  assert.equal(body.complete_before, null);
+  assert.equal(body.total_clicks, 3);
+  assert.equal(body.total_clicks, body.points.reduce((s: number, p: { clicks: number }) => s + p.clicks, 0));
+  assert.ok(body.points.every((p: { final: boolean }) => p.final === false));
+  for (const p of body.points) assert.match(p.window_start, /^\d{4}-\d\d-\d\dT\d\d:\d\d:00Z$/);
+});
+
+test('an unencoded + in an ISO offset still parses', async () => {
+  const { app } = setup();
+  const res = await app.inject({ url: '/v1/campaigns/55/clicks?from=2026-11-27T11:00:00+01:00&to=2026-11-27T11:02:00+01:00', headers: AUTH });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.equal(res.json().from, '2026-11-27T10:00:00Z');
+  assert.equal(res.json().to, '2026-11-27T10:02:00Z');
+});
+
+test('5m and 1h series align windows to UTC', async () => {
+  const { app, repo } = setup();
+  repo.click(1234, T + 7 * 60_000, 1);
+  repo.click(1234, T + 65 * 60_000, 1);
+  const five = (await app.inject({ url: `/v1/campaigns/55/clicks?from=${T + 4 * 60_000}&to=${T + 11 * 60_000}&granularity=5m`, headers: AUTH })).json();
+  assert.equal(five.from, '2026-11-27T10:00:00Z');
+  assert.equal(five.to, '2026-11-27T10:15:00Z');
+  assert.deepEqual(five.points.map((p: { clicks: number }) => p.clicks), [0, 1, 0]);
+  const hour = (await app.inject({ url: `/v1/campaigns/55/clicks?from=2026-11-27T10:30:00Z&to=2026-11-27T11:30:00Z&granularity=1h`, headers: AUTH })).json();
+  assert.deepEqual(hour.points, [
+    { window_start: '2026-11-27T10:00:00Z', clicks: 1, final: false },
+    { window_start: '2026-11-27T11:00:00Z', clicks: 1, final: false },
+  ]);
+});
+
+test('ad series carries ad_id and campaign_id and counts only that ad', async () => {
+  const { app, repo } = setup();
+  repo.click(1234, T, 3);
+  repo.click(1235, T, 100);
+  const res = await app.inject({ url: `/v1/ads/1234/clicks?from=${T}&to=${T + 120_000}`, headers: AUTH });
+  assert.equal(res.statusCode, 200);
+  const body = res.json();
+  assert.deepEqual(Object.keys(body).slice(0, 2), ['ad_id', 'campaign_id']);
+  assert.equal(body.ad_id, 1234);
+  assert.equal(body.campaign_id, 55);
+  assert.equal(body.total_clicks, 3);
+  assert.deepEqual(body.points.map((p: { clicks: number }) => p.clicks), [3, 0]);
+});
+
+test('ads ranking: highest first, ties by id, limit applied, range rounded', async () => {
+  const { app, repo } = setup();
+  repo.addAd(7, 55, 1236);
+  repo.click(1234, T, 2);
+  repo.click(1235, T, 5);
+  repo.click(1236, T, 2);
+  repo.click(1234, T + 3_600_000, 50); // outside the range
+  const res = await app.inject({ url: `/v1/campaigns/55/ads?from=${T + 1}&to=${T + 59 * 60_000}`, headers: AUTH });
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(res.json(), {
+    campaign_id: 55,
+    from: '2026-11-27T10:00:00Z',
+    to: '2026-11-27T10:59:00Z',
+    ads: [
+      { ad_id: 1235, clicks: 5 },
+      { ad_id: 1234, clicks: 2 },
+      { ad_id: 1236, clicks: 2 },
+    ],
+  });
+  const top = await app.inject({ url: `/v1/campaigns/55/ads?from=${T}&to=${T + 60_000}&limit=1`, headers: AUTH });
+  assert.deepEqual(top.json().ads, [{ ad_id: 1235, clicks: 5 }]);
+});
+
+test('404: foreign, missing and malformed ids give byte-identical answers', async () => {
+  const { app } = setup();
+  const cases = [
+    ['/v1/campaigns/99/clicks', '/v1/campaigns/12345/clicks', '/v1/campaigns/0/clicks', '/v1/campaigns/abc/clicks', '/v1/campaigns/9007199254740992/clicks'],
+    ['/v1/campaigns/99/ads', '/v1/campaigns/12345/ads', '/v1/campaigns/-1/ads'],
+    ['/v1/ads/9999/clicks', '/v1/ads/4242/clicks', '/v1/ads/1.5/clicks'],
+  ];
+  const bodies = new Set<string>();
+  for (const urls of cases) {
+    for (const url of urls) {
+      const res = await app.inject({ url, headers: AUTH });
+      assertError(res, 404, 'NOT_FOUND');
+      bodies.add(res.body);
+    }
+  }
+  // Ids that fail before routing (undecodable, over-long) are the same 404.
+  for (const url of ['/v1/campaigns/%E0%A4%A/clicks', `/v1/ads/${'1'.repeat(80)}/clicks`]) {
+    const res = await app.inject({ url, headers: AUTH });
+    assertError(res, 404, 'NOT_FOUND');
+    bodies.add(res.body);
+  }
+  assert.equal(bodies.size, 1);
+  // The other advertiser does see its own campaign: the 404 above is about ownership.
+  assert.equal((await app.inject({ url: '/v1/campaigns/99/clicks', headers: { authorization: `Bearer ${OTHER_KEY}` } })).statusCode, 200);
+});
+
+test('400 INVALID_FIELD names the bad parameter', async () => {
+  const { app } = setup();
+  const cases: [string, string][] = [
+    ['/v1/campaigns/55/clicks?from=yesterday', 'from'],
+    ['/v1/campaigns/55/clicks?from=2026-11-27T10:00:00', 'from'],
+    ['/v1/campaigns/55/clicks?to=1.5', 'to'],
+    [`/v1/campaigns/55/clicks?from=${T}&to=${T}`, 'to'],
+    [`/v1/campaigns/55/clicks?from=${T}&to=${T - 60_000}`, 'to'],
+    ['/v1/campaigns/55/clicks?granularity=1d', 'granularity'],
+    ['/v1/campaigns/55/clicks?granularity=1m&granularity=5m', 'granularity'],
+    ['/v1/ads/1234/clicks?from=-5', 'from'],
+    ['/v1/campaigns/55/ads?limit=0', 'limit'],
+    ['/v1/campaigns/55/ads?limit=1001', 'limit'],
+    ['/v1/campaigns/55/ads?limit=abc', 'limit'],
+    ['/v1/campaigns/55/ads?to=soon', 'to'],
+  ];
+  for (const [url, field] of cases) assertError(await app.inject({ url, headers: AUTH }), 400, 'INVALID_FIELD', field);
+  assert.equal((await app.inject({ url: '/v1/campaigns/55/ads?limit=1000', headers: AUTH })).statusCode, 200);
+});
+
+test('400 RANGE_TOO_LARGE beyond 10,000 windows', async () => {
+  const { app } = setup();
+  const to = T + 10_000 * 60_000;
+  assert.equal((await app.inject({ url: `/v1/campaigns/55/clicks?from=${T}&to=${to}`, headers: AUTH })).json().points.length, 10_000);
+  assertError(await app.inject({ url: `/v1/campaigns/55/clicks?from=${T}&to=${to + 1}`, headers: AUTH }), 400, 'RANGE_TOO_LARGE');
+  assertError(await app.inject({ url: `/v1/ads/1234/clicks?from=${T}&to=${to + 1}`, headers: AUTH }), 400, 'RANGE_TOO_LARGE');
+  assertError(await app.inject({ url: `/v1/campaigns/55/ads?from=${T}&to=${to + 1}`, headers: AUTH }), 400, 'RANGE_TOO_LARGE');
+  assert.equal((await app.inject({ url: `/v1/campaigns/55/ads?from=${T}&to=${to + 1}&granularity=1h`, headers: AUTH })).statusCode, 200);
+});
+
+test('unknown routes 404, wrong methods 405, both in the error shape', async () => {
+  const { app } = setup();
+  assertError(await app.inject({ url: '/v1/nothing', headers: AUTH }), 404, 'NOT_FOUND');
+  assertError(await app.inject({ url: '/v2/campaigns', headers: AUTH }), 404, 'NOT_FOUND');
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const) {
+    const res = await app.inject({ method, url: '/v1/campaigns/55/clicks', headers: AUTH });
+    assertError(res, 405, 'METHOD_NOT_ALLOWED');
+    assert.equal(res.headers.allow, 'GET, HEAD');
+  }
+  // A broken body does not turn the 405 into a 400.
+  const bad = await app.inject({ method: 'POST', url: '/v1/campaigns', headers: { 'content-type': 'application/json' }, payload: '{' });
+  assertError(bad, 405, 'METHOD_NOT_ALLOWED');
+  assertError(await app.inject({ method: 'DELETE', url: '/healthz' }), 405, 'METHOD_NOT_ALLOWED');
+  assert.equal((await app.inject({ method: 'HEAD', url: '/v1/campaigns', headers: AUTH })).statusCode, 200);
+});
+
+test('storage failure answers 503 UNAVAILABLE with Retry-After, on every route', async () => {
+  const { app, repo } = setup({ retryAfterSec: 3 });
+  // Fail after auth, then also during auth.
+  const ok = await app.inject({ url: '/v1/campaigns', headers: AUTH }); // caches the key
+  assert.equal(ok.statusCode, 200);
+  repo.failure = new Error('ClickHouse: connection refused');
+  for (const url of ['/v1/campaigns', '/v1/campaigns/55/clicks', '/v1/campaigns/55/ads', '/v1/ads/1234/clicks']) {
+    const res = await app.inject({ url, headers: AUTH });
+    assertError(res, 503, 'UNAVAILABLE');
+    assert.equal(res.headers['retry-after'], '3');
+    assert.ok(!res.body.includes('ClickHouse'), 'cause is not leaked');
+  }
+  const uncached = await app.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${OTHER_KEY}` } });
+  assertError(uncached, 503, 'UNAVAILABLE');
+});
+
+test('a hung storage call times out into 503', async () => {
+  const { app, repo } = setup({ storageTimeoutMs: 20 });
+  repo.campaignTotals = () => new Promise(() => {});
+  const res = await app.inject({ url: '/v1/campaigns', headers: AUTH });
+  assertError(res, 503, 'UNAVAILABLE');
+});
+
+test('unexpected errors answer 500 INTERNAL without a stack, and are logged', async () => {
+  const { app, repo, logs } = setup();
+  // A repository bug: rows that are not an array make the handler throw a TypeError.
+  repo.series = async () => null as unknown as [];
+  const res = await app.inject({ url: '/v1/campaigns/55/clicks', headers: AUTH });
+  assertError(res, 500, 'INTERNAL');
+  assert.ok(!/TypeError|at .*\.ts/.test(res.body));
+  assert.ok(logs.some((l) => l.includes('"level":50') && l.includes('TypeError')));
+});
+
+test('revocation takes effect once the key cache expires', async () => {
+  const { app, repo, clock } = setup({ apiKeyCacheTtlMs: 2000 });
+  assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200);
+  const lookups = repo.calls.findApiKey;
+  repo.revokeKey(KEY);
+  clock.now += 1999;
+  assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200, 'still cached');
+  assert.equal(repo.calls.findApiKey, lookups, 'served from cache');
+  clock.now += 1;
+  assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 401, 'UNAUTHORIZED');
+  clock.now += 10_000;
+  assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 401, 'UNAUTHORIZED');
+});
+
+test('a new key works at once: unknown keys are not cached', async () => {
+  const { app, repo } = setup();
+  assertError(await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer brand-new' } }), 401, 'UNAUTHORIZED');
+  repo.addKey('brand-new', 7);
+  assert.equal((await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer brand-new' } })).statusCode, 200);
+});
+
+test('per-key rate limit: 429 RATE_LIMITED with Retry-After, other keys unaffected', async () => {
+  const { app, clock } = setup({ rateLimitPerSec: 5, rateLimitBurst: 10 });
+  for (let i = 0; i < 10; i++) assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200);
+  const limited = await app.inject({ url: '/v1/campaigns', headers: AUTH });
+  assertError(limited, 429, 'RATE_LIMITED');
+  assert.equal(limited.headers['retry-after'], '1');
+  assert.equal((await app.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${OTHER_KEY}` } })).statusCode, 200);
+  // Bad keys get 401, not 429, even while the good key is limited.
+  assertError(await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer nope' } }), 401, 'UNAUTHORIZED');
+  clock.now += 200; // one token at 5/s
+  assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200);
+  assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 429, 'RATE_LIMITED');
+});
+
+test('default per-key limit is 50/s with a burst of 100', async () => {
+  const { app } = setup();
+  let ok = 0;
+  for (let i = 0; i < 101; i++) if ((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode === 200) ok++;
+  assert.equal(ok, 100);
+});
+
+test('/metrics: RED metrics labelled by route pattern', async () => {
+  const { app } = setup();
+  await app.inject({ url: '/v1/ads/1234/clicks', headers: AUTH });
+  await app.inject({ url: '/v1/ads/4242/clicks', headers: AUTH });
+  await app.inject({ url: '/nope' });
+  const res = await app.inject('/metrics');
+  assert.equal(res.statusCode, 200);
+  assert.match(String(res.headers['content-type']), /^text\/plain/);
+  assert.match(res.body, /adclick_query_requests_total\{route="\/v1\/ads\/:ad_id\/clicks",status="200"\} 1/);
+  assert.match(res.body, /adclick_query_requests_total\{route="\/v1\/ads\/:ad_id\/clicks",status="404"\} 1/);
+  assert.match(res.body, /adclick_query_requests_total\{route="unmatched",status="404"\} 1/);
+  assert.match(res.body, /adclick_query_request_seconds_count\{route="\/v1\/ads\/:ad_id\/clicks"\} 2/);
+  assert.ok(!res.body.includes('4242'), 'raw ids are never labels');
+});
+
+test('two apps can share one registry', () => {
+  const registry = new Registry();
+  const repo = new FakeRepository();
+  const logger = pino({ level: 'silent' });
+  buildQueryApp({ repo, logger, registry });
+  assert.doesNotThrow(() => buildQueryApp({ repo, logger, registry }));
+});

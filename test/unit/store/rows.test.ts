@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { aggregateRow, aggregateVersion, lateClickRow, RecordError, watermarkRow } from '../../../src/store/rows.ts';
+import { completeBeforeOf } from '../../../src/store/reads.ts';
+
+const T0 = Date.UTC(2026, 10, 27, 10, 0);
+const base = { granularity: 1, adId: 1, campaignId: 2, advertiserId: 3, windowStartMs: T0, windowEndMs: T0 + 60_000, clicks: 5, final: false, watermarkMs: T0, emittedAtMs: T0 + 61_000, maxReceivedAtMs: T0 + 100 };
+
+test('version: more clicks is newer; at equal clicks final beats provisional; deterministic', () => {
+  assert.equal(aggregateVersion(5, false), 10);
+  assert.equal(aggregateVersion(5, true), 11);
+  assert.ok(aggregateVersion(6, false) > aggregateVersion(5, true));
+  assert.deepEqual(aggregateRow(base), aggregateRow({ ...base }));
+});
+
+test('aggregate row mapping', () => {
+  const r = aggregateRow({ ...base, granularity: 3, windowStartMs: T0, windowEndMs: T0 + 3_600_000, final: true });
+  assert.deepEqual(r, { granularity: '1h', advertiser_id: 3, campaign_id: 2, ad_id: 1, window_start: T0 / 1000, clicks: 5, final: 1, version: 11, watermark_ms: T0, emitted_at_ms: T0 + 61_000, max_received_at_ms: T0 + 100 });
+  assert.equal(aggregateRow({ ...base, watermarkMs: -9223372036854775808 }).watermark_ms, -1);
+});
+
+test('invalid aggregates are refused with a reason', () => {
+  for (const bad of [{ granularity: 0 }, { granularity: 4 }, { adId: 0 }, { advertiserId: 2 ** 53 }, { windowStartMs: T0 + 1 }, { windowEndMs: T0 + 1 }, { clicks: -1 }, { granularity: 2, windowStartMs: T0 + 60_000, windowEndMs: T0 + 360_000 }]) {
+    assert.throws(() => aggregateRow({ ...base, ...bad } as never), (e: unknown) => e instanceof RecordError && e.reason === 'INVALID_AGGREGATE', JSON.stringify(bad));
+  }
+});
+
+test('watermark and late-click rows', () => {
+  assert.deepEqual(watermarkRow({ subtask: 1, parallelism: 2, watermarkMs: 5, emittedAtMs: 6 }), { subtask: 1, parallelism: 2, watermark_ms: 5, emitted_at_ms: 6 });
+  assert.throws(() => watermarkRow({ subtask: 2, parallelism: 2, watermarkMs: 5, emittedAtMs: 6 }), RecordError);
+  const l = lateClickRow({ click: { impressionId: 'imp_1234', eventType: '', adId: 1, campaignId: 2, advertiserId: 3, eventTimeMs: T0 + 1500 }, watermarkMs: T0 + 9e5, detectedAtMs: T0 + 9e5 });
+  assert.equal(l.event_type, 'click');
+  assert.equal(l.event_time, T0 / 1000 + 1);
+  assert.throws(() => lateClickRow({ watermarkMs: 1 }), RecordError);
+  assert.throws(() => lateClickRow({ click: { impressionId: '', adId: 1, campaignId: 2, advertiserId: 3 } }), RecordError);
+});
+
+test('complete_before: min of newest per subtask, only when all report', () => {
+  assert.equal(completeBeforeOf([]), null);
+  assert.equal(completeBeforeOf([{ subtask: 0, parallelism: 2, watermark_ms: 10, emitted_at_ms: 1 }]), null);
+  assert.equal(completeBeforeOf([{ subtask: 0, parallelism: 2, watermark_ms: 10, emitted_at_ms: 1 }, { subtask: 1, parallelism: 2, watermark_ms: 7, emitted_at_ms: 2 }]), 7);
+  // rescaled down to 1: the stale subtask 1 is ignored
+  assert.equal(completeBeforeOf([{ subtask: 0, parallelism: 1, watermark_ms: 10, emitted_at_ms: 3 }, { subtask: 1, parallelism: 2, watermark_ms: 7, emitted_at_ms: 2 }]), 10);
+  assert.equal(completeBeforeOf([{ subtask: 0, parallelism: 1, watermark_ms: -1, emitted_at_ms: 3 }]), null);
+});
