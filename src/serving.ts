@@ -18,6 +18,7 @@ import { createApiKey, revokeApiKey } from './store/api-keys.ts';
 import { migrate, type MigrationOptions } from './store/migrations.ts';
 import { openStore } from './store/open-store.ts';
 import { storeQueryRepository } from './store/query-repository.ts';
+import { buildQueryApp } from './query/app.ts';
 import type { Store } from './store/store.ts';
 
 export interface ServingOptions {
@@ -54,15 +55,15 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
 
     let sink: AggregateSink | null = null;
     if (opts.consumer !== null) {
-      const consumer = opts.consumer ?? createKafkaSinkConsumer({ brokers: config.kafkaBrokers, topics: Object.values(SINK_TOPICS), logger });
-      sink = new AggregateSink({ store, consumer, logger, registry, maxRows: opts.sinkMaxRows, maxWaitMs: opts.sinkMaxWaitMs });
+      const consumer = opts.consumer ?? createKafkaSinkConsumer({ brokers: config.kafkaBrokers, topics: Object.values(SINK_TOPICS), groupId: config.sinkGroupId, logger });
+      sink = new AggregateSink({ store, consumer, logger, registry, maxRows: opts.sinkMaxRows ?? config.sinkMaxRows, maxWaitMs: opts.sinkMaxWaitMs ?? config.sinkMaxWaitMs, retryMaxMs: config.sinkRetryMaxMs });
       await sink.start();
     }
 
     let queryApp: Closable | null = null;
     if (opts.queryApi !== false) queryApp = await startQueryApi(config, logger, store, registry);
 
-    const admin = await startAdmin(config, log, store, registry, sink, opts.adminPort ?? 8089);
+    const admin = await startAdmin(config, log, store, registry, sink, opts.adminPort ?? config.adminPort);
 
     let stopped: Promise<void> | null = null;
     const stop = () => (stopped ??= (async () => {
@@ -82,32 +83,24 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
   }
 }
 
-/** The query API is another part; it is loaded lazily so serving runs before it exists. */
-async function startQueryApi(config: Config, logger: Logger, store: Store, registry: Registry): Promise<Closable | null> {
-  const log = logger.child({ module: 'serving' });
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(new URL('./query/app.ts', import.meta.url).href)) as Record<string, unknown>;
-  } catch (err) {
-    log.warn({ err }, 'query API module src/query/app.ts not loadable; serving without the query API');
-    return null;
-  }
-  const build = mod.buildQueryApp as ((deps: Record<string, unknown>) => unknown) | undefined;
-  if (typeof build !== 'function') {
-    log.warn('src/query/app.ts has no buildQueryApp export; serving without the query API');
-    return null;
-  }
-  const app = (await build({ repo: storeQueryRepository(store), store, config, logger, registry })) as {
-    listen?: (o: { port: number; host: string }) => Promise<unknown>;
-    close?: () => Promise<unknown>;
-  };
-  if (typeof app?.listen !== 'function') {
-    log.warn('buildQueryApp did not return a listenable app; serving without the query API');
-    return null;
-  }
+/** The query API on the shared store; options come from the one config module. */
+async function startQueryApi(config: Config, logger: Logger, store: Store, registry: Registry): Promise<Closable> {
+  const app = buildQueryApp({
+    repo: storeQueryRepository(store),
+    logger,
+    registry,
+    options: {
+      apiKeyCacheTtlMs: config.queryKeyCacheMs,
+      rateLimitPerSec: config.queryRateLimitPerSec,
+      rateLimitBurst: config.queryRateLimitBurst,
+      maxWindows: config.queryMaxWindows,
+      retryAfterSec: config.retryAfterSec,
+      storageTimeoutMs: config.queryStorageTimeoutMs,
+    },
+  });
   await app.listen({ port: config.queryPort, host: config.host });
-  log.info({ port: config.queryPort, host: config.host }, 'query API listening');
-  return { close: () => app.close?.() };
+  logger.child({ module: 'serving' }).info({ port: config.queryPort, host: config.host }, 'query API listening');
+  return { close: () => app.close() };
 }
 
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {

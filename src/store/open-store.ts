@@ -6,9 +6,9 @@ import { ServerStore } from './server-store.ts';
 import type { Store } from './store.ts';
 
 export async function openStore(
-  config: Pick<Config, 'clickhouseUrl' | 'dataDir'>,
+  config: Pick<Config, 'clickhouseUrl' | 'dataDir'> & Partial<Pick<Config, 'clickhouseTimeoutMs'>>,
   logger: Logger,
 ): Promise<Store> {
-  if (config.clickhouseUrl) return ServerStore.open({ url: config.clickhouseUrl, logger });
+  if (config.clickhouseUrl) return ServerStore.open({ url: config.clickhouseUrl, logger, requestTimeoutMs: config.clickhouseTimeoutMs });
   return EmbeddedStore.open({ path: EmbeddedStore.pathFor(config.dataDir), logger });
 }
