@@ -4,7 +4,9 @@ const USAGE = `adclick — real-time exactly-once ad click aggregation
 
 usage: adclick <command> [options]
 
-  up                       start the whole local pipeline in the foreground (Ctrl-C stops it)
+  up [--no-traffic|--traffic-rate=N]
+                           start the whole local pipeline in the foreground (Ctrl-C stops it),
+                           with light demo traffic (20 clicks/s, 30 min) unless --no-traffic
   down                     stop a stack started by \`adclick up\` elsewhere
   status                   show each part of a running stack
   simulate [options]       send realistic signed traffic and write a ground-truth ledger
@@ -23,7 +25,7 @@ const [command, ...rest] = process.argv.slice(2);
 async function main(): Promise<number> {
   switch (command) {
     case 'up':
-      return (await import('./stack/cli-commands.ts')).upCommand();
+      return (await import('./stack/cli-commands.ts')).upCommand({ argv: rest });
     case 'down':
       return (await import('./stack/cli-commands.ts')).downCommand();
     case 'status':

@@ -1,9 +1,8 @@
 // `adclick keys create --advertiser <id>` / `adclick keys revoke <api_key>`.
 // With embedded ClickHouse only the serving process may open the data directory, so the
 // CLI asks that process over its loopback admin port (token in <dataDir>/run/admin.token).
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { loadConfig } from './shared/config.ts';
+import { adminRequest, type AdminAnswer } from './shared/admin-client.ts';
 
 const USAGE = 'usage: adclick keys create --advertiser <id>\n       adclick keys revoke <api_key>\n';
 
@@ -29,27 +28,11 @@ export async function runKeys(argv: string[], out = process.stdout, err = proces
     err.write(USAGE);
     return 2;
   }
-  let token: string;
+  let json: AdminAnswer;
   try {
-    token = (await readFile(join(config.dataDir, 'run', 'admin.token'), 'utf8')).trim();
-  } catch {
-    err.write(`no admin token in ${join(config.dataDir, 'run')}: is the pipeline running (adclick up)?\n`);
-    return 1;
-  }
-  let res: Response;
-  try {
-    res = await fetch(`http://127.0.0.1:${config.adminPort}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify(body),
-    });
+    json = await adminRequest(config, path, body);
   } catch (e) {
-    err.write(`the serving process does not answer on 127.0.0.1:${config.adminPort} (${(e as Error).message}): is the pipeline running?\n`);
-    return 1;
-  }
-  const json = (await res.json().catch(() => ({}))) as { api_key?: string; revoked?: boolean; error?: { code: string; message: string } };
-  if (!res.ok) {
-    err.write(`failed: ${json.error?.code ?? res.status} ${json.error?.message ?? ''}\n`);
+    err.write(`${(e as Error).message}\n`);
     return 1;
   }
   if (sub === 'create') {

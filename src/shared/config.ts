@@ -132,3 +132,13 @@ export function parseSigningKeys(raw: string): Map<string, string> {
   }
   return keys;
 }
+
+/** The environment that reproduces `config` in a child process (the launcher passes it on). */
+export function configToEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, s] of Object.entries(SETTINGS) as [keyof Config, Setting<unknown>][]) {
+    const v = config[name];
+    env[s.env] = Array.isArray(v) ? v.join(',') : String(v);
+  }
+  return env;
+}

@@ -81,8 +81,9 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
           break;
         }
         case topics.late: {
+          // One row per (granularity, click): the same click late for 1m and 5m is two corrections.
           const row = lateClickRow(decode(LateClick, m));
-          late.set(`${row.impression_id}\u0000${row.event_type}`, row);
+          late.set(`${row.granularity}\u0000${row.impression_id}\u0000${row.event_type}`, row);
           owners.set(row.ad_id, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }

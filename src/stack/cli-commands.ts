@@ -1,5 +1,7 @@
 // Handlers for `adclick up | down | status`; src/cli.ts parses argv and calls these.
-import { loadConfig, type Config } from '../shared/config.ts';
+import { join } from 'node:path';
+import { DEV_SIGNING_KEYS, loadConfig, parseSigningKeys, type Config } from '../shared/config.ts';
+import { adminRequest } from '../shared/admin-client.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { isAlive, readSupervisorPid } from './pid-files.ts';
 import { statusFromPidFiles, stopFromPidFiles, type ProcessStatus } from './supervisor.ts';
@@ -25,8 +27,15 @@ function resolveDeps(deps: CommandDeps) {
  * Foreground: start everything, then wait for SIGINT/SIGTERM/SIGHUP (or `adclick down`,
  * which sends SIGTERM) and stop in reverse order. Returns the exit code.
  */
-export async function upCommand(deps: CommandDeps & Partial<Pick<UpOptions, 'services' | 'output' | 'color'>> = {}): Promise<number> {
+export async function upCommand(deps: CommandDeps & Partial<Pick<UpOptions, 'services' | 'output' | 'color'>> & { argv?: readonly string[] } = {}): Promise<number> {
   const { config, logger, print } = resolveDeps(deps);
+  const argv = deps.argv ?? [];
+  const rateArg = argv.find((a) => a.startsWith('--traffic-rate='));
+  const trafficRate = argv.includes('--no-traffic') ? 0 : rateArg ? Number(rateArg.split('=')[1]) : 20;
+  if (!Number.isFinite(trafficRate) || trafficRate < 0) {
+    print('--traffic-rate must be a number of clicks per second (0 = none)\n');
+    return 2;
+  }
   let stack;
   try {
     stack = await up(config, { logger, print, services: deps.services, output: deps.output, color: deps.color });
@@ -34,6 +43,9 @@ export async function upCommand(deps: CommandDeps & Partial<Pick<UpOptions, 'ser
     logger.error({ err }, 'the stack did not come up');
     return 1;
   }
+  const demo = new AbortController();
+  if (!deps.services) await startDemo(config, logger, print, trafficRate, demo.signal);
+  stack.supervisor.untilSignalled().then(() => demo.abort(), () => demo.abort());
   const crashed = new Promise<string>((resolve) => {
     for (const p of stack.supervisor.processes) p.once('failed', () => resolve(p.name));
   });
@@ -45,6 +57,40 @@ export async function upCommand(deps: CommandDeps & Partial<Pick<UpOptions, 'ser
   }
   print('AdClick stack stopped.\n');
   return 0;
+}
+
+/**
+ * After a default `up`: a demo API key for advertiser 1, a ready-to-paste curl, and
+ * light simulated traffic (bounded: 30 minutes) so the API has numbers to show.
+ */
+async function startDemo(config: Config, logger: Logger, print: (t: string) => void, rate: number, signal: AbortSignal): Promise<void> {
+  const h = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  try {
+    const { api_key } = await adminRequest(config, '/admin/keys', { advertiser_id: 1 });
+    print(
+      `  flink UI   http://${h}:${config.flinkUiPort}\n  query API  http://${h}:${config.queryPort}  (dashboard at /)\n\n` +
+        `Demo API key for advertiser 1 (more: adclick keys create --advertiser <id>):\n` +
+        `  curl -s -H 'Authorization: Bearer ${api_key}' http://${h}:${config.queryPort}/v1/campaigns\n\n`,
+    );
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not create the demo API key');
+  }
+  if (rate <= 0) return;
+  const [keyId, secret] = firstSigningKey(config);
+  print(`Sending demo traffic: ${rate} clicks/s for 30 minutes (--no-traffic to skip, --traffic-rate=N to change)\n`);
+  const { simulate } = await import('../simulate/simulator.ts');
+  simulate({
+    url: `http://${h}:${config.gatewayPort}`, keyId, secret, rate, durationMs: 30 * 60_000, batchSize: 20,
+    ads: 500, campaigns: 50, advertisers: 5, signal, ledgerPath: join(config.dataDir, 'ledgers', `demo-${Date.now()}.ndjson`),
+  }).then(
+    (r) => logger.info({ accepted: r.ledgered, rejected: r.rejected }, 'demo traffic finished'),
+    (err) => logger.warn({ err: (err as Error).message }, 'demo traffic stopped'),
+  );
+}
+
+function firstSigningKey(config: Config): [string, string] {
+  const [id, secret] = parseSigningKeys(config.signingKeys || DEV_SIGNING_KEYS).entries().next().value as [string, string];
+  return [id, secret];
 }
 
 /** Stop a stack started by `adclick up` in another terminal (via pid files). */

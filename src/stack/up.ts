@@ -5,9 +5,10 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import type { Config } from '../shared/config.ts';
+import { configToEnv, type Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { latestCheckpoint } from './checkpoints.ts';
+import { ensureFlinkJar, flinkJarPath } from './flink-jar.ts';
 import { ensureKafkaDist } from './kafka-dist.ts';
 import { brokerBootstrap, brokerServiceSpec } from './kafka-broker.ts';
 import { isAlive, readSupervisorPid } from './pid-files.ts';
@@ -88,19 +89,33 @@ export function gatewayService(ctx: StackContext): ServiceSpec {
 }
 
 /**
- * The Flink job, restarted from its newest retained checkpoint each time (args are
- * recomputed before every start). Not in defaultServices() until the job jar and its
- * flags are settled; add it there (after Kafka, before serving) when they are.
+ * The Flink job in a local MiniCluster (its own JVM), restarted from its newest retained
+ * checkpoint each time: args are recomputed before every start.
  */
-export function flinkJobService(ctx: StackContext, jar = join(ctx.repoRoot, 'flink', 'target', 'adclick-flink-job.jar')): ServiceSpec {
-  const checkpointDir = checkpointDirOf(ctx.config);
+export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRoot)): ServiceSpec {
+  const { config } = ctx;
+  const checkpointDir = checkpointDirOf(config);
   return {
     name: 'flink',
     command: 'java',
     args: () => {
       const restore = latestCheckpoint(checkpointDir);
-      return ['-cp', jar, 'io.adclick.flink.ClickAggregationJob', '--checkpoint-dir', checkpointDir,
-        ...(restore ? ['--restore-from', restore.path] : [])];
+      return [
+        `-Xmx${config.flinkHeap}`, '-cp', jar, 'io.adclick.flink.ClickAggregationJob',
+        '--bootstrap-servers', ctx.kafkaBootstrap,
+        '--checkpoint-dir', checkpointDir,
+        '--checkpoint-interval-ms', String(config.flinkCheckpointIntervalMs),
+        '--out-of-orderness-ms', String(config.flinkOutOfOrdernessMs),
+        '--idleness-ms', String(config.flinkIdlenessMs),
+        '--allowed-lateness-ms', String(config.flinkAllowedLatenessMs),
+        '--early-fire-interval-ms', String(config.flinkEarlyFireMs),
+        '--parallelism', String(config.flinkParallelism),
+        '--web-ui-port', String(config.flinkUiPort),
+        '--web-ui-bind-address', config.host,
+        // Dedup state must outlive the oldest click the gateway accepts (plus skew).
+        '--dedup-ttl-ms', String(config.maxClickAgeMs + config.maxClockSkewMs + 3_600_000),
+        ...(restore ? ['--restore-from', restore.path] : []),
+      ];
     },
     cwd: ctx.repoRoot,
     env: ctx.childEnv,
@@ -111,9 +126,25 @@ export function flinkJobService(ctx: StackContext, jar = join(ctx.repoRoot, 'fli
   };
 }
 
-/** Services after Kafka, in start order. Extension point: flinkJobService, then serving. */
+/** The serving process: embedded ClickHouse (or a server), the sink and the query API. */
+export function servingService(ctx: StackContext): ServiceSpec {
+  const { config } = ctx;
+  return {
+    name: 'serving',
+    command: process.execPath,
+    args: ['--import', 'tsx', join('src', 'serving.ts')],
+    cwd: ctx.repoRoot,
+    env: ctx.childEnv,
+    health: { kind: 'http', url: `http://${urlHost(config.host)}:${config.queryPort}/readyz` },
+    readyTimeoutMs: 120_000,
+    stopTimeoutMs: config.stopTimeoutMs,
+    restart: { when: 'on-failure', backoffMs: 1000 },
+  };
+}
+
+/** Services after Kafka, in start order: the job first (so nothing waits on it), then serving, then the gateway. */
 export function defaultServices(ctx: StackContext): ServiceSpec[] {
-  return [gatewayService(ctx)];
+  return [flinkJobService(ctx), servingService(ctx), gatewayService(ctx)];
 }
 
 function urlHost(host: string): string {
@@ -141,6 +172,8 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
   if (leftovers.stopped.length) log.warn({ processes: leftovers.stopped }, 'stopped processes left over from an earlier run');
 
   const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
+  // Build (or skip) before anything runs, so a long first build keeps no broker waiting.
+  if (!opts.services) await ensureFlinkJar(repoRoot, log);
 
   const supervisor = new Supervisor({ runDir, logger: log, output: opts.output, color: opts.color });
   await supervisor.claim();
@@ -152,7 +185,7 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
     }
     await supervisor.start(brokerServiceSpec({
       dist, stateDir: join(config.dataDir, 'kafka'), host: kafkaHost, port: config.kafkaPort,
-      controllerPort: config.kafkaControllerPort, heapMax: opts.kafkaHeapMax, logger: log,
+      controllerPort: config.kafkaControllerPort, heapMax: opts.kafkaHeapMax ?? config.kafkaHeapMax, readyTimeoutMs: config.kafkaReadyTimeoutMs, logger: log,
       restart: { when: 'on-failure' },
     }));
     await ensureTopics(kafkaBootstrap, pipelineTopics(config), log);
@@ -163,14 +196,8 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
         '!!! Redis is NOT reachable: the gateway runs fail-open WITHOUT edge dedup, and rate limiting falls back to in-process. Counts stay exact (Flink dedups), but duplicates reach Kafka. !!!');
     }
 
-    const childEnv: NodeJS.ProcessEnv = {
-      ...process.env,
-      KAFKA_BROKERS: kafkaBootstrap,
-      ADCLICK_DATA_DIR: config.dataDir,
-      ADCLICK_BIND_HOST: config.host,
-      REDIS_URL: config.redisUrl,
-      LOG_LEVEL: config.logLevel,
-    };
+    // Children get exactly this config (which may carry overrides), not just our env.
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...configToEnv(config), KAFKA_BROKERS: kafkaBootstrap };
     const context: StackContext = { config, repoRoot, kafkaBootstrap, redisReachable, childEnv };
     const services = (opts.services ?? defaultServices)(context);
     for (const spec of services) {

@@ -97,13 +97,20 @@ ORDER BY subtask`,
   {
     id: 3,
     name: 'late_clicks',
+    // One row per (granularity, click): lateness is per granularity (a click can miss its
+    // 1m window yet count on time in its 1h window), so a correction names the one
+    // granularity and window it applies to. Edited in place (not a new migration) because
+    // no release ever created the earlier per-click shape; a data dir migrated before this
+    // change must be recreated.
     plan(caps, opts) {
       const notices: string[] = [];
-      const ttl = retention(caps, 'event_time', 'late_clicks', opts, notices);
+      const ttl = retention(caps, 'window_start', 'late_clicks', opts, notices);
       return {
         notices,
         statements: [
           `CREATE TABLE IF NOT EXISTS ${DB}.late_clicks (
+  granularity Enum8('1m' = 1, '5m' = 2, '1h' = 3),
+  window_start DateTime('UTC'),
   impression_id String,
   event_type String,
   ad_id UInt64,
@@ -115,7 +122,7 @@ ORDER BY subtask`,
   watermark_ms Int64,
   detected_at_ms UInt64
 ) ENGINE = ReplacingMergeTree()
-ORDER BY (impression_id, event_type)
+ORDER BY (granularity, impression_id, event_type)
 ${ttl}`,
         ],
       };

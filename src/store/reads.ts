@@ -2,6 +2,7 @@
 // (ad, window) may still have several emissions on disk, and because the Flink job emits
 // full, non-decreasing counts, max(clicks) per (ad, window) is the newest one (the same
 // row argMax(clicks, version) picks). Late clicks are added per window as corrections,
+// only those recorded for the granularity being read (lateness is per granularity), and
 // counted by distinct (impression_id, event_type) so re-delivered ones count once.
 import { DB } from './migrations.ts';
 import { GRANULARITY_MS, type GranularityName } from './rows.ts';
@@ -38,8 +39,8 @@ function mergeSeries(a: { ws: number; clicks: number }[], b: { ws: number; click
 }
 
 async function series(store: Store, filter: string, params: QueryParams, r: SeriesRange): Promise<SeriesPoint[]> {
-  const { from, to, step } = alignedRange(r.granularity, r.from, r.to);
-  const p: QueryParams = { ...params, adv: r.advertiserId, g: r.granularity, from, to, step: step / 1000 };
+  const { from, to } = alignedRange(r.granularity, r.from, r.to);
+  const p: QueryParams = { ...params, adv: r.advertiserId, g: r.granularity, from, to };
   const [agg, late] = await Promise.all([
     store.query<{ ws: number; clicks: number }>(
       `SELECT toUInt32(window_start) AS ws, sum(c) AS clicks FROM (
@@ -49,9 +50,10 @@ async function series(store: Store, filter: string, params: QueryParams, r: Seri
   GROUP BY window_start, ad_id
 ) GROUP BY ws ORDER BY ws`, p),
     store.query<{ ws: number; clicks: number }>(
-      `SELECT intDiv(toUInt32(event_time), {step:UInt32}) * {step:UInt32} AS ws, uniqExact(impression_id, event_type) AS clicks
+      `SELECT toUInt32(window_start) AS ws, uniqExact(impression_id, event_type) AS clicks
 FROM ${DB}.late_clicks
-WHERE advertiser_id = {adv:UInt64} AND ${filter} AND event_time >= {from:DateTime} AND event_time < {to:DateTime}
+WHERE advertiser_id = {adv:UInt64} AND ${filter} AND granularity = {g:String}
+  AND window_start >= {from:DateTime} AND window_start < {to:DateTime}
 GROUP BY ws ORDER BY ws`, p),
   ]);
   return mergeSeries(agg, late);
@@ -86,18 +88,19 @@ function timeFilter(column: string, from: number | Date | undefined, to: number 
 }
 
 async function totalsBy(store: Store, key: 'campaign_id' | 'ad_id', where: string, params: QueryParams, from?: number | Date, to?: number | Date, granularity: GranularityName = '1m'): Promise<Map<number, number>> {
-  const ta = timeFilter('window_start', from, to, GRANULARITY_MS[granularity]);
-  const tl = timeFilter('event_time', from, to, GRANULARITY_MS[granularity]);
+  // Aggregates and late corrections from the same granularity and the same windows.
+  const t = timeFilter('window_start', from, to, GRANULARITY_MS[granularity]);
+  const p: QueryParams = { ...params, ...t.params, g: granularity };
   const [agg, late] = await Promise.all([
     store.query<{ k: number; clicks: number }>(
       `SELECT ${key} AS k, sum(c) AS clicks FROM (
   SELECT ${key}, ad_id, window_start, max(clicks) AS c FROM ${DB}.click_aggregates
-  WHERE ${where} AND granularity = {g:String}${ta.sql}
+  WHERE ${where} AND granularity = {g:String}${t.sql}
   GROUP BY ${key}, ad_id, window_start
-) GROUP BY k`, { ...params, ...ta.params, g: granularity }),
+) GROUP BY k`, p),
     store.query<{ k: number; clicks: number }>(
       `SELECT ${key} AS k, uniqExact(impression_id, event_type) AS clicks FROM ${DB}.late_clicks
-WHERE ${where}${tl.sql} GROUP BY k`, { ...params, ...tl.params }),
+WHERE ${where} AND granularity = {g:String}${t.sql} GROUP BY k`, p),
   ]);
   const m = new Map<number, number>();
   for (const r of [...agg, ...late]) m.set(Number(r.k), (m.get(Number(r.k)) ?? 0) + Number(r.clicks));

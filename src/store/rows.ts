@@ -32,7 +32,15 @@ export interface AggregateRow {
 
 export interface WatermarkRow { subtask: number; parallelism: number; watermark_ms: number; emitted_at_ms: number }
 
+/**
+ * One late click for ONE granularity (the window of that size it missed). Identity:
+ * (granularity, impression_id, event_type) — re-delivery collapses, yet one click can
+ * correct its 1m and 5m windows (two rows) while the 1h window counted it on time.
+ */
 export interface LateClickRow {
+  granularity: GranularityName;
+  /** epoch seconds (DateTime): start of the missed window of this granularity */
+  window_start: number;
   impression_id: string;
   event_type: string;
   ad_id: number;
@@ -125,15 +133,31 @@ export function watermarkRow(w: IWatermarkProgress): WatermarkRow {
   return { subtask, parallelism, watermark_ms: watermark(w.watermarkMs), emitted_at_ms: nonNeg(w.emittedAtMs, 'emitted_at_ms', R) };
 }
 
+/**
+ * A late click. Its granularity (and window) are never guessed: a record without a known
+ * granularity, or whose window_start_ms is not the window of that granularity containing
+ * the click's event time, is refused with INVALID_FIELD.
+ */
 export function lateClickRow(l: ILateClick): LateClickRow {
   const R = 'INVALID_LATE_CLICK';
+  const F = 'INVALID_FIELD';
   const c = l.click;
   if (!c) throw new RecordError(R, 'late click without click');
   const impression = c.impressionId ?? '';
   if (impression.length === 0 || impression.length > 256) throw new RecordError(R, 'impression_id missing or too long');
   const eventTime = nonNeg(c.eventTimeMs, 'event_time_ms', R);
   if (eventTime > MAX_DATETIME_MS) throw new RecordError(R, 'event_time_ms out of range');
+  const granularity = GRANULARITY_BY_ENUM[Number(l.granularity ?? 0)];
+  if (!granularity) throw new RecordError(F, `granularity missing or unknown (${String(l.granularity ?? 0)}): a late click applies to one granularity`);
+  const step = GRANULARITY_MS[granularity];
+  const windowStart = Number(l.windowStartMs ?? 0);
+  const expected = eventTime - (eventTime % step);
+  if (windowStart !== expected) {
+    throw new RecordError(F, `window_start_ms ${String(l.windowStartMs ?? 0)} is not the ${granularity} window of event_time_ms ${eventTime} (expected ${expected})`);
+  }
   return {
+    granularity,
+    window_start: windowStart / 1000,
     impression_id: impression,
     event_type: c.eventType || 'click',
     ad_id: id(c.adId, 'ad_id', R),

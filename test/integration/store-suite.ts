@@ -24,11 +24,18 @@ function agg(p: { g?: number; ad: number; camp: number; adv: number; ws: number;
     clicks: p.clicks, final: p.final ?? false, watermarkMs: p.ws, emittedAtMs: p.ws + step, maxReceivedAtMs: p.ws + 1,
   }).finish());
 }
-function late(p: { imp: string; ad: number; camp: number; adv: number; t: number }): SinkMessage {
+const STEP: Record<number, number> = { 1: MIN, 2: 5 * MIN, 3: 60 * MIN };
+/** One LateClick record for one granularity (as the Flink job writes them); g 0 = unspecified. */
+function late(p: { imp: string; ad: number; camp: number; adv: number; t: number; g: number; ws?: number }): SinkMessage {
+  const ws = p.ws ?? (p.g ? p.t - (p.t % STEP[p.g]!) : 0);
   return msg('clicks-late', LateClick.encode({
     click: { impressionId: p.imp, eventType: 'click', adId: p.ad, campaignId: p.camp, advertiserId: p.adv, userId: 'u', eventTimeMs: p.t, receivedAtMs: p.t + 5 },
-    watermarkMs: p.t + 10 * MIN, detectedAtMs: p.t + 10 * MIN,
+    watermarkMs: p.t + 10 * MIN, detectedAtMs: p.t + 10 * MIN, granularity: p.g, windowStartMs: ws,
   }).finish());
+}
+/** The records for a click late for each of the given granularities. */
+function lateFor(gs: number[], p: { imp: string; ad: number; camp: number; adv: number; t: number }): SinkMessage[] {
+  return gs.map((g) => late({ ...p, g }));
 }
 function wm(subtask: number, parallelism: number, w: number, at: number): SinkMessage {
   return msg('click-watermarks', WatermarkProgress.encode({ subtask, parallelism, watermarkMs: w, emittedAtMs: at }).finish());
@@ -46,6 +53,9 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
     assert.deepEqual(second.skipped, [1, 2, 3, 4, 5, 6]);
     const tables = (await store.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name`, { db: DB })).map((r) => r.name);
     assert.deepEqual(tables, ['ad_owners', 'api_keys', 'click_aggregates', 'dead_letters', 'late_clicks', 'pipeline_watermarks', 'schema_migrations']);
+    const lateCols = (await store.query<{ name: string }>(
+      `SELECT name FROM system.columns WHERE database = {db:String} AND table = 'late_clicks' AND name IN ('granularity', 'window_start') ORDER BY name`, { db: DB })).map((r) => r.name);
+    assert.deepEqual(lateCols, ['granularity', 'window_start'], 'late_clicks carries its granularity and window');
     const recorded = await store.query<{ n: number }>(`SELECT count() AS n FROM ${DB}.schema_migrations FINAL`);
     assert.equal(recorded[0]!.n, 6);
     assert.equal(typeof recorded[0]!.n, 'number');
@@ -61,16 +71,16 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
       agg({ ad: 9, camp: 56, adv, ws: T0, clicks: 100, final: true }), // other campaign
       agg({ g: 3, ad: 1, camp, adv, ws: T0, clicks: 7 }), // 1h window: never summed with 1m
       agg({ ad: 3, camp: 99, adv: 8, ws: T0, clicks: 11, final: true }), // other advertiser
-      late({ imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000 }),
-      late({ imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000 }), // duplicate late
-      late({ imp: 'imp_late_0002', ad: 2, camp, adv, t: T0 + 2 * MIN + 1 }),
+      ...lateFor([1, 2, 3], { imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000 }),
+      ...lateFor([1, 2, 3], { imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000 }), // duplicate late
+      ...lateFor([1, 2, 3], { imp: 'imp_late_0002', ad: 2, camp, adv, t: T0 + 2 * MIN + 1 }),
     ];
     await writeBatch(store, buildBatch(batch1));
     await writeBatch(store, buildBatch(batch1)); // the whole batch re-delivered
     // Separate inserts: re-delivery of an old emission and a final at equal count, across parts.
     await writeBatch(store, buildBatch([agg({ ad: 1, camp, adv, ws: T0, clicks: 3 })]));
     await writeBatch(store, buildBatch([agg({ ad: 1, camp, adv, ws: T0, clicks: 6, final: true })]));
-    await writeBatch(store, buildBatch([late({ imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000 })]));
+    await writeBatch(store, buildBatch([late({ imp: 'imp_late_0001', ad: 1, camp, adv, t: T0 + 30_000, g: 1 })]));
 
     const s = await seriesForCampaign(store, { advertiserId: adv, campaignId: camp, granularity: '1m', from: T0, to: T0 + 10 * MIN });
     assert.deepEqual(s, [
@@ -84,7 +94,7 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
     assert.deepEqual(a1c, [{ window_start_ms: T0, clicks: 7 }]);
     // Another advertiser sees nothing of it.
     assert.deepEqual(await seriesForAd(store, { advertiserId: 8, adId: 1, granularity: '1m', from: T0, to: T0 + 10 * MIN }), []);
-    // 1h series: the 1h row plus the late clicks bucketed into the hour.
+    // 1h series: the 1h row plus the late clicks recorded for that hour.
     const h = await seriesForCampaign(store, { advertiserId: adv, campaignId: camp, granularity: '1h', from: T0, to: T0 + 3_600_000 });
     assert.deepEqual(h, [{ window_start_ms: T0, clicks: 7 + 2 }]);
 
@@ -102,6 +112,67 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
     assert.equal(await adOwner(store, 12345), null);
   });
 
+  test(`${name}: a late click corrects only the granularities it was late for, once`, async () => {
+    // One ad, 6 real clicks in hour T0. Per granularity, what the windows counted on time
+    // plus what was late for that granularity must give 6 every time:
+    //   3 clicks on time everywhere; A late for 1m only; B late for 1m, 5m and 1h;
+    //   C (in the 10:03 minute) late for 1m and 5m, on time for 1h.
+    const adv = 21, camp = 210, ad = 2100;
+    const base = { ad, camp, adv };
+    const aggs = [
+      agg({ g: 1, ...base, ws: T0, clicks: 3, final: true }),
+      agg({ g: 2, ...base, ws: T0, clicks: 3 + 1, final: true }), // + A
+      agg({ g: 3, ...base, ws: T0, clicks: 3 + 1 + 1, final: true }), // + A + C
+    ];
+    const A = lateFor([1], { ...base, imp: 'imp_only_1m', t: T0 + 10_000 });
+    const B = lateFor([1, 2, 3], { ...base, imp: 'imp_all_three', t: T0 + 20_000 });
+    const C = lateFor([1, 2], { ...base, imp: 'imp_1m_5m', t: T0 + 3 * MIN + 5_000 });
+    const read = async () => ({
+      m1: await seriesForCampaign(store, { advertiserId: adv, campaignId: camp, granularity: '1m', from: T0, to: T0 + 60 * MIN }),
+      m5: await seriesForAd(store, { advertiserId: adv, adId: ad, granularity: '5m', from: T0, to: T0 + 60 * MIN }),
+      h1: await seriesForAd(store, { advertiserId: adv, adId: ad, campaignId: camp, granularity: '1h', from: T0, to: T0 + 60 * MIN }),
+      camp: await campaignTotals(store, adv),
+      ads1m: await adTotals(store, { advertiserId: adv, campaignId: camp, from: T0, to: T0 + 60 * MIN, limit: 10 }),
+      ads1h: await adTotals(store, { advertiserId: adv, campaignId: camp, from: T0, to: T0 + 60 * MIN, limit: 10, granularity: '1h' }),
+    });
+    const pt = (ws: number, clicks: number) => ({ window_start_ms: ws, clicks });
+    const expect = (m1: [number, number][], m5: number, h1: number) => ({
+      m1: m1.map(([ws, c]) => pt(ws, c)), m5: [pt(T0, m5)], h1: [pt(T0, h1)],
+      camp: [{ campaign_id: camp, total_clicks: m1.reduce((s, [, c]) => s + c, 0) }],
+      ads1m: [{ ad_id: ad, clicks: m1.reduce((s, [, c]) => s + c, 0) }],
+      ads1h: [{ ad_id: ad, clicks: h1 }],
+    });
+
+    await writeBatch(store, buildBatch(aggs));
+    assert.deepEqual(await read(), expect([[T0, 3]], 4, 5), 'aggregates alone');
+    await writeBatch(store, buildBatch(A));
+    assert.deepEqual(await read(), expect([[T0, 4]], 4, 5), 'late for 1m only: only the 1m series changes');
+    await writeBatch(store, buildBatch(B));
+    assert.deepEqual(await read(), expect([[T0, 5]], 5, 6), 'late for all three: each changes once');
+    await writeBatch(store, buildBatch(C));
+    const truth = expect([[T0, 5], [T0 + 3 * MIN, 1]], 6, 6);
+    assert.deepEqual(await read(), truth, 'late for 1m and 5m: in its own 1m window, and the 5m window; 1h unchanged');
+
+    // Re-delivery of everything, as one batch and record by record: nothing changes.
+    const all = [...aggs, ...A, ...B, ...C];
+    await writeBatch(store, buildBatch(all));
+    for (const m of [...A, ...B, ...C]) await writeBatch(store, buildBatch([m]));
+    assert.deepEqual(await read(), truth, 're-delivery changes nothing');
+
+    // Stored rows: one per (granularity, click), whatever was delivered, each with its window.
+    const rows = await store.query<{ g: string; imp: string; ws: number; n: number }>(
+      `SELECT toString(granularity) AS g, impression_id AS imp, toUInt32(window_start) AS ws, count() AS n FROM ${DB}.late_clicks FINAL
+WHERE advertiser_id = {adv:UInt64} GROUP BY g, imp, ws ORDER BY g, imp`, { adv });
+    assert.deepEqual(rows.map((r) => [r.g, r.imp, Number(r.ws) * 1000, Number(r.n)]), [
+      ['1h', 'imp_all_three', T0, 1],
+      ['1m', 'imp_1m_5m', T0 + 3 * MIN, 1],
+      ['1m', 'imp_all_three', T0, 1],
+      ['1m', 'imp_only_1m', T0, 1],
+      ['5m', 'imp_1m_5m', T0, 1],
+      ['5m', 'imp_all_three', T0, 1],
+    ]);
+  });
+
   test(`${name}: complete_before only when every subtask reported`, async () => {
     await writeBatch(store, buildBatch([wm(0, 2, T0 + 5 * MIN, T0 + 6 * MIN)]));
     assert.equal(await completeBefore(store), null);
@@ -117,19 +188,27 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
       { topic: 'click-aggregates', partition: 3, offset: '41', key: Buffer.from('k'), value: Buffer.from([0xff, 0xff, 0xff, 0xff]) },
       { topic: 'click-aggregates', partition: 3, offset: '42', key: null, value: Buffer.from(WindowAggregate.encode({ granularity: 9 as never, adId: 1 }).finish()) },
       { topic: 'clicks-dlq', partition: 0, offset: '5', key: null, value: Buffer.from(DeadLetter.encode({ sourceTopic: 'clicks', partition: 1, offset: 77, reason: 'INVALID_CLICK', detail: 'x', payload: Buffer.from('raw'), detectedAtMs: T0, stage: 'flink' }).finish()) },
+      // a late click without granularity: never guessed, never folded into any series
+      { ...late({ imp: 'imp_no_granularity', ad: 31, camp: 310, adv: 30, t: T0 + 1_000, g: 0, ws: T0 }), partition: 1, offset: '9' },
     ];
     const b = buildBatch(bad);
-    assert.deepEqual(b.commits, [{ topic: 'click-aggregates', partition: 3, offset: '43' }, { topic: 'clicks-dlq', partition: 0, offset: '6' }]);
+    assert.deepEqual(b.commits, [{ topic: 'click-aggregates', partition: 3, offset: '43' }, { topic: 'clicks-dlq', partition: 0, offset: '6' }, { topic: 'clicks-late', partition: 1, offset: '10' }]);
     await writeBatch(store, b);
     await writeBatch(store, buildBatch(bad));
     const rows = await store.query<{ stage: string; source_topic: string; partition: number; offset: number; reason: string; payload: string }>(
-      `SELECT stage, source_topic, partition, offset, reason, payload FROM ${DB}.dead_letters FINAL ORDER BY stage, offset`);
+      `SELECT stage, source_topic, partition, offset, reason, payload FROM ${DB}.dead_letters FINAL ORDER BY stage, source_topic, offset`);
     assert.deepEqual(rows.map((r) => [r.stage, r.source_topic, r.partition, r.offset, r.reason]), [
       ['flink', 'clicks', 1, 77, 'INVALID_CLICK'],
       ['sink', 'click-aggregates', 3, 41, 'PROTOBUF_DECODE_FAILED'],
       ['sink', 'click-aggregates', 3, 42, 'INVALID_AGGREGATE'],
+      ['sink', 'clicks-late', 1, 9, 'INVALID_FIELD'],
     ]);
     assert.equal(Buffer.from(rows[1]!.payload, 'base64').toString('hex'), 'ffffffff');
+    for (const g of ['1m', '5m', '1h'] as const) {
+      assert.deepEqual(await seriesForAd(store, { advertiserId: 30, adId: 31, granularity: g, from: T0, to: T0 + 60 * MIN }), [], g);
+    }
+    const stored = await store.query<{ n: number }>(`SELECT count() AS n FROM ${DB}.late_clicks WHERE advertiser_id = 30`);
+    assert.equal(Number(stored[0]!.n), 0);
   });
 
   test(`${name}: api keys create, find, revoke`, async () => {

@@ -28,11 +28,46 @@ test('invalid aggregates are refused with a reason', () => {
 test('watermark and late-click rows', () => {
   assert.deepEqual(watermarkRow({ subtask: 1, parallelism: 2, watermarkMs: 5, emittedAtMs: 6 }), { subtask: 1, parallelism: 2, watermark_ms: 5, emitted_at_ms: 6 });
   assert.throws(() => watermarkRow({ subtask: 2, parallelism: 2, watermarkMs: 5, emittedAtMs: 6 }), RecordError);
-  const l = lateClickRow({ click: { impressionId: 'imp_1234', eventType: '', adId: 1, campaignId: 2, advertiserId: 3, eventTimeMs: T0 + 1500 }, watermarkMs: T0 + 9e5, detectedAtMs: T0 + 9e5 });
+  const l = lateClickRow({ click: { impressionId: 'imp_1234', eventType: '', adId: 1, campaignId: 2, advertiserId: 3, eventTimeMs: T0 + 1500 }, watermarkMs: T0 + 9e5, detectedAtMs: T0 + 9e5, granularity: 1, windowStartMs: T0 });
   assert.equal(l.event_type, 'click');
   assert.equal(l.event_time, T0 / 1000 + 1);
+  assert.equal(l.granularity, '1m');
+  assert.equal(l.window_start, T0 / 1000);
   assert.throws(() => lateClickRow({ watermarkMs: 1 }), RecordError);
   assert.throws(() => lateClickRow({ click: { impressionId: '', adId: 1, campaignId: 2, advertiserId: 3 } }), RecordError);
+});
+
+// T1 = 10:07:30.250Z: its 1m, 5m and 1h windows all start at different instants.
+const T1 = T0 + 7 * 60_000 + 30_250;
+const lateClick = { click: { impressionId: 'imp_1234', eventType: 'click', adId: 1, campaignId: 2, advertiserId: 3, eventTimeMs: T1, receivedAtMs: T1 + 5 }, watermarkMs: T1 + 9e5, detectedAtMs: T1 + 9e5 };
+
+test('late-click row: granularity and window come from the record, one row per granularity', () => {
+  const starts = { 1: T0 + 7 * 60_000, 2: T0 + 5 * 60_000, 3: T0 } as const;
+  const names = { 1: '1m', 2: '5m', 3: '1h' } as const;
+  for (const g of [1, 2, 3] as const) {
+    const r = lateClickRow({ ...lateClick, granularity: g, windowStartMs: starts[g] });
+    assert.deepEqual(r, {
+      granularity: names[g], window_start: starts[g] / 1000, impression_id: 'imp_1234', event_type: 'click', ad_id: 1, campaign_id: 2, advertiser_id: 3,
+      event_time: Math.floor(T1 / 1000), event_time_ms: T1, received_at_ms: T1 + 5, watermark_ms: T1 + 9e5, detected_at_ms: T1 + 9e5,
+    });
+  }
+});
+
+test('late click without a known granularity, or with a window not its own, is INVALID_FIELD (never guessed)', () => {
+  const cases: Record<string, unknown>[] = [
+    {}, // neither field (a pre-change producer)
+    { windowStartMs: T0 + 7 * 60_000 }, // granularity 0 = unspecified
+    { granularity: 0, windowStartMs: T0 + 7 * 60_000 },
+    { granularity: 4, windowStartMs: T0 + 7 * 60_000 },
+    { granularity: 1 }, // window missing
+    { granularity: 1, windowStartMs: T0 + 6 * 60_000 }, // aligned, but not the click's window
+    { granularity: 2, windowStartMs: T0 + 7 * 60_000 }, // the 1m window given as the 5m one
+    { granularity: 3, windowStartMs: T0 + 5 * 60_000 },
+    { granularity: 1, windowStartMs: T0 + 7 * 60_000 + 1 },
+  ];
+  for (const c of cases) {
+    assert.throws(() => lateClickRow({ ...lateClick, ...c } as never), (e: unknown) => e instanceof RecordError && e.reason === 'INVALID_FIELD', JSON.stringify(c));
+  }
 });
 
 test('complete_before: min of newest per subtask, only when all report', () => {

@@ -11,6 +11,7 @@ import io.adclick.flink.serde.ProtoConverters;
 import io.adclick.flink.serde.ReasonCodes;
 import io.adclick.proto.v1.ClickEvent;
 import io.adclick.proto.v1.Granularity;
+import io.adclick.proto.v1.LateClick;
 import io.adclick.proto.v1.WindowAggregate;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -196,7 +197,10 @@ class PipelineITCase {
         Map<String, Long> lateCounts = new HashMap<>();
         for (LateClickRecord l : late) {
             assertTrue(l.click.impressionId.startsWith("late-"), "only the very late clicks may be late: " + l);
-            lateCounts.merge(key(l.granularity.proto, l.click.adId, l.windowStartMs), 1L, Long::sum);
+            // counted from the LateClick message as the sink sees it (granularity/window_start fields)
+            LateClick lp = ProtoConverters.toProto(l);
+            assertEquals(l.granularity.proto, lp.getGranularity(), "LateClick carries its granularity");
+            lateCounts.merge(key(lp.getGranularity(), lp.getClick().getAdId(), lp.getWindowStartMs()), 1L, Long::sum);
         }
 
         long mismatches = 0;

@@ -57,11 +57,15 @@ public final class ProtoConverters {
                 .build();
     }
 
+    /** One late click for the window of {@code r.granularity} it missed; the correction applies to that granularity only. */
     public static LateClick toProto(LateClickRecord r) {
+        if (r.granularity == null) throw new IllegalArgumentException("late click without granularity: " + r.click);
         return LateClick.newBuilder()
                 .setClick(toClickEvent(r.click))
                 .setWatermarkMs(r.watermarkMs)
                 .setDetectedAtMs(r.detectedAtMs)
+                .setGranularity(r.granularity.proto)
+                .setWindowStartMs(r.windowStartMs)
                 .build();
     }
 

@@ -59,7 +59,8 @@ public final class Serializers {
 
     /**
      * clicks-late: key {@code <granularity>|<ad_id>|<window_start_ms>} of the missed window, value
-     * LateClick, plus headers naming the granularity and window start (LateClick has no such field).
+     * LateClick (which carries the granularity and window start itself, fields 4 and 5), plus headers
+     * repeating both for consumers that route without decoding the value.
      */
     public static class LateClickSerializer implements KafkaRecordSerializationSchema<LateClickRecord> {
         private static final long serialVersionUID = 1L;

@@ -1,0 +1,626 @@
+// Gateway benchmark (`npm run bench`; never part of `npm test`, never gates CI).
+//
+// In one run, on loopback, against a real throwaway Kafka broker and the local Redis:
+//   1. micro: protobuf ClickEvent encode vs JSON.stringify of the same object (+ context rows)
+//   2. single: POST /v1/clicks — bare fastify hello-world POST vs the real gateway process,
+//      same connections/duration, every request a fresh validly signed click
+//   3. batch: POST /v1/clicks/batch with 500 fresh signed clicks per request (gateway and,
+//      as a reference, bare fastify's batch route)
+//   4. sanity: records in the `clicks` topic vs clicks the gateway answered "accepted"
+// Ratios are against the baselines measured in this same run; targets print PASS/MISS and
+// the exit code is 0 either way (non-zero only when the benchmark itself could not run).
+//
+// Flags: --diag     extra DIAGNOSTIC rows (gateway with Redis unreachable → fail-open path)
+//        --profile  run the gateway under --cpu-prof and print where its CPU goes
+//        --quick    short runs (3 s) to check the harness itself
+// Env:   BENCH_CONNECTIONS (50), BENCH_DURATION_S (10), BENCH_WARMUP_S (3),
+//        BENCH_BATCH_CONNECTIONS (4), BENCH_BATCH_SIZE (500)
+import autocannon, { type Result } from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLogger } from '../src/shared/logger.ts';
+import { signClick } from '../src/shared/signature.ts';
+import { withAdmin } from '../src/stack/kafka-admin.ts';
+import { ensureTopics } from '../src/stack/topics.ts';
+import { freePort, startTestKafka, type TestKafka } from '../test/helpers/kafka.ts';
+import { runMicro, type MicroRow } from './micro.ts';
+import { summarizeCpuProfile } from './profile-summary.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const argv = new Set(process.argv.slice(2));
+const QUICK = argv.has('--quick');
+const DIAG = argv.has('--diag');
+const PROFILE = argv.has('--profile');
+const envInt = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
+
+const CONNECTIONS = envInt('BENCH_CONNECTIONS', 50);
+const DURATION_S = envInt('BENCH_DURATION_S', QUICK ? 3 : 10);
+const WARMUP_S = envInt('BENCH_WARMUP_S', QUICK ? 1 : 3);
+const BATCH_CONNECTIONS = envInt('BENCH_BATCH_CONNECTIONS', 4);
+const BATCH_SIZE = envInt('BENCH_BATCH_SIZE', 500);
+const BATCH_DURATION_S = DURATION_S;
+const BATCH_WARMUP_S = Math.min(2, WARMUP_S);
+const TOPIC = 'clicks';
+const TARGETS = { rateRatioMin: 0.6, p99RatioMax: 3, batchClicksPerSecMin: 50_000 };
+const WATCHDOG_MS = 20 * 60_000;
+
+const KEY_ID = 'bench';
+const SECRET = randomBytes(24).toString('hex');
+const RUN_TAG = randomBytes(4).toString('hex');
+const log = createLogger('bench', 'warn');
+const say = (s: string) => process.stdout.write(`${s}\n`);
+
+// ---------------------------------------------------------------------------------------
+// Cleanup: every child and the broker die at the end, on error, on Ctrl-C and on exit.
+const children = new Set<ChildProcess>();
+const cleanups: (() => unknown)[] = [];
+process.on('exit', () => {
+  for (const c of children) {
+    try { c.kill('SIGKILL'); } catch { /* gone */ }
+  }
+});
+let cleaningUp: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  return (cleaningUp ??= (async () => {
+    await Promise.all([...children].map((c) => stopChild(c)));
+    for (const fn of cleanups.reverse()) {
+      try { await fn(); } catch (err) { say(`cleanup failed: ${String(err)}`); }
+    }
+  })());
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    say(`\n${sig}: stopping children and the broker`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function stopChild(c: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) {
+    children.delete(c);
+    return;
+  }
+  const exited = new Promise<void>((r) => c.once('exit', () => r()));
+  c.kill('SIGTERM');
+  await Promise.race([exited, sleep(timeoutMs)]);
+  if (c.exitCode === null && c.signalCode === null) {
+    c.kill('SIGKILL');
+    await Promise.race([exited, sleep(2000)]);
+  }
+  children.delete(c);
+}
+
+interface Child {
+  proc: ChildProcess;
+  name: string;
+  tail: () => string;
+}
+
+function startChild(name: string, args: string[], env: NodeJS.ProcessEnv): Child {
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const l of chunk.toString().split('\n')) if (l) lines.push(l);
+    if (lines.length > 60) lines.splice(0, lines.length - 60);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  proc.on('exit', (code, signal) => {
+    children.delete(proc);
+    if (!cleaningUp && code !== 0 && signal !== 'SIGTERM') say(`[${name}] exited unexpectedly (code ${code}, signal ${signal})\n${lines.slice(-20).join('\n')}`);
+  });
+  return { proc, name, tail: () => lines.slice(-20).join('\n') };
+}
+
+async function startBareFastify(): Promise<{ child: Child; port: number }> {
+  const child = startChild('bare-fastify', ['--import', 'tsx', 'bench/bare-fastify.ts', '0'], { ...process.env, NODE_ENV: 'production' });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`bare fastify did not start in 30 s:\n${child.tail()}`)), 30_000);
+    let buf = '';
+    child.proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /LISTENING (\d+)/.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.proc.once('exit', () => reject(new Error(`bare fastify exited:\n${child.tail()}`)));
+  });
+  return { child, port };
+}
+
+async function startGateway(name: string, bootstrap: string, extraEnv: Record<string, string>, nodeFlags: string[] = []): Promise<{ child: Child; port: number; redisReady: boolean }> {
+  const port = await freePort();
+  const child = startChild(name, [...nodeFlags, '--import', 'tsx', 'src/gateway/main.ts'], {
+    ...process.env,
+    NODE_ENV: 'production',
+    ADCLICK_BIND_HOST: '127.0.0.1',
+    ADCLICK_GATEWAY_PORT: String(port),
+    KAFKA_BROKERS: bootstrap,
+    ADCLICK_CLICKS_TOPIC: TOPIC,
+    ADCLICK_SIGNING_KEYS: `${KEY_ID}:${SECRET}`,
+    ADCLICK_IP_HASH_KEY: 'bench-ip-hash-key',
+    ADCLICK_GATEWAY_ID: `bench-${RUN_TAG}`,
+    // Very high: the limiter runs on every request (one Redis GCRA script) but never rejects.
+    ADCLICK_RATE_LIMIT_PER_SEC: '1000000',
+    ADCLICK_RATE_LIMIT_BURST: '1000000',
+    // Bench keys in the shared Redis expire after a minute instead of 25 h.
+    ADCLICK_EDGE_DEDUP_TTL_SEC: '60',
+    LOG_LEVEL: 'warn',
+    ...extraEnv,
+  });
+  const deadline = Date.now() + 60_000;
+  let last = '';
+  for (;;) {
+    if (child.proc.exitCode !== null) throw new Error(`${name} exited before ready:\n${child.tail()}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) });
+      last = await res.text();
+      if (res.status === 200) {
+        const checks = (JSON.parse(last) as { checks: Record<string, boolean> }).checks;
+        // Redis is optional for readiness; give it a moment to connect when it is expected.
+        if (checks.redis || extraEnv.REDIS_URL || Date.now() > deadline - 50_000) return { child, port, redisReady: !!checks.redis };
+      }
+    } catch (err) {
+      last = String(err);
+    }
+    if (Date.now() > deadline) throw new Error(`${name} not ready after 60 s (last /readyz: ${last}):\n${child.tail()}`);
+    await sleep(200);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Request generation: identical for the baseline and the gateway.
+let seq = 0;
+function signedClick(now: number) {
+  const n = ++seq;
+  const c = {
+    impression_id: `bench-${RUN_TAG}-${n.toString(36)}`,
+    event_type: 'click',
+    ad_id: 1 + (n % 1000),
+    campaign_id: 1 + (n % 100),
+    advertiser_id: 1 + (n % 20),
+    user_id: `u${n % 100_000}`,
+    timestamp: now,
+    key_id: KEY_ID,
+  };
+  return { ...c, signature: signClick(c, SECRET) };
+}
+const makeSingleBody = () => Buffer.from(JSON.stringify(signedClick(Date.now())));
+const makeBatchBody = () => {
+  const now = Date.now();
+  const clicks = new Array(BATCH_SIZE);
+  for (let i = 0; i < BATCH_SIZE; i++) clicks[i] = signedClick(now);
+  return Buffer.from(JSON.stringify({ clicks }));
+};
+
+/** Pre-generated bodies (so signing costs the client nothing while measuring); made on the fly when exhausted. */
+class BodySource {
+  private pool: (Buffer | undefined)[] = [];
+  private i = 0;
+  onTheFly = 0;
+  constructor(private readonly make: () => Buffer) {}
+  fill(n: number): void {
+    this.pool = new Array(n);
+    for (let k = 0; k < n; k++) this.pool[k] = this.make();
+    this.i = 0;
+    this.onTheFly = 0;
+  }
+  next(): Buffer {
+    if (this.i < this.pool.length) {
+      const b = this.pool[this.i]!;
+      this.pool[this.i++] = undefined;
+      return b;
+    }
+    this.onTheFly++;
+    return this.make();
+  }
+  drop(): void {
+    this.pool = [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// CPU accounting per process (from /proc), to see where the 2 cores go during a run.
+const CLK_TCK = 100;
+function procCpuSec(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
+  } catch {
+    return undefined;
+  }
+}
+/** CPU seconds per thread name of one process (librdkafka threads are named rdk:*). */
+function threadCpuSec(pid: number | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!pid) return out;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim().replace(/\d+$/, '#');
+        const v = procCpuSec(Number(tid)) ?? 0; // /proc/<tid>/stat works for threads too
+        out[comm] = (out[comm] ?? 0) + v;
+      } catch { /* thread gone */ }
+    }
+  } catch { /* process gone */ }
+  return out;
+}
+function findRedisPid(): number | undefined {
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'redis-server') return Number(d);
+      } catch { /* raced */ }
+    }
+  } catch { /* no /proc */ }
+  return undefined;
+}
+type CpuSnap = Record<string, number | undefined>;
+function cpuSnap(pids: Record<string, number | undefined>): CpuSnap {
+  const out: CpuSnap = {};
+  for (const [k, pid] of Object.entries(pids)) out[k] = procCpuSec(pid);
+  for (const [t, v] of Object.entries(threadCpuSec(pids.server))) out[`server/${t}`] = v;
+  const u = process.cpuUsage();
+  out.client = (u.user + u.system) / 1e6;
+  return out;
+}
+function cpuDelta(a: CpuSnap, b: CpuSnap, seconds: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(b)) if (a[k] !== undefined && b[k] !== undefined) out[k] = round((b[k]! - a[k]!) / seconds, 2);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Load runs.
+interface LoadStats {
+  target: string;
+  path: string;
+  connections: number;
+  durationS: number;
+  reqPerSec: number;
+  ok2xx: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  autocannon: { reqAvg: number; p50: number; p99: number };
+  statusCodes: Record<string, number>;
+  bodiesMadeOnTheFly: number;
+  /** CPU cores used on average during the measured run, per process. */
+  cpuCores: Record<string, number>;
+  clicks?: { accepted: number; duplicate: number; rejected: number; notAccepted: number; perSec: number };
+}
+
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function countOccurrences(s: string, needle: string): number {
+  let n = 0;
+  for (let i = s.indexOf(needle); i !== -1; i = s.indexOf(needle, i + needle.length)) n++;
+  return n;
+}
+
+interface ClickTally { accepted: number; duplicate: number; rejected: number }
+const newTally = (): ClickTally => ({ accepted: 0, duplicate: 0, rejected: 0 });
+/** Clicks the gateway answered "accepted" across all runs (warm-ups included), for the Kafka sanity check. */
+const gatewayAcceptedTotal = { n: 0, unobservedMax: 0 };
+
+function runAutocannon(opts: { url: string; path: string; connections: number; durationS: number; source: BodySource; tally?: ClickTally; recordLatency: boolean }): Promise<{ result: Result; latencies: Float64Array }> {
+  let lat = new Float64Array(1 << 16);
+  let nLat = 0;
+  return new Promise((resolve, reject) => {
+    const inst = autocannon(
+      {
+        url: opts.url,
+        connections: opts.connections,
+        duration: opts.durationS,
+        timeout: 30,
+        requests: [
+          {
+            method: 'POST',
+            path: opts.path,
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (req) => {
+              req.body = opts.source.next();
+              return req;
+            },
+            onResponse: (status, body) => {
+              const t = opts.tally;
+              if (!t) return;
+              if (status >= 200 && status < 300) {
+                t.accepted += countOccurrences(body, '"status":"accepted"');
+                t.duplicate += countOccurrences(body, '"status":"duplicate"');
+                t.rejected += countOccurrences(body, '"status":"rejected"');
+              } else {
+                t.rejected += opts.path.endsWith('/batch') ? BATCH_SIZE : 1;
+              }
+            },
+          },
+        ],
+      },
+      (err, result) => (err ? reject(err) : resolve({ result, latencies: lat.slice(0, nLat).sort() })),
+    );
+    if (opts.recordLatency) {
+      inst.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+        if (statusCode < 200 || statusCode >= 300) return;
+        if (nLat === lat.length) {
+          const bigger = new Float64Array(lat.length * 2);
+          bigger.set(lat);
+          lat = bigger;
+        }
+        lat[nLat++] = responseTime;
+      });
+    }
+  });
+}
+
+async function measure(o: {
+  label: string;
+  port: number;
+  path: string;
+  connections: number;
+  durationS: number;
+  warmupS: number;
+  make: () => Buffer;
+  perRequestEstimate: number;
+  maxPool: number;
+  countClicks: boolean;
+  isGateway: boolean;
+  pids: Record<string, number | undefined>;
+}): Promise<LoadStats> {
+  const url = `http://127.0.0.1:${o.port}`;
+  const source = new BodySource(o.make);
+  // Warm-up (bodies made on the fly; JIT, connections, producer batches settle).
+  const warmTally = newTally();
+  const warm = await runAutocannon({ url, path: o.path, connections: o.connections, durationS: o.warmupS, source, tally: warmTally, recordLatency: false });
+  if (o.isGateway) gatewayAcceptedTotal.n += warmTally.accepted;
+  // autocannon stops with requests in flight whose answers it never reads; the gateway may still have written them.
+  const perReq = o.path.endsWith('/batch') ? BATCH_SIZE : 1;
+  if (o.isGateway) gatewayAcceptedTotal.unobservedMax += 2 * o.connections * perReq;
+  const warmRate = warm.result['2xx'] / Math.max(0.1, warm.result.duration) || o.perRequestEstimate;
+  // Fresh bodies for the measured run: enough for 1.6x the warm-up rate (on-the-fly beyond that).
+  const poolSize = Math.min(o.maxPool, Math.ceil(warmRate * o.durationS * 1.6) + 200);
+  source.fill(poolSize);
+  global.gc?.();
+  await sleep(300);
+  const tally = newTally();
+  const before = cpuSnap(o.pids);
+  const t0 = performance.now();
+  const { result, latencies } = await runAutocannon({ url, path: o.path, connections: o.connections, durationS: o.durationS, source, tally, recordLatency: true });
+  const wallS = (performance.now() - t0) / 1000;
+  const after = cpuSnap(o.pids);
+  source.drop();
+  if (o.isGateway) gatewayAcceptedTotal.n += tally.accepted;
+  const dur = result.duration || wallS;
+  const stats: LoadStats = {
+    target: o.label,
+    path: o.path,
+    connections: o.connections,
+    durationS: round(dur, 2),
+    reqPerSec: round(result['2xx'] / dur, 0),
+    ok2xx: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    p50Ms: round(percentile(latencies, 50), 2),
+    p90Ms: round(percentile(latencies, 90), 2),
+    p99Ms: round(percentile(latencies, 99), 2),
+    maxMs: round(latencies.length ? latencies[latencies.length - 1]! : NaN, 2),
+    autocannon: { reqAvg: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 },
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])),
+    bodiesMadeOnTheFly: source.onTheFly,
+    cpuCores: cpuDelta(before, after, wallS),
+  };
+  if (o.countClicks) {
+    const expected = o.path.endsWith('/batch') ? BATCH_SIZE : 1;
+    const sent = (result['2xx'] + result.non2xx) * expected;
+    stats.clicks = {
+      accepted: tally.accepted,
+      duplicate: tally.duplicate,
+      rejected: tally.rejected,
+      notAccepted: Math.max(0, sent - tally.accepted),
+      perSec: round(tally.accepted / dur, 0),
+    };
+  }
+  return stats;
+}
+
+async function kafkaRecordCount(bootstrap: string): Promise<number> {
+  return withAdmin(bootstrap, async (admin) => {
+    const offsets = await admin.fetchTopicOffsets(TOPIC);
+    return offsets.reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Output.
+function table(rows: (string | number)[][], header: string[]): string {
+  const all = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(all[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
+}
+const fmt = (n: number) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: 2 }) : 'n/a');
+const cpuStr = (c: Record<string, number>) => Object.entries(c).filter(([k]) => !k.includes('/')).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+const threadStr = (c: Record<string, number>) => Object.entries(c).filter(([k, v]) => k.startsWith('server/') && v >= 0.01).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k.slice(7)} ${v.toFixed(2)}`).join(', ');
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+// ---------------------------------------------------------------------------------------
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const watchdog = setTimeout(() => {
+    say(`benchmark watchdog: still running after ${WATCHDOG_MS / 60000} min; aborting`);
+    void cleanup().finally(() => process.exit(1));
+  }, WATCHDOG_MS);
+  const results: Record<string, unknown> = {
+    startedAt: startedAt.toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+    config: { CONNECTIONS, DURATION_S, WARMUP_S, BATCH_CONNECTIONS, BATCH_SIZE, BATCH_DURATION_S, TOPIC, TARGETS, quick: QUICK },
+  };
+  const profDir = join(ROOT, 'bench', 'results', `prof-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
+  try {
+    say(`AdClick gateway benchmark — ${cpus().length} CPUs (${cpus()[0]?.model}), node ${process.version}${QUICK ? ' [--quick]' : ''}`);
+
+    // Micro-benchmark first, while nothing else runs.
+    say('micro: encoding cost per click ...');
+    const micro: MicroRow[] = runMicro(QUICK ? 300 : 1000);
+    results.micro = micro;
+
+    say('starting Kafka (throwaway broker) ...');
+    const kafka: TestKafka = await startTestKafka({ after: (fn) => void cleanups.push(fn) });
+    say(`  broker ${kafka.bootstrap} ready in ${(kafka.startMs / 1000).toFixed(1)} s`);
+    await ensureTopics(kafka.bootstrap, [{ name: TOPIC, partitions: 4, configs: { 'min.insync.replicas': '1' } }], log);
+
+    const redisPid = findRedisPid();
+    const fastify = await startBareFastify();
+    const gwFlags = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+    const gw = await startGateway('gateway', kafka.bootstrap, {}, gwFlags);
+    say(`  bare fastify :${fastify.port}, gateway :${gw.port} (redis ${gw.redisReady ? 'ready' : 'NOT ready — fail-open path'})`);
+    const pids = (server: Child) => ({ server: server.proc.pid, kafka: kafka.broker.pid, redis: redisPid });
+
+    const single = (label: string, port: number, server: Child, isGateway: boolean) =>
+      measure({
+        label, port, path: '/v1/clicks', connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S,
+        make: makeSingleBody, perRequestEstimate: 10_000, maxPool: 1_500_000, countClicks: isGateway, isGateway, pids: pids(server),
+      });
+    const batch = (label: string, port: number, server: Child, isGateway: boolean) =>
+      measure({
+        label, port, path: '/v1/clicks/batch', connections: BATCH_CONNECTIONS, durationS: BATCH_DURATION_S, warmupS: BATCH_WARMUP_S,
+        make: makeBatchBody, perRequestEstimate: 100, maxPool: 4000, countClicks: true, isGateway, pids: pids(server),
+      });
+
+    say(`single: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s, each request a fresh signed click`);
+    const fSingle = await single('bare fastify', fastify.port, fastify.child, false);
+    say(`  bare fastify: ${fmt(fSingle.reqPerSec)} req/s, p99 ${fSingle.p99Ms} ms`);
+    const gSingle = await single('gateway', gw.port, gw.child, true);
+    say(`  gateway:      ${fmt(gSingle.reqPerSec)} req/s, p99 ${gSingle.p99Ms} ms`);
+
+    say(`batch: ${BATCH_CONNECTIONS} connections, ${BATCH_SIZE} clicks/request, ${BATCH_WARMUP_S} s warm-up + ${BATCH_DURATION_S} s`);
+    const fBatch = await batch('bare fastify', fastify.port, fastify.child, false);
+    say(`  bare fastify: ${fmt(fBatch.clicks!.perSec)} clicks/s`);
+    const gBatch = await batch('gateway', gw.port, gw.child, true);
+    say(`  gateway:      ${fmt(gBatch.clicks!.perSec)} clicks/s`);
+
+    const rateRatio = gSingle.reqPerSec / fSingle.reqPerSec;
+    const p99Ratio = gSingle.p99Ms / fSingle.p99Ms;
+    const targets = {
+      singleRateRatio: { value: round(rateRatio, 3), target: `>= ${TARGETS.rateRatioMin}`, pass: rateRatio >= TARGETS.rateRatioMin },
+      singleP99Ratio: { value: round(p99Ratio, 3), target: `<= ${TARGETS.p99RatioMax}`, pass: p99Ratio <= TARGETS.p99RatioMax },
+      batchClicksPerSec: { value: gBatch.clicks!.perSec, target: `>= ${TARGETS.batchClicksPerSecMin}`, pass: gBatch.clicks!.perSec >= TARGETS.batchClicksPerSecMin && gBatch.clicks!.notAccepted === 0 },
+    };
+    results.single = { fastify: fSingle, gateway: gSingle };
+    results.batch = { fastify: fBatch, gateway: gBatch };
+    results.targets = targets;
+
+    // Kafka sanity: every click answered "accepted" must be in the topic, once.
+    let kafkaCount: number | undefined;
+    try {
+      kafkaCount = await kafkaRecordCount(kafka.bootstrap);
+      const extra = kafkaCount - gatewayAcceptedTotal.n;
+      results.kafka = { topicRecords: kafkaCount, gatewayAccepted: gatewayAcceptedTotal.n, unobservedMax: gatewayAcceptedTotal.unobservedMax, consistent: extra >= 0 && extra <= gatewayAcceptedTotal.unobservedMax };
+    } catch (err) {
+      results.kafka = { error: String(err) };
+    }
+
+    // Diagnostics (clearly not part of the targets).
+    const diag: LoadStats[] = [];
+    let profile: ReturnType<typeof summarizeCpuProfile> | undefined;
+    if (PROFILE) {
+      await stopChild(gw.child.proc); // SIGTERM → graceful exit → profile written
+      try {
+        const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+        if (file) profile = summarizeCpuProfile(join(profDir, file), 25);
+        results.profile = profile && { file: join(profDir, file!), ...profile };
+      } catch (err) {
+        results.profile = { error: String(err) };
+      }
+    }
+    if (DIAG) {
+      await stopChild(gw.child.proc);
+      say('diagnostic: gateway with Redis unreachable (dedup skipped, in-process rate limiter) ...');
+      const noRedis = await startGateway('gateway-no-redis', kafka.bootstrap, { REDIS_URL: 'redis://127.0.0.1:1' });
+      diag.push(await single('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true));
+      diag.push(await batch('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true));
+      await stopChild(noRedis.child.proc);
+      results.diag = diag;
+    }
+
+    // ---- print ------------------------------------------------------------------------
+    say('');
+    say(`== encoding micro-benchmark (one ClickEvent, same object) ==`);
+    say(table(micro.map((m) => [m.name, fmt(m.opsPerSec), fmt(m.nsPerOp), m.note ?? '']), ['operation', 'ops/s', 'ns/op', 'note']));
+    say('');
+    say(`== POST /v1/clicks (${CONNECTIONS} conns, ${DURATION_S} s after ${WARMUP_S} s warm-up; latency measured by the client, µs resolution) ==`);
+    const singleRows = [fSingle, gSingle, ...diag.filter((d) => d.path === '/v1/clicks')];
+    say(table(singleRows.map((s) => [s.target, fmt(s.reqPerSec), s.p50Ms, s.p90Ms, s.p99Ms, s.maxMs, s.non2xx + s.errors + s.timeouts, cpuStr(s.cpuCores)]),
+      ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx/err', 'CPU cores used']));
+    say('');
+    say(`== POST /v1/clicks/batch (${BATCH_SIZE} clicks/request, ${BATCH_CONNECTIONS} conns, ${BATCH_DURATION_S} s after ${BATCH_WARMUP_S} s warm-up) ==`);
+    const batchRows = [fBatch, gBatch, ...diag.filter((d) => d.path === '/v1/clicks/batch')];
+    say(table(batchRows.map((s) => [s.target, fmt(s.clicks!.perSec), fmt(s.reqPerSec), s.p50Ms, s.p99Ms, s.clicks!.notAccepted, cpuStr(s.cpuCores)]),
+      ['target', 'clicks/s', 'req/s', 'p50 ms', 'p99 ms', 'not accepted', 'CPU cores used']));
+    say('');
+    say('== targets (ratios against the bare fastify baseline of this run) ==');
+    say(table([
+      ['gateway / fastify req/s', targets.singleRateRatio.value.toFixed(3), targets.singleRateRatio.target, verdict(targets.singleRateRatio.pass)],
+      ['gateway p99 / fastify p99', targets.singleP99Ratio.value.toFixed(3), targets.singleP99Ratio.target, verdict(targets.singleP99Ratio.pass)],
+      ['gateway batch clicks/s', fmt(targets.batchClicksPerSec.value), targets.batchClicksPerSec.target, verdict(targets.batchClicksPerSec.pass)],
+    ], ['metric', 'value', 'target', 'result']));
+    const k = results.kafka as { topicRecords?: number; gatewayAccepted?: number; unobservedMax?: number; consistent?: boolean; error?: string };
+    say('');
+    say(k.error ? `kafka sanity: could not count records (${k.error})`
+      : `kafka sanity: ${fmt(k.topicRecords!)} records in "${TOPIC}" vs ${fmt(k.gatewayAccepted!)} clicks answered "accepted" (warm-ups included); ` +
+        `${fmt(k.topicRecords! - k.gatewayAccepted!)} extra, at most ${fmt(k.unobservedMax!)} expected from requests in flight when autocannon stopped — ${k.consistent ? 'consistent' : 'INCONSISTENT'}`);
+    const threadRows = [...singleRows, ...batchRows].filter((s) => s.target !== 'bare fastify');
+    say('');
+    say('gateway process CPU by thread (cores; rdk:* = librdkafka, node = JS main thread):');
+    for (const s of threadRows) say(`  ${s.path.padEnd(17)} ${s.target.padEnd(32)} ${threadStr(s.cpuCores)}`);
+    const onTheFly = [...singleRows, ...batchRows].filter((s) => s.bodiesMadeOnTheFly > 0);
+    if (onTheFly.length) say(`note: body pool ran out in ${onTheFly.map((s) => `${s.target} ${s.path} (${s.bodiesMadeOnTheFly} signed on the fly)`).join('; ')}`);
+    if (profile) {
+      say('');
+      say(`== gateway CPU profile (--profile; whole process lifetime, ${fmt(profile.totalMs)} ms sampled) ==`);
+      say(table(profile.byCategory.map((c) => [c.name, fmt(c.selfMs), `${c.pct}%`]), ['category (self time)', 'ms', 'share']));
+      say('');
+      say(table(profile.topFunctions.map((f) => [f.name, f.where, fmt(f.selfMs), `${f.pct}%`]), ['function (self time)', 'where', 'ms', 'share']));
+    }
+
+    mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+    const out = join(ROOT, 'bench', 'results', `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(out, JSON.stringify(results, null, 2));
+    say('');
+    say(`results: ${out}`);
+    say('(benchmark only: targets are reported, never enforced; exit code 0)');
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  async (err) => {
+    say(`benchmark failed: ${err instanceof Error ? err.stack : String(err)}`);
+    await cleanup();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,180 @@
+// End-to-end on the real stack started by the real launcher: Kafka broker, Flink job
+// (MiniCluster, RocksDB, checkpoints), Redis, gateway, serving (sink + query API) on
+// embedded chdb or a ClickHouse server. A simulator with a ground-truth ledger sends
+// signed clicks with duplicates, retries and out-of-order times across many windows;
+// afterwards every (campaign, window) and (ad, window) count at 1m, 5m and 1h read from
+// the query API must equal the ledger exactly.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../../src/shared/config.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { adminRequest } from '../../src/shared/admin-client.ts';
+import { up } from '../../src/stack/up.ts';
+import { simulate } from '../../src/simulate/simulator.ts';
+import { Ledger } from '../../src/simulate/ledger.ts';
+import { freePort } from '../helpers/kafka.ts';
+
+type G = '1m' | '5m' | '1h';
+const GRANULARITIES: G[] = ['1m', '5m', '1h'];
+const SIZE: Record<G, number> = { '1m': 60_000, '5m': 300_000, '1h': 3_600_000 };
+const HOUR = 3_600_000;
+
+export interface PipelineE2EOptions {
+  /** ClickHouse server URL; unset: embedded chdb. */
+  clickhouseUrl?: string;
+  label: string;
+}
+
+export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), `adclick-e2e-${o.label}-`));
+  const keep = process.env.ADCLICK_E2E_KEEP === '1';
+  const ports = { gatewayPort: await freePort(), queryPort: await freePort(), adminPort: await freePort(), kafkaPort: await freePort(), kafkaControllerPort: await freePort(), flinkUiPort: await freePort() };
+  const config: Config = loadConfig(process.env, {
+    ...ports,
+    dataDir,
+    clickhouseUrl: o.clickhouseUrl ?? '',
+    signingKeys: 'e2e:e2e-secret',
+    rateLimitPerSec: 1_000_000,
+    rateLimitBurst: 1_000_000,
+    queryRateLimitPerSec: 100_000,
+    queryRateLimitBurst: 100_000,
+    flinkCheckpointIntervalMs: 2000,
+    flinkHeap: '1g',
+    kafkaHeapMax: '512m',
+    logLevel: 'warn',
+  });
+  const logFile = join(dataDir, 'stack.log');
+  const log = createWriteStream(logFile);
+  const logger = createLogger('e2e', 'warn');
+  const t0 = Date.now();
+  const stack = await up(config, { logger, print: (t) => log.write(t), output: (name, line) => log.write(`[${name}] ${line}\n`), color: false });
+  after(async () => {
+    await stack.stop();
+    log.end();
+    if (!keep) await rm(dataDir, { recursive: true, force: true });
+  });
+  process.stdout.write(`# ${o.label}: stack up in ${Date.now() - t0} ms (logs: ${logFile})\n`);
+
+  const gateway = `http://127.0.0.1:${config.gatewayPort}`;
+  const api = `http://127.0.0.1:${config.queryPort}`;
+  const catalogue = { ads: 60, campaigns: 12, advertisers: 3 };
+  const keys = new Map<number, string>();
+  for (let adv = 1; adv <= catalogue.advertisers; adv++) keys.set(adv, (await adminRequest(config, '/admin/keys', { advertiser_id: adv })).api_key!);
+
+  // Event times: a 70-minute stretch starting two hours ago (so 1m, 5m and 1h windows all
+  // close), in order with 5% of clicks up to 30 s out of order (beyond the watermark's
+  // 5 s bound, within allowed lateness: updated in place).
+  const now = Date.now();
+  const base = Math.floor(now / HOUR) * HOUR - 2 * HOUR;
+  const span = 70 * 60_000;
+  const main = 6000;
+  const ledger = Ledger.inMemory();
+  const common = { url: gateway, keyId: 'e2e', secret: 'e2e-secret', ...catalogue, ledger, seed: 7, duplicateShare: 0.05, maxAttempts: 20, drainTimeoutMs: 60_000 };
+  const r1 = await simulate({
+    ...common, count: main, rate: 3000, batchSize: 100,
+    eventTime: (seq, _now, rng) => base + Math.floor((seq / main) * span) - (rng.next() < 0.05 ? Math.floor(rng.next() * 30_000) : 0),
+  });
+  // Some single-click requests too (the other endpoint), in the same stretch.
+  const r2 = await simulate({
+    ...common, count: 300, rate: 300, batchSize: 0, seed: 8,
+    eventTime: (seq) => base + span - 60_000 + seq * 100,
+  });
+  // Current clicks: move the watermark past the stretch; their windows stay open, so
+  // they are checked through provisional (early) results.
+  const r3 = await simulate({ ...common, count: 200, rate: 200, batchSize: 20, seed: 9, eventTime: () => Date.now() - 1000 });
+  for (const r of [r1, r2, r3]) {
+    assert.equal(r.unknown.length, 0, 'every click got a definite answer');
+    assert.equal(r.rejected + r.failed, 0, `nothing rejected: ${JSON.stringify(r.counters)}`);
+  }
+  const dupAnswers = r1.counters.duplicate + r2.counters.duplicate + r3.counters.duplicate;
+  assert.ok(dupAnswers > 0, 'duplicates were sent and answered as duplicates');
+  process.stdout.write(`# ${o.label}: ${ledger.size} distinct accepted clicks, ${dupAnswers} duplicate answers, ${r1.counters.retries + r2.counters.retries + r3.counters.retries} retries\n`);
+
+  const from = base;
+  const to = Math.floor(Date.now() / HOUR) * HOUR + HOUR;
+  const get = async (path: string, key: string) => {
+    const res = await fetch(`${api}${path}`, { headers: { authorization: `Bearer ${key}` } });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const advertiserOf = new Map<number, number>();
+  const campaignOfAd = new Map<number, number>();
+  for (const e of ledger) {
+    advertiserOf.set(e.campaign_id, e.advertiser_id);
+    campaignOfAd.set(e.ad_id, e.campaign_id);
+  }
+
+  /** Every mismatch between the API and the ledger right now (empty = exact). */
+  async function differences(): Promise<string[]> {
+    const diffs: string[] = [];
+    for (const g of GRANULARITIES) {
+      const perAd = ledger.expectedCounts(g);
+      const perCampaign = ledger.expectedCampaignCounts(g);
+      for (const [campaign, adv] of advertiserOf) {
+        const { status, body } = await get(`/v1/campaigns/${campaign}/clicks?from=${from}&to=${to}&granularity=${g}`, keys.get(adv)!);
+        if (status !== 200) { diffs.push(`campaign ${campaign} ${g}: HTTP ${status}`); continue; }
+        for (const p of body.points) {
+          const ws = Date.parse(p.window_start);
+          const want = perCampaign.get(`${campaign}|${ws}`) ?? 0;
+          if (p.clicks !== want) diffs.push(`campaign ${campaign} ${g} ${p.window_start}: api ${p.clicks} ledger ${want}`);
+        }
+      }
+      for (const [ad, campaign] of campaignOfAd) {
+        const { status, body } = await get(`/v1/ads/${ad}/clicks?from=${from}&to=${to}&granularity=${g}`, keys.get(advertiserOf.get(campaign)!)!);
+        if (status !== 200) { diffs.push(`ad ${ad} ${g}: HTTP ${status}`); continue; }
+        for (const p of body.points) {
+          const ws = Date.parse(p.window_start);
+          const want = perAd.get(`${ad}|${ws}`) ?? 0;
+          if (p.clicks !== want) diffs.push(`ad ${ad} ${g} ${p.window_start}: api ${p.clicks} ledger ${want}`);
+        }
+      }
+    }
+    return diffs;
+  }
+
+  let diffs: string[] = ['not checked yet'];
+  const deadline = Date.now() + 240_000;
+  let completeBefore = 0;
+  while (Date.now() < deadline) {
+    const anyAdv = [...keys.values()][0]!;
+    const anyCampaign = [...advertiserOf.entries()].find(([, a]) => keys.get(a) === anyAdv)?.[0];
+    const s = await get(`/v1/campaigns/${anyCampaign}/clicks?from=${from}&to=${to}&granularity=1h`, anyAdv);
+    completeBefore = s.body.complete_before ? Date.parse(s.body.complete_before) : 0;
+    if (completeBefore >= base + span + HOUR - ((base + span) % HOUR)) {
+      diffs = await differences();
+      if (diffs.length === 0) break;
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  assert.ok(completeBefore >= base + 2 * HOUR, `the watermark passed the stretch's last hour window (complete_before ${new Date(completeBefore).toISOString()})`);
+  assert.deepEqual(diffs.slice(0, 20), [], `${diffs.length} (campaign|ad, window) counts differ from the ledger`);
+
+  // Closed windows are marked final; the totals agree with the ledger per campaign.
+  const [adv1, key1] = [...keys.entries()][0]!;
+  const campaigns = await get('/v1/campaigns', key1);
+  assert.equal(campaigns.status, 200);
+  const totals = ledger.totalsByCampaign();
+  for (const c of campaigns.body.campaigns) {
+    assert.equal(advertiserOf.get(c.campaign_id), adv1, 'only the key owner\'s campaigns are listed');
+    assert.equal(c.total_clicks, totals.get(c.campaign_id), `campaign ${c.campaign_id} total`);
+  }
+  const ownCampaign = campaigns.body.campaigns[0].campaign_id;
+  const series = await get(`/v1/campaigns/${ownCampaign}/clicks?from=${from}&to=${base + HOUR}&granularity=5m`, key1);
+  assert.ok(series.body.points.every((p: { final: boolean }) => p.final === true), 'windows before complete_before are final');
+
+  // Object-level authorization: another advertiser's campaign/ad is a 404 identical to a missing one.
+  const foreignCampaign = [...advertiserOf.entries()].find(([, a]) => a !== adv1)![0];
+  const foreignAd = [...campaignOfAd.entries()].find(([, c]) => advertiserOf.get(c) !== adv1)![0];
+  const missing = await get(`/v1/campaigns/987654321/clicks?from=${from}&to=${to}`, key1);
+  assert.equal(missing.status, 404);
+  for (const path of [`/v1/campaigns/${foreignCampaign}/clicks?from=${from}&to=${to}`, `/v1/campaigns/${foreignCampaign}/ads?from=${from}&to=${to}`, `/v1/ads/${foreignAd}/clicks?from=${from}&to=${to}`]) {
+    const res = await get(path, key1);
+    assert.equal(res.status, 404, path);
+    assert.deepEqual(res.body, missing.body, `${path}: same body as a missing object`);
+  }
+  const noKey = await fetch(`${api}/v1/campaigns`);
+  assert.equal(noKey.status, 401);
+}
