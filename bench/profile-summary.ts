@@ -8,6 +8,7 @@ interface CpuNode {
   children?: number[];
 }
 interface CpuProfile {
+  startTime: number;
   nodes: CpuNode[];
   samples: number[];
   timeDeltas: number[];
@@ -35,11 +36,21 @@ function category(url: string, fn: string): string {
   return url.replace(/^file:\/\//, '');
 }
 
-export function summarizeCpuProfile(file: string, top = 25): ProfileSummary {
+/**
+ * `window` (µs of CLOCK_MONOTONIC, the clock of V8 profile timestamps and of
+ * process.hrtime in any process on the machine) keeps only the samples taken in it.
+ */
+export function summarizeCpuProfile(file: string, top = 25, window?: { fromUs: number; toUs: number }): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  let t = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    const d = p.timeDeltas[i] ?? 0;
+    t += d;
+    if (window && (t < window.fromUs || t > window.toUs)) continue;
+    selfUs.set(p.samples[i]!, (selfUs.get(p.samples[i]!) ?? 0) + d);
+  }
   let total = 0;
   const cats = new Map<string, number>();
   const fns = new Map<string, { name: string; where: string; us: number }>();

@@ -231,10 +231,10 @@ class BodySource {
 // ---------------------------------------------------------------------------------------
 // CPU accounting per process (from /proc), to see where the 2 cores go during a run.
 const CLK_TCK = 100;
-function procCpuSec(pid: number | undefined): number | undefined {
+function procCpuSec(pid: number | undefined, statPath = `/proc/${pid}/stat`): number | undefined {
   if (!pid) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(statPath, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
   } catch {
@@ -249,7 +249,7 @@ function threadCpuSec(pid: number | undefined): Record<string, number> {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim().replace(/\d+$/, '#');
-        const v = procCpuSec(Number(tid)) ?? 0; // /proc/<tid>/stat works for threads too
+        const v = procCpuSec(pid, `/proc/${pid}/task/${tid}/stat`) ?? 0;
         out[comm] = (out[comm] ?? 0) + v;
       } catch { /* thread gone */ }
     }
@@ -303,6 +303,8 @@ interface LoadStats {
   bodiesMadeOnTheFly: number;
   /** CPU cores used on average during the measured run, per process. */
   cpuCores: Record<string, number>;
+  /** CLOCK_MONOTONIC µs of the measured run (to slice a --cpu-prof profile). */
+  windowUs: { fromUs: number; toUs: number };
   clicks?: { accepted: number; duplicate: number; rejected: number; notAccepted: number; perSec: number };
 }
 
@@ -382,6 +384,8 @@ async function measure(o: {
   warmupS: number;
   make: () => Buffer;
   perRequestEstimate: number;
+  /** Pool at least this many bodies per second of measurement (a cold warm-up underestimates). */
+  floorRate: number;
   maxPool: number;
   countClicks: boolean;
   isGateway: boolean;
@@ -397,16 +401,18 @@ async function measure(o: {
   const perReq = o.path.endsWith('/batch') ? BATCH_SIZE : 1;
   if (o.isGateway) gatewayAcceptedTotal.unobservedMax += 2 * o.connections * perReq;
   const warmRate = warm.result['2xx'] / Math.max(0.1, warm.result.duration) || o.perRequestEstimate;
-  // Fresh bodies for the measured run: enough for 1.6x the warm-up rate (on-the-fly beyond that).
-  const poolSize = Math.min(o.maxPool, Math.ceil(warmRate * o.durationS * 1.6) + 200);
+  // Fresh bodies for the measured run: enough for 2.5x the warm-up rate (on-the-fly beyond that).
+  const poolSize = Math.min(o.maxPool, Math.ceil(Math.max(warmRate * 2.5, o.floorRate) * o.durationS) + 1000);
   source.fill(poolSize);
   global.gc?.();
   await sleep(300);
   const tally = newTally();
   const before = cpuSnap(o.pids);
   const t0 = performance.now();
+  const fromUs = Number(process.hrtime.bigint() / 1000n);
   const { result, latencies } = await runAutocannon({ url, path: o.path, connections: o.connections, durationS: o.durationS, source, tally, recordLatency: true });
   const wallS = (performance.now() - t0) / 1000;
+  const toUs = Number(process.hrtime.bigint() / 1000n);
   const after = cpuSnap(o.pids);
   source.drop();
   if (o.isGateway) gatewayAcceptedTotal.n += tally.accepted;
@@ -429,6 +435,7 @@ async function measure(o: {
     statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([k, v]) => [k, v.count])),
     bodiesMadeOnTheFly: source.onTheFly,
     cpuCores: cpuDelta(before, after, wallS),
+    windowUs: { fromUs, toUs },
   };
   if (o.countClicks) {
     const expected = o.path.endsWith('/batch') ? BATCH_SIZE : 1;
@@ -442,6 +449,16 @@ async function measure(o: {
     };
   }
   return stats;
+}
+
+/** Gateway counters worth seeing next to the numbers: outcomes and fail-open Redis errors. */
+async function scrapeGatewayMetrics(port: number): Promise<string[]> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return text.split('\n').filter((l) => /^adclick_gateway_(redis_failures_total|clicks_total)\b/.test(l));
+  } catch (err) {
+    return [`(metrics unavailable: ${String(err)})`];
+  }
 }
 
 async function kafkaRecordCount(bootstrap: string): Promise<number> {
@@ -500,12 +517,12 @@ async function main(): Promise<void> {
     const single = (label: string, port: number, server: Child, isGateway: boolean) =>
       measure({
         label, port, path: '/v1/clicks', connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S,
-        make: makeSingleBody, perRequestEstimate: 10_000, maxPool: 1_500_000, countClicks: isGateway, isGateway, pids: pids(server),
+        make: makeSingleBody, perRequestEstimate: 10_000, floorRate: 30_000, maxPool: 1_500_000, countClicks: isGateway, isGateway, pids: pids(server),
       });
     const batch = (label: string, port: number, server: Child, isGateway: boolean) =>
       measure({
         label, port, path: '/v1/clicks/batch', connections: BATCH_CONNECTIONS, durationS: BATCH_DURATION_S, warmupS: BATCH_WARMUP_S,
-        make: makeBatchBody, perRequestEstimate: 100, maxPool: 4000, countClicks: true, isGateway, pids: pids(server),
+        make: makeBatchBody, perRequestEstimate: 100, floorRate: 0, maxPool: 2000, countClicks: true, isGateway, pids: pids(server),
       });
 
     say(`single: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s, each request a fresh signed click`);
@@ -520,6 +537,8 @@ async function main(): Promise<void> {
     const gBatch = await batch('gateway', gw.port, gw.child, true);
     say(`  gateway:      ${fmt(gBatch.clicks!.perSec)} clicks/s`);
 
+    const gwMetrics: Record<string, string[]> = { gateway: await scrapeGatewayMetrics(gw.port) };
+    results.gatewayMetrics = gwMetrics;
     const rateRatio = gSingle.reqPerSec / fSingle.reqPerSec;
     const p99Ratio = gSingle.p99Ms / fSingle.p99Ms;
     const targets = {
@@ -543,13 +562,16 @@ async function main(): Promise<void> {
 
     // Diagnostics (clearly not part of the targets).
     const diag: LoadStats[] = [];
-    let profile: ReturnType<typeof summarizeCpuProfile> | undefined;
+    const profiles: { label: string; summary: ReturnType<typeof summarizeCpuProfile> }[] = [];
     if (PROFILE) {
       await stopChild(gw.child.proc); // SIGTERM → graceful exit → profile written
       try {
         const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-        if (file) profile = summarizeCpuProfile(join(profDir, file), 25);
-        results.profile = profile && { file: join(profDir, file!), ...profile };
+        if (file) {
+          profiles.push({ label: `gateway, measured ${DURATION_S} s of POST /v1/clicks`, summary: summarizeCpuProfile(join(profDir, file), 20, gSingle.windowUs) });
+          profiles.push({ label: `gateway, measured ${BATCH_DURATION_S} s of POST /v1/clicks/batch`, summary: summarizeCpuProfile(join(profDir, file), 20, gBatch.windowUs) });
+        }
+        results.profile = { file: file && join(profDir, file), profiles };
       } catch (err) {
         results.profile = { error: String(err) };
       }
@@ -560,6 +582,7 @@ async function main(): Promise<void> {
       const noRedis = await startGateway('gateway-no-redis', kafka.bootstrap, { REDIS_URL: 'redis://127.0.0.1:1' });
       diag.push(await single('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true));
       diag.push(await batch('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true));
+      gwMetrics['DIAG gateway, Redis unreachable'] = await scrapeGatewayMetrics(noRedis.port);
       await stopChild(noRedis.child.proc);
       results.diag = diag;
     }
@@ -594,11 +617,14 @@ async function main(): Promise<void> {
     say('');
     say('gateway process CPU by thread (cores; rdk:* = librdkafka, node = JS main thread):');
     for (const s of threadRows) say(`  ${s.path.padEnd(17)} ${s.target.padEnd(32)} ${threadStr(s.cpuCores)}`);
+    say('');
+    say('gateway counters at the end (all runs of that process, warm-ups included):');
+    for (const [name, lines] of Object.entries(gwMetrics)) for (const l of lines) say(`  ${name.padEnd(32)} ${l}`);
     const onTheFly = [...singleRows, ...batchRows].filter((s) => s.bodiesMadeOnTheFly > 0);
     if (onTheFly.length) say(`note: body pool ran out in ${onTheFly.map((s) => `${s.target} ${s.path} (${s.bodiesMadeOnTheFly} signed on the fly)`).join('; ')}`);
-    if (profile) {
+    for (const { label, summary: profile } of profiles) {
       say('');
-      say(`== gateway CPU profile (--profile; whole process lifetime, ${fmt(profile.totalMs)} ms sampled) ==`);
+      say(`== DIAGNOSTIC gateway JS main-thread CPU profile: ${label} (${fmt(profile.totalMs)} ms sampled, includes idle) ==`);
       say(table(profile.byCategory.map((c) => [c.name, fmt(c.selfMs), `${c.pct}%`]), ['category (self time)', 'ms', 'share']));
       say('');
       say(table(profile.topFunctions.map((f) => [f.name, f.where, fmt(f.selfMs), `${f.pct}%`]), ['function (self time)', 'where', 'ms', 'share']));

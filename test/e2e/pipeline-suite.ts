@@ -35,6 +35,7 @@ export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
   const ports = { gatewayPort: await freePort(), queryPort: await freePort(), adminPort: await freePort(), kafkaPort: await freePort(), kafkaControllerPort: await freePort(), flinkUiPort: await freePort() };
   const config: Config = loadConfig(process.env, {
     ...ports,
+    kafkaBrokers: `127.0.0.1:${ports.kafkaPort}`,
     dataDir,
     clickhouseUrl: o.clickhouseUrl ?? '',
     signingKeys: 'e2e:e2e-secret',
