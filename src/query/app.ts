@@ -11,7 +11,7 @@ import { TokenBucketLimiter } from './rate-limit.ts';
 import type { QueryRepository } from './repository.ts';
 import { parseId, parseLimit } from './request-params.ts';
 import { formatInstant, resolveRange, type TimeRange } from './time-params.ts';
-import { GRANULARITY_MS, denseFill, type Granularity } from './window-math.ts';
+import { GRANULARITY_MS, denseFill, type Granularity } from '../shared/window-math.ts';
 
 export interface QueryAppOptions {
   /** How long a valid API key is trusted without a storage lookup; bounds revocation delay. */

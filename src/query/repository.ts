@@ -2,7 +2,7 @@
 // helpers in src/store to this; unit tests use an in-memory fake. Every method may
 // throw when storage is unreachable: the app answers 503 UNAVAILABLE for any rejection
 // (an AppError thrown on purpose keeps its own code).
-import type { Granularity } from './window-math.ts';
+import type { Granularity } from '../shared/window-math.ts';
 
 export interface ApiKeyRecord {
   readonly advertiserId: number;

@@ -1,7 +1,7 @@
 // Parsing of the time-range query parameters (`from`, `to`, `granularity`) and the
 // response time format. Pure: "now" is passed in.
 import { AppError } from '../shared/errors.ts';
-import { alignDown, alignUp, isGranularity, windowCount, type Granularity } from './window-math.ts';
+import { alignDown, alignUp, isGranularity, windowCount, type Granularity } from '../shared/window-math.ts';
 
 /** 9999-12-31T23:59:59.999Z: the last instant with a 4-digit ISO year. */
 export const MAX_TIME_MS = 253_402_300_799_999;

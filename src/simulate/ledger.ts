@@ -6,7 +6,7 @@
 import { closeSync, createReadStream, createWriteStream, ftruncateSync, fstatSync, mkdirSync, openSync, readSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
-import { windowStartMs, type Granularity } from './window-math.ts';
+import { windowStartMs, type Granularity } from '../shared/window-math.ts';
 
 export interface LedgerEntry {
   impression_id: string;

@@ -3,10 +3,12 @@
 // become a valid row throws RecordError, whose `reason` the sink puts in dead_letters.
 import type { IDeadLetter, ILateClick, IWatermarkProgress, IWindowAggregate } from '../shared/proto.ts';
 
-export type GranularityName = '1m' | '5m' | '1h';
+import { GRANULARITY_MS, type Granularity } from '../shared/window-math.ts';
+
+export { GRANULARITY_MS };
+export type GranularityName = Granularity;
 
 export const GRANULARITY_BY_ENUM: Readonly<Record<number, GranularityName>> = { 1: '1m', 2: '5m', 3: '1h' };
-export const GRANULARITY_MS: Readonly<Record<GranularityName, number>> = { '1m': 60_000, '5m': 300_000, '1h': 3_600_000 };
 
 export class RecordError extends Error {
   constructor(readonly reason: string, message: string) {

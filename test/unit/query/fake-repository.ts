@@ -2,7 +2,7 @@
 // real ClickHouse-backed repository.
 import type { AdTotalsQuery, ApiKeyRecord, QueryRepository, SeriesQuery } from '../../../src/query/repository.ts';
 import { hashApiKey } from '../../../src/query/auth.ts';
-import { GRANULARITY_MS } from '../../../src/query/window-math.ts';
+import { GRANULARITY_MS } from '../../../src/shared/window-math.ts';
 
 export interface FakeClick {
   advertiserId: number;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alignDown, alignUp, denseFill, windowCount } from '../../../src/query/window-math.ts';
+import { alignDown, alignUp, denseFill, windowCount } from '../../../src/shared/window-math.ts';
 
 const T = Date.UTC(2026, 10, 27, 10, 0, 0);
 

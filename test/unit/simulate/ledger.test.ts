@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Ledger, loadLedger, type LedgerEntry } from '../../../src/simulate/ledger.ts';
-import { windowStartMs } from '../../../src/simulate/window-math.ts';
+import { windowStartMs } from '../../../src/shared/window-math.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'adclick-ledger-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,4 +1,4 @@
-// Window arithmetic for the query API. Windows are half-open [start, start + size),
+// Window arithmetic shared by the query API, the simulator and its ledger. Windows are half-open [start, start + size),
 // aligned to UTC epoch multiples (no leap seconds in epoch time, so a plain modulo works).
 
 export const GRANULARITIES = ['1m', '5m', '1h'] as const;
@@ -60,3 +60,6 @@ export function denseFill(
   }
   return clicks.map((c, i) => ({ windowStartMs: fromMs + i * size, clicks: c }));
 }
+
+/** Start of the window holding `timestampMs` (the ledger and the simulator use this name). */
+export const windowStartMs = (timestampMs: number, g: Granularity): number => alignDown(timestampMs, g);
