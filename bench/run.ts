@@ -274,11 +274,21 @@ function cpuSnap(pids: Record<string, number | undefined>): CpuSnap {
   for (const [t, v] of Object.entries(threadCpuSec(pids.server))) out[`server/${t}`] = v;
   const u = process.cpuUsage();
   out.client = (u.user + u.system) / 1e6;
+  try {
+    // Whole machine, busy = all but idle and iowait: what is left over is other processes
+    // (this box may be shared with other jobs, which makes the numbers noisy).
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    out.machine = (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / CLK_TCK;
+  } catch { /* no /proc */ }
   return out;
 }
 function cpuDelta(a: CpuSnap, b: CpuSnap, seconds: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const k of Object.keys(b)) if (a[k] !== undefined && b[k] !== undefined) out[k] = round((b[k]! - a[k]!) / seconds, 2);
+  if (out.machine !== undefined) {
+    out.others = round(Math.max(0, out.machine - (out.server ?? 0) - (out.kafka ?? 0) - (out.redis ?? 0) - (out.client ?? 0)), 2);
+    delete out.machine;
+  }
   return out;
 }
 
@@ -496,6 +506,11 @@ async function main(): Promise<void> {
   const profDir = join(ROOT, 'bench', 'results', `prof-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
   try {
     say(`AdClick gateway benchmark — ${cpus().length} CPUs (${cpus()[0]?.model}), node ${process.version}${QUICK ? ' [--quick]' : ''}`);
+    try {
+      const psi = readFileSync('/proc/pressure/cpu', 'utf8').split('\n')[0];
+      say(`machine before start: loadavg ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}, cpu pressure ${psi} (non-zero: other jobs compete for the CPUs)`);
+      results.machineBefore = { loadavg: readFileSync('/proc/loadavg', 'utf8').trim(), cpuPressure: psi };
+    } catch { /* not Linux */ }
 
     // Micro-benchmark first, while nothing else runs.
     say('micro: encoding cost per click ...');
@@ -584,6 +599,12 @@ async function main(): Promise<void> {
       diag.push(await batch('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true));
       gwMetrics['DIAG gateway, Redis unreachable'] = await scrapeGatewayMetrics(noRedis.port);
       await stopChild(noRedis.child.proc);
+      say('diagnostic: gateway with Redis, ADCLICK_KAFKA_LINGER_MS=1 (default 5) ...');
+      const linger = await startGateway('gateway-linger1', kafka.bootstrap, { ADCLICK_KAFKA_LINGER_MS: '1' });
+      diag.push(await single('DIAG gateway, linger.ms 1', linger.port, linger.child, true));
+      diag.push(await batch('DIAG gateway, linger.ms 1', linger.port, linger.child, true));
+      gwMetrics['DIAG gateway, linger.ms 1'] = await scrapeGatewayMetrics(linger.port);
+      await stopChild(linger.child.proc);
       results.diag = diag;
     }
 
@@ -595,12 +616,12 @@ async function main(): Promise<void> {
     say(`== POST /v1/clicks (${CONNECTIONS} conns, ${DURATION_S} s after ${WARMUP_S} s warm-up; latency measured by the client, µs resolution) ==`);
     const singleRows = [fSingle, gSingle, ...diag.filter((d) => d.path === '/v1/clicks')];
     say(table(singleRows.map((s) => [s.target, fmt(s.reqPerSec), s.p50Ms, s.p90Ms, s.p99Ms, s.maxMs, s.non2xx + s.errors + s.timeouts, cpuStr(s.cpuCores)]),
-      ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx/err', 'CPU cores used']));
+      ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx/err', 'CPU cores used (others = processes not in this benchmark)']));
     say('');
     say(`== POST /v1/clicks/batch (${BATCH_SIZE} clicks/request, ${BATCH_CONNECTIONS} conns, ${BATCH_DURATION_S} s after ${BATCH_WARMUP_S} s warm-up) ==`);
     const batchRows = [fBatch, gBatch, ...diag.filter((d) => d.path === '/v1/clicks/batch')];
     say(table(batchRows.map((s) => [s.target, fmt(s.clicks!.perSec), fmt(s.reqPerSec), s.p50Ms, s.p99Ms, s.clicks!.notAccepted, cpuStr(s.cpuCores)]),
-      ['target', 'clicks/s', 'req/s', 'p50 ms', 'p99 ms', 'not accepted', 'CPU cores used']));
+      ['target', 'clicks/s', 'req/s', 'p50 ms', 'p99 ms', 'not accepted', 'CPU cores used (others = processes not in this benchmark)']));
     say('');
     say('== targets (ratios against the bare fastify baseline of this run) ==');
     say(table([
