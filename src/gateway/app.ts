@@ -11,7 +11,7 @@ import { parseClick, verifyClick, type Click } from './click-validation.ts';
 import { clientIp } from './client-ip.ts';
 import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
 import type { ClickPublisher, OutRecord } from './click-publisher.ts';
-import type { RateLimiter } from './rate-limiter.ts';
+import type { RateDecision, RateLimiter } from './rate-limiter.ts';
 
 export interface GatewayOptions {
   signingKeys: ReadonlyMap<string, string>;
@@ -43,6 +43,8 @@ type Outcome = { status: 'accepted' | 'duplicate' } | { status: 'rejected'; erro
 declare module 'fastify' {
   interface FastifyRequest {
     clientIp: string;
+    /** Started as the request arrives, so the Redis round trip overlaps body parsing. */
+    rateDecision?: Promise<RateDecision>;
   }
 }
 
@@ -83,15 +85,27 @@ export function buildGatewayApp(deps: GatewayDeps) {
   // Clicks being produced right now by this instance: a concurrent retry of the same
   // click waits for the first attempt instead of writing a second copy.
   const producing = new Map<string, Promise<boolean>>();
+  const ACCEPTED: Outcome = { status: 'accepted' };
+  const DUPLICATE: Outcome = { status: 'duplicate' };
+  const notAcked = (): Outcome => ({ status: 'rejected', error: new AppError('UNAVAILABLE', 'click was not acknowledged by Kafka; retry') });
+
+  const throwIfLimited = (d: RateDecision) => {
+    if (!d.allowed) throw new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });
+  };
 
   const sendError = (reply: FastifyReply, err: AppError) => {
     if (err.retryable) reply.header('retry-after', String(err.retryAfterSec ?? o.retryAfterSec));
     return reply.code(err.status).send(err.toBody());
   };
 
-  app.setErrorHandler((err: unknown, req, reply) => {
+  app.setErrorHandler(async (err: unknown, req, reply) => {
     const e = err as { code?: string; statusCode?: number };
     let appErr: AppError;
+    // A flood of bad requests is limited like good ones: 429 wins over any 4xx.
+    const decision = req.rateDecision ? await req.rateDecision : undefined;
+    if (decision && !decision.allowed && !(isAppError(err) && err.status >= 500)) {
+      err = new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)) });
+    }
     if (isAppError(err)) appErr = err;
     else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') appErr = new AppError('PAYLOAD_TOO_LARGE');
     else if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') appErr = new AppError('UNSUPPORTED_MEDIA_TYPE');
@@ -119,11 +133,8 @@ export function buildGatewayApp(deps: GatewayDeps) {
   app.addHook('onRequest', async (req, reply) => {
     req.clientIp = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
     if (req.method !== 'POST') return;
+    req.rateDecision = rateLimiter.check(req.clientIp);
     if (req.headers['content-type'] === undefined) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
-    const decision = await rateLimiter.check(req.clientIp);
-    if (!decision.allowed) {
-      throw new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)) });
-    }
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -131,7 +142,18 @@ export function buildGatewayApp(deps: GatewayDeps) {
     http.duration.observe({ route }, reply.elapsedTime / 1000);
   });
 
-  const ipHash = (ip: string) => createHmac('sha256', o.ipHashKey).update(ip).digest().subarray(0, 16);
+  // Keyed hash of the client IP, cached per IP (an HMAC costs more than the rest of a
+  // click's encoding); the cache is simply dropped when it grows large.
+  const ipHashes = new Map<string, Buffer>();
+  const ipHash = (ip: string): Buffer => {
+    let h = ipHashes.get(ip);
+    if (!h) {
+      if (ipHashes.size >= 10_000) ipHashes.clear();
+      h = createHmac('sha256', o.ipHashKey).update(ip).digest().subarray(0, 16);
+      ipHashes.set(ip, h);
+    }
+    return h;
+  };
 
   const toRecord = (c: Click, req: FastifyRequest, receivedAt: number, ipH: Buffer): OutRecord => {
     const value = ClickEvent.encode({
@@ -157,53 +179,57 @@ export function buildGatewayApp(deps: GatewayDeps) {
    */
   async function ingest(valid: Click[], req: FastifyRequest): Promise<Outcome[]> {
     const keys = valid.map((c) => dedupKey(c.event_type, c.impression_id));
-    const seen = await dedup.seen(keys);
+    // The rate-limit check and the edge-dedup read go out together: with Redis
+    // auto-pipelining that is one round trip before producing, not two.
+    const [decision, seen] = await Promise.all([req.rateDecision ?? rateLimiter.check(req.clientIp), dedup.seen(keys)]);
+    throwIfLimited(decision);
     const receivedAt = now();
     const ipH = ipHash(req.clientIp);
-    const outcomes: Promise<Outcome>[] = new Array(valid.length);
+    const outcomes: (Outcome | Promise<Outcome> | undefined)[] = new Array(valid.length);
     const firstIndex = new Map<string, number>();
     const repeats: number[] = [];
     const toSend: number[] = [];
     for (let i = 0; i < valid.length; i++) {
       const key = keys[i]!;
       if (seen[i]) {
-        outcomes[i] = Promise.resolve({ status: 'duplicate' });
+        outcomes[i] = DUPLICATE;
       } else if (firstIndex.has(key)) {
         repeats.push(i); // same click twice in one batch: answered from its first copy
       } else {
         firstIndex.set(key, i);
         const pending = producing.get(key);
-        if (pending) {
-          outcomes[i] = pending.then((ok): Outcome => (ok ? { status: 'duplicate' } : { status: 'rejected', error: new AppError('UNAVAILABLE') }));
-        } else {
-          toSend.push(i);
-        }
+        // A concurrent request is producing this very click: its outcome decides ours.
+        if (pending) outcomes[i] = pending.then((ok) => (ok ? DUPLICATE : notAcked()));
+        else toSend.push(i);
       }
     }
     if (toSend.length) {
       // Throws synchronously (breaker open, Kafka not connected, in-flight cap) → the
       // whole request is answered 503 and nothing was written.
-      const acks = publisher.publish(toSend.map((i) => toRecord(valid[i]!, req, receivedAt, ipH)));
-      const acked: string[] = [];
+      const delivery = publisher.publish(toSend.map((i) => toRecord(valid[i]!, req, receivedAt, ipH)));
+      toSend.forEach((i, j) => producing.set(keys[i]!, delivery.then((acked) => acked[j]!)));
+      let acked: boolean[];
+      try {
+        acked = await delivery;
+      } finally {
+        for (const i of toSend) producing.delete(keys[i]!);
+      }
+      const ackedKeys: string[] = [];
       toSend.forEach((i, j) => {
-        const key = keys[i]!;
-        const ok = acks[j]!.then(
-          () => (acked.push(key), true),
-          () => false,
-        );
-        producing.set(key, ok);
-        outcomes[i] = ok.then((delivered): Outcome => {
-          producing.delete(key);
-          return delivered ? { status: 'accepted' } : { status: 'rejected', error: new AppError('UNAVAILABLE', 'click was not acknowledged by Kafka; retry') };
-        });
+        if (acked[j]) ackedKeys.push(keys[i]!);
+        outcomes[i] = acked[j] ? ACCEPTED : notAcked();
       });
-      await Promise.all(outcomes.filter(Boolean));
-      await dedup.mark(acked);
+      // Marked only after the ack, and not awaited: a retry racing the mark is produced
+      // again and dropped by the Flink job's dedup; waiting would add a Redis round trip
+      // to every answer.
+      void dedup.mark(ackedKeys);
     }
+    const settled = (await Promise.all(outcomes)) as Outcome[];
     for (const i of repeats) {
-      outcomes[i] = outcomes[firstIndex.get(keys[i]!)!]!.then((first) => (first.status === 'rejected' ? first : { status: 'duplicate' }));
+      const first = settled[firstIndex.get(keys[i]!)!]!;
+      settled[i] = first.status === 'rejected' ? first : DUPLICATE;
     }
-    return Promise.all(outcomes);
+    return settled;
   }
 
   const verifyOpts = () => ({ keys: o.signingKeys, now: now(), maxClickAgeMs: o.maxClickAgeMs, maxClockSkewMs: o.maxClockSkewMs });
@@ -243,6 +269,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
         clicks.inc({ outcome: e.code });
       }
     });
+    if (valid.length === 0 && req.rateDecision) throwIfLimited(await req.rateDecision);
     if (valid.length) {
       const outcomes = await ingest(valid, req);
       outcomes.forEach((out, j) => {

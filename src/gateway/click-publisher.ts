@@ -14,8 +14,14 @@ export interface OutRecord {
 }
 
 export interface ClickPublisher {
-  /** One promise per record, resolved on ack; rejects with AppError UNAVAILABLE. Throws UNAVAILABLE synchronously when the breaker is open or the in-flight cap is reached. */
-  publish(records: readonly OutRecord[]): Promise<void>[];
+  /**
+   * Produces the records and resolves once every one has its delivery report: `true` at
+   * index i when record i was acknowledged (acks=all), `false` when it was not. One
+   * promise per call, not per record: a 1000-click batch costs one allocation chain.
+   * Throws AppError UNAVAILABLE synchronously when Kafka is not connected, the breaker is
+   * open or the in-flight cap is reached — then nothing was produced.
+   */
+  publish(records: readonly OutRecord[]): Promise<boolean[]>;
   ready(): boolean;
   inflight(): number;
   breakerState(): BreakerState;
@@ -36,9 +42,23 @@ export interface PublisherOptions {
   onBreakerChange?: (s: BreakerState) => void;
 }
 
-interface Pending {
-  resolve: () => void;
-  reject: (e: unknown) => void;
+/** Delivery bookkeeping of one publish() call; each record's opaque is (call, index). */
+class PendingCall {
+  readonly acked: boolean[];
+  private remaining: number;
+  constructor(n: number, private readonly done: (acked: boolean[]) => void) {
+    this.acked = new Array<boolean>(n).fill(false);
+    this.remaining = n;
+  }
+  settle(i: number, ok: boolean): void {
+    this.acked[i] = ok;
+    if (--this.remaining === 0) this.done(this.acked);
+  }
+}
+
+interface Opaque {
+  call: PendingCall;
+  index: number;
 }
 
 export async function createClickPublisher(o: PublisherOptions): Promise<ClickPublisher> {
@@ -67,15 +87,11 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
   });
 
   producer.on('delivery-report', (err, report) => {
-    const p = report.opaque as Pending;
+    const { call, index } = report.opaque as Opaque;
     inflight--;
-    if (err) {
-      breaker.failure();
-      p.reject(new AppError('UNAVAILABLE', 'click was not acknowledged by Kafka', { cause: err }));
-    } else {
-      breaker.success();
-      p.resolve();
-    }
+    if (err) breaker.failure();
+    else breaker.success();
+    call.settle(index, !err);
   });
   producer.on('event.error', (err) => log.warn({ err }, 'kafka producer error'));
   producer.on('disconnected', () => {
@@ -109,16 +125,17 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
       if (!connected) throw new AppError('UNAVAILABLE', 'Kafka is not connected');
       if (inflight + records.length > o.maxInflight) throw new AppError('UNAVAILABLE', 'too many clicks awaiting Kafka acknowledgement');
       if (!breaker.allow()) throw new AppError('UNAVAILABLE', 'Kafka circuit breaker is open');
-      return records.map((r) => {
-        const headers = r.headers ? Object.entries(r.headers).map(([k, v]) => ({ [k]: v })) : undefined;
-        return new Promise<void>((resolve, reject) => {
-          const pending: Pending = { resolve, reject };
+      return new Promise<boolean[]>((resolve) => {
+        const call = new PendingCall(records.length, resolve);
+        records.forEach((r, index) => {
+          const headers = r.headers ? Object.entries(r.headers).map(([k, v]) => ({ [k]: v })) : undefined;
           try {
-            producer.produce(o.topic, null, r.value, r.key, null, pending, headers);
+            producer.produce(o.topic, null, r.value, r.key, null, { call, index } satisfies Opaque, headers);
             inflight++;
           } catch (err) {
             breaker.failure();
-            reject(new AppError('UNAVAILABLE', 'Kafka producer queue refused the click', { cause: err }));
+            log.warn({ err: String(err) }, 'Kafka producer queue refused a click');
+            call.settle(index, false);
           }
         });
       });

@@ -67,7 +67,7 @@ export const SETTINGS = {
   breakerFailureThreshold: setting('ADCLICK_BREAKER_FAILURES', 5, int(1), 'Consecutive produce failures that open the Kafka circuit breaker'),
   breakerOpenMs: setting('ADCLICK_BREAKER_OPEN_MS', 2000, int(100), 'How long the breaker stays open before a trial request'),
   retryAfterSec: setting('ADCLICK_RETRY_AFTER_SEC', 2, int(1), 'Retry-After sent with 503 answers'),
-  lingerMs: setting('ADCLICK_KAFKA_LINGER_MS', 5, int(0), 'Producer batching delay (linger.ms)'),
+  lingerMs: setting('ADCLICK_KAFKA_LINGER_MS', 1, int(0), 'Producer batching delay (linger.ms)'),
   compression: setting('ADCLICK_KAFKA_COMPRESSION', 'lz4', str, 'Producer compression codec (none, gzip, snappy, lz4, zstd)'),
   gatewayId: setting('ADCLICK_GATEWAY_ID', '', str, 'Instance id written into each click for audit', 'hostname:pid'),
   kafkaHeapMax: setting('ADCLICK_KAFKA_HEAP', '1g', str, 'Heap of the local Kafka broker JVM'),

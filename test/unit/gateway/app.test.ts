@@ -151,6 +151,10 @@ test('429 RATE_LIMITED with Retry-After', async () => {
   assertError(res, 429, 'RATE_LIMITED');
   assert.equal(res.headers['retry-after'], '2');
   assert.equal(publisher.records.length, 0);
+  // A flood of bad requests is limited too: 429 wins over 400/401.
+  assertError(await post(app, '/v1/clicks', '{not json'), 429, 'RATE_LIMITED');
+  assertError(await post(app, '/v1/clicks', { ...click(), signature: '0'.repeat(64) }), 429, 'RATE_LIMITED');
+  assertError(await post(app, '/v1/clicks/batch', { clicks: [{ nope: 1 }] }), 429, 'RATE_LIMITED');
 });
 
 test('client IP is the socket peer; X-Forwarded-For is ignored from untrusted peers', async () => {

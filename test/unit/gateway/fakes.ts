@@ -7,13 +7,11 @@ import type { RateLimiter } from '../../../src/gateway/rate-limiter.ts';
 export class FakePublisher implements ClickPublisher {
   records: OutRecord[] = [];
   mode: 'ok' | 'down' | 'nack' = 'ok';
-  publish(records: readonly OutRecord[]): Promise<void>[] {
+  publish(records: readonly OutRecord[]): Promise<boolean[]> {
     if (this.mode === 'down') throw new AppError('UNAVAILABLE', 'Kafka is not connected');
-    return records.map((r) => {
-      if (this.mode === 'nack') return Promise.reject(new AppError('UNAVAILABLE'));
-      this.records.push(r);
-      return Promise.resolve();
-    });
+    if (this.mode === 'nack') return Promise.resolve(records.map(() => false));
+    this.records.push(...records);
+    return Promise.resolve(records.map(() => true));
   }
   ready = () => this.mode === 'ok';
   inflight = () => 0;
