@@ -13,6 +13,8 @@ usage: adclick <command> [options]
                            (--rate N/s --duration 60s|--count N --batch N --seed N ...; --help)
   sign [--key-id K --secret S] '<click json>'
                            sign a click (JSON on stdin if no argument)
+  chaos --all | --scenario <name>... [--short] [--clicks N] [--rate N] [--json]
+                           fault injection on a throwaway stack; compares counts with the ledger
   keys create --advertiser <id>   create an advertiser API key (printed once, last line)
   keys revoke <api_key>           revoke an API key
   help                     this text
@@ -34,6 +36,8 @@ async function main(): Promise<number> {
       return (await import('./simulate/simulate-command.ts')).runSimulate(rest);
     case 'sign':
       return (await import('./simulate/sign-command.ts')).runSign(rest);
+    case 'chaos':
+      return (await import('./chaos/chaos-command.ts')).runChaos(rest);
     case 'keys':
       return (await import('./keys-command.ts')).runKeys(rest);
     case undefined:

@@ -6,7 +6,7 @@ import { createLogger } from '../shared/logger.ts';
 import { createRegistry, Counter } from '../shared/metrics.ts';
 import { createOptionalRedis } from '../shared/redis.ts';
 import { buildGatewayApp } from './app.ts';
-import { createClickPublisher } from './click-publisher.ts';
+import { createClickPublisher, type ClickPublisher } from './click-publisher.ts';
 import { createEdgeDedup } from './edge-dedup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 
@@ -31,7 +31,7 @@ const redisFailures = new Counter({ name: 'adclick_gateway_redis_failures_total'
 const redis = createOptionalRedis(config.redisUrl, logger);
 const gatewayId = config.gatewayId || `${hostname()}:${process.pid}`;
 
-const publisher = await createClickPublisher({
+const realPublisher = await createClickPublisher({
   brokers: config.kafkaBrokers,
   topic: config.clicksTopic,
   lingerMs: config.lingerMs,
@@ -43,6 +43,20 @@ const publisher = await createClickPublisher({
   clientId: `adclick-gateway-${gatewayId}`,
   logger,
 });
+// UNSAFE negative control for the chaos suite: answer before the Kafka ack, so a click
+// can be acknowledged to the client and then lost. Never on unless explicitly asked for.
+const publisher: ClickPublisher = config.faultUnsafeGatewayAckFirst ? ackBeforeProduce(realPublisher) : realPublisher;
+if (config.faultUnsafeGatewayAckFirst) logger.error('ADCLICK_FAULT_UNSAFE_GATEWAY_ACK_FIRST is on: 202 is answered BEFORE the Kafka ack; clicks can be lost. Negative-control tests only!');
+
+function ackBeforeProduce(p: ClickPublisher): ClickPublisher {
+  return {
+    ...p,
+    publish(records) {
+      p.publish(records).catch(() => undefined); // may still throw synchronously (503), as the real one
+      return Promise.resolve(records.map(() => true));
+    },
+  };
+}
 
 const app = buildGatewayApp({
   options: {

@@ -91,6 +91,9 @@ export const SETTINGS = {
   flinkAllowedLatenessMs: setting('ADCLICK_FLINK_ALLOWED_LATENESS_MS', 120_000, int(0), 'Within this lateness a closed window is updated in place; later clicks become corrections'),
   flinkEarlyFireMs: setting('ADCLICK_FLINK_EARLY_FIRE_MS', 2000, int(0), 'Provisional results of open windows are emitted this often (0: off)'),
   flinkHeap: setting('ADCLICK_FLINK_HEAP', '2g', str, 'Heap of the local Flink job JVM'),
+  faultSinkCrashFile: setting('ADCLICK_FAULT_SINK_CRASH_FILE', '', str, 'Fault injection (tests only): while this file exists, the sink deletes it and kills itself (SIGKILL) right after its next ClickHouse insert, before committing offsets; empty: off'),
+  faultUnsafeSinkCommitFirst: setting('ADCLICK_FAULT_UNSAFE_SINK_COMMIT_FIRST', false, bool, 'UNSAFE, negative control only: the sink commits offsets BEFORE the ClickHouse write (a crash in between loses that batch)'),
+  faultUnsafeGatewayAckFirst: setting('ADCLICK_FAULT_UNSAFE_GATEWAY_ACK_FIRST', false, bool, 'UNSAFE, negative control only: the gateway answers 202 without waiting for the Kafka ack (clicks are lost when Kafka or the gateway fails)'),
   logLevel: setting('LOG_LEVEL', 'info', str, 'pino log level (fatal, error, warn, info, debug, trace)'),
 } as const;
 

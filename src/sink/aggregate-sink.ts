@@ -4,6 +4,7 @@
 // committed. A failed write is retried with back-off, consumption paused, nothing
 // committed. Rows have deterministic identity, so a batch written twice (crash between
 // insert and commit) collapses instead of adding.
+import { existsSync, rmSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../store/store.ts';
@@ -36,6 +37,14 @@ export interface AggregateSinkOptions {
   readonly stopTimeoutMs?: number;
   readonly topics?: SinkTopics;
   readonly now?: () => number;
+  /**
+   * Fault injection (chaos tests only; ADCLICK_FAULT_SINK_CRASH_FILE): when this file
+   * exists, it is deleted and the process SIGKILLs itself between the two steps of the
+   * next batch (normally: after the ClickHouse insert, before the offset commit).
+   */
+  readonly faultCrashFile?: string;
+  /** UNSAFE (negative control only; ADCLICK_FAULT_UNSAFE_SINK_COMMIT_FIRST): commit offsets before writing. */
+  readonly unsafeCommitFirst?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -148,6 +157,10 @@ export class AggregateSink {
     const started = process.hrtime.bigint();
     const batch = buildBatch(messages, this.opts.topics ?? SINK_TOPICS, this.now());
     const sinkDead = batch.deadLetters.filter((d) => d.stage === 'sink').length;
+    if (this.opts.unsafeCommitFirst) {
+      await this.commit(batch.commits);
+      this.crashIfAsked('after the offset commit, before the ClickHouse insert (UNSAFE order)');
+    }
     let delay = this.opts.retryInitialMs ?? 100;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -172,12 +185,9 @@ export class AggregateSink {
       this.metrics.deadLetters.inc(sinkDead);
       this.log.warn({ deadLetters: sinkDead }, 'records written to dead_letters');
     }
-    try {
-      await this.opts.consumer.commit(batch.commits);
-    } catch (err) {
-      // The rows are stored; a lost commit only means re-delivery, which collapses.
-      this.metrics.commitFailures.inc();
-      this.log.warn({ err, commits: batch.commits }, 'offset commit failed after a successful write; records will be re-delivered');
+    if (!this.opts.unsafeCommitFirst) {
+      this.crashIfAsked('after the ClickHouse insert, before the offset commit');
+      await this.commit(batch.commits);
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.batchRows.observe(batch.records);
@@ -186,6 +196,27 @@ export class AggregateSink {
     this.lastSuccessAt = this.now();
     this.log.debug({ records: batch.records, aggregates: batch.aggregates.length, late: batch.late.length, watermarks: batch.watermarks.length, seconds }, 'batch stored and committed');
     return true;
+  }
+
+  private async commit(commits: TopicPartitionOffset[]): Promise<void> {
+    try {
+      await this.opts.consumer.commit(commits);
+    } catch (err) {
+      // The rows are stored; a lost commit only means re-delivery, which collapses.
+      this.metrics.commitFailures.inc();
+      this.log.warn({ err, commits }, 'offset commit failed after a successful write; records will be re-delivered');
+    }
+  }
+
+  /** Fault injection: SIGKILL this process now if the crash file exists (deleting it first). */
+  private crashIfAsked(where: string): void {
+    const file = this.opts.faultCrashFile;
+    if (!file || !existsSync(file)) return;
+    try {
+      rmSync(file, { force: true });
+    } catch { /* ignore */ }
+    this.log.warn({ where }, 'FAULT INJECTION: killing this process (SIGKILL)');
+    process.kill(process.pid, 'SIGKILL');
   }
 
   /** Stop consuming, write and commit what is buffered, disconnect. */

@@ -1,0 +1,52 @@
+// The fault-injection suite in its CI form: every scenario of `adclick chaos --all`, with
+// small numbers (a few thousand clicks each, short pauses). Scenarios sharing a stack kind
+// share one stack; the stacks run one after another. Any lost or duplicated click, a
+// click without a definite answer, a process that does not come back, or a scenario
+// check failing fails the test; the negative control must be DETECTED.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderTable, runChaosScenarios, type ScenarioResult } from '../../src/chaos/driver.ts';
+import { SCENARIOS } from '../../src/chaos/scenarios.ts';
+import type { StackKind } from '../../src/chaos/stack.ts';
+
+const CLICKS = Number(process.env.ADCLICK_CHAOS_CI_CLICKS ?? 3000);
+const RATE = Number(process.env.ADCLICK_CHAOS_CI_RATE ?? 250);
+
+async function runKind(kind: StackKind): Promise<ScenarioResult[]> {
+  const names = SCENARIOS.filter((s) => s.stack === kind).map((s) => s.name);
+  const results = await runChaosScenarios({
+    scenarios: names, clicks: CLICKS, rate: RATE, short: true,
+    note: (l) => process.stdout.write(`# ${l}\n`),
+  });
+  process.stdout.write(renderTable(results).split('\n').map((l) => `# ${l}`).join('\n') + '\n');
+  return results;
+}
+
+function assertExact(results: ScenarioResult[]): void {
+  for (const r of results) {
+    assert.ok(r.sent >= CLICKS, `${r.name}: sent ${r.sent} clicks, wanted at least ${CLICKS}`);
+    assert.equal(r.unknown, 0, `${r.name}: clicks without a definite answer`);
+    assert.deepEqual(r.problems, [], `${r.name}: problems`);
+    assert.equal(r.lost, 0, `${r.name}: lost clicks (${r.samples.join('; ')})`);
+    assert.equal(r.duplicated, 0, `${r.name}: duplicated clicks (${r.samples.join('; ')})`);
+    assert.equal(r.counted, r.accepted, `${r.name}: counted = accepted`);
+    assert.ok(r.recoveryMs !== null, `${r.name}: recovered`);
+    assert.ok(r.passed, `${r.name}: passed`);
+  }
+}
+
+test('chaos on embedded ClickHouse: kill -9 flink/serving/gateway/kafka, SIGSTOP kafka, Redis down, poison records — zero lost, zero duplicated', { timeout: 720_000 }, async () => {
+  assertExact(await runKind('embedded'));
+});
+
+test('chaos on a ClickHouse server: server stopped for a while — no offset commits meanwhile, zero lost, zero duplicated', { timeout: 300_000 }, async () => {
+  assertExact(await runKind('server'));
+});
+
+test('negative control: an UNSAFE setting (202 before the Kafka ack) is caught by the checker', { timeout: 300_000 }, async () => {
+  const [r] = await runKind('negative');
+  assert.ok(r, 'the negative control ran');
+  assert.equal(r.error, undefined, `the negative control ran to the end: ${r.error}`);
+  assert.ok(r.lost + r.duplicated > 0, `the checker reports a difference (lost ${r.lost}, duplicated ${r.duplicated})`);
+  assert.ok(r.passed);
+});
