@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { DEV_SIGNING_KEYS, loadConfig, parseSigningKeys, type Config } from '../shared/config.ts';
 import { adminRequest } from '../shared/admin-client.ts';
+import { statusFigures } from './status-figures.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { isAlive, readSupervisorPid } from './pid-files.ts';
 import { statusFromPidFiles, stopFromPidFiles, type ProcessStatus } from './supervisor.ts';
@@ -122,6 +123,7 @@ export async function statusCommand(deps: CommandDeps = {}): Promise<number> {
   const rows = await statusFromPidFiles(runDir);
   const supAlive = supPid !== undefined && isAlive(supPid);
   print(renderStatus({ pid: supPid, alive: supAlive }, rows));
+  if (supAlive) print(`\n${(await statusFigures(config)).join('\n')}\n`);
   if (!supAlive && rows.length === 0) return 3;
   return rows.every((r) => r.alive && r.healthy !== false) && supAlive ? 0 : 1;
 }
