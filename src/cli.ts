@@ -17,6 +17,12 @@ usage: adclick <command> [options]
                            fault injection on a throwaway stack; compares counts with the ledger
   keys create --advertiser <id>   create an advertiser API key (printed once, last line)
   keys revoke <api_key>           revoke an API key
+  backfill --from <time> --to <time>
+                           recompute 1m/5m/1h aggregates of the closed windows inside the range
+                           from raw clicks (inside ClickHouse), replacing the streaming result
+  reconcile --from <time> --to <time>
+                           per-window differences between served counts and a recount from raw
+                           clicks (exit 1 when any differ); <time>: ISO 8601 or epoch ms
   help                     this text
 
 Configuration is read from the environment; see the README's configuration table.
@@ -40,6 +46,9 @@ async function main(): Promise<number> {
       return (await import('./chaos/chaos-command.ts')).runChaos(rest);
     case 'keys':
       return (await import('./keys-command.ts')).runKeys(rest);
+    case 'backfill':
+    case 'reconcile':
+      return (await import('./batch-command.ts')).runBatch(command, rest);
     case undefined:
     case 'help':
     case '--help':

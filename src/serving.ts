@@ -1,7 +1,7 @@
 // The "serving" process: owns the ClickHouse store (with embedded chdb it must be the
 // only process on the data directory), runs migrations, the Kafka→ClickHouse sink and
-// the query API, plus a loopback-only admin surface so the CLI can manage API keys
-// without opening the data directory itself.
+// the query API, plus a loopback-only admin surface so the CLI can manage API keys and
+// run the batch path (backfill, reconcile) without opening the data directory itself.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -15,6 +15,8 @@ import { AggregateSink, type SinkConsumer } from './sink/aggregate-sink.ts';
 import { SINK_TOPICS } from './sink/batch.ts';
 import { createKafkaSinkConsumer } from './sink/kafka-consumer.ts';
 import { createApiKey, revokeApiKey } from './store/api-keys.ts';
+import { backfill, planRange, reconcile } from './store/batch-path.ts';
+import { completeBefore } from './store/reads.ts';
 import { migrate, type MigrationOptions } from './store/migrations.ts';
 import { openStore } from './store/open-store.ts';
 import { storeQueryRepository } from './store/query-repository.ts';
@@ -172,6 +174,39 @@ async function startAdmin(config: Config, log: Logger, store: Store, registry: R
           if (!found) return fail(res, 404, 'NOT_FOUND', 'No such API key');
           log.info('API key revoked');
           return send(res, 200, { revoked: true });
+        }
+        if (path === '/admin/backfill' || path === '/admin/reconcile') {
+          if (req.method !== 'POST') return fail(res, 405, 'METHOD_NOT_ALLOWED');
+          if (!authorised(req)) return fail(res, 401, 'UNAUTHORIZED', 'Missing or wrong admin token');
+          if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) return fail(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
+          const body = (await readJson(req)) as Record<string, unknown> | null;
+          const from = body?.from_ms, to = body?.to_ms;
+          if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0) return fail(res, 400, 'INVALID_FIELD', 'from_ms must be epoch milliseconds', 'from_ms');
+          if (typeof to !== 'number' || !Number.isSafeInteger(to) || to <= from) return fail(res, 400, 'INVALID_FIELD', 'to_ms must be epoch milliseconds after from_ms', 'to_ms');
+          const watermark = await completeBefore(store);
+          const isBackfill = path === '/admin/backfill';
+          let plan;
+          try {
+            // Backfill only windows the stream can no longer update (past the watermark by
+            // more than the allowed lateness); reconcile every window behind the watermark.
+            plan = planRange(from, to, {
+              closedBeforeMs: watermark === null ? null : isBackfill ? watermark - config.flinkAllowedLatenessMs : watermark,
+              nowMs: Date.now(),
+              checkRetention: isBackfill,
+            });
+          } catch (e) {
+            if (e instanceof RangeError) return fail(res, 400, 'INVALID_FIELD', e.message, 'to_ms');
+            throw e;
+          }
+          const common = { from_ms: plan.fromMs, to_ms: plan.toMs, requested_to_ms: to, clamped_by: plan.clampedBy ?? null, complete_before_ms: watermark };
+          if (isBackfill) {
+            const r = await backfill(store, { fromMs: plan.fromMs, toMs: plan.toMs, watermarkMs: watermark });
+            log.info({ ...common, generation: r.generation, windows: r.windows }, 'backfill done');
+            return send(res, 200, { ...common, generation: r.generation, windows: r.windows });
+          }
+          const r = await reconcile(store, { fromMs: plan.fromMs, toMs: plan.toMs, limit: 10_000 });
+          log.info({ ...common, compared: r.windowsCompared, differences: r.differences.length }, 'reconcile done');
+          return send(res, 200, { ...common, windows_compared: r.windowsCompared, differences: r.differences, truncated: r.truncated });
         }
         return fail(res, 404, 'NOT_FOUND');
       } catch (err) {

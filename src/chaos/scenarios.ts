@@ -157,7 +157,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'ClickHouse server stopped for a while (server mode): the sink must not commit offsets meanwhile, then catches up',
     async inject(ctx) {
       const ch = ctx.stack.clickhouse!;
-      const topics = ['click-aggregates', 'click-watermarks', 'clicks-late', 'clicks-dlq'];
+      const topics = ['click-aggregates', 'click-watermarks', 'clicks-late', 'clicks-dlq', 'clicks-deduped'];
       const at = Date.now();
       await ch.down();
       await sleep(3000); // a commit already under way may still land

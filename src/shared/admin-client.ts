@@ -1,4 +1,4 @@
-// Client of the serving process's loopback admin surface (API key management). The CLI
+// Client of the serving process's loopback admin surface (API keys, backfill, reconcile). The CLI
 // and the launcher use it; only the serving process opens the ClickHouse data directory.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,6 +7,8 @@ import type { Config } from './config.ts';
 export interface AdminAnswer {
   api_key?: string;
   revoked?: boolean;
+  /** Other endpoints (backfill, reconcile) answer their own JSON. */
+  [field: string]: unknown;
 }
 
 /** POST to the serving process's loopback admin surface; throws a readable error. */

@@ -1,8 +1,9 @@
 // One sink batch: Kafka records → rows per table, plus the offsets to commit once the
 // rows are stored. Pure: the same records always give the same rows, so writing a batch
 // again (after a crash before the commit) collapses in the ReplacingMergeTree tables.
-import { DeadLetter, LateClick, WatermarkProgress, WindowAggregate } from '../shared/proto.ts';
+import { ClickEvent, DeadLetter, LateClick, WatermarkProgress, WindowAggregate } from '../shared/proto.ts';
 import { DB } from '../store/migrations.ts';
+import { rawClickRow, type RawClickRow } from '../store/raw-clicks.ts';
 import {
   aggregateRow, deadLetterRow, lateClickRow, RecordError, sinkDeadLetterRow, watermarkRow,
   type AdOwnerRow, type AggregateRow, type DeadLetterRow, type LateClickRow, type WatermarkRow,
@@ -14,6 +15,7 @@ export const SINK_TOPICS = {
   watermarks: 'click-watermarks',
   late: 'clicks-late',
   dlq: 'clicks-dlq',
+  deduped: 'clicks-deduped',
 } as const;
 
 export type SinkTopics = { readonly [K in keyof typeof SINK_TOPICS]: string };
@@ -34,6 +36,8 @@ export interface SinkBatch {
   readonly owners: AdOwnerRow[];
   readonly watermarks: WatermarkRow[];
   readonly late: LateClickRow[];
+  /** Every click that passed the Flink dedup (raw_clicks). */
+  readonly raw: RawClickRow[];
   readonly deadLetters: DeadLetterRow[];
   /** Next offset (last + 1) per partition, to commit after the write. */
   readonly commits: TopicPartitionOffset[];
@@ -55,6 +59,7 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
   const owners = new Map<number, AdOwnerRow>();
   const watermarks = new Map<number, WatermarkRow>();
   const late = new Map<string, LateClickRow>();
+  const raw = new Map<string, RawClickRow>();
   const deadLetters: DeadLetterRow[] = [];
   const next = new Map<string, TopicPartitionOffset>();
 
@@ -87,6 +92,12 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
           owners.set(row.ad_id, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }
+        case topics.deduped: {
+          const row = rawClickRow(decode(ClickEvent, m));
+          raw.set(`${row.impression_id}\u0000${row.event_type}`, row);
+          owners.set(row.ad_id, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
+          break;
+        }
         case topics.dlq:
           deadLetters.push(deadLetterRow(decode(DeadLetter, m), at));
           break;
@@ -103,24 +114,28 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
     owners: [...owners.values()],
     watermarks: [...watermarks.values()],
     late: [...late.values()],
+    raw: [...raw.values()],
     deadLetters,
     commits: [...next.values()],
     records: messages.length,
   };
 }
 
-export const SINK_TABLES = ['dead_letters', 'late_clicks', 'ad_owners', 'click_aggregates', 'pipeline_watermarks'] as const;
+export const SINK_TABLES = ['dead_letters', 'late_clicks', 'raw_clicks', 'ad_owners', 'click_aggregates', 'pipeline_watermarks'] as const;
 export type SinkTable = (typeof SINK_TABLES)[number];
 
 /**
  * One insert per table. Order matters for readers, not for correctness: owners before
  * aggregates (a visible count always has an owner), watermarks last (complete_before
- * never runs ahead of the counts it vouches for).
+ * never runs ahead of the counts it vouches for), late corrections before raw clicks (so
+ * within a batch a late click is never in raw_clicks without its correction; see
+ * batch-path.ts on why a backfill cares).
  */
 export async function writeBatch(store: Store, b: SinkBatch, onTable?: (table: SinkTable, rows: number) => void): Promise<void> {
   const plan: [SinkTable, readonly Record<string, unknown>[]][] = [
     ['dead_letters', b.deadLetters as unknown as Record<string, unknown>[]],
     ['late_clicks', b.late as unknown as Record<string, unknown>[]],
+    ['raw_clicks', b.raw as unknown as Record<string, unknown>[]],
     ['ad_owners', b.owners as unknown as Record<string, unknown>[]],
     ['click_aggregates', b.aggregates as unknown as Record<string, unknown>[]],
     ['pipeline_watermarks', b.watermarks as unknown as Record<string, unknown>[]],

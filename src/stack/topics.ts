@@ -28,6 +28,8 @@ export function pipelineTopics(config: Pick<Config, 'clicksTopic' | 'clicksParti
     deleteTopic('click-watermarks', 1, 1 * DAY_MS),
     deleteTopic('clicks-late', 2, 30 * DAY_MS),
     deleteTopic('clicks-dlq', 1, 30 * DAY_MS),
+    // Every click that passed the Flink dedup → raw_clicks (audit, backfill, reconcile).
+    deleteTopic('clicks-deduped', 4, 7 * DAY_MS),
   ];
 }
 

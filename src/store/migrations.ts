@@ -8,6 +8,9 @@ import type { Store, StoreCapabilities } from './store.ts';
 
 export const DB = 'adclick';
 
+/** How long raw deduplicated clicks are kept (table TTL where supported); bounds backfill ranges. */
+export const RAW_CLICKS_RETENTION_DAYS = 7;
+
 export interface MigrationOptions {
   /**
    * Storage policy with a `cold` volume for aggregates older than 30 days (server
@@ -185,6 +188,59 @@ ORDER BY key_hash`,
   advertiser_id UInt64
 ) ENGINE = ReplacingMergeTree()
 ORDER BY (ad_id, campaign_id, advertiser_id)`,
+        ],
+      };
+    },
+  },
+  {
+    id: 7,
+    name: 'raw_clicks',
+    // Every click that passed the Flink dedup (topic clicks-deduped), for audit and the batch
+    // path (backfill / reconcile recount from it). Identity = the whole sorting key, which
+    // includes (impression_id, event_type) and is fully determined by the click, so a
+    // re-delivered click collapses; reads count uniqExact(impression_id, event_type) and
+    // never depend on merges. Kept 7 days (TTL where the engine has it).
+    plan(caps) {
+      const notices: string[] = [];
+      let ttl = '';
+      if (caps.ttl) ttl = `TTL event_time + INTERVAL ${RAW_CLICKS_RETENTION_DAYS} DAY`;
+      else notices.push(`raw_clicks: TTL event_time + ${RAW_CLICKS_RETENTION_DAYS} days skipped (engine ${caps.version} has no table TTL); raw clicks are kept until dropped by hand`);
+      return {
+        notices,
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.raw_clicks (
+  impression_id String,
+  event_type String,
+  ad_id UInt64,
+  campaign_id UInt64,
+  advertiser_id UInt64,
+  event_time DateTime('UTC'),
+  event_time_ms Int64,
+  received_at_ms UInt64
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMMDD(event_time)
+ORDER BY (advertiser_id, campaign_id, event_time, ad_id, impression_id, event_type)
+${ttl}`,
+        ],
+      };
+    },
+  },
+  {
+    id: 8,
+    name: 'backfill_runs',
+    // One row per backfill run; its id is the generation written into the versions of the
+    // aggregates it recomputed (see batch-path.ts). Claimed before the run writes anything.
+    plan() {
+      return {
+        notices: [],
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.backfill_runs (
+  generation UInt32,
+  from_ms Int64,
+  to_ms Int64,
+  started_at_ms UInt64
+) ENGINE = ReplacingMergeTree()
+ORDER BY generation`,
         ],
       };
     },

@@ -1,7 +1,10 @@
 // Typed reads for the query API. None depends on merges having happened: an
-// (ad, window) may still have several emissions on disk, and because the Flink job emits
-// full, non-decreasing counts, max(clicks) per (ad, window) is the newest one (the same
-// row argMax(clicks, version) picks). Late clicks are added per window as corrections,
+// (ad, window) may still have several emissions on disk; argMax(clicks, version) per
+// (ad, window) is the one the ReplacingMergeTree keeps. For streaming rows (version =
+// clicks·2 + final, the Flink job emits full, non-decreasing counts) that is the largest
+// count; a backfill (batch-path.ts) writes version = generation·2^32 + clicks·2 + 1, so its
+// row wins over every streaming row and earlier backfill, even with a LOWER count.
+// Late clicks are added per window as corrections,
 // only those recorded for the granularity being read (lateness is per granularity), and
 // counted by distinct (impression_id, event_type) so re-delivered ones count once.
 import { DB } from './migrations.ts';
@@ -44,7 +47,7 @@ async function series(store: Store, filter: string, params: QueryParams, r: Seri
   const [agg, late] = await Promise.all([
     store.query<{ ws: number; clicks: number }>(
       `SELECT toUInt32(window_start) AS ws, sum(c) AS clicks FROM (
-  SELECT window_start, ad_id, max(clicks) AS c FROM ${DB}.click_aggregates
+  SELECT window_start, ad_id, argMax(clicks, version) AS c FROM ${DB}.click_aggregates
   WHERE advertiser_id = {adv:UInt64} AND ${filter} AND granularity = {g:String}
     AND window_start >= {from:DateTime} AND window_start < {to:DateTime}
   GROUP BY window_start, ad_id
@@ -94,7 +97,7 @@ async function totalsBy(store: Store, key: 'campaign_id' | 'ad_id', where: strin
   const [agg, late] = await Promise.all([
     store.query<{ k: number; clicks: number }>(
       `SELECT ${key} AS k, sum(c) AS clicks FROM (
-  SELECT ${key}, ad_id, window_start, max(clicks) AS c FROM ${DB}.click_aggregates
+  SELECT ${key}, ad_id, window_start, argMax(clicks, version) AS c FROM ${DB}.click_aggregates
   WHERE ${where} AND granularity = {g:String}${t.sql}
   GROUP BY ${key}, ad_id, window_start
 ) GROUP BY k`, p),

@@ -22,12 +22,12 @@ console.log(`# broker ready in ${kafka.startMs} ms at ${kafka.bootstrap}`);
 
 test('creates the pipeline topics with their partitions and configs, idempotently', async () => {
   const first = await ensureTopics(kafka.bootstrap, pipelineTopics(config), logger);
-  assert.deepEqual([...first.created].sort(), ['click-aggregates', 'click-watermarks', 'clicks', 'clicks-dlq', 'clicks-late']);
+  assert.deepEqual([...first.created].sort(), ['click-aggregates', 'click-watermarks', 'clicks', 'clicks-deduped', 'clicks-dlq', 'clicks-late']);
 
   const meta = await withAdmin(kafka.bootstrap, (a) =>
-    a.fetchTopicMetadata({ topics: ['clicks', 'click-aggregates', 'click-watermarks', 'clicks-late', 'clicks-dlq'] }));
+    a.fetchTopicMetadata({ topics: ['clicks', 'click-aggregates', 'click-watermarks', 'clicks-late', 'clicks-dlq', 'clicks-deduped'] }));
   const partitions = Object.fromEntries(meta.map((m) => [m.name, m.partitions.length]));
-  assert.deepEqual(partitions, { clicks: 6, 'click-aggregates': 4, 'click-watermarks': 1, 'clicks-late': 2, 'clicks-dlq': 1 });
+  assert.deepEqual(partitions, { clicks: 6, 'click-aggregates': 4, 'click-watermarks': 1, 'clicks-late': 2, 'clicks-dlq': 1, 'clicks-deduped': 4 });
 
   const clicks = await kafka.describeTopicConfigs('clicks');
   assert.equal(clicks['retention.ms'], String(8 * DAY));
@@ -35,10 +35,11 @@ test('creates the pipeline topics with their partitions and configs, idempotentl
   assert.equal(clicks['min.insync.replicas'], '1');
   assert.equal((await kafka.describeTopicConfigs('clicks-late'))['retention.ms'], String(30 * DAY));
   assert.equal((await kafka.describeTopicConfigs('click-watermarks'))['retention.ms'], String(DAY));
+  assert.equal((await kafka.describeTopicConfigs('clicks-deduped'))['retention.ms'], String(7 * DAY));
 
   const second = await ensureTopics(kafka.bootstrap, pipelineTopics(config), logger);
   assert.deepEqual(second.created, []);
-  assert.equal(second.existing.length, 5);
+  assert.equal(second.existing.length, 6);
   assert.deepEqual(second.underPartitioned, []);
 });
 

@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger } from '../../src/shared/logger.ts';
-import { DeadLetter, LateClick, WatermarkProgress, WindowAggregate } from '../../src/shared/proto.ts';
+import { ClickEvent, DeadLetter, LateClick, WatermarkProgress, WindowAggregate } from '../../src/shared/proto.ts';
 import { buildBatch, writeBatch, type SinkMessage } from '../../src/sink/batch.ts';
 import { createApiKey, findApiKey, getApiKeyRecord, hashApiKey, revokeApiKey } from '../../src/store/api-keys.ts';
 import { DB, migrate } from '../../src/store/migrations.ts';
+import { backfill, generationOf, reconcile } from '../../src/store/batch-path.ts';
 import { adOwner, adTotals, campaignOwner, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from '../../src/store/reads.ts';
 import type { Store } from '../../src/store/store.ts';
 
@@ -37,6 +38,12 @@ function late(p: { imp: string; ad: number; camp: number; adv: number; t: number
 function lateFor(gs: number[], p: { imp: string; ad: number; camp: number; adv: number; t: number }): SinkMessage[] {
   return gs.map((g) => late({ ...p, g }));
 }
+/** One record of clicks-deduped (a click that passed the Flink dedup). */
+function raw(p: { imp: string; ad: number; camp: number; adv: number; t: number }): SinkMessage {
+  return msg('clicks-deduped', ClickEvent.encode({
+    impressionId: p.imp, eventType: 'click', adId: p.ad, campaignId: p.camp, advertiserId: p.adv, userId: 'u', eventTimeMs: p.t, receivedAtMs: p.t + 5,
+  }).finish());
+}
 function wm(subtask: number, parallelism: number, w: number, at: number): SinkMessage {
   return msg('click-watermarks', WatermarkProgress.encode({ subtask, parallelism, watermarkMs: w, emittedAtMs: at }).finish());
 }
@@ -47,17 +54,17 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
   test(`${name}: open and migrate twice`, async () => {
     store = await open();
     const first = await migrate(store, logger);
-    assert.deepEqual(first.applied, [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(first.applied, [1, 2, 3, 4, 5, 6, 7, 8]);
     const second = await migrate(store, logger);
     assert.deepEqual(second.applied, []);
-    assert.deepEqual(second.skipped, [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(second.skipped, [1, 2, 3, 4, 5, 6, 7, 8]);
     const tables = (await store.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name`, { db: DB })).map((r) => r.name);
-    assert.deepEqual(tables, ['ad_owners', 'api_keys', 'click_aggregates', 'dead_letters', 'late_clicks', 'pipeline_watermarks', 'schema_migrations']);
+    assert.deepEqual(tables, ['ad_owners', 'api_keys', 'backfill_runs', 'click_aggregates', 'dead_letters', 'late_clicks', 'pipeline_watermarks', 'raw_clicks', 'schema_migrations']);
     const lateCols = (await store.query<{ name: string }>(
       `SELECT name FROM system.columns WHERE database = {db:String} AND table = 'late_clicks' AND name IN ('granularity', 'window_start') ORDER BY name`, { db: DB })).map((r) => r.name);
     assert.deepEqual(lateCols, ['granularity', 'window_start'], 'late_clicks carries its granularity and window');
     const recorded = await store.query<{ n: number }>(`SELECT count() AS n FROM ${DB}.schema_migrations FINAL`);
-    assert.equal(recorded[0]!.n, 6);
+    assert.equal(recorded[0]!.n, 8);
     assert.equal(typeof recorded[0]!.n, 'number');
   });
 
@@ -245,6 +252,105 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, imp, ws ORDER BY g, imp`, { adv }
     await assert.rejects(store.query('SELECT {n:UInt64} AS n', { n: '1 OR 1=1' as unknown as number }));
     const still = await store.query(`SELECT name FROM system.tables WHERE database = 'adclick' AND name = 'api_keys'`);
     assert.equal(still.length, 1);
+  });
+
+  test(`${name}: backfill recounts from raw clicks as a new version; reconcile finds what differs`, async () => {
+    const H = T0 + 3 * 3_600_000; // an hour no other test writes to
+    const HOUR = 3_600_000;
+    const adv = 41, camp = 410, base = { camp, adv };
+    // Raw (deduplicated) clicks. ad 4101: 10:00:10, 10:00:20, 10:01:10 and L (10:00:30, late for
+    // 1m only); ad 4102: two at 10:06.
+    const raws = [
+      raw({ ...base, imp: 'r1', ad: 4101, t: H + 10_000 }), raw({ ...base, imp: 'r2', ad: 4101, t: H + 20_000 }),
+      raw({ ...base, imp: 'r3', ad: 4101, t: H + 70_000 }), raw({ ...base, imp: 'rL', ad: 4101, t: H + 30_000 }),
+      raw({ ...base, imp: 'r4', ad: 4102, t: H + 6 * MIN }), raw({ ...base, imp: 'r5', ad: 4102, t: H + 6 * MIN + 1 }),
+    ];
+    // What the stream stored: L missed its 1m window (a correction), everything else on time.
+    const streaming = [
+      agg({ g: 1, ...base, ad: 4101, ws: H, clicks: 2, final: true }), agg({ g: 1, ...base, ad: 4101, ws: H + MIN, clicks: 1, final: true }),
+      agg({ g: 1, ...base, ad: 4102, ws: H + 6 * MIN, clicks: 2, final: true }),
+      agg({ g: 2, ...base, ad: 4101, ws: H, clicks: 4, final: true }), agg({ g: 2, ...base, ad: 4102, ws: H + 5 * MIN, clicks: 2, final: true }),
+      agg({ g: 3, ...base, ad: 4101, ws: H, clicks: 4, final: true }), agg({ g: 3, ...base, ad: 4102, ws: H, clicks: 2, final: true }),
+      ...lateFor([1], { ...base, imp: 'rL', ad: 4101, t: H + 30_000 }),
+    ];
+    await writeBatch(store, buildBatch([...streaming, ...raws]));
+    await writeBatch(store, buildBatch(raws)); // re-delivered raw clicks collapse
+    const range = { fromMs: H, toMs: H + HOUR };
+    const served = async () => {
+      const out: Record<string, [number, number][]> = {};
+      for (const g of ['1m', '5m', '1h'] as const) {
+        for (const ad of [4101, 4102, 4103]) {
+          const pts = await seriesForAd(store, { advertiserId: adv, adId: ad, granularity: g, from: H, to: H + HOUR });
+          out[`${g}/${ad}`] = pts.map((p) => [(p.window_start_ms - H) / MIN, p.clicks]);
+        }
+      }
+      return { series: out, totals: await campaignTotals(store, adv) };
+    };
+    const truth = {
+      series: {
+        '1m/4101': [[0, 3], [1, 1]], '1m/4102': [[6, 2]], '1m/4103': [],
+        '5m/4101': [[0, 4]], '5m/4102': [[5, 2]], '5m/4103': [],
+        '1h/4101': [[0, 4]], '1h/4102': [[0, 2]], '1h/4103': [],
+      },
+      totals: [{ campaign_id: camp, total_clicks: 6 }],
+    };
+    assert.deepEqual(await served(), truth, 'streaming result plus corrections');
+    const clean = await reconcile(store, range);
+    assert.deepEqual(clean.differences, [], 'a healthy pipeline reconciles clean');
+    assert.equal(clean.windowsCompared, 3 + 2 + 2);
+
+    // Corrupt two windows with wrong streaming rows of a higher version: one with raw clicks
+    // (too high), one where no raw click exists at all.
+    await writeBatch(store, buildBatch([agg({ g: 1, ...base, ad: 4102, ws: H + 6 * MIN, clicks: 9, final: true })]));
+    await writeBatch(store, buildBatch([agg({ g: 1, ...base, ad: 4103, ws: H + 20 * MIN, clicks: 5, final: true })]));
+    const bad = await reconcile(store, range);
+    assert.deepEqual(bad.differences, [
+      { granularity: '1m', advertiser_id: adv, campaign_id: camp, ad_id: 4102, window_start_ms: H + 6 * MIN, stored: 9, recomputed: 2 },
+      { granularity: '1m', advertiser_id: adv, campaign_id: camp, ad_id: 4103, window_start_ms: H + 20 * MIN, stored: 5, recomputed: 0 },
+    ]);
+    assert.notDeepEqual(await served(), truth);
+
+    // Backfill: counts equal raw again (one LOWERED below the streaming row), reconcile clean.
+    const b1 = await backfill(store, { ...range, watermarkMs: H + 2 * HOUR });
+    assert.ok(b1.generation >= 1);
+    assert.deepEqual(b1.windows, { '1m': 4, '5m': 2, '1h': 2 });
+    assert.deepEqual(await served(), truth, 'after backfill');
+    assert.deepEqual((await reconcile(store, range)).differences, []);
+    const versions = await store.query<{ v: number }>(
+      `SELECT max(version) AS v FROM ${DB}.click_aggregates WHERE advertiser_id = {adv:UInt64} AND ad_id = 4102 AND granularity = '1m'`, { adv });
+    assert.equal(generationOf(Number(versions[0]!.v)), b1.generation);
+
+    // A second backfill changes nothing that is served.
+    const b2 = await backfill(store, range);
+    assert.equal(b2.generation, b1.generation + 1);
+    assert.deepEqual(await served(), truth, 'after a second backfill');
+    assert.deepEqual((await reconcile(store, range)).differences, []);
+
+    // A streaming row arriving after the backfill no longer overrides it; a late click arriving
+    // after the backfill (raw + correction) is counted exactly once.
+    await writeBatch(store, buildBatch([agg({ g: 1, ...base, ad: 4101, ws: H, clicks: 7, final: true })]));
+    await writeBatch(store, buildBatch([...lateFor([1, 2, 3], { ...base, imp: 'rL2', ad: 4101, t: H + 40_000 }), raw({ ...base, imp: 'rL2', ad: 4101, t: H + 40_000 })]));
+    const after = await served();
+    assert.deepEqual(after.series['1m/4101'], [[0, 4], [1, 1]]);
+    assert.deepEqual(after.series['5m/4101'], [[0, 5]]);
+    assert.deepEqual(after.series['1h/4101'], [[0, 5]]);
+    assert.deepEqual((await reconcile(store, range)).differences, []);
+    await backfill(store, range);
+    assert.deepEqual(await served(), after, 'backfill after a late click: still counted once');
+
+    // Only windows fully inside the range are touched.
+    const b3 = await backfill(store, range);
+    const partial = await backfill(store, { fromMs: H + 30_000, toMs: H + HOUR - 1 });
+    assert.deepEqual(partial.windows, { '1m': 3, '5m': 1 }); // 1m: 4101@10:01, 4102@10:06, 4103@10:20; 5m: 4102@10:05
+    const gens = await store.query<{ g: string; ad: number; ws: number; v: number }>(
+      `SELECT toString(granularity) AS g, ad_id AS ad, toUInt32(window_start) AS ws, max(version) AS v FROM ${DB}.click_aggregates
+WHERE advertiser_id = {adv:UInt64} GROUP BY g, ad, ws ORDER BY g, ad, ws`, { adv });
+    assert.deepEqual(gens.map((r) => [r.g, r.ad, (Number(r.ws) * 1000 - H) / MIN, generationOf(Number(r.v))]), [
+      ['1h', 4101, 0, b3.generation], ['1h', 4102, 0, b3.generation],
+      ['1m', 4101, 0, b3.generation], ['1m', 4101, 1, partial.generation], ['1m', 4102, 6, partial.generation], ['1m', 4103, 20, partial.generation],
+      ['5m', 4101, 0, b3.generation], ['5m', 4102, 5, partial.generation],
+    ]);
+    assert.deepEqual(await served(), after);
   });
 
   extra?.(() => store);

@@ -41,6 +41,7 @@ import java.util.concurrent.TimeUnit;
  *     |-- late side outputs [late-clicks-1m|5m|1h] ----------------------------> `clicks-late` [sink-clicks-late]
  *     |-- window-1m -> [watermark-progress] (<= 1/interval/subtask) ----------> `click-watermarks` [sink-click-watermarks]
  *     '-- union of window results (key granularity|ad_id|window_start) -------> `click-aggregates` [sink-click-aggregates]
+ *   dedup output (every click that passed dedup, original ClickEvent, key ad_id) --> `clicks-deduped` [sink-clicks-deduped]
  *
  * All sinks are KafkaSink EXACTLY_ONCE with transactional-id prefix <--transactional-id-prefix>-<topic role>;
  * transactions commit on checkpoint completion (readers must use read_committed).
@@ -108,7 +109,7 @@ public final class ClickAggregationJob {
         return env;
     }
 
-    /** Kafka source -> core topology -> four exactly-once Kafka sinks. */
+    /** Kafka source -> core topology -> five exactly-once Kafka sinks. */
     static void buildJob(StreamExecutionEnvironment env, JobConfig cfg) {
         KafkaSource<IngestRecord> source = KafkaSource.<IngestRecord>builder()
                 .setBootstrapServers(cfg.bootstrapServers)
@@ -135,6 +136,8 @@ public final class ClickAggregationJob {
                 .name("sink-clicks-late").uid("sink-clicks-late");
         out.deadLetters.sinkTo(kafkaSink(cfg, "dlq", new Serializers.DeadLetterSerializer(cfg.topicDlq)))
                 .name("sink-clicks-dlq").uid("sink-clicks-dlq");
+        out.deduped.sinkTo(kafkaSink(cfg, "deduped", new Serializers.DedupedClickSerializer(cfg.topicDeduped)))
+                .name("sink-clicks-deduped").uid("sink-clicks-deduped");
     }
 
     static <T> KafkaSink<T> kafkaSink(JobConfig cfg, String role, KafkaRecordSerializationSchema<T> serializer) {

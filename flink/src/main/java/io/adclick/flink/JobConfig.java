@@ -40,6 +40,7 @@ public final class JobConfig implements Serializable {
         DEFAULTS.put("topic-watermarks", "click-watermarks");
         DEFAULTS.put("topic-late", "clicks-late");
         DEFAULTS.put("topic-dlq", "clicks-dlq");
+        DEFAULTS.put("topic-deduped", "clicks-deduped");
         DEFAULTS.put("checkpoint-dir", Paths.get(".data/flink/checkpoints").toAbsolutePath().toUri().toString());
         DEFAULTS.put("checkpoint-interval-ms", "5000");
         DEFAULTS.put("checkpoint-min-pause-ms", "1000");
@@ -72,6 +73,8 @@ public final class JobConfig implements Serializable {
     public final String topicWatermarks;
     public final String topicLate;
     public final String topicDlq;
+    /** Every click that passed dedup (the original ClickEvent), for raw storage, audit and backfill. */
+    public final String topicDeduped;
     public final String checkpointDir;
     public final long checkpointIntervalMs;
     public final long checkpointMinPauseMs;
@@ -105,6 +108,7 @@ public final class JobConfig implements Serializable {
         topicWatermarks = str(get, "topic-watermarks");
         topicLate = str(get, "topic-late");
         topicDlq = str(get, "topic-dlq");
+        topicDeduped = str(get, "topic-deduped");
         checkpointDir = normalizeDir(str(get, "checkpoint-dir"));
         checkpointIntervalMs = positive(get, "checkpoint-interval-ms");
         checkpointMinPauseMs = nonNegative(get, "checkpoint-min-pause-ms");

@@ -35,19 +35,23 @@ import java.util.Map;
 public final class PipelineTopology {
     private PipelineTopology() {}
 
-    /** The four output streams, one per Kafka topic. */
+    /** The five output streams, one per Kafka topic. */
     public static final class Outputs {
         public final DataStream<WindowResult> aggregates;
         public final DataStream<WatermarkProgressRecord> watermarks;
         public final DataStream<LateClickRecord> lateClicks;
         public final DataStream<DeadLetterRecord> deadLetters;
+        /** Every click that passed dedup, exactly once (on time or late alike): raw storage and backfill. */
+        public final DataStream<Click> deduped;
 
         Outputs(DataStream<WindowResult> aggregates, DataStream<WatermarkProgressRecord> watermarks,
-                DataStream<LateClickRecord> lateClicks, DataStream<DeadLetterRecord> deadLetters) {
+                DataStream<LateClickRecord> lateClicks, DataStream<DeadLetterRecord> deadLetters,
+                DataStream<Click> deduped) {
             this.aggregates = aggregates;
             this.watermarks = watermarks;
             this.lateClicks = lateClicks;
             this.deadLetters = deadLetters;
+            this.deduped = deduped;
         }
     }
 
@@ -84,7 +88,7 @@ public final class PipelineTopology {
                         new WatermarkProgressOperator<WindowResult>(cfg.watermarkEmitIntervalMs))
                 .uid("watermark-progress");
 
-        return new Outputs(aggregates, watermarks, late, deadLetters);
+        return new Outputs(aggregates, watermarks, late, deadLetters, deduped);
     }
 
     public static OutputTag<Click> lateTag(WindowGranularity g) {

@@ -1,6 +1,7 @@
 package io.adclick.flink;
 
 import io.adclick.flink.functions.ClickWatermarks;
+import io.adclick.flink.model.Click;
 import io.adclick.flink.model.DeadLetterRecord;
 import io.adclick.flink.model.IngestRecord;
 import io.adclick.flink.model.LateClickRecord;
@@ -9,6 +10,7 @@ import io.adclick.flink.model.WindowResult;
 import io.adclick.flink.serde.ClickDeserializationSchema;
 import io.adclick.flink.serde.ProtoConverters;
 import io.adclick.flink.serde.ReasonCodes;
+import io.adclick.flink.serde.Serializers;
 import io.adclick.proto.v1.ClickEvent;
 import io.adclick.proto.v1.Granularity;
 import io.adclick.proto.v1.LateClick;
@@ -38,6 +40,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Collectors;
 
@@ -172,6 +175,7 @@ class PipelineITCase {
         out.lateClicks.sinkTo(new CollectSink<>("late"));
         out.deadLetters.sinkTo(new CollectSink<>("dlq"));
         out.watermarks.sinkTo(new CollectSink<>("wm"));
+        out.deduped.sinkTo(new CollectSink<>("deduped"));
         env.execute("adclick-itcase");
 
         // --- check -----------------------------------------------------------------------------
@@ -226,14 +230,31 @@ class PipelineITCase {
         assertEquals(List.of(ReasonCodes.EMPTY_PAYLOAD, ReasonCodes.INVALID_FIELD, ReasonCodes.PROTOBUF_DECODE_FAILED),
                 dlq.stream().map(d -> d.reason).sorted().collect(Collectors.toList()));
 
+        // Deduped stream: every distinct click exactly once (on-time and very late alike), no duplicate,
+        // no poison record, and each serialized as its original ClickEvent keyed by ad_id.
+        List<Click> deduped = (List<Click>) (List<?>) RESULTS.getOrDefault("deduped", List.of());
+        Map<String, Long> dedupedIds = deduped.stream()
+                .collect(Collectors.groupingBy(c -> c.impressionId + "|" + c.eventType, Collectors.counting()));
+        assertEquals(deduped.size(), dedupedIds.size(), "no click appears twice on the deduped stream");
+        Set<String> distinctIds = distinct.stream().map(e -> e.getImpressionId() + "|" + e.getEventType()).collect(Collectors.toSet());
+        assertEquals(distinctIds, dedupedIds.keySet(), "deduped stream = the distinct clicks");
+        Map<String, ClickEvent> byId = distinct.stream().collect(Collectors.toMap(e -> e.getImpressionId() + "|" + e.getEventType(), e -> e));
+        Serializers.DedupedClickSerializer ser = new Serializers.DedupedClickSerializer("clicks-deduped");
+        for (Click c : deduped) {
+            var rec = ser.serialize(c, null, null);
+            assertEquals("clicks-deduped", rec.topic());
+            assertEquals(Long.toString(c.adId), new String(rec.key(), java.nio.charset.StandardCharsets.UTF_8));
+            assertEquals(byId.get(c.impressionId + "|" + c.eventType), ClickEvent.parseFrom(rec.value()), "original event");
+        }
+
         List<WatermarkProgressRecord> wms = (List<WatermarkProgressRecord>) (List<?>) RESULTS.getOrDefault("wm", List.of());
         for (int s = 0; s < 2; s++) {
             final int sub = s;
             List<Long> seq = wms.stream().filter(w -> w.subtask == sub).map(w -> w.watermarkMs).collect(Collectors.toList());
             for (int i = 1; i < seq.size(); i++) assertTrue(seq.get(i) > seq.get(i - 1), "watermark progress is monotonic");
         }
-        System.err.printf("ITCase: %d input records, %d duplicates, %d distinct, %d windows, %d emissions (%d final), %d late, %d dlq, %d wm%n",
+        System.err.printf("ITCase: %d input records, %d duplicates, %d distinct, %d windows, %d emissions (%d final), %d late, %d dlq, %d wm, %d deduped%n",
                 input.size(), dups + 1, distinct.size(), expected.size(), aggs.size(),
-                aggs.stream().filter(WindowAggregate::getFinal).count(), late.size(), dlq.size(), wms.size());
+                aggs.stream().filter(WindowAggregate::getFinal).count(), late.size(), dlq.size(), wms.size(), deduped.size());
     }
 }

@@ -1,5 +1,6 @@
 package io.adclick.flink.serde;
 
+import io.adclick.flink.model.Click;
 import io.adclick.flink.model.DeadLetterRecord;
 import io.adclick.flink.model.LateClickRecord;
 import io.adclick.flink.model.WatermarkProgressRecord;
@@ -13,7 +14,7 @@ import org.apache.kafka.common.header.internals.RecordHeader;
 import java.util.List;
 
 /**
- * Kafka record serializers for the four output topics. Record timestamps are left to the producer
+ * Kafka record serializers for the five output topics. Record timestamps are left to the producer
  * (create time), the partition to the default partitioner over the key.
  */
 public final class Serializers {
@@ -77,6 +78,25 @@ public final class Serializers {
                     ProtoConverters.toProto(r).toByteArray(),
                     List.<Header>of(new RecordHeader(HEADER_GRANULARITY, ProtoConverters.utf8(r.granularity.label)),
                             new RecordHeader(HEADER_WINDOW_START, ProtoConverters.utf8(Long.toString(r.windowStartMs)))));
+        }
+    }
+
+    /**
+     * clicks-deduped: key = decimal ad_id (as on `clicks`), value = the original ClickEvent (its wire bytes
+     * when present, so fields the job does not model survive).
+     */
+    public static class DedupedClickSerializer implements KafkaRecordSerializationSchema<Click> {
+        private static final long serialVersionUID = 1L;
+        private final String topic;
+
+        public DedupedClickSerializer(String topic) {
+            this.topic = topic;
+        }
+
+        @Override
+        public ProducerRecord<byte[], byte[]> serialize(Click c, KafkaSinkContext ctx, Long timestamp) {
+            byte[] value = c.raw != null ? c.raw : ProtoConverters.toClickEvent(c).toByteArray();
+            return new ProducerRecord<>(topic, ProtoConverters.utf8(Long.toUnsignedString(c.adId)), value);
         }
     }
 
