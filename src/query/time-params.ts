@@ -103,6 +103,8 @@ export function resolveRange(query: Record<string, unknown>, nowMs: number, opts
   if (toRaw <= fromRaw) throw new AppError('INVALID_FIELD', 'to must be after from', { field: 'to' });
   const fromMs = alignDown(fromRaw, granularity);
   const toMs = alignUp(toRaw, granularity);
+  // The window holding 9999-12-31T23:59:59Z ends in year 10000, which has no 4-digit ISO form.
+  if (toMs > MAX_TIME_MS) throw new AppError('INVALID_FIELD', 'to must end before the last window of year 9999', { field: 'to' });
   const windows = windowCount(fromMs, toMs, granularity);
   if (windows > opts.maxWindows) {
     const hint = granularity === '1h' ? 'narrow the range' : 'narrow the range or use a coarser granularity';

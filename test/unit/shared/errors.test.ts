@@ -34,3 +34,16 @@ test('AppError carries code, status, retryable and field; body has the one shape
   assert.deepEqual(errorBody('UNAVAILABLE'), { error: { code: 'UNAVAILABLE', message: ERRORS.UNAVAILABLE.message } });
   assert.equal(new AppError('RATE_LIMITED').retryable, true);
 });
+
+test('every dead-letter reason the sink and the Flink job can emit is documented', () => {
+  const root = new URL('../../../', import.meta.url);
+  const documented = new Set([...doc.split('## Dead-letter')[1]!.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]!));
+  const sources = ['src/store/rows.ts', 'src/sink/batch.ts', 'flink/src/main/java/io/adclick/flink/serde/ReasonCodes.java'];
+  const emitted = new Set<string>();
+  for (const f of sources) {
+    const text = readFileSync(new URL(f, root), 'utf8');
+    for (const m of text.matchAll(/['"]((?:INVALID|PROTOBUF|EMPTY|DESERIALIZATION|UNKNOWN|SINK)_[A-Z_]+)['"]/g)) emitted.add(m[1]!);
+  }
+  assert.ok(emitted.size >= 8, `found ${emitted.size} reasons`);
+  for (const r of emitted) assert.ok(documented.has(r), `${r} is not in docs/errors.md`);
+});
