@@ -99,8 +99,13 @@ export function brokerLog4j(level = 'INFO'): string {
 }
 
 /** 16 random bytes, base64url without padding (22 chars): the format Kafka's cluster ids use. */
-export function newClusterId(): string {
-  return randomBytes(16).toString('base64url');
+export function newClusterId(random: (n: number) => Buffer = randomBytes): string {
+  // Like Kafka's own Uuid: never starting with '-', which the storage tool's argument
+  // parser would take for an option ("--cluster-id: expected one argument").
+  for (;;) {
+    const id = random(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 function javaArgs(o: KafkaBrokerOptions, log4jFile: string): string[] {
