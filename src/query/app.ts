@@ -155,6 +155,8 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
         clicks: p.clicks,
         // Additive to API.md: the window ends at or before complete_before.
         final: cb !== null && p.windowStartMs + size <= cb,
+        // Additive too: the number changed after the pipeline's result (late correction or backfill).
+        revised: p.revised,
       };
     });
     return {

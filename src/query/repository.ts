@@ -45,7 +45,8 @@ export interface QueryRepository {
    * any order. Rows for the same window are summed by the caller, so this must not
    * return the same (deduplicated) figure twice, e.g. two versions of one row.
    */
-  series(q: SeriesQuery): Promise<{ windowStartMs: number; clicks: number }[]>;
+  /** `revised`: changed after the streaming result (late correction or backfill); absent = false. */
+  series(q: SeriesQuery): Promise<{ windowStartMs: number; clicks: number; revised?: boolean }[]>;
   /** Per-ad totals in [fromMs, toMs), highest first, at most `limit` rows. */
   adTotals(q: AdTotalsQuery): Promise<{ adId: number; clicks: number }[]>;
   /** The pipeline's watermark in epoch ms: windows ending at or before it are closed. Null when unknown. */

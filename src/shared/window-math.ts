@@ -34,6 +34,7 @@ export function windowCount(fromMs: number, toMs: number, g: Granularity): numbe
 export interface DensePoint {
   readonly windowStartMs: number;
   readonly clicks: number;
+  readonly revised: boolean;
 }
 
 /**
@@ -43,7 +44,7 @@ export interface DensePoint {
  * because a misaligned row means a wrong table was read and must not be billed.
  */
 export function denseFill(
-  rows: Iterable<{ windowStartMs: number; clicks: number }>,
+  rows: Iterable<{ windowStartMs: number; clicks: number; revised?: boolean }>,
   fromMs: number,
   toMs: number,
   g: Granularity,
@@ -51,14 +52,16 @@ export function denseFill(
   const size = GRANULARITY_MS[g];
   const n = windowCount(fromMs, toMs, g);
   const clicks = new Array<number>(n).fill(0);
+  const revised = new Array<boolean>(n).fill(false);
   for (const row of rows) {
     const offset = row.windowStartMs - fromMs;
     if (offset < 0 || offset % size !== 0) continue;
     const i = offset / size;
     if (i >= n) continue;
     clicks[i] = (clicks[i] ?? 0) + row.clicks;
+    if (row.revised) revised[i] = true;
   }
-  return clicks.map((c, i) => ({ windowStartMs: fromMs + i * size, clicks: c }));
+  return clicks.map((c, i) => ({ windowStartMs: fromMs + i * size, clicks: c, revised: revised[i]! }));
 }
 
 /** Start of the window holding `timestampMs` (the ledger and the simulator use this name). */

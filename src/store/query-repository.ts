@@ -26,7 +26,7 @@ export function storeQueryRepository(store: Store, opts: { timeoutMs?: number } 
     async series(q: { advertiserId: number; campaignId: number; adId?: number; granularity: GranularityName; fromMs: number; toMs: number }) {
       const r = { advertiserId: q.advertiserId, campaignId: q.campaignId, granularity: q.granularity, from: q.fromMs, to: q.toMs };
       const pts = q.adId === undefined ? await seriesForCampaign(store, r) : await seriesForAd(store, { ...r, adId: q.adId });
-      return pts.map((p) => ({ windowStartMs: p.window_start_ms, clicks: p.clicks }));
+      return pts.map((p) => ({ windowStartMs: p.window_start_ms, clicks: p.clicks, revised: p.revised }));
     },
     async adTotals(q: { advertiserId: number; campaignId: number; granularity: GranularityName; fromMs: number; toMs: number; limit: number }) {
       const rows = await adTotals(store, { advertiserId: q.advertiserId, campaignId: q.campaignId, granularity: q.granularity, from: q.fromMs, to: q.toMs, limit: q.limit });

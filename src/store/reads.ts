@@ -11,7 +11,8 @@ import { DB } from './migrations.ts';
 import { GRANULARITY_MS, type GranularityName } from './rows.ts';
 import type { QueryParams, Store } from './store.ts';
 
-export interface SeriesPoint { window_start_ms: number; clicks: number }
+/** `revised`: the window's number changed after the streaming result — a late correction or a backfill. */
+export interface SeriesPoint { window_start_ms: number; clicks: number; revised: boolean }
 export interface CampaignTotal { campaign_id: number; total_clicks: number }
 export interface AdTotal { ad_id: number; clicks: number }
 export interface Owner { advertiser_id: number; campaign_id: number }
@@ -35,19 +36,28 @@ function alignedRange(granularity: GranularityName, from: number | Date, to: num
   return { from: f, to: Math.max(f, t), step };
 }
 
-function mergeSeries(a: { ws: number; clicks: number }[], b: { ws: number; clicks: number }[]): SeriesPoint[] {
-  const m = new Map<number, number>();
-  for (const r of [...a, ...b]) m.set(Number(r.ws), (m.get(Number(r.ws)) ?? 0) + Number(r.clicks));
-  return [...m.entries()].filter(([, c]) => c > 0).sort((x, y) => x[0] - y[0]).map(([ws, clicks]) => ({ window_start_ms: ws * 1000, clicks }));
+function mergeSeries(agg: { ws: number; clicks: number; backfilled: number }[], late: { ws: number; clicks: number }[]): SeriesPoint[] {
+  const m = new Map<number, { clicks: number; revised: boolean }>();
+  const add = (ws: number, clicks: number, revised: boolean) => {
+    const cur = m.get(ws) ?? { clicks: 0, revised: false };
+    m.set(ws, { clicks: cur.clicks + clicks, revised: cur.revised || revised });
+  };
+  for (const r of agg) add(Number(r.ws), Number(r.clicks), Number(r.backfilled) > 0);
+  for (const r of late) add(Number(r.ws), Number(r.clicks), Number(r.clicks) > 0);
+  return [...m.entries()]
+    .filter(([, v]) => v.clicks > 0)
+    .sort((x, y) => x[0] - y[0])
+    .map(([ws, v]) => ({ window_start_ms: ws * 1000, clicks: v.clicks, revised: v.revised }));
 }
 
 async function series(store: Store, filter: string, params: QueryParams, r: SeriesRange): Promise<SeriesPoint[]> {
   const { from, to } = alignedRange(r.granularity, r.from, r.to);
   const p: QueryParams = { ...params, adv: r.advertiserId, g: r.granularity, from, to };
   const [agg, late] = await Promise.all([
-    store.query<{ ws: number; clicks: number }>(
-      `SELECT toUInt32(window_start) AS ws, sum(c) AS clicks FROM (
-  SELECT window_start, ad_id, argMax(clicks, version) AS c FROM ${DB}.click_aggregates
+    // Backfilled rows carry a generation above 2^32 in their version (batch-path.ts).
+    store.query<{ ws: number; clicks: number; backfilled: number }>(
+      `SELECT toUInt32(window_start) AS ws, sum(c) AS clicks, max(bf) AS backfilled FROM (
+  SELECT window_start, ad_id, argMax(clicks, version) AS c, max(version) >= 4294967296 AS bf FROM ${DB}.click_aggregates
   WHERE advertiser_id = {adv:UInt64} AND ${filter} AND granularity = {g:String}
     AND window_start >= {from:DateTime} AND window_start < {to:DateTime}
   GROUP BY window_start, ad_id

@@ -60,7 +60,8 @@ test('adclick reconcile/backfill through the serving admin surface', async () =>
     assert.equal(await runBatch('backfill', args, o2.stream, e2.stream), 0, e2.text);
     assert.match(o2.text, /backfill generation 1 over/);
     assert.match(o2.text, /1m: 1 windows recomputed[\s\S]*5m: 1 windows[\s\S]*1h: 1 windows/);
-    assert.deepEqual(await seriesForAd(s.store, { advertiserId: 13, adId: 11, granularity: '1m', from: H, to: H + HOUR }), [{ window_start_ms: H, clicks: 3 }]);
+    // The backfilled window is marked revised (additive `revised` flag of the API).
+    assert.deepEqual(await seriesForAd(s.store, { advertiserId: 13, adId: 11, granularity: '1m', from: H, to: H + HOUR }), [{ window_start_ms: H, clicks: 3, revised: true }]);
 
     const o3 = capture();
     assert.equal(await runBatch('reconcile', args, o3.stream, capture().stream), 0, o3.text);

@@ -7,7 +7,12 @@ import { buildBatch, writeBatch, type SinkMessage } from '../../src/sink/batch.t
 import { createApiKey, findApiKey, getApiKeyRecord, hashApiKey, revokeApiKey } from '../../src/store/api-keys.ts';
 import { DB, migrate } from '../../src/store/migrations.ts';
 import { backfill, generationOf, reconcile } from '../../src/store/batch-path.ts';
-import { adOwner, adTotals, campaignOwner, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from '../../src/store/reads.ts';
+import { adOwner, adTotals, campaignOwner, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
+
+// Most assertions here are about counts; the `revised` flag is asserted on its own below.
+const counts = (pts: SeriesPoint[]) => pts.map(({ window_start_ms, clicks }) => ({ window_start_ms, clicks }));
+const seriesForAd = async (...a: Parameters<typeof seriesForAdWithFlags>) => counts(await seriesForAdWithFlags(...a));
+const seriesForCampaign = async (...a: Parameters<typeof seriesForCampaignWithFlags>) => counts(await seriesForCampaignWithFlags(...a));
 import type { Store } from '../../src/store/store.ts';
 
 const logger = createLogger('test', 'silent');
@@ -99,6 +104,9 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
     assert.deepEqual(a1, [{ window_start_ms: T0, clicks: 7 }, { window_start_ms: T0 + MIN, clicks: 2 }]);
     const a1c = await seriesForAd(store, { advertiserId: adv, adId: 1, campaignId: camp, granularity: '1m', from: T0, to: T0 + MIN });
     assert.deepEqual(a1c, [{ window_start_ms: T0, clicks: 7 }]);
+    // Only the window with a late correction is marked revised.
+    const flags = await seriesForCampaignWithFlags(store, { advertiserId: adv, campaignId: camp, granularity: '1m', from: T0, to: T0 + 10 * MIN });
+    assert.deepEqual(flags.map((p) => p.revised), [true, false, true]);
     // Another advertiser sees nothing of it.
     assert.deepEqual(await seriesForAd(store, { advertiserId: 8, adId: 1, granularity: '1m', from: T0, to: T0 + 10 * MIN }), []);
     // 1h series: the 1h row plus the late clicks recorded for that hour.

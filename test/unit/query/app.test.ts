@@ -120,11 +120,11 @@ test('campaign series is dense, rounded, time-ordered, ISO, and totals its point
     complete_before: '2026-11-27T10:02:00Z',
     total_clicks: 7,
     points: [
-      { window_start: '2026-11-27T10:00:00Z', clicks: 0, final: true },
-      { window_start: '2026-11-27T10:01:00Z', clicks: 5, final: true },
-      { window_start: '2026-11-27T10:02:00Z', clicks: 0, final: false },
-      { window_start: '2026-11-27T10:03:00Z', clicks: 2, final: false },
-      { window_start: '2026-11-27T10:04:00Z', clicks: 0, final: false },
+      { window_start: '2026-11-27T10:00:00Z', clicks: 0, final: true, revised: false },
+      { window_start: '2026-11-27T10:01:00Z', clicks: 5, final: true, revised: false },
+      { window_start: '2026-11-27T10:02:00Z', clicks: 0, final: false, revised: false },
+      { window_start: '2026-11-27T10:03:00Z', clicks: 2, final: false, revised: false },
+      { window_start: '2026-11-27T10:04:00Z', clicks: 0, final: false, revised: false },
     ],
   });
 });
@@ -166,8 +166,8 @@ test('5m and 1h series align windows to UTC', async () => {
   assert.deepEqual(five.points.map((p: { clicks: number }) => p.clicks), [0, 1, 0]);
   const hour = (await app.inject({ url: `/v1/campaigns/55/clicks?from=2026-11-27T10:30:00Z&to=2026-11-27T11:30:00Z&granularity=1h`, headers: AUTH })).json();
   assert.deepEqual(hour.points, [
-    { window_start: '2026-11-27T10:00:00Z', clicks: 1, final: false },
-    { window_start: '2026-11-27T11:00:00Z', clicks: 1, final: false },
+    { window_start: '2026-11-27T10:00:00Z', clicks: 1, final: false, revised: false },
+    { window_start: '2026-11-27T11:00:00Z', clicks: 1, final: false, revised: false },
   ]);
 });
 

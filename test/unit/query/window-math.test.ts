@@ -31,9 +31,14 @@ test('denseFill orders, fills zeros, sums duplicates and drops strays', () => {
     { windowStartMs: T + 240_000, clicks: 100 }, // at `to` (exclusive)
   ];
   assert.deepEqual(denseFill(rows, T, T + 240_000, '1m'), [
-    { windowStartMs: T, clicks: 2 },
-    { windowStartMs: T + 60_000, clicks: 0 },
-    { windowStartMs: T + 120_000, clicks: 6 },
-    { windowStartMs: T + 180_000, clicks: 0 },
+    { windowStartMs: T, clicks: 2, revised: false },
+    { windowStartMs: T + 60_000, clicks: 0, revised: false },
+    { windowStartMs: T + 120_000, clicks: 6, revised: false },
+    { windowStartMs: T + 180_000, clicks: 0, revised: false },
   ]);
+});
+
+test('denseFill marks a window revised when any of its rows is', () => {
+  const pts = denseFill([{ windowStartMs: T, clicks: 2 }, { windowStartMs: T, clicks: 1, revised: true }, { windowStartMs: T + 60_000, clicks: 3, revised: false }], T, T + 120_000, '1m');
+  assert.deepEqual(pts.map((p) => p.revised), [true, false]);
 });
