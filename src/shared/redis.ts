@@ -19,15 +19,16 @@ export function createOptionalRedis(url: string, logger: Logger): Redis | null {
     retryStrategy: (times) => Math.min(times * 200, 2000),
     lazyConnect: false,
   });
-  let up = false;
+  // Warn once per outage, not on every reconnect attempt.
+  let warnedSinceReady = false;
   redis.on('ready', () => {
-    up = true;
+    warnedSinceReady = false;
     log.info({ url: redactUrl(url) }, 'redis connected');
   });
   redis.on('error', (err) => {
-    if (up || !('warned' in redis)) log.warn({ err: err.message }, 'redis unavailable: failing open (edge dedup skipped, in-process rate limit)');
-    Object.assign(redis, { warned: true });
-    up = false;
+    if (warnedSinceReady) return;
+    warnedSinceReady = true;
+    log.warn({ err: err.message }, 'redis unavailable: failing open (edge dedup skipped, in-process rate limit)');
   });
   return redis;
 }

@@ -3,7 +3,7 @@
 // the same row twice, which the ReplacingMergeTree collapses (identity = its sorting key,
 // which includes impression_id and event_type).
 import type { IClickEvent } from '../shared/proto.ts';
-import { RecordError } from './rows.ts';
+import { MAX_DATETIME_MS, RecordError, id } from './rows.ts';
 
 export interface RawClickRow {
   impression_id: string;
@@ -17,14 +17,6 @@ export interface RawClickRow {
   received_at_ms: number;
 }
 
-const MAX_DATETIME_MS = 4294967295 * 1000;
-
-function positiveId(v: unknown, field: string): number {
-  const n = Number(v ?? 0);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new RecordError('INVALID_RAW_CLICK', `${field} must be a positive integer below 2^53, got ${String(v)}`);
-  return n;
-}
-
 export function rawClickRow(c: IClickEvent): RawClickRow {
   const R = 'INVALID_RAW_CLICK';
   const impression = c.impressionId ?? '';
@@ -36,9 +28,9 @@ export function rawClickRow(c: IClickEvent): RawClickRow {
     impression_id: impression,
     // Same default as the late-click rows and the Flink dedup key.
     event_type: c.eventType || 'click',
-    ad_id: positiveId(c.adId, 'ad_id'),
-    campaign_id: positiveId(c.campaignId, 'campaign_id'),
-    advertiser_id: positiveId(c.advertiserId, 'advertiser_id'),
+    ad_id: id(c.adId, 'ad_id', R),
+    campaign_id: id(c.campaignId, 'campaign_id', R),
+    advertiser_id: id(c.advertiserId, 'advertiser_id', R),
     event_time: Math.floor(eventTime / 1000),
     event_time_ms: eventTime,
     received_at_ms: Number.isSafeInteger(received) && received > 0 ? received : 0,

@@ -79,7 +79,8 @@ export function aggregateVersion(clicks: number, final: boolean): number {
   return clicks * 2 + (final ? 1 : 0);
 }
 
-function id(v: unknown, field: string, reason: string): number {
+/** A positive integer id below 2^53, or a RecordError with `reason`. */
+export function id(v: unknown, field: string, reason: string): number {
   const n = Number(v ?? 0);
   if (!Number.isSafeInteger(n) || n <= 0) throw new RecordError(reason, `${field} must be a positive integer below 2^53, got ${String(v)}`);
   return n;
@@ -97,7 +98,8 @@ function watermark(v: unknown): number {
   return Number.isFinite(n) && n >= 0 && Number.isSafeInteger(n) ? n : -1;
 }
 
-const MAX_DATETIME_MS = 4294967295 * 1000;
+/** Latest instant a ClickHouse DateTime (UInt32 seconds) can hold. */
+export const MAX_DATETIME_MS = 4294967295 * 1000;
 
 export function aggregateRow(a: IWindowAggregate): AggregateRow {
   const R = 'INVALID_AGGREGATE';
