@@ -17,7 +17,7 @@ import { createKafkaSinkConsumer } from './sink/kafka-consumer.ts';
 import { createApiKey, revokeApiKey } from './store/api-keys.ts';
 import { backfill, planRange, reconcile } from './store/batch-path.ts';
 import { completeBefore } from './store/reads.ts';
-import { migrate, type MigrationOptions } from './store/migrations.ts';
+import { ensureTiering, migrate, type MigrationOptions } from './store/migrations.ts';
 import { openStore } from './store/open-store.ts';
 import { storeQueryRepository } from './store/query-repository.ts';
 import { buildQueryApp } from './query/app.ts';
@@ -53,7 +53,8 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
   const store = opts.store ?? (await openStore(config, logger));
   const closers: (() => Promise<void>)[] = [];
   try {
-    await migrate(store, logger, opts.migrations);
+    await migrate(store, logger, opts.migrations ?? { storagePolicy: store.storagePolicy });
+    await ensureTiering(store, logger, opts.migrations?.storagePolicy ?? store.storagePolicy);
 
     let sink: AggregateSink | null = null;
     if (opts.consumer !== null) {

@@ -78,6 +78,8 @@ export const SETTINGS = {
   sinkMaxRows: setting('ADCLICK_SINK_MAX_ROWS', 50_000, int(1), 'Most Kafka records per sink batch (one ClickHouse insert per table)'),
   sinkMaxWaitMs: setting('ADCLICK_SINK_MAX_WAIT_MS', 200, int(1), 'Longest a record waits in the sink before its batch is written'),
   sinkRetryMaxMs: setting('ADCLICK_SINK_RETRY_MAX_MS', 10_000, int(10), 'Longest back-off between retries of a failed ClickHouse write'),
+  clickhouseColdPath: setting('ADCLICK_CLICKHOUSE_COLD_PATH', '', str, 'Embedded ClickHouse: directory of the cold volume (stand-in for object storage) that aggregates older than 30 days move to', '`<data dir>/clickhouse-cold`'),
+  clickhouseStoragePolicy: setting('CLICKHOUSE_STORAGE_POLICY', '', str, 'Server mode: storage policy (defined in the server config, with a volume named `cold`) for the aggregates; empty: one tier'),
   clickhouseTimeoutMs: setting('ADCLICK_CLICKHOUSE_TIMEOUT_MS', 30_000, int(100), 'ClickHouse request timeout (server mode)'),
   queryKeyCacheMs: setting('ADCLICK_QUERY_KEY_CACHE_MS', 2000, int(0), 'How long a valid API key is trusted without a lookup (bounds revocation delay)'),
   queryRateLimitPerSec: setting('ADCLICK_QUERY_RATE_LIMIT_PER_SEC', 50, int(1), 'Per-API-key request rate of the query API'),

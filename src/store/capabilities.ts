@@ -31,3 +31,17 @@ export function missingCapabilities(c: StoreCapabilities): string[] {
   if (!c.insertDedupToken) missing.push('insert_deduplication_token (row-level idempotency only)');
   return missing;
 }
+
+/**
+ * Null when `policy` exists in the engine with a `cold` volume; else why not. `rows` is
+ * the answer of STORAGE_POLICY_QUERY (system.storage_policies).
+ */
+export function storagePolicyProblem(policy: string, rows: readonly { policy_name: string; volume_name: string }[]): string | null {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(policy)) return `storage policy name "${policy}" is not a plain identifier`;
+  const volumes = rows.filter((r) => r.policy_name === policy).map((r) => r.volume_name);
+  if (volumes.length === 0) return `storage policy "${policy}" is not defined in the ClickHouse configuration`;
+  if (!volumes.includes('cold')) return `storage policy "${policy}" has no volume named "cold" (has: ${volumes.join(', ')})`;
+  return null;
+}
+
+export const STORAGE_POLICY_QUERY = 'SELECT policy_name, volume_name FROM system.storage_policies';

@@ -1,11 +1,11 @@
 // Embedded transport: chdb (ClickHouse in-process) on `<dataDir>/clickhouse`. Only the
 // async API is used, so queries run off the event loop. libchdb allows one data
 // directory per process, and only one process may open it: the serving process owns it.
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Session } from 'chdb';
 import type { Logger } from '../shared/logger.ts';
-import { capabilitiesFor } from './capabilities.ts';
+import { capabilitiesFor, STORAGE_POLICY_QUERY, storagePolicyProblem } from './capabilities.ts';
 import { normaliseRows, type JsonResult } from './json-result.ts';
 import { serverParamValues } from './param-binder.ts';
 import type { QueryParams, Store, StoreCapabilities } from './store.ts';
@@ -14,10 +14,53 @@ export interface EmbeddedStoreOptions {
   /** Directory of the chdb data; default `<dataDir>/clickhouse`. */
   readonly path: string;
   readonly logger: Logger;
+  /**
+   * Directory of the cold volume (a stand-in for object storage); default: a
+   * `clickhouse-cold` directory beside `path`.
+   */
+  readonly coldPath?: string;
+}
+
+/**
+ * The storage policy every embedded engine defines: the hot volume on the data directory,
+ * `cold` on coldPath. The hot volume is named `default` like the default policy's only
+ * volume, because ClickHouse lets a table switch policy only to one that keeps all of
+ * the old policy's volumes (tables created before tiering was configured).
+ */
+export const EMBEDDED_STORAGE_POLICY = 'adclick_tiered';
+
+function xmlText(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * Server configuration for libchdb: one extra local disk for the cold volume and the
+ * tiered policy. Written next to the data directory at every open, so a changed cold
+ * path takes effect on restart (parts already on the old cold disk must be moved by hand).
+ */
+export function embeddedStorageConfig(coldPath: string): string {
+  const dir = resolve(coldPath).replace(/\/*$/, '/');
+  return `<clickhouse>
+  <storage_configuration>
+    <disks>
+      <cold><type>local</type><path>${xmlText(dir)}</path></cold>
+    </disks>
+    <policies>
+      <${EMBEDDED_STORAGE_POLICY}>
+        <volumes>
+          <default><disk>default</disk></default>
+          <cold><disk>cold</disk></cold>
+        </volumes>
+      </${EMBEDDED_STORAGE_POLICY}>
+    </policies>
+  </storage_configuration>
+</clickhouse>
+`;
 }
 
 export class EmbeddedStore implements Store {
   readonly kind = 'embedded' as const;
+  readonly storagePolicy = EMBEDDED_STORAGE_POLICY;
   private closed = false;
 
   private constructor(
@@ -28,12 +71,19 @@ export class EmbeddedStore implements Store {
 
   static async open(opts: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     mkdirSync(opts.path, { recursive: true });
-    const session = new Session(opts.path);
+    const coldPath = opts.coldPath || join(dirname(resolve(opts.path)), 'clickhouse-cold');
+    mkdirSync(coldPath, { recursive: true });
+    const configFile = join(dirname(resolve(opts.path)), 'clickhouse-storage.xml');
+    writeFileSync(configFile, embeddedStorageConfig(coldPath));
+    const session = new Session(opts.path, { connectionArgs: [`--config-file=${configFile}`] });
     try {
       const r = await session.queryAsync('SELECT version() AS v', { format: 'JSON' });
       const version = String(normaliseRows<{ v: string }>(r.json<JsonResult>())[0]?.v ?? '0.0');
       const caps = capabilitiesFor(version);
-      opts.logger.info({ module: 'store', kind: 'embedded', path: opts.path, capabilities: caps }, 'embedded ClickHouse (chdb) opened');
+      const policies = await session.queryAsync(STORAGE_POLICY_QUERY, { format: 'JSON' });
+      const problem = storagePolicyProblem(EMBEDDED_STORAGE_POLICY, normaliseRows<{ policy_name: string; volume_name: string }>(policies.json<JsonResult>()));
+      if (problem) throw new Error(`embedded ClickHouse: ${problem} (config ${configFile})`);
+      opts.logger.info({ module: 'store', kind: 'embedded', path: opts.path, coldPath, storagePolicy: EMBEDDED_STORAGE_POLICY, capabilities: caps }, 'embedded ClickHouse (chdb) opened');
       return new EmbeddedStore(session, caps, opts.path);
     } catch (err) {
       session.close();

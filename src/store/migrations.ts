@@ -26,6 +26,14 @@ export interface Migration {
   plan(caps: StoreCapabilities, opts: MigrationOptions): { statements: string[]; notices: string[] };
 }
 
+/** Aggregates older than this move from the hot to the cold volume. */
+export const HOT_DAYS = 30;
+
+/** The aggregates' TTL under a tiering policy: hot for HOT_DAYS, then cold, deleted after 2 years. */
+export function tieredTtl(column: string): string {
+  return `TTL ${column} + INTERVAL ${HOT_DAYS} DAY TO VOLUME 'cold', ${column} + INTERVAL 2 YEAR DELETE`;
+}
+
 /** TTL clause for tables that must live as long as the aggregates (2 years). */
 function retention(caps: StoreCapabilities, column: string, table: string, opts: MigrationOptions, notices: string[], tiered = false): string {
   if (!caps.ttl) {
@@ -36,7 +44,7 @@ function retention(caps: StoreCapabilities, column: string, table: string, opts:
     if (!caps.storagePolicies) {
       notices.push(`${table}: storage policy "${opts.storagePolicy}" skipped (engine ${caps.version} has no storage policies)`);
     } else {
-      return `TTL ${column} + INTERVAL 30 DAY TO VOLUME 'cold', ${column} + INTERVAL 2 YEAR DELETE`;
+      return tieredTtl(column);
     }
   } else if (tiered) {
     notices.push(`${table}: hot/cold TTL MOVE skipped (no storage policy configured)`);
@@ -291,4 +299,38 @@ ORDER BY id`);
   }
   log.info({ applied, alreadyApplied: skipped.length }, 'schema up to date');
   return { applied, skipped, notices };
+}
+
+/**
+ * Puts the aggregates under the tiering policy, also for tables created before it was
+ * configured (migration 1 only sets it on creation). Idempotent; runs at every start.
+ * Changing a table's policy is allowed because every tiering policy keeps the
+ * `default` disk in its hot volume; MODIFY TTL then moves parts already past HOT_DAYS.
+ */
+export async function ensureTiering(store: Store, logger: Logger, policy: string): Promise<'tiered' | 'unchanged' | 'one-tier'> {
+  const log = logger.child({ module: 'migrations' });
+  if (!policy || !store.capabilities.storagePolicies) return 'one-tier';
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(policy)) throw new Error(`storage policy name "${policy}" is not a plain identifier`);
+  const [t] = await store.query<{ storage_policy: string; engine_full: string }>(
+    `SELECT storage_policy, engine_full FROM system.tables WHERE database = {db:String} AND name = 'click_aggregates'`, { db: DB });
+  if (!t) throw new Error(`${DB}.click_aggregates is missing; run migrations first`);
+  let changed = false;
+  if (t.storage_policy !== policy) {
+    await store.command(`ALTER TABLE ${DB}.click_aggregates MODIFY SETTING storage_policy = '${policy}'`);
+    log.info({ from: t.storage_policy, to: policy }, 'aggregates moved under the tiering storage policy');
+    changed = true;
+  }
+  if (!/TO VOLUME 'cold'/.test(t.engine_full)) {
+    await store.command(`ALTER TABLE ${DB}.click_aggregates MODIFY ${tieredTtl('window_start')}`);
+    log.info({ hotDays: HOT_DAYS }, 'aggregates TTL set: hot, then the cold volume, deleted after 2 years');
+    changed = true;
+  }
+  return changed ? 'tiered' : 'unchanged';
+}
+
+/** Where the aggregates' active parts live: rows per disk, for `adclick status` and tests. */
+export async function aggregatesByDisk(store: Store): Promise<{ disk_name: string; parts: number; rows: number; min_window: string; max_window: string }[]> {
+  return store.query(
+    `SELECT disk_name, count() AS parts, sum(rows) AS rows, toString(min(min_time)) AS min_window, toString(max(max_time)) AS max_window
+FROM system.parts WHERE database = {db:String} AND table = 'click_aggregates' AND active GROUP BY disk_name ORDER BY disk_name`, { db: DB });
 }

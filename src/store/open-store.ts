@@ -6,9 +6,9 @@ import { ServerStore } from './server-store.ts';
 import type { Store } from './store.ts';
 
 export async function openStore(
-  config: Pick<Config, 'clickhouseUrl' | 'dataDir'> & Partial<Pick<Config, 'clickhouseTimeoutMs'>>,
+  config: Pick<Config, 'clickhouseUrl' | 'dataDir'> & Partial<Pick<Config, 'clickhouseTimeoutMs' | 'clickhouseColdPath' | 'clickhouseStoragePolicy'>>,
   logger: Logger,
 ): Promise<Store> {
-  if (config.clickhouseUrl) return ServerStore.open({ url: config.clickhouseUrl, logger, requestTimeoutMs: config.clickhouseTimeoutMs });
-  return EmbeddedStore.open({ path: EmbeddedStore.pathFor(config.dataDir), logger });
+  if (config.clickhouseUrl) return ServerStore.open({ url: config.clickhouseUrl, logger, requestTimeoutMs: config.clickhouseTimeoutMs, storagePolicy: config.clickhouseStoragePolicy });
+  return EmbeddedStore.open({ path: EmbeddedStore.pathFor(config.dataDir), logger, coldPath: config.clickhouseColdPath || undefined });
 }

@@ -3,7 +3,7 @@
 // get the same `{name:Type}` SQL bound client-side by param-binder.ts.
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from '../shared/logger.ts';
-import { capabilitiesFor, missingCapabilities } from './capabilities.ts';
+import { capabilitiesFor, missingCapabilities, STORAGE_POLICY_QUERY, storagePolicyProblem } from './capabilities.ts';
 import { normaliseRows, type JsonResult } from './json-result.ts';
 import { bindParams, serverParamValues } from './param-binder.ts';
 import type { QueryParams, Store, StoreCapabilities } from './store.ts';
@@ -13,6 +13,8 @@ export interface ServerStoreOptions {
   readonly logger: Logger;
   /** Per-request timeout; default 30 s. */
   readonly requestTimeoutMs?: number;
+  /** Storage policy with a `cold` volume for the aggregates (CLICKHOUSE_STORAGE_POLICY); '' for one tier. */
+  readonly storagePolicy?: string;
 }
 
 export class ServerStore implements Store {
@@ -22,6 +24,7 @@ export class ServerStore implements Store {
   private constructor(
     private readonly client: ClickHouseClient,
     readonly capabilities: StoreCapabilities,
+    readonly storagePolicy: string,
   ) {}
 
   static async open(opts: ServerStoreOptions): Promise<ServerStore> {
@@ -45,7 +48,20 @@ export class ServerStore implements Store {
       log.info({ kind: 'server', host: url.host, capabilities: caps }, 'ClickHouse server connected');
       const missing = missingCapabilities(caps);
       if (missing.length) log.warn({ version, missing }, `ClickHouse ${version} lacks: ${missing.join('; ')}`);
-      return new ServerStore(client, caps);
+      let policy = opts.storagePolicy ?? '';
+      if (policy && !caps.storagePolicies) {
+        log.warn({ version, storagePolicy: policy }, `ClickHouse ${version} has no storage policies: CLICKHOUSE_STORAGE_POLICY ignored, aggregates stay on one tier`);
+        policy = '';
+      } else if (policy) {
+        const rs2 = await client.query({ query: STORAGE_POLICY_QUERY, format: 'JSON' });
+        const problem = storagePolicyProblem(policy, normaliseRows<{ policy_name: string; volume_name: string }>((await rs2.json()) as JsonResult));
+        // A configured tier that does not exist is an operator error: refuse to start rather
+        // than keep two years of aggregates on the wrong disks without a word.
+        if (problem) throw new Error(`CLICKHOUSE_STORAGE_POLICY: ${problem}`);
+      } else if (caps.storagePolicies) {
+        log.warn('CLICKHOUSE_STORAGE_POLICY is empty: aggregates older than 30 days stay on the default disk (no cold tier)');
+      }
+      return new ServerStore(client, caps, policy);
     } catch (err) {
       await client.close();
       throw err;

@@ -28,6 +28,11 @@ export type QueryParams = Record<string, string | number | Date | readonly (stri
 export interface Store {
   readonly kind: StoreKind;
   readonly capabilities: StoreCapabilities;
+  /**
+   * Storage policy (a hot volume, then one named `cold`) the aggregates live under, verified to
+   * exist in the engine at open; '' when the engine has one tier only.
+   */
+  readonly storagePolicy: string;
   /** Rows as objects; 64-bit integers are normalised to JS numbers (quoted or not on the wire). */
   query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts?: { timeoutMs?: number }): Promise<T[]>;
   /** Insert rows (JSONEachRow semantics: keys are column names). One call = one insert block. */

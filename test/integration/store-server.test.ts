@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { pino } from 'pino';
 import { createLogger } from '../../src/shared/logger.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import { startClickHouseServer, type ClickHouseServer } from '../helpers/clickhouse-server.ts';
@@ -25,5 +26,25 @@ storeSuite('clickhouse-server', () => openStore({ clickhouseUrl: server.url, dat
       assert.equal(s.capabilities.ttl, true);
     }
     assert.equal(await s.ping(), true);
+  });
+
+  test('clickhouse-server: a configured cold tier is checked against what the server can do', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => { lines.push(l); } });
+    const major = Number(get().capabilities.version.split('.')[0]);
+    if (major < 19) {
+      // 18.16 has no storage policies: said at start-up, one tier, never a failure.
+      const s = await openStore({ clickhouseUrl: server.url, dataDir: '/nonexistent', clickhouseStoragePolicy: 'adclick_tiered' }, log);
+      try {
+        assert.equal(s.storagePolicy, '');
+        assert.ok(lines.some((l) => l.includes('has no storage policies') && l.includes('CLICKHOUSE_STORAGE_POLICY ignored')), lines.join(''));
+        assert.ok(lines.some((l) => l.includes('storage policies (no hot/cold volumes)')), 'missing features are listed at start-up');
+      } finally {
+        await s.close();
+      }
+    } else {
+      // A newer server: a policy that is not defined is refused loudly.
+      await assert.rejects(openStore({ clickhouseUrl: server.url, dataDir: '/nonexistent', clickhouseStoragePolicy: 'no_such_policy' }, log), /not defined/);
+    }
   });
 });

@@ -29,6 +29,7 @@ function fakeStore(events: string[], failTimes = 0) {
   const inserted: { table: string; rows: readonly Record<string, unknown>[] }[] = [];
   let failures = failTimes;
   const store: Store = {
+    storagePolicy: '',
     kind: 'server',
     capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true },
     async query() { return []; },

@@ -10,6 +10,7 @@ function recordingStore(version: string) {
   const commands: string[] = [];
   const recorded: number[] = [];
   const store: Store = {
+    storagePolicy: '',
     kind: 'server',
     capabilities: capabilitiesFor(version),
     async query<T>(sql: string) {
