@@ -9,7 +9,8 @@ const USAGE = `usage: adclick backfill --from <time> --to <time> [--json]
        adclick reconcile --from <time> --to <time> [--json]
   <time>: ISO 8601 (2026-11-27T10:00:00Z) or epoch milliseconds. Only windows lying fully
   inside [from, to) are touched, and only closed ones (the range is clamped and says so).
-  reconcile exits 1 when any window differs, 0 otherwise.
+  reconcile also checks conservation per window (accepted = served + duplicates + rejected,
+  from the Flink job's audit) and exits 1 when any window differs or is unbalanced, 0 otherwise.
 `;
 
 /** ISO 8601 with an explicit zone, or epoch ms; anything else is null. */
@@ -35,6 +36,14 @@ const iso = (ms: unknown) => (typeof ms === 'number' ? new Date(ms).toISOString(
 interface Difference { granularity: string; advertiser_id: number; campaign_id: number; ad_id: number; window_start_ms: number; stored: number; recomputed: number }
 
 type Out = { write(text: string): unknown };
+
+interface ConservationAnswer {
+  windows_checked: number;
+  /** Only the unbalanced windows. */
+  windows: { granularity: string; window_start_ms: number; accepted: number; served: number; late: number; duplicates: number; rejected: number; imbalance: number }[];
+  unattributed: { accepted: number; rejected: number };
+  totals: { accepted: number; served: number; late: number; duplicates: number; rejected: number };
+}
 
 export async function runBatch(kind: 'backfill' | 'reconcile', argv: string[], out: Out = process.stdout, err: Out = process.stderr): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -71,6 +80,9 @@ export async function runBatch(kind: 'backfill' | 'reconcile', argv: string[], o
     return 0;
   }
   const diffs = (answer.differences ?? []) as Difference[];
+  const cons = answer.conservation as ConservationAnswer | undefined;
+  const unbalanced = cons ? cons.windows.filter((w) => w.imbalance !== 0) : [];
+  const unattributedOff = cons ? cons.unattributed.accepted !== cons.unattributed.rejected : false;
   if (json) out.write(JSON.stringify(answer) + '\n');
   else {
     out.write(`reconcile over ${range}: ${String(answer.windows_compared)} windows compared, ${diffs.length}${answer.truncated ? '+' : ''} differ\n${clamped}`);
@@ -80,6 +92,18 @@ export async function runBatch(kind: 'backfill' | 'reconcile', argv: string[], o
         out.write(`${d.granularity}\t${d.advertiser_id}\t${d.campaign_id}\t${d.ad_id}\t${iso(d.window_start_ms)}\t${d.stored}\t${d.recomputed}\t${d.stored - d.recomputed > 0 ? '+' : ''}${d.stored - d.recomputed}\n`);
       }
     }
+    if (cons) {
+      const t = cons.totals;
+      out.write(`conservation (accepted = served + duplicates + rejected; served = streaming + late): ${cons.windows_checked} windows, ${unbalanced.length} unbalanced\n`);
+      out.write(`  1m totals: accepted ${t.accepted} = served ${t.served} (late ${t.late}) + duplicates ${t.duplicates} + rejected ${t.rejected}${t.accepted === t.served + t.duplicates + t.rejected ? '' : '  MISMATCH'}\n`);
+      out.write(`  dead letters without a time: accepted ${cons.unattributed.accepted}, rejected ${cons.unattributed.rejected}${unattributedOff ? '  MISMATCH' : ''}\n`);
+      if (unbalanced.length) {
+        out.write('granularity\twindow_start\taccepted\tserved\tlate\tduplicates\trejected\timbalance\n');
+        for (const w of unbalanced.slice(0, 200)) {
+          out.write(`${w.granularity}\t${iso(w.window_start_ms)}\t${w.accepted}\t${w.served}\t${w.late}\t${w.duplicates}\t${w.rejected}\t${w.imbalance > 0 ? '+' : ''}${w.imbalance}\n`);
+        }
+      }
+    }
   }
-  return diffs.length > 0 || answer.truncated ? 1 : 0;
+  return diffs.length > 0 || answer.truncated || unbalanced.length > 0 || unattributedOff ? 1 : 0;
 }

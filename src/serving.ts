@@ -16,6 +16,8 @@ import { SINK_TOPICS } from './sink/batch.ts';
 import { createKafkaSinkConsumer } from './sink/kafka-consumer.ts';
 import { createApiKey, revokeApiKey } from './store/api-keys.ts';
 import { backfill, planRange, reconcile } from './store/batch-path.ts';
+import { conservation } from './store/audit.ts';
+import { startConservationMonitor } from './store/conservation-monitor.ts';
 import { completeBefore } from './store/reads.ts';
 import { ensureTiering, migrate, type MigrationOptions } from './store/migrations.ts';
 import { openStore } from './store/open-store.ts';
@@ -68,11 +70,15 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
     let queryApp: Closable | null = null;
     if (opts.queryApi !== false) queryApp = await startQueryApi(config, logger, store, registry);
 
+    const monitor = startConservationMonitor(store, registry, logger, {
+      intervalMs: config.conservationIntervalMs, spanMs: config.conservationSpanMs, settleMs: 2 * 60_000 });
+    closers.push(async () => monitor.stop());
     const admin = await startAdmin(config, log, store, registry, sink, opts.adminPort ?? config.adminPort);
 
     let stopped: Promise<void> | null = null;
     const stop = () => (stopped ??= (async () => {
       log.info('stopping');
+      monitor.stop();
       if (queryApp) await Promise.resolve(queryApp.close()).catch((err) => log.warn({ err }, 'query API close failed'));
       if (sink) await sink.stop();
       await new Promise<void>((r) => admin.server.close(() => r()));
@@ -206,8 +212,11 @@ async function startAdmin(config: Config, log: Logger, store: Store, registry: R
             return send(res, 200, { ...common, generation: r.generation, windows: r.windows });
           }
           const r = await reconcile(store, { fromMs: plan.fromMs, toMs: plan.toMs, limit: 10_000 });
-          log.info({ ...common, compared: r.windowsCompared, differences: r.differences.length }, 'reconcile done');
-          return send(res, 200, { ...common, windows_compared: r.windowsCompared, differences: r.differences, truncated: r.truncated });
+          const c = await conservation(store, { fromMs: plan.fromMs, toMs: plan.toMs });
+          log.info({ ...common, compared: r.windowsCompared, differences: r.differences.length, unbalanced: c.imbalanced }, 'reconcile done');
+          const unbalanced = c.windows.filter((w) => w.imbalance !== 0);
+          return send(res, 200, { ...common, windows_compared: r.windowsCompared, differences: r.differences, truncated: r.truncated,
+            conservation: { windows_checked: c.windows.length, windows: unbalanced.slice(0, 10_000), imbalanced: c.imbalanced, unattributed: c.unattributed, totals: c.totals } });
         }
         return fail(res, 404, 'NOT_FOUND');
       } catch (err) {

@@ -30,6 +30,8 @@ export function pipelineTopics(config: Pick<Config, 'clicksTopic' | 'clicksParti
     deleteTopic('clicks-dlq', 1, 30 * DAY_MS),
     // Every click that passed the Flink dedup → raw_clicks (audit, backfill, reconcile).
     deleteTopic('clicks-deduped', 4, 7 * DAY_MS),
+    // Per-window conservation counts from the job → window_audit.
+    deleteTopic('click-audit', 2, 7 * DAY_MS),
   ];
 }
 

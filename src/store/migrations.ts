@@ -253,6 +253,34 @@ ORDER BY generation`,
       };
     },
   },
+  {
+    id: 9,
+    name: 'window_audit',
+    // Cumulative per-(1m window, bucket) counts from the Flink job (click-audit topic): the
+    // accepted side of the conservation check (audit.ts). Newest version wins in reads.
+    plan(caps, opts) {
+      const notices: string[] = [];
+      // Window 0 holds the dead letters without a time: it ages by its last emission instead.
+      const ttl = retention(caps, "if(toUInt32(window_start) = 0, toDateTime(intDiv(emitted_at_ms, 1000), 'UTC'), window_start)", 'window_audit', opts, notices);
+      return {
+        notices,
+        statements: [
+          `CREATE TABLE IF NOT EXISTS ${DB}.window_audit (
+  window_start DateTime('UTC'),
+  bucket UInt8,
+  accepted UInt64,
+  duplicates UInt64,
+  rejected UInt64,
+  version UInt64,
+  emitted_at_ms UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (window_start, bucket)
+${ttl}`,
+        ],
+      };
+    },
+  },
 ];
 
 export interface MigrationReport {

@@ -87,13 +87,40 @@ export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
   // Current clicks: move the watermark past the stretch; their windows stay open, so
   // they are checked through provisional (early) results.
   const r3 = await simulate({ ...common, count: 200, rate: 200, batchSize: 20, seed: 9, eventTime: () => Date.now() - 1000 });
-  for (const r of [r1, r2, r3]) {
+  // Late clicks, once the watermark has reached the current clicks: late by seconds (within
+  // the allowed lateness: windows updated in place), by more than the allowed lateness (1m
+  // and 5m get late corrections, the open 1h window counts them), and by hours (within the
+  // gateway's maximum click age: corrections at every granularity).
+  const wmDeadline = Date.now() + 90_000;
+  const anyKey = [...keys.values()][0]!;
+  for (;;) {
+    const res = await fetch(`${api}/v1/campaigns?from=${Date.now() - HOUR}`, { headers: { authorization: `Bearer ${anyKey}` } });
+    const wmNow = await (async () => {
+      const camp = ((await res.json()) as { campaigns: { campaign_id: number }[] }).campaigns[0]?.campaign_id;
+      if (camp === undefined) return 0;
+      const sr = await fetch(`${api}/v1/campaigns/${camp}/clicks?granularity=1m&from=${Date.now() - HOUR}`, { headers: { authorization: `Bearer ${anyKey}` } });
+      const cb = ((await sr.json()) as { complete_before?: string }).complete_before;
+      return cb ? Date.parse(cb) : 0;
+    })();
+    if (wmNow >= Date.now() - 75_000) break;
+    assert.ok(Date.now() < wmDeadline, 'the watermark reached the current clicks');
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const lateStart = Date.now();
+  const r4 = await simulate({
+    ...common, count: 300, rate: 300, batchSize: 25, seed: 10,
+    eventTime: (seq, now) => seq % 3 === 0 ? now - 20_000 - (seq % 20) * 1000 // seconds
+      : seq % 3 === 1 ? now - config.flinkAllowedLatenessMs - 5 * 60_000 - (seq % 10) * 30_000 // beyond allowed lateness
+      : base + (seq % 60) * 60_000 + 7_000, // hours
+  });
+  process.stdout.write(`# ${o.label}: 300 late clicks sent ${Math.round((Date.now() - lateStart) / 1000)} s after the watermark caught up\n`);
+  for (const r of [r1, r2, r3, r4]) {
     assert.equal(r.unknown.length, 0, 'every click got a definite answer');
     assert.equal(r.rejected + r.failed, 0, `nothing rejected: ${JSON.stringify(r.counters)}`);
   }
-  const dupAnswers = r1.counters.duplicate + r2.counters.duplicate + r3.counters.duplicate;
+  const dupAnswers = r1.counters.duplicate + r2.counters.duplicate + r3.counters.duplicate + r4.counters.duplicate;
   assert.ok(dupAnswers > 0, 'duplicates were sent and answered as duplicates');
-  process.stdout.write(`# ${o.label}: ${ledger.size} distinct accepted clicks, ${dupAnswers} duplicate answers, ${r1.counters.retries + r2.counters.retries + r3.counters.retries} retries\n`);
+  process.stdout.write(`# ${o.label}: ${ledger.size} distinct accepted clicks, ${dupAnswers} duplicate answers, ${r1.counters.retries + r2.counters.retries + r3.counters.retries + r4.counters.retries} retries\n`);
 
   const from = base;
   const to = Math.floor(Date.now() / HOUR) * HOUR + HOUR;
@@ -191,6 +218,22 @@ export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
   }
   assert.ok(Number(rec.windows_compared) > 0, `reconcile compared windows: ${JSON.stringify(rec).slice(0, 300)}`);
   assert.deepEqual((rec.differences as unknown[]).slice(0, 20), [], 'reconcile: served = recount from raw clicks');
+  // Conservation per window, from the job's audit: accepted = served + duplicates + rejected.
+  // The audit and the counts travel different topics; give the sink the same moment to catch up.
+  for (let i = 0; i < 20 && rec.conservation.imbalanced !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 1500));
+    rec = await adminRequest(config, '/admin/reconcile', { from_ms: from, to_ms: to });
+  }
+  const cons = rec.conservation as { windows_checked: number; imbalanced: number; windows: unknown[]; unattributed: { accepted: number; rejected: number }; totals: { accepted: number; served: number; late: number; duplicates: number; rejected: number } };
+  assert.ok(cons.windows_checked > 0, 'conservation checked windows');
+  assert.deepEqual(cons.windows.slice(0, 10), [], `${cons.imbalanced} windows where accepted != served + duplicates + rejected`);
+  const reconciledTo = Math.floor(Number(rec.to_ms) / 60_000) * 60_000; // 1m windows fully inside
+  let inRange = 0;
+  for (const e of ledger) if (e.timestamp >= from && e.timestamp < reconciledTo) inRange++;
+  assert.equal(cons.totals.served, inRange, 'conservation: served = the ledger\'s clicks in the reconciled range');
+  assert.ok(cons.totals.late > 0, `late corrections were exercised: ${JSON.stringify(cons.totals)}`);
+  assert.equal(cons.totals.accepted, cons.totals.served + cons.totals.duplicates + cons.totals.rejected);
+  process.stdout.write(`# ${o.label}: conservation over ${cons.windows_checked} windows: ${JSON.stringify(cons.totals)}\n`);
   // Backfill twice: every API count still equals the ledger (never double counted).
   for (let i = 1; i <= 2; i++) {
     const b = await adminRequest(config, '/admin/backfill', { from_ms: from, to_ms: to });

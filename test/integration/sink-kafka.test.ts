@@ -23,7 +23,7 @@ const logger = createLogger('test', 'silent');
 
 test('sink against a real Kafka broker', { timeout: 180_000 }, async () => {
   const kafka = await startTestKafka({ after });
-  const topics = { aggregates: kafka.uniqueTopic('agg'), watermarks: kafka.uniqueTopic('wm'), late: kafka.uniqueTopic('late'), dlq: kafka.uniqueTopic('dlq'), deduped: kafka.uniqueTopic('deduped') };
+  const topics = { aggregates: kafka.uniqueTopic('agg'), watermarks: kafka.uniqueTopic('wm'), late: kafka.uniqueTopic('late'), dlq: kafka.uniqueTopic('dlq'), deduped: kafka.uniqueTopic('deduped'), audit: kafka.uniqueTopic('audit') };
   const client = new KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJS.logLevel.NOTHING } });
   const admin = client.admin();
   await admin.connect();

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger } from '../../src/shared/logger.ts';
-import { ClickEvent, DeadLetter, LateClick, WatermarkProgress, WindowAggregate } from '../../src/shared/proto.ts';
+import { ClickEvent, DeadLetter, LateClick, WatermarkProgress, WindowAggregate, WindowAudit } from '../../src/shared/proto.ts';
+import { conservation } from '../../src/store/audit.ts';
 import { buildBatch, writeBatch, type SinkMessage } from '../../src/sink/batch.ts';
 import { createApiKey, findApiKey, getApiKeyRecord, hashApiKey, revokeApiKey } from '../../src/store/api-keys.ts';
 import { DB, migrate } from '../../src/store/migrations.ts';
@@ -59,17 +60,17 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
   test(`${name}: open and migrate twice`, async () => {
     store = await open();
     const first = await migrate(store, logger);
-    assert.deepEqual(first.applied, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(first.applied, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const second = await migrate(store, logger);
     assert.deepEqual(second.applied, []);
-    assert.deepEqual(second.skipped, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(second.skipped, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const tables = (await store.query<{ name: string }>(`SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name`, { db: DB })).map((r) => r.name);
-    assert.deepEqual(tables, ['ad_owners', 'api_keys', 'backfill_runs', 'click_aggregates', 'dead_letters', 'late_clicks', 'pipeline_watermarks', 'raw_clicks', 'schema_migrations']);
+    assert.deepEqual(tables, ['ad_owners', 'api_keys', 'backfill_runs', 'click_aggregates', 'dead_letters', 'late_clicks', 'pipeline_watermarks', 'raw_clicks', 'schema_migrations', 'window_audit']);
     const lateCols = (await store.query<{ name: string }>(
       `SELECT name FROM system.columns WHERE database = {db:String} AND table = 'late_clicks' AND name IN ('granularity', 'window_start') ORDER BY name`, { db: DB })).map((r) => r.name);
     assert.deepEqual(lateCols, ['granularity', 'window_start'], 'late_clicks carries its granularity and window');
     const recorded = await store.query<{ n: number }>(`SELECT count() AS n FROM ${DB}.schema_migrations FINAL`);
-    assert.equal(recorded[0]!.n, 8);
+    assert.equal(recorded[0]!.n, 9);
     assert.equal(typeof recorded[0]!.n, 'number');
   });
 
@@ -362,6 +363,51 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, ad, ws ORDER BY g, ad, ws`, { adv
   });
 
   extra?.(() => store);
+
+  test(`${name}: conservation per window: accepted = served (streaming + late) + duplicates + rejected`, async () => {
+    // Its own day and ids, far from the other tests' windows.
+    const base = T0 - 3 * 86_400_000;
+    const A = 9100, C = 910, V = 91;
+    const audit = (ws: number, bucket: number, a: number, d: number, r: number, at = Date.now()) => msg('click-audit', WindowAudit.encode({
+      windowStartMs: ws, bucket, accepted: a, duplicates: d, rejected: r, version: a + d + r, emittedAtMs: at }).finish());
+    // Minute 0: 10 accepted over two buckets (an older, smaller emission of bucket 0 first),
+    // 2 duplicates; served 7 streaming + 1 late (late for 1m only). Minute 1: 5 accepted, all counted.
+    // Dead letters: window 0, 3 accepted = 3 rejected.
+    const batch = buildBatch([
+      audit(base, 0, 4, 1, 0), audit(base, 0, 6, 1, 0, Date.now() + 1), audit(base, 3, 4, 1, 0),
+      audit(base + MIN, 1, 5, 0, 0),
+      audit(0, 2, 3, 0, 3),
+      agg({ ad: A, camp: C, adv: V, ws: base, clicks: 4 }), agg({ ad: A + 1, camp: C, adv: V, ws: base, clicks: 3 }),
+      ...lateFor([1], { imp: 'cons-late-1', ad: A, camp: C, adv: V, t: base + 30_000 }),
+      agg({ ad: A, camp: C, adv: V, ws: base + MIN, clicks: 5 }),
+      agg({ g: 2, ad: A, camp: C, adv: V, ws: base, clicks: 9 }), agg({ g: 2, ad: A + 1, camp: C, adv: V, ws: base, clicks: 3 }),
+    ]);
+    assert.equal(batch.deadLetters.length, 0, JSON.stringify(batch.deadLetters));
+    assert.equal(batch.audit.length, 4, 'newest emission per (window, bucket) kept');
+    await writeBatch(store, batch);
+    await writeBatch(store, batch); // re-delivery changes nothing
+    const r = await conservation(store, { fromMs: base, toMs: base + 5 * MIN });
+    const m1 = r.windows.filter((w) => w.granularity === '1m');
+    assert.deepEqual(m1.map((w) => [w.window_start_ms - base, w.accepted, w.served, w.late, w.duplicates, w.rejected, w.imbalance]), [
+      [0, 10, 8, 1, 2, 0, 0],
+      [MIN, 5, 5, 0, 0, 0, 0],
+    ]);
+    const m5 = r.windows.filter((w) => w.granularity === '5m');
+    assert.deepEqual(m5.map((w) => [w.accepted, w.served, w.late, w.duplicates, w.imbalance]), [[15, 12, 0, 2, 1]],
+      '5m streaming count is 12 of 13 unique: the imbalance shows the missing click');
+    assert.equal(r.imbalanced, 1);
+    assert.deepEqual(r.unattributed, { accepted: 3, rejected: 3 });
+    assert.deepEqual(r.totals, { accepted: 15, served: 13, late: 1, duplicates: 2, rejected: 0 });
+    // A corrupted window is found: one aggregate silently loses a click.
+    await writeBatch(store, buildBatch([agg({ ad: A, camp: C, adv: V, ws: base + MIN, clicks: 4 })]));
+    const again = await conservation(store, { fromMs: base, toMs: base + 2 * MIN });
+    // (versions: clicks·2+final — the smaller count has the lower version, so store a higher one)
+    assert.equal(again.imbalanced, 0, 'a lower streaming version never replaces a higher one');
+    await writeBatch(store, buildBatch([agg({ ad: A + 2, camp: C, adv: V, ws: base + MIN, clicks: 1 })]));
+    const third = await conservation(store, { fromMs: base, toMs: base + 2 * MIN });
+    assert.deepEqual(third.windows.filter((w) => w.imbalance !== 0).map((w) => [w.granularity, w.window_start_ms - base, w.imbalance]), [['1m', MIN, -1]],
+      'a click counted that the job never accepted shows as a negative imbalance');
+  });
 
   test(`${name}: close`, async () => {
     await close(store);

@@ -1,5 +1,6 @@
 package io.adclick.flink;
 
+import io.adclick.flink.audit.WindowAuditSerializer;
 import io.adclick.flink.functions.ClickWatermarks;
 import io.adclick.flink.model.IngestRecord;
 import io.adclick.flink.serde.ClickDeserializationSchema;
@@ -138,6 +139,8 @@ public final class ClickAggregationJob {
                 .name("sink-clicks-dlq").uid("sink-clicks-dlq");
         out.deduped.sinkTo(kafkaSink(cfg, "deduped", new Serializers.DedupedClickSerializer(cfg.topicDeduped)))
                 .name("sink-clicks-deduped").uid("sink-clicks-deduped");
+        out.audit.sinkTo(kafkaSink(cfg, "audit", new WindowAuditSerializer(cfg.topicAudit)))
+                .name("sink-click-audit").uid("sink-click-audit");
     }
 
     static <T> KafkaSink<T> kafkaSink(JobConfig cfg, String role, KafkaRecordSerializationSchema<T> serializer) {

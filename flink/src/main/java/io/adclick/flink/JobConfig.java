@@ -41,6 +41,7 @@ public final class JobConfig implements Serializable {
         DEFAULTS.put("topic-late", "clicks-late");
         DEFAULTS.put("topic-dlq", "clicks-dlq");
         DEFAULTS.put("topic-deduped", "clicks-deduped");
+        DEFAULTS.put("topic-audit", "click-audit");
         DEFAULTS.put("checkpoint-dir", Paths.get(".data/flink/checkpoints").toAbsolutePath().toUri().toString());
         DEFAULTS.put("checkpoint-interval-ms", "5000");
         DEFAULTS.put("checkpoint-min-pause-ms", "1000");
@@ -75,6 +76,7 @@ public final class JobConfig implements Serializable {
     public final String topicDlq;
     /** Every click that passed dedup (the original ClickEvent), for raw storage, audit and backfill. */
     public final String topicDeduped;
+    public final String topicAudit;
     public final String checkpointDir;
     public final long checkpointIntervalMs;
     public final long checkpointMinPauseMs;
@@ -109,6 +111,7 @@ public final class JobConfig implements Serializable {
         topicLate = str(get, "topic-late");
         topicDlq = str(get, "topic-dlq");
         topicDeduped = str(get, "topic-deduped");
+        topicAudit = str(get, "topic-audit");
         checkpointDir = normalizeDir(str(get, "checkpoint-dir"));
         checkpointIntervalMs = positive(get, "checkpoint-interval-ms");
         checkpointMinPauseMs = nonNegative(get, "checkpoint-min-pause-ms");

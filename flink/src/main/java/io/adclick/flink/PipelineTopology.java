@@ -1,5 +1,11 @@
 package io.adclick.flink;
 
+import io.adclick.flink.audit.AuditClassifier;
+import io.adclick.flink.audit.AuditCounter;
+import io.adclick.flink.audit.AuditDelta;
+import io.adclick.flink.audit.AuditKind;
+import io.adclick.flink.audit.AuditRecord;
+import io.adclick.flink.audit.AuditTally;
 import io.adclick.flink.functions.ClickCountAggregate;
 import io.adclick.flink.functions.DedupFunction;
 import io.adclick.flink.functions.DedupKeySelector;
@@ -35,7 +41,7 @@ import java.util.Map;
 public final class PipelineTopology {
     private PipelineTopology() {}
 
-    /** The five output streams, one per Kafka topic. */
+    /** The six output streams, one per Kafka topic. */
     public static final class Outputs {
         public final DataStream<WindowResult> aggregates;
         public final DataStream<WatermarkProgressRecord> watermarks;
@@ -43,15 +49,18 @@ public final class PipelineTopology {
         public final DataStream<DeadLetterRecord> deadLetters;
         /** Every click that passed dedup, exactly once (on time or late alike): raw storage and backfill. */
         public final DataStream<Click> deduped;
+        /** Cumulative per-(1m window, bucket) counts of accepted, duplicate and rejected records. */
+        public final DataStream<AuditRecord> audit;
 
         Outputs(DataStream<WindowResult> aggregates, DataStream<WatermarkProgressRecord> watermarks,
                 DataStream<LateClickRecord> lateClicks, DataStream<DeadLetterRecord> deadLetters,
-                DataStream<Click> deduped) {
+                DataStream<Click> deduped, DataStream<AuditRecord> audit) {
             this.aggregates = aggregates;
             this.watermarks = watermarks;
             this.lateClicks = lateClicks;
             this.deadLetters = deadLetters;
             this.deduped = deduped;
+            this.audit = audit;
         }
     }
 
@@ -88,7 +97,74 @@ public final class PipelineTopology {
                         new WatermarkProgressOperator<WindowResult>(cfg.watermarkEmitIntervalMs))
                 .uid("watermark-progress");
 
-        return new Outputs(aggregates, watermarks, late, deadLetters, deduped);
+        DataStream<AuditRecord> audit = audit(ingest, deduped.getSideOutput(DedupFunction.DUPLICATES), deadLetters, cfg);
+
+        return new Outputs(aggregates, watermarks, late, deadLetters, deduped, audit);
+    }
+
+    /**
+     * Conservation audit: every record read (accepted), every duplicate dropped and every record
+     * dead-lettered, counted per 1-minute event-time window of the click (dead letters: window 0).
+     * Served counts (streaming + late corrections) are not counted here on purpose: readers compare
+     * the audit with what the query API serves, so the two come from independent paths.
+     */
+    static DataStream<AuditRecord> audit(DataStream<IngestRecord> ingest, DataStream<Click> duplicates,
+                                         DataStream<DeadLetterRecord> deadLetters, JobConfig cfg) {
+        long flush = cfg.earlyFireIntervalMs;
+        DataStream<AuditDelta> accepted = ingest.transform("audit-tally-accepted", TypeInformation.of(AuditDelta.class),
+                new AuditTally<>(AuditKind.ACCEPTED, new IngestClassifier(), flush)).uid("audit-tally-accepted");
+        DataStream<AuditDelta> dups = duplicates.transform("audit-tally-duplicates", TypeInformation.of(AuditDelta.class),
+                new AuditTally<>(AuditKind.DUPLICATE, new ClickClassifier(), flush)).uid("audit-tally-duplicates");
+        DataStream<AuditDelta> rejected = deadLetters.transform("audit-tally-rejected", TypeInformation.of(AuditDelta.class),
+                new AuditTally<>(AuditKind.REJECTED, new DeadLetterClassifier(), flush)).uid("audit-tally-rejected");
+        return accepted.union(dups, rejected)
+                .keyBy(AuditDelta::key, Types.LONG)
+                .process(new AuditCounter(flush, cfg.dedupTtlMs), TypeInformation.of(AuditRecord.class))
+                .name("audit-counter").uid("audit-counter");
+    }
+
+    static final class ClickClassifier implements AuditClassifier<Click> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public long windowStartMs(Click c) {
+            return AuditClassifier.minuteOf(c.eventTimeMs);
+        }
+
+        @Override
+        public int bucket(Click c) {
+            return AuditClassifier.bucketOf(c.adId);
+        }
+    }
+
+    /** A record as read: a valid click by its event time, a dead letter in window 0. */
+    static final class IngestClassifier implements AuditClassifier<IngestRecord> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public long windowStartMs(IngestRecord r) {
+            return r.click != null ? AuditClassifier.minuteOf(r.click.eventTimeMs) : 0L;
+        }
+
+        @Override
+        public int bucket(IngestRecord r) {
+            return r.click != null ? AuditClassifier.bucketOf(r.click.adId)
+                    : r.deadLetter != null ? AuditClassifier.bucketOf(r.deadLetter.partition) : 0;
+        }
+    }
+
+    static final class DeadLetterClassifier implements AuditClassifier<DeadLetterRecord> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public long windowStartMs(DeadLetterRecord d) {
+            return 0L;
+        }
+
+        @Override
+        public int bucket(DeadLetterRecord d) {
+            return AuditClassifier.bucketOf(d.partition);
+        }
     }
 
     public static OutputTag<Click> lateTag(WindowGranularity g) {

@@ -6,10 +6,12 @@ import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.util.Collector;
+import org.apache.flink.util.OutputTag;
 
 import java.time.Duration;
 
@@ -22,6 +24,8 @@ public class DedupFunction extends KeyedProcessFunction<String, Click, Click> {
     private static final long serialVersionUID = 1L;
     public static final String METRIC_DUPLICATES_DROPPED = "duplicatesDropped";
     public static final String STATE_NAME = "seen";
+    /** Every dropped duplicate, for the per-window audit (conservation). */
+    public static final OutputTag<Click> DUPLICATES = new OutputTag<>("duplicates", TypeInformation.of(Click.class));
 
     private final long ttlMs;
     private transient ValueState<Boolean> seen;
@@ -57,6 +61,7 @@ public class DedupFunction extends KeyedProcessFunction<String, Click, Click> {
     public void processElement(Click click, Context ctx, Collector<Click> out) throws Exception {
         if (seen.value() != null) {
             duplicatesDropped.inc();
+            ctx.output(DUPLICATES, click);
             return;
         }
         seen.update(Boolean.TRUE);
