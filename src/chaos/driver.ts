@@ -11,6 +11,7 @@
 // its slowest fault.
 import { simulate, type SimulateResult } from '../simulate/simulator.ts';
 import { Ledger } from '../simulate/ledger.ts';
+import { adminRequest } from '../shared/admin-client.ts';
 import { drainAndCheck, type CheckResult, type GranularityDiff } from './checker.ts';
 import type { FaultRecord } from './faults.ts';
 import { SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.ts';
@@ -96,6 +97,7 @@ export async function runChaosScenarios(o: ChaosRunOptions): Promise<ScenarioRes
       continue;
     }
     let anyFailed = false;
+    const stackStart = Date.now();
     try {
       for (const s of group) {
         const index = SCENARIOS.indexOf(s) + 1;
@@ -107,6 +109,14 @@ export async function runChaosScenarios(o: ChaosRunOptions): Promise<ScenarioRes
         }
         r.logFile = stack.logFile;
         anyFailed ||= !r.passed;
+        if (s === group[group.length - 1] && kind !== 'negative') {
+          // Conservation over every closed window the stack saw, all scenarios together: the
+          // job's audit (accepted, duplicates, rejected) against what the API serves. The
+          // negative control is skipped: its clicks are lost BEFORE Kafka, where only the
+          // ledger can see them.
+          await conservationCheck(stack, stackStart, r, note);
+          anyFailed ||= !r.passed;
+        }
         results.push(r);
         o.onResult?.(r);
       }
@@ -116,6 +126,39 @@ export async function runChaosScenarios(o: ChaosRunOptions): Promise<ScenarioRes
     }
   }
   return results;
+}
+
+async function conservationCheck(stack: ChaosStack, fromMs: number, r: ScenarioResult, note: (l: string) => void): Promise<void> {
+  type Answer = { conservation?: { windows_checked: number; imbalanced: number; windows: unknown[]; unattributed: { accepted: number; rejected: number }; totals: Record<string, number> } };
+  let last: Answer['conservation'];
+  try {
+    for (let i = 0; i < 15; i++) {
+      const a = (await adminRequest(stack.config, '/admin/reconcile', { from_ms: fromMs, to_ms: Date.now() })) as Answer;
+      last = a.conservation;
+      if (last && last.imbalanced === 0 && last.unattributed.accepted === last.unattributed.rejected) break;
+      await sleep(2000);
+    }
+  } catch (err) {
+    r.problems.push(`conservation check failed: ${(err as Error).message}`);
+    r.passed = false;
+    return;
+  }
+  if (!last) {
+    r.problems.push('conservation check: no answer');
+    r.passed = false;
+    return;
+  }
+  const line = `conservation over ${last.windows_checked} closed windows of this stack: ${JSON.stringify(last.totals)}, dead letters ${last.unattributed.accepted}/${last.unattributed.rejected}`;
+  note(line);
+  r.notes.push(line);
+  if (last.imbalanced > 0 || last.unattributed.accepted !== last.unattributed.rejected) {
+    r.problems.push(`conservation: ${last.imbalanced} unbalanced windows, e.g. ${JSON.stringify(last.windows.slice(0, 3))}`);
+    r.passed = false;
+  }
+  if (last.windows_checked === 0) {
+    r.problems.push('conservation: no closed window to check');
+    r.passed = false;
+  }
 }
 
 function failedResult(s: Scenario, error: string): ScenarioResult {

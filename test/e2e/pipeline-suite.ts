@@ -246,4 +246,16 @@ export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
   const rec2 = await adminRequest(config, '/admin/reconcile', { from_ms: from, to_ms: to });
   assert.deepEqual((rec2.differences as unknown[]).slice(0, 20), [], 'reconcile after backfill');
   process.stdout.write(`# ${o.label}: reconcile compared ${String(rec.windows_compared)} windows (clean); two backfills kept every count\n`);
+
+  // Traffic has stopped: the watermark follows the clock on quiet partitions, so windows keep
+  // closing (complete_before does not stall at the last click).
+  let quietCb = 0;
+  const quietDeadline = Date.now() + 90_000;
+  while (Date.now() < quietDeadline) {
+    const s = await get(`/v1/campaigns/${ownCampaign}/clicks?from=${Date.now() - HOUR}&granularity=1m`, key1);
+    quietCb = s.body.complete_before ? Date.parse(s.body.complete_before) : 0;
+    if (quietCb >= Date.now() - 60_000) break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  assert.ok(quietCb >= Date.now() - 62_000, `complete_before keeps up with the clock without traffic (${new Date(quietCb).toISOString()})`);
 }

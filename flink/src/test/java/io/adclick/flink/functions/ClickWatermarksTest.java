@@ -1,0 +1,88 @@
+package io.adclick.flink.functions;
+
+import io.adclick.flink.model.Click;
+import io.adclick.flink.model.IngestRecord;
+
+import org.apache.flink.api.common.eventtime.Watermark;
+import org.apache.flink.api.common.eventtime.WatermarkOutput;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+class ClickWatermarksTest {
+    static final class Out implements WatermarkOutput {
+        final List<Long> wms = new ArrayList<>();
+
+        @Override
+        public void emitWatermark(Watermark w) {
+            wms.add(w.getTimestamp());
+        }
+
+        @Override
+        public void markIdle() {}
+
+        @Override
+        public void markActive() {}
+
+        long last() {
+            return wms.isEmpty() ? Long.MIN_VALUE : wms.get(wms.size() - 1);
+        }
+    }
+
+    static IngestRecord click(long t) {
+        Click c = new Click();
+        c.eventTimeMs = t;
+        return IngestRecord.ofClick(c);
+    }
+
+    @Test
+    void boundedOutOfOrdernessWhileClicksFlowThenFollowsTheClockWhenQuiet() {
+        AtomicLong now = new AtomicLong(1_000_000);
+        var g = new ClickWatermarks.ClockFollowingWatermarks(5_000, 10_000, now::get);
+        Out out = new Out();
+        g.onPeriodicEmit(out);
+        assertEquals(0, out.wms.size(), "nothing seen, not idle yet: no watermark");
+
+        g.onEvent(click(900_000), 900_000, out);
+        g.onEvent(click(890_000), 890_000, out); // out of order: does not move it back
+        g.onPeriodicEmit(out);
+        assertEquals(900_000 - 5_001, out.last());
+
+        now.addAndGet(9_999);
+        g.onPeriodicEmit(out);
+        assertEquals(900_000 - 5_001, out.last(), "not idle yet");
+
+        now.addAndGet(1);
+        g.onPeriodicEmit(out);
+        assertEquals(now.get() - 10_000 - 5_001, out.last(), "quiet: follows the clock");
+        now.addAndGet(60_000);
+        g.onPeriodicEmit(out);
+        assertEquals(now.get() - 15_001, out.last(), "keeps following");
+
+        // A dead letter is not activity; an old click does not move the watermark back.
+        g.onEvent(IngestRecord.ofDeadLetter(null), Long.MIN_VALUE, out);
+        long before = out.last();
+        g.onEvent(click(500_000), 500_000, out);
+        now.addAndGet(1_000);
+        g.onPeriodicEmit(out);
+        assertEquals(before, out.last(), "monotonic, and a partition delivering clicks is not idle");
+        for (int i = 1; i < out.wms.size(); i++) {
+            assertEquals(true, out.wms.get(i) > out.wms.get(i - 1), "strictly increasing emissions");
+        }
+    }
+
+    @Test
+    void zeroIdleAfterDisablesClockFollowing() {
+        AtomicLong now = new AtomicLong(1_000_000);
+        var g = new ClickWatermarks.ClockFollowingWatermarks(5_000, 0, now::get);
+        Out out = new Out();
+        g.onEvent(click(100_000), 100_000, out);
+        now.addAndGet(3_600_000);
+        g.onPeriodicEmit(out);
+        assertEquals(100_000 - 5_001, out.last());
+    }
+}
