@@ -13,8 +13,10 @@
 // Flags: --diag     extra DIAGNOSTIC rows (gateway with Redis unreachable → fail-open path)
 //        --profile  run the gateway under --cpu-prof and print where its CPU goes
 //        --quick    short runs (3 s) to check the harness itself
-// Env:   BENCH_CONNECTIONS (50), BENCH_DURATION_S (10), BENCH_WARMUP_S (3),
-//        BENCH_BATCH_CONNECTIONS (4), BENCH_BATCH_SIZE (500)
+//        BENCH_AB_ENV='{"ADCLICK_KAFKA_LINGER_MS":"2"}'  DIAGNOSTIC A/B: a second gateway with these env
+//                   overrides, measured in alternating rounds against the first (same broker, same run)
+// Env:   BENCH_CONNECTIONS (50), BENCH_DURATION_S (5, per round), BENCH_ROUNDS (3), BENCH_WARMUP_S (3),
+//        BENCH_BATCH_CONNECTIONS (4), BENCH_BATCH_SIZE (500), BENCH_DIAG_LINGER_MS (5, --diag only)
 import autocannon, { type Result } from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,10 +40,14 @@ const PROFILE = argv.has('--profile');
 const envInt = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
 
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 50);
-const DURATION_S = envInt('BENCH_DURATION_S', QUICK ? 3 : 10);
+// Measured seconds per round; baseline and gateway alternate for BENCH_ROUNDS rounds.
+const DURATION_S = envInt('BENCH_DURATION_S', QUICK ? 3 : 5);
+const ROUNDS = envInt('BENCH_ROUNDS', QUICK ? 1 : 3);
 const WARMUP_S = envInt('BENCH_WARMUP_S', QUICK ? 1 : 3);
 const BATCH_CONNECTIONS = envInt('BENCH_BATCH_CONNECTIONS', 4);
 const BATCH_SIZE = envInt('BENCH_BATCH_SIZE', 500);
+const DIAG_LINGER_MS = envInt('BENCH_DIAG_LINGER_MS', 5);
+const AB_ENV = process.env.BENCH_AB_ENV ? (JSON.parse(process.env.BENCH_AB_ENV) as Record<string, string>) : undefined;
 const BATCH_DURATION_S = DURATION_S;
 const BATCH_WARMUP_S = Math.min(2, WARMUP_S);
 const TOPIC = 'clicks';
@@ -152,8 +158,11 @@ async function startGateway(name: string, bootstrap: string, extraEnv: Record<st
     // Very high: the limiter runs on every request (one Redis GCRA script) but never rejects.
     ADCLICK_RATE_LIMIT_PER_SEC: '1000000',
     ADCLICK_RATE_LIMIT_BURST: '1000000',
-    // Bench keys in the shared Redis expire after a minute instead of 25 h.
-    ADCLICK_EDGE_DEDUP_TTL_SEC: '60',
+    // Bench keys in the shared Redis expire after two minutes instead of 25 h; the TTL must
+    // cover max click age + skew, so those shrink too (bench bodies are seconds old).
+    ADCLICK_EDGE_DEDUP_TTL_SEC: '120',
+    ADCLICK_MAX_CLICK_AGE_MS: '60000',
+    ADCLICK_MAX_CLOCK_SKEW_MS: '60000',
     LOG_LEVEL: 'warn',
     ...extraEnv,
   });
@@ -316,6 +325,59 @@ interface LoadStats {
   /** CLOCK_MONOTONIC µs of the measured run (to slice a --cpu-prof profile). */
   windowUs: { fromUs: number; toUs: number };
   clicks?: { accepted: number; duplicate: number; rejected: number; notAccepted: number; perSec: number };
+  /** Gateway only: server-side time per request in each stage, from its histograms (this run only). */
+  stages?: Record<string, StageStats>;
+}
+
+interface StageStats { count: number; meanMs: number; p50Ms: number; p99Ms: number }
+type Histo = { buckets: [number, number][]; sum: number; count: number };
+const STAGE_HISTOGRAMS: Record<string, string> = {
+  'http total': 'adclick_gateway_request_seconds',
+  'redis admission': 'adclick_gateway_admission_seconds',
+  'kafka ack': 'adclick_gateway_kafka_ack_seconds',
+};
+
+/** Cumulative histograms of the gateway (all label sets of a name summed up). */
+async function scrapeHistograms(port: number, path: string): Promise<Record<string, Histo>> {
+  const out: Record<string, Histo> = {};
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    for (const [stage, name] of Object.entries(STAGE_HISTOGRAMS)) {
+      const h: Histo = { buckets: [], sum: 0, count: 0 };
+      const le = new Map<number, number>();
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(name)) continue;
+        if (name === STAGE_HISTOGRAMS['http total'] && !line.includes(`route="${path}"`)) continue;
+        const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+        const m = /le="([^"]+)"/.exec(line);
+        if (line.startsWith(`${name}_bucket`) && m) {
+          const b = m[1] === '+Inf' ? Infinity : Number(m[1]);
+          le.set(b, (le.get(b) ?? 0) + v);
+        } else if (line.startsWith(`${name}_sum`)) h.sum += v;
+        else if (line.startsWith(`${name}_count`)) h.count += v;
+      }
+      h.buckets = [...le.entries()].sort((a, b) => a[0] - b[0]);
+      out[stage] = h;
+    }
+  } catch { /* diagnostics only */ }
+  return out;
+}
+
+/** Per-stage figures between two scrapes; quantiles are bucket upper bounds (coarse). */
+function stageDelta(a: Record<string, Histo>, b: Record<string, Histo>): Record<string, StageStats> {
+  const out: Record<string, StageStats> = {};
+  for (const [stage, hb] of Object.entries(b)) {
+    const ha = a[stage] ?? { buckets: [], sum: 0, count: 0 };
+    const count = hb.count - ha.count;
+    if (count <= 0) continue;
+    const before = new Map(ha.buckets);
+    const q = (p: number) => {
+      for (const [le, c] of hb.buckets) if (c - (before.get(le) ?? 0) >= p * count) return le * 1000;
+      return NaN;
+    };
+    out[stage] = { count, meanMs: round(((hb.sum - ha.sum) / count) * 1000, 2), p50Ms: q(0.5), p99Ms: q(0.99) };
+  }
+  return out;
 }
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -400,23 +462,30 @@ async function measure(o: {
   countClicks: boolean;
   isGateway: boolean;
   pids: Record<string, number | undefined>;
-}): Promise<LoadStats> {
+  /** Requests/s seen in an earlier round (sizes the body pool when there is no warm-up). */
+  rateHint?: number;
+}): Promise<LoadStats & { latencies: Float64Array }> {
   const url = `http://127.0.0.1:${o.port}`;
   const source = new BodySource(o.make);
-  // Warm-up (bodies made on the fly; JIT, connections, producer batches settle).
-  const warmTally = newTally();
-  const warm = await runAutocannon({ url, path: o.path, connections: o.connections, durationS: o.warmupS, source, tally: warmTally, recordLatency: false });
-  if (o.isGateway) gatewayAcceptedTotal.n += warmTally.accepted;
   // autocannon stops with requests in flight whose answers it never reads; the gateway may still have written them.
   const perReq = o.path.endsWith('/batch') ? BATCH_SIZE : 1;
-  if (o.isGateway) gatewayAcceptedTotal.unobservedMax += 2 * o.connections * perReq;
-  const warmRate = warm.result['2xx'] / Math.max(0.1, warm.result.duration) || o.perRequestEstimate;
+  let warmRate = o.rateHint ?? o.perRequestEstimate;
+  if (o.warmupS > 0) {
+    // Warm-up (bodies made on the fly; JIT, connections, producer batches settle).
+    const warmTally = newTally();
+    const warm = await runAutocannon({ url, path: o.path, connections: o.connections, durationS: o.warmupS, source, tally: warmTally, recordLatency: false });
+    if (o.isGateway) gatewayAcceptedTotal.n += warmTally.accepted;
+    if (o.isGateway) gatewayAcceptedTotal.unobservedMax += o.connections * perReq;
+    warmRate = warm.result['2xx'] / Math.max(0.1, warm.result.duration) || o.perRequestEstimate;
+  }
+  if (o.isGateway) gatewayAcceptedTotal.unobservedMax += o.connections * perReq; // the measured run's
   // Fresh bodies for the measured run: enough for 2.5x the warm-up rate (on-the-fly beyond that).
   const poolSize = Math.min(o.maxPool, Math.ceil(Math.max(warmRate * 2.5, o.floorRate) * o.durationS) + 1000);
   source.fill(poolSize);
   global.gc?.();
   await sleep(300);
   const tally = newTally();
+  const histBefore = o.isGateway ? await scrapeHistograms(o.port, o.path) : undefined;
   const before = cpuSnap(o.pids);
   const t0 = performance.now();
   const fromUs = Number(process.hrtime.bigint() / 1000n);
@@ -424,10 +493,12 @@ async function measure(o: {
   const wallS = (performance.now() - t0) / 1000;
   const toUs = Number(process.hrtime.bigint() / 1000n);
   const after = cpuSnap(o.pids);
+  const histAfter = histBefore ? await scrapeHistograms(o.port, o.path) : undefined;
   source.drop();
   if (o.isGateway) gatewayAcceptedTotal.n += tally.accepted;
   const dur = result.duration || wallS;
-  const stats: LoadStats = {
+  const stats: LoadStats & { latencies: Float64Array } = {
+    latencies,
     target: o.label,
     path: o.path,
     connections: o.connections,
@@ -446,6 +517,7 @@ async function measure(o: {
     bodiesMadeOnTheFly: source.onTheFly,
     cpuCores: cpuDelta(before, after, wallS),
     windowUs: { fromUs, toUs },
+    stages: histBefore && histAfter ? stageDelta(histBefore, histAfter) : undefined,
   };
   if (o.countClicks) {
     const expected = o.path.endsWith('/batch') ? BATCH_SIZE : 1;
@@ -459,6 +531,66 @@ async function measure(o: {
     };
   }
   return stats;
+}
+
+/**
+ * Pools the rounds of one target into one row: rates over the summed time, percentiles
+ * over all latencies, CPU weighted by duration, stage figures summed (quantiles: worst round).
+ */
+function pooled(rounds: (LoadStats & { latencies: Float64Array })[]): LoadStats & { latencies: Float64Array; rounds: { reqPerSec: number; p99Ms: number; cpuCores: Record<string, number> }[] } {
+  const first = rounds[0]!;
+  const all = new Float64Array(rounds.reduce((n, r) => n + r.latencies.length, 0));
+  let at = 0;
+  for (const r of rounds) { all.set(r.latencies, at); at += r.latencies.length; }
+  all.sort();
+  const dur = rounds.reduce((t, r) => t + r.durationS, 0);
+  const sum = (f: (r: LoadStats) => number) => rounds.reduce((t, r) => t + f(r), 0);
+  const cpu: Record<string, number> = {};
+  for (const r of rounds) for (const [k, v] of Object.entries(r.cpuCores)) cpu[k] = (cpu[k] ?? 0) + (v * r.durationS) / dur;
+  for (const k of Object.keys(cpu)) cpu[k] = round(cpu[k]!, 2);
+  let stages: Record<string, StageStats> | undefined;
+  for (const r of rounds) {
+    for (const [k, v] of Object.entries(r.stages ?? {})) {
+      stages ??= {};
+      const acc = stages[k];
+      stages[k] = acc
+        ? { count: acc.count + v.count, meanMs: round((acc.meanMs * acc.count + v.meanMs * v.count) / (acc.count + v.count), 2), p50Ms: Math.max(acc.p50Ms, v.p50Ms), p99Ms: Math.max(acc.p99Ms, v.p99Ms) }
+        : { ...v };
+    }
+  }
+  const clicks = first.clicks && {
+    accepted: sum((r) => r.clicks!.accepted), duplicate: sum((r) => r.clicks!.duplicate), rejected: sum((r) => r.clicks!.rejected),
+    notAccepted: sum((r) => r.clicks!.notAccepted), perSec: round(sum((r) => r.clicks!.accepted) / dur, 0),
+  };
+  return {
+    ...first,
+    durationS: round(dur, 2),
+    reqPerSec: round(sum((r) => r.ok2xx) / dur, 0),
+    ok2xx: sum((r) => r.ok2xx), non2xx: sum((r) => r.non2xx), errors: sum((r) => r.errors), timeouts: sum((r) => r.timeouts),
+    p50Ms: round(percentile(all, 50), 2), p90Ms: round(percentile(all, 90), 2), p99Ms: round(percentile(all, 99), 2),
+    maxMs: round(all.length ? all[all.length - 1]! : NaN, 2),
+    bodiesMadeOnTheFly: sum((r) => r.bodiesMadeOnTheFly),
+    cpuCores: cpu,
+    clicks,
+    stages,
+    latencies: all,
+    rounds: rounds.map((r) => ({ reqPerSec: r.reqPerSec, p99Ms: r.p99Ms, cpuCores: r.cpuCores })),
+  };
+}
+
+/**
+ * Baseline and gateway measured in alternating rounds (A B A B ...), so load from other
+ * processes on a shared machine falls on both sides alike instead of on whichever ran
+ * when it peaked. Each side warms up once, before its first round.
+ */
+async function interleaved(rounds: number, a: (warmupS: number, hint?: number) => ReturnType<typeof measure>, b: (warmupS: number, hint?: number) => ReturnType<typeof measure>, warmupS: number) {
+  const ra: Awaited<ReturnType<typeof measure>>[] = [];
+  const rb: Awaited<ReturnType<typeof measure>>[] = [];
+  for (let i = 0; i < rounds; i++) {
+    ra.push(await a(i === 0 ? warmupS : 0, ra[i - 1]?.reqPerSec));
+    rb.push(await b(i === 0 ? warmupS : 0, rb[i - 1]?.reqPerSec));
+  }
+  return { a: pooled(ra), b: pooled(rb), ratios: ra.map((x, i) => ({ rate: round(rb[i]!.reqPerSec / x.reqPerSec, 3), p99: round(rb[i]!.p99Ms / x.p99Ms, 3) })) };
 }
 
 /** Gateway counters worth seeing next to the numbers: outcomes and fail-open Redis errors. */
@@ -501,7 +633,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {
     startedAt: startedAt.toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    config: { CONNECTIONS, DURATION_S, WARMUP_S, BATCH_CONNECTIONS, BATCH_SIZE, BATCH_DURATION_S, TOPIC, TARGETS, quick: QUICK },
+    config: { CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, BATCH_CONNECTIONS, BATCH_SIZE, BATCH_DURATION_S, TOPIC, TARGETS, quick: QUICK },
   };
   const profDir = join(ROOT, 'bench', 'results', `prof-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
   try {
@@ -529,27 +661,30 @@ async function main(): Promise<void> {
     say(`  bare fastify :${fastify.port}, gateway :${gw.port} (redis ${gw.redisReady ? 'ready' : 'NOT ready — fail-open path'})`);
     const pids = (server: Child) => ({ server: server.proc.pid, kafka: kafka.broker.pid, redis: redisPid });
 
-    const single = (label: string, port: number, server: Child, isGateway: boolean) =>
+    const single = (label: string, port: number, server: Child, isGateway: boolean) => (warmupS: number, rateHint?: number) =>
       measure({
-        label, port, path: '/v1/clicks', connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S,
+        label, port, path: '/v1/clicks', connections: CONNECTIONS, durationS: DURATION_S, warmupS, rateHint,
         make: makeSingleBody, perRequestEstimate: 10_000, floorRate: 30_000, maxPool: 1_500_000, countClicks: isGateway, isGateway, pids: pids(server),
       });
-    const batch = (label: string, port: number, server: Child, isGateway: boolean) =>
+    const batch = (label: string, port: number, server: Child, isGateway: boolean) => (warmupS: number, rateHint?: number) =>
       measure({
-        label, port, path: '/v1/clicks/batch', connections: BATCH_CONNECTIONS, durationS: BATCH_DURATION_S, warmupS: BATCH_WARMUP_S,
+        label, port, path: '/v1/clicks/batch', connections: BATCH_CONNECTIONS, durationS: BATCH_DURATION_S, warmupS, rateHint,
         make: makeBatchBody, perRequestEstimate: 100, floorRate: 0, maxPool: 2000, countClicks: true, isGateway, pids: pids(server),
       });
 
-    say(`single: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s, each request a fresh signed click`);
-    const fSingle = await single('bare fastify', fastify.port, fastify.child, false);
+    const roundsStr = (r: { rate: number; p99: number }[]) => r.map((x) => `${x.rate.toFixed(2)}×/${x.p99.toFixed(1)}×`).join(', ');
+    say(`single: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up each, then ${ROUNDS} alternating rounds of ${DURATION_S} s (fastify, gateway, ...), each request a fresh signed click`);
+    const singles = await interleaved(ROUNDS, single('bare fastify', fastify.port, fastify.child, false), single('gateway', gw.port, gw.child, true), WARMUP_S);
+    const fSingle = singles.a;
+    const gSingle = singles.b;
     say(`  bare fastify: ${fmt(fSingle.reqPerSec)} req/s, p99 ${fSingle.p99Ms} ms`);
-    const gSingle = await single('gateway', gw.port, gw.child, true);
-    say(`  gateway:      ${fmt(gSingle.reqPerSec)} req/s, p99 ${gSingle.p99Ms} ms`);
+    say(`  gateway:      ${fmt(gSingle.reqPerSec)} req/s, p99 ${gSingle.p99Ms} ms   (per round, rate/p99 vs fastify: ${roundsStr(singles.ratios)})`);
 
-    say(`batch: ${BATCH_CONNECTIONS} connections, ${BATCH_SIZE} clicks/request, ${BATCH_WARMUP_S} s warm-up + ${BATCH_DURATION_S} s`);
-    const fBatch = await batch('bare fastify', fastify.port, fastify.child, false);
+    say(`batch: ${BATCH_CONNECTIONS} connections, ${BATCH_SIZE} clicks/request, ${BATCH_WARMUP_S} s warm-up each, then ${ROUNDS} alternating rounds of ${BATCH_DURATION_S} s`);
+    const batches = await interleaved(ROUNDS, batch('bare fastify', fastify.port, fastify.child, false), batch('gateway', gw.port, gw.child, true), BATCH_WARMUP_S);
+    const fBatch = batches.a;
+    const gBatch = batches.b;
     say(`  bare fastify: ${fmt(fBatch.clicks!.perSec)} clicks/s`);
-    const gBatch = await batch('gateway', gw.port, gw.child, true);
     say(`  gateway:      ${fmt(gBatch.clicks!.perSec)} clicks/s`);
 
     const gwMetrics: Record<string, string[]> = { gateway: await scrapeGatewayMetrics(gw.port) };
@@ -561,8 +696,9 @@ async function main(): Promise<void> {
       singleP99Ratio: { value: round(p99Ratio, 3), target: `<= ${TARGETS.p99RatioMax}`, pass: p99Ratio <= TARGETS.p99RatioMax },
       batchClicksPerSec: { value: gBatch.clicks!.perSec, target: `>= ${TARGETS.batchClicksPerSecMin}`, pass: gBatch.clicks!.perSec >= TARGETS.batchClicksPerSecMin && gBatch.clicks!.notAccepted === 0 },
     };
-    results.single = { fastify: fSingle, gateway: gSingle };
-    results.batch = { fastify: fBatch, gateway: gBatch };
+    const noLat = <T extends { latencies: Float64Array }>({ latencies: _l, ...rest }: T) => rest;
+    results.single = { fastify: noLat(fSingle), gateway: noLat(gSingle), roundRatios: singles.ratios };
+    results.batch = { fastify: noLat(fBatch), gateway: noLat(gBatch), roundRatios: batches.ratios };
     results.targets = targets;
 
     // Kafka sanity: every click answered "accepted" must be in the topic, once.
@@ -577,14 +713,26 @@ async function main(): Promise<void> {
 
     // Diagnostics (clearly not part of the targets).
     const diag: LoadStats[] = [];
+    if (AB_ENV) {
+      const label = `gateway B ${JSON.stringify(AB_ENV)}`;
+      say(`A/B diagnostic: ${label} vs gateway A, ${ROUNDS} alternating rounds each for single and batch ...`);
+      const gwB = await startGateway('gateway-b', kafka.bootstrap, AB_ENV);
+      const abSingle = await interleaved(ROUNDS, single('gateway A', gw.port, gw.child, true), single(label, gwB.port, gwB.child, true), WARMUP_S);
+      const abBatch = await interleaved(ROUNDS, batch('gateway A', gw.port, gw.child, true), batch(label, gwB.port, gwB.child, true), BATCH_WARMUP_S);
+      await stopChild(gwB.child.proc);
+      diag.push(noLat(abSingle.a), noLat(abSingle.b), noLat(abBatch.a), noLat(abBatch.b));
+      results.ab = { env: AB_ENV, singleRoundRatios: abSingle.ratios, batchRoundRatios: abBatch.ratios };
+      say(`  single B/A per round (rate/p99): ${roundsStr(abSingle.ratios)}; pooled: ${fmt(abSingle.a.reqPerSec)} vs ${fmt(abSingle.b.reqPerSec)} req/s, p99 ${abSingle.a.p99Ms} vs ${abSingle.b.p99Ms} ms`);
+      say(`  batch  B/A per round (rate/p99): ${roundsStr(abBatch.ratios)}; pooled: ${fmt(abBatch.a.clicks!.perSec)} vs ${fmt(abBatch.b.clicks!.perSec)} clicks/s`);
+    }
     const profiles: { label: string; summary: ReturnType<typeof summarizeCpuProfile> }[] = [];
     if (PROFILE) {
       await stopChild(gw.child.proc); // SIGTERM → graceful exit → profile written
       try {
         const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
         if (file) {
-          profiles.push({ label: `gateway, measured ${DURATION_S} s of POST /v1/clicks`, summary: summarizeCpuProfile(join(profDir, file), 20, gSingle.windowUs) });
-          profiles.push({ label: `gateway, measured ${BATCH_DURATION_S} s of POST /v1/clicks/batch`, summary: summarizeCpuProfile(join(profDir, file), 20, gBatch.windowUs) });
+          profiles.push({ label: `gateway, first measured round (${DURATION_S} s) of POST /v1/clicks`, summary: summarizeCpuProfile(join(profDir, file), 20, gSingle.windowUs) });
+          profiles.push({ label: `gateway, first measured round (${BATCH_DURATION_S} s) of POST /v1/clicks/batch`, summary: summarizeCpuProfile(join(profDir, file), 20, gBatch.windowUs) });
         }
         results.profile = { file: file && join(profDir, file), profiles };
       } catch (err) {
@@ -595,30 +743,30 @@ async function main(): Promise<void> {
       await stopChild(gw.child.proc);
       say('diagnostic: gateway with Redis unreachable (dedup skipped, in-process rate limiter) ...');
       const noRedis = await startGateway('gateway-no-redis', kafka.bootstrap, { REDIS_URL: 'redis://127.0.0.1:1' });
-      diag.push(await single('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true));
-      diag.push(await batch('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true));
+      diag.push(noLat(await single('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true)(WARMUP_S)));
+      diag.push(noLat(await batch('DIAG gateway, Redis unreachable', noRedis.port, noRedis.child, true)(BATCH_WARMUP_S)));
       gwMetrics['DIAG gateway, Redis unreachable'] = await scrapeGatewayMetrics(noRedis.port);
       await stopChild(noRedis.child.proc);
-      say('diagnostic: gateway with Redis, ADCLICK_KAFKA_LINGER_MS=1 (default 5) ...');
-      const linger = await startGateway('gateway-linger1', kafka.bootstrap, { ADCLICK_KAFKA_LINGER_MS: '1' });
-      diag.push(await single('DIAG gateway, linger.ms 1', linger.port, linger.child, true));
-      diag.push(await batch('DIAG gateway, linger.ms 1', linger.port, linger.child, true));
-      gwMetrics['DIAG gateway, linger.ms 1'] = await scrapeGatewayMetrics(linger.port);
+      say(`diagnostic: gateway with Redis, ADCLICK_KAFKA_LINGER_MS=${DIAG_LINGER_MS} (BENCH_DIAG_LINGER_MS) ...`);
+      const linger = await startGateway('gateway-linger', kafka.bootstrap, { ADCLICK_KAFKA_LINGER_MS: String(DIAG_LINGER_MS) });
+      diag.push(noLat(await single(`DIAG gateway, linger.ms ${DIAG_LINGER_MS}`, linger.port, linger.child, true)(WARMUP_S)));
+      diag.push(noLat(await batch(`DIAG gateway, linger.ms ${DIAG_LINGER_MS}`, linger.port, linger.child, true)(BATCH_WARMUP_S)));
+      gwMetrics[`DIAG gateway, linger.ms ${DIAG_LINGER_MS}`] = await scrapeGatewayMetrics(linger.port);
       await stopChild(linger.child.proc);
-      results.diag = diag;
     }
+    if (diag.length) results.diag = diag;
 
     // ---- print ------------------------------------------------------------------------
     say('');
     say(`== encoding micro-benchmark (one ClickEvent, same object) ==`);
     say(table(micro.map((m) => [m.name, fmt(m.opsPerSec), fmt(m.nsPerOp), m.note ?? '']), ['operation', 'ops/s', 'ns/op', 'note']));
     say('');
-    say(`== POST /v1/clicks (${CONNECTIONS} conns, ${DURATION_S} s after ${WARMUP_S} s warm-up; latency measured by the client, µs resolution) ==`);
+    say(`== POST /v1/clicks (${CONNECTIONS} conns, ${ROUNDS}×${DURATION_S} s alternating with the baseline after ${WARMUP_S} s warm-up; latency measured by the client, µs resolution) ==`);
     const singleRows = [fSingle, gSingle, ...diag.filter((d) => d.path === '/v1/clicks')];
     say(table(singleRows.map((s) => [s.target, fmt(s.reqPerSec), s.p50Ms, s.p90Ms, s.p99Ms, s.maxMs, s.non2xx + s.errors + s.timeouts, cpuStr(s.cpuCores)]),
       ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx/err', 'CPU cores used (others = processes not in this benchmark)']));
     say('');
-    say(`== POST /v1/clicks/batch (${BATCH_SIZE} clicks/request, ${BATCH_CONNECTIONS} conns, ${BATCH_DURATION_S} s after ${BATCH_WARMUP_S} s warm-up) ==`);
+    say(`== POST /v1/clicks/batch (${BATCH_SIZE} clicks/request, ${BATCH_CONNECTIONS} conns, ${ROUNDS}×${BATCH_DURATION_S} s alternating with the baseline after ${BATCH_WARMUP_S} s warm-up) ==`);
     const batchRows = [fBatch, gBatch, ...diag.filter((d) => d.path === '/v1/clicks/batch')];
     say(table(batchRows.map((s) => [s.target, fmt(s.clicks!.perSec), fmt(s.reqPerSec), s.p50Ms, s.p99Ms, s.clicks!.notAccepted, cpuStr(s.cpuCores)]),
       ['target', 'clicks/s', 'req/s', 'p50 ms', 'p99 ms', 'not accepted', 'CPU cores used (others = processes not in this benchmark)']));
@@ -638,6 +786,11 @@ async function main(): Promise<void> {
     say('');
     say('gateway process CPU by thread (cores; rdk:* = librdkafka, node = JS main thread):');
     for (const s of threadRows) say(`  ${s.path.padEnd(17)} ${s.target.padEnd(32)} ${threadStr(s.cpuCores)}`);
+    say('');
+    say('gateway server-side time per request by stage (its own histograms, measured run only; p50/p99 = histogram bucket bounds):');
+    for (const s of threadRows) {
+      say(`  ${s.path.padEnd(17)} ${s.target.padEnd(32)} ${Object.entries(s.stages ?? {}).map(([k, v]) => `${k} mean ${v.meanMs} ms (p50 ≤${v.p50Ms}, p99 ≤${v.p99Ms})`).join('; ')}`);
+    }
     say('');
     say('gateway counters at the end (all runs of that process, warm-ups included):');
     for (const [name, lines] of Object.entries(gwMetrics)) for (const l of lines) say(`  ${name.padEnd(32)} ${l}`);

@@ -6,6 +6,7 @@
 //   npm test -- integration  only test/integration (+ e2e)
 //   npm test -- flink        only the Maven module
 //   npm test -- chaos        only the fault-injection suite (test/chaos, short form)
+//   npm test -- browser      only the dashboard in headless Chromium (test/browser, real stack)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, mkdtempSync, existsSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -65,6 +66,7 @@ if (want('unit')) nodeSuite('unit', files(join(root, 'test/unit')), 2);
 if (want('integration')) nodeSuite('integration', files(join(root, 'test/integration')), 1);
 if (want('integration') || want('e2e')) nodeSuite('e2e', files(join(root, 'test/e2e')), 1);
 if (want('chaos')) nodeSuite('chaos', files(join(root, 'test/chaos')), 1);
+if (want('browser')) nodeSuite('browser', files(join(root, 'test/browser')), 1);
 if (want('flink')) {
   console.log('\n=== flink (mvn verify) ===');
   const r = spawnSync('mvn', ['-B', '-q', '-f', 'flink/pom.xml', 'verify'], { cwd: root, stdio: 'inherit' });

@@ -14,6 +14,8 @@ import { createLogger, type Logger } from './shared/logger.ts';
 import { AggregateSink, type SinkConsumer } from './sink/aggregate-sink.ts';
 import { SINK_TOPICS } from './sink/batch.ts';
 import { createKafkaSinkConsumer } from './sink/kafka-consumer.ts';
+import { createConsumerLagReader } from './sink/consumer-lag.ts';
+import { PipelinePoller } from './observability/pipeline-poller.ts';
 import { createApiKey, revokeApiKey } from './store/api-keys.ts';
 import { backfill, planRange, reconcile } from './store/batch-path.ts';
 import { conservation } from './store/audit.ts';
@@ -73,12 +75,15 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
     const monitor = startConservationMonitor(store, registry, logger, {
       intervalMs: config.conservationIntervalMs, spanMs: config.conservationSpanMs, settleMs: 2 * 60_000 });
     closers.push(async () => monitor.stop());
+    const poller = startPipelinePoller(config, logger, store, registry, opts.consumer !== undefined, sink);
+    closers.push(() => poller.stop());
     const admin = await startAdmin(config, log, store, registry, sink, opts.adminPort ?? config.adminPort);
 
     let stopped: Promise<void> | null = null;
     const stop = () => (stopped ??= (async () => {
       log.info('stopping');
       monitor.stop();
+      await poller.stop();
       if (queryApp) await Promise.resolve(queryApp.close()).catch((err) => log.warn({ err }, 'query API close failed'));
       if (sink) await sink.stop();
       await new Promise<void>((r) => admin.server.close(() => r()));
@@ -94,10 +99,28 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
   }
 }
 
+/**
+ * Pipeline figures on /metrics (docs/operations.md, Metrics): Flink REST, watermark delay,
+ * the sink group's lag (not without a sink, or with a test consumer: no Kafka to ask).
+ */
+function startPipelinePoller(config: Config, logger: Logger, store: Store, registry: Registry, noKafka: boolean, sink: AggregateSink | null): { stop(): Promise<void> } {
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  const lag = noKafka || !sink ? null : createConsumerLagReader({ brokers: config.kafkaBrokers, groupId: config.sinkGroupId, topics: Object.values(SINK_TOPICS), committed: () => sink.committedOffsets() });
+  const poller = new PipelinePoller({
+    registry, logger,
+    flinkRestUrl: config.flinkRestUrl || `http://${host.includes(':') ? `[${host}]` : host}:${config.flinkUiPort}`,
+    watermark: () => completeBefore(store),
+    consumerLag: lag ? () => lag.read() : undefined,
+    intervalMs: config.pipelinePollMs,
+  });
+  poller.start();
+  return { stop: async () => { await poller.stop(); await lag?.close(); } };
+}
+
 /** The query API on the shared store; options come from the one config module. */
 async function startQueryApi(config: Config, logger: Logger, store: Store, registry: Registry): Promise<Closable> {
   const app = buildQueryApp({
-    repo: storeQueryRepository(store),
+    repo: storeQueryRepository(store, { limits: { maxExecutionSec: config.queryMaxExecutionSec, maxResultRows: config.queryMaxResultRows, maxRowsToRead: config.queryMaxRowsToRead } }),
     logger,
     registry,
     options: {

@@ -1,17 +1,19 @@
 // The gateway app factory: builds routes, never listens (main.ts does). Everything it
 // talks to — Kafka publisher, Redis-backed dedup and rate limiter, clock, logger — is
 // passed in, so tests use real engines or fakes without touching globals.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../shared/logger.ts';
 import { AppError, errorBody, isAppError, type ErrorCode } from '../shared/errors.ts';
 import { ClickEvent } from '../shared/proto.ts';
-import { Counter, Gauge, httpMetrics, type Registry } from '../shared/metrics.ts';
+import { Counter, Gauge, Histogram, httpMetrics, type Registry } from '../shared/metrics.ts';
 import { parseClick, verifyClick, type Click } from './click-validation.ts';
 import { clientIp } from './client-ip.ts';
 import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
 import type { ClickPublisher, OutRecord } from './click-publisher.ts';
-import type { RateDecision, RateLimiter } from './rate-limiter.ts';
+import { separateAdmission, type Admission, type RateDecision, type RateLimiter } from './rate-limiter.ts';
+import { traceContextFor, type TraceContext } from './trace-context.ts';
 
 export interface GatewayOptions {
   signingKeys: ReadonlyMap<string, string>;
@@ -31,6 +33,11 @@ export interface GatewayDeps {
   publisher: ClickPublisher;
   dedup: EdgeDedup;
   rateLimiter: RateLimiter;
+  /**
+   * Rate limit + edge-dedup read in one call (the Redis limiter does both in one script).
+   * Default: `rateLimiter.check` and `dedup.seen` side by side.
+   */
+  admission?: Admission;
   logger: Logger;
   registry: Registry;
   now?: () => number;
@@ -43,18 +50,35 @@ type Outcome = { status: 'accepted' | 'duplicate' } | { status: 'rejected'; erro
 declare module 'fastify' {
   interface FastifyRequest {
     clientIp: string;
-    /** Started as the request arrives, so the Redis round trip overlaps body parsing. */
-    rateDecision?: Promise<RateDecision>;
+    /** W3C trace context of this request (joined or started); its trace id is the request id. */
+    trace: TraceContext;
+    /** The rate-limit decision once taken (so an error after it does not count twice). */
+    rateDecision?: RateDecision;
   }
 }
 
+// The trace context is made where fastify asks for the request id, so the id fastify
+// binds to every request log line (as `trace_id`) is the trace id at no extra cost.
+const TRACE = Symbol('adclick.trace');
+type TracedMessage = IncomingMessage & { [TRACE]?: TraceContext };
+function traceOf(raw: TracedMessage): TraceContext {
+  return (raw[TRACE] ??= traceContextFor(raw.headers.traceparent));
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const ACCEPTED_BODY = JSON.stringify({ status: 'accepted' });
+const DUPLICATE_BODY = JSON.stringify({ status: 'duplicate' });
+
 export function buildGatewayApp(deps: GatewayDeps) {
   const { options: o, publisher, dedup, rateLimiter, registry } = deps;
+  const admission = deps.admission ?? separateAdmission(rateLimiter, dedup);
   const now = deps.now ?? Date.now;
   const trusted = new Set(o.trustedProxies);
   const app = Fastify({
     loggerInstance: deps.logger.child({ module: 'http' }),
     disableRequestLogging: true,
+    genReqId: (raw) => traceOf(raw as TracedMessage).traceId,
+    requestIdLogLabel: 'trace_id',
     bodyLimit: o.maxBatchBodyBytes,
     return503OnClosing: true,
   });
@@ -63,6 +87,18 @@ export function buildGatewayApp(deps: GatewayDeps) {
     name: 'adclick_gateway_clicks_total',
     help: 'Clicks by outcome (accepted, duplicate, or the rejection code)',
     labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const kafkaAck = new Histogram({
+    name: 'adclick_gateway_kafka_ack_seconds',
+    help: 'Produce to acks=all acknowledgement (or failure), per request',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const admissionTime = new Histogram({
+    name: 'adclick_gateway_admission_seconds',
+    help: 'Rate limit + edge-dedup read (one Redis round trip, or the in-process fallback), per request',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
     registers: [registry],
   });
   new Gauge({
@@ -83,15 +119,14 @@ export function buildGatewayApp(deps: GatewayDeps) {
   });
 
   // Clicks being produced right now by this instance: a concurrent retry of the same
-  // click waits for the first attempt instead of writing a second copy.
-  const producing = new Map<string, Promise<boolean>>();
+  // click waits for the first attempt instead of writing a second copy. (The delivery of
+  // the whole publish call and the click's index in it: no promise per click.)
+  const producing = new Map<string, { delivery: Promise<boolean[]>; index: number }>();
   const ACCEPTED: Outcome = { status: 'accepted' };
   const DUPLICATE: Outcome = { status: 'duplicate' };
   const notAcked = (): Outcome => ({ status: 'rejected', error: new AppError('UNAVAILABLE', 'click was not acknowledged by Kafka; retry') });
 
-  const throwIfLimited = (d: RateDecision) => {
-    if (!d.allowed) throw new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });
-  };
+  const rateLimited = (d: RateDecision) => new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });
 
   const sendError = (reply: FastifyReply, err: AppError) => {
     if (err.retryable) reply.header('retry-after', String(err.retryAfterSec ?? o.retryAfterSec));
@@ -101,10 +136,11 @@ export function buildGatewayApp(deps: GatewayDeps) {
   app.setErrorHandler(async (err: unknown, req, reply) => {
     const e = err as { code?: string; statusCode?: number };
     let appErr: AppError;
-    // A flood of bad requests is limited like good ones: 429 wins over any 4xx.
-    const decision = req.rateDecision ? await req.rateDecision : undefined;
-    if (decision && !decision.allowed && !(isAppError(err) && err.status >= 500)) {
-      err = new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)) });
+    // A flood of bad requests is limited like good ones: 429 wins over any 4xx. A request
+    // that failed before its admission (bad JSON, bad signature, ...) is counted here.
+    if (req.method === 'POST' && !(isAppError(err) && (err.status >= 500 || err.code === 'RATE_LIMITED'))) {
+      const decision = (req.rateDecision ??= await rateLimiter.check(req.clientIp));
+      if (!decision.allowed) err = rateLimited(decision);
     }
     if (isAppError(err)) appErr = err;
     else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') appErr = new AppError('PAYLOAD_TOO_LARGE');
@@ -130,11 +166,15 @@ export function buildGatewayApp(deps: GatewayDeps) {
     }
   });
 
-  app.addHook('onRequest', async (req, reply) => {
+  app.decorateRequest('clientIp', '');
+  app.decorateRequest('trace', null as unknown as TraceContext);
+  app.decorateRequest('rateDecision', undefined);
+  app.addHook('onRequest', (req, reply, done) => {
     req.clientIp = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
-    if (req.method !== 'POST') return;
-    req.rateDecision = rateLimiter.check(req.clientIp);
-    if (req.headers['content-type'] === undefined) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
+    req.trace = traceOf(req.raw);
+    reply.header('traceresponse', req.trace.header);
+    if (req.method === 'POST' && req.headers['content-type'] === undefined) done(new AppError('UNSUPPORTED_MEDIA_TYPE'));
+    else done();
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -155,7 +195,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
     return h;
   };
 
-  const toRecord = (c: Click, req: FastifyRequest, receivedAt: number, ipH: Buffer): OutRecord => {
+  const toRecord = (c: Click, receivedAt: number, ipH: Buffer, headers: OutRecord['headers']): OutRecord => {
     const value = ClickEvent.encode({
       impressionId: c.impression_id,
       eventType: c.event_type,
@@ -169,8 +209,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
       keyId: c.key_id,
       gatewayId: o.gatewayId,
     }).finish() as Buffer;
-    const tp = req.headers.traceparent;
-    return { key: String(c.ad_id), value, headers: typeof tp === 'string' ? { traceparent: tp } : undefined };
+    return { key: String(c.ad_id), value, headers };
   };
 
   /**
@@ -179,10 +218,12 @@ export function buildGatewayApp(deps: GatewayDeps) {
    */
   async function ingest(valid: Click[], req: FastifyRequest): Promise<Outcome[]> {
     const keys = valid.map((c) => dedupKey(c.event_type, c.impression_id));
-    // The rate-limit check and the edge-dedup read go out together: with Redis
-    // auto-pipelining that is one round trip before producing, not two.
-    const [decision, seen] = await Promise.all([req.rateDecision ?? rateLimiter.check(req.clientIp), dedup.seen(keys)]);
-    throwIfLimited(decision);
+    // Rate limit and edge-dedup read: one Redis round trip before producing.
+    const t0 = performance.now();
+    const { decision, seen } = await admission.admit(req.clientIp, keys);
+    admissionTime.observe((performance.now() - t0) / 1000);
+    req.rateDecision = decision;
+    if (!decision.allowed) throw rateLimited(decision);
     const receivedAt = now();
     const ipH = ipHash(req.clientIp);
     const outcomes: (Outcome | Promise<Outcome> | undefined)[] = new Array(valid.length);
@@ -199,20 +240,24 @@ export function buildGatewayApp(deps: GatewayDeps) {
         firstIndex.set(key, i);
         const pending = producing.get(key);
         // A concurrent request is producing this very click: its outcome decides ours.
-        if (pending) outcomes[i] = pending.then((ok) => (ok ? DUPLICATE : notAcked()));
+        if (pending) outcomes[i] = pending.delivery.then((acked) => (acked[pending.index] ? DUPLICATE : notAcked()));
         else toSend.push(i);
       }
     }
     if (toSend.length) {
       // Throws synchronously (breaker open, Kafka not connected, in-flight cap) → the
       // whole request is answered 503 and nothing was written.
-      const delivery = publisher.publish(toSend.map((i) => toRecord(valid[i]!, req, receivedAt, ipH)));
-      toSend.forEach((i, j) => producing.set(keys[i]!, delivery.then((acked) => acked[j]!)));
+      // Every record of the request carries the gateway span as its parent (one array, shared).
+      const headers = [{ traceparent: req.trace.header }];
+      const t1 = performance.now();
+      const delivery = publisher.publish(toSend.map((i) => toRecord(valid[i]!, receivedAt, ipH, headers)));
+      toSend.forEach((i, index) => producing.set(keys[i]!, { delivery, index }));
       let acked: boolean[];
       try {
         acked = await delivery;
       } finally {
         for (const i of toSend) producing.delete(keys[i]!);
+        kafkaAck.observe((performance.now() - t1) / 1000);
       }
       const ackedKeys: string[] = [];
       toSend.forEach((i, j) => {
@@ -240,7 +285,8 @@ export function buildGatewayApp(deps: GatewayDeps) {
     const [outcome] = await ingest([click], req);
     if (outcome!.status === 'rejected') throw outcome!.error;
     clicks.inc({ outcome: outcome!.status });
-    return reply.code(202).send({ status: outcome!.status });
+    // Constant answers, already serialized.
+    return reply.code(202).type(JSON_TYPE).send(outcome!.status === 'accepted' ? ACCEPTED_BODY : DUPLICATE_BODY);
   });
 
   app.post('/v1/clicks/batch', async (req, reply) => {
@@ -269,7 +315,10 @@ export function buildGatewayApp(deps: GatewayDeps) {
         clicks.inc({ outcome: e.code });
       }
     });
-    if (valid.length === 0 && req.rateDecision) throwIfLimited(await req.rateDecision);
+    if (valid.length === 0) {
+      req.rateDecision = await rateLimiter.check(req.clientIp);
+      if (!req.rateDecision.allowed) throw rateLimited(req.rateDecision);
+    }
     if (valid.length) {
       const outcomes = await ingest(valid, req);
       outcomes.forEach((out, j) => {

@@ -10,7 +10,8 @@ import { CircuitBreaker, type BreakerState } from './circuit-breaker.ts';
 export interface OutRecord {
   key: string;
   value: Buffer;
-  headers?: Record<string, string>;
+  /** Kafka headers in the client's shape, one `{name: value}` per header (may be shared by records). */
+  headers?: readonly Record<string, string>[];
 }
 
 export interface ClickPublisher {
@@ -128,9 +129,8 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
       return new Promise<boolean[]>((resolve) => {
         const call = new PendingCall(records.length, resolve);
         records.forEach((r, index) => {
-          const headers = r.headers ? Object.entries(r.headers).map(([k, v]) => ({ [k]: v })) : undefined;
           try {
-            producer.produce(o.topic, null, r.value, r.key, null, { call, index } satisfies Opaque, headers);
+            producer.produce(o.topic, null, r.value, r.key, null, { call, index } satisfies Opaque, r.headers as Record<string, string>[] | undefined);
             inflight++;
           } catch (err) {
             breaker.failure();

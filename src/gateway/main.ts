@@ -58,6 +58,11 @@ function ackBeforeProduce(p: ClickPublisher): ClickPublisher {
   };
 }
 
+const rateLimiter = createRateLimiter(redis, {
+  perSecond: config.rateLimitPerSec,
+  burst: config.rateLimitBurst,
+  onRedisError: () => redisFailures.inc({ use: 'rate_limit' }),
+});
 const app = buildGatewayApp({
   options: {
     signingKeys,
@@ -73,11 +78,8 @@ const app = buildGatewayApp({
   },
   publisher,
   dedup: createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' })),
-  rateLimiter: createRateLimiter(redis, {
-    perSecond: config.rateLimitPerSec,
-    burst: config.rateLimitBurst,
-    onRedisError: () => redisFailures.inc({ use: 'rate_limit' }),
-  }),
+  rateLimiter,
+  admission: rateLimiter, // rate limit + edge-dedup read in one Redis script
   logger,
   registry,
   readiness: () => ({ redis: redis?.status === 'ready' }),

@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import { AppError, ERRORS, errorBody, isAppError, type ErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { ApiKeyAuthenticator, type Clock, type Principal } from './auth.ts';
-import { DASHBOARD_PLACEHOLDER_HTML } from './dashboard.ts';
+import { dashboardHandlers } from './dashboard.ts';
 import { createQueryMetrics } from './metrics.ts';
 import { TokenBucketLimiter } from './rate-limit.ts';
 import type { QueryRepository } from './repository.ts';
@@ -249,12 +249,11 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     return reply.type(metrics.registry.contentType).send(text);
   });
 
-  get('/', async (_request, reply) => {
-    return reply
-      .type('text/html; charset=utf-8')
-      .header('content-security-policy', "default-src 'none'")
-      .send(DASHBOARD_PLACEHOLDER_HTML);
-  });
+  // The dashboard: static files read once per process, a strict CSP on the page.
+  const dashboard = dashboardHandlers();
+  get('/', dashboard.page);
+  get('/assets/:name', dashboard.asset);
+  get('/assets/:version/:name', dashboard.asset);
 
   get('/v1/campaigns', async (request) => {
     const { advertiserId } = await principalOf(request);

@@ -42,6 +42,8 @@ export const SETTINGS = {
   gatewayPort: setting('ADCLICK_GATEWAY_PORT', 8080, int(0, 65535), 'Gateway HTTP port'),
   queryPort: setting('ADCLICK_QUERY_PORT', 8081, int(0, 65535), 'Query API and dashboard HTTP port'),
   flinkUiPort: setting('ADCLICK_FLINK_UI_PORT', 8082, int(0, 65535), 'Flink web UI port of the local job'),
+  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', str, "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager)", '`http://<bind host>:<Flink UI port>`'),
+  pipelinePollMs: setting('ADCLICK_PIPELINE_POLL_MS', 5000, int(500), 'How often the serving process polls Flink REST, the stored watermark and the sink group lag for /metrics'),
   kafkaBrokers: setting('KAFKA_BROKERS', '127.0.0.1:9092', str, 'Kafka bootstrap servers (comma-separated host:port)'),
   kafkaPort: setting('ADCLICK_KAFKA_PORT', 9092, int(1, 65535), 'Port of the local Kafka broker started by `adclick up`'),
   kafkaControllerPort: setting('ADCLICK_KAFKA_CONTROLLER_PORT', 9093, int(1, 65535), 'KRaft controller port of the local Kafka broker'),
@@ -80,16 +82,21 @@ export const SETTINGS = {
   sinkRetryMaxMs: setting('ADCLICK_SINK_RETRY_MAX_MS', 10_000, int(10), 'Longest back-off between retries of a failed ClickHouse write'),
   clickhouseColdPath: setting('ADCLICK_CLICKHOUSE_COLD_PATH', '', str, 'Embedded ClickHouse: directory of the cold volume (stand-in for object storage) that aggregates older than 30 days move to', '`<data dir>/clickhouse-cold`'),
   clickhouseStoragePolicy: setting('CLICKHOUSE_STORAGE_POLICY', '', str, 'Server mode: storage policy (defined in the server config, with a volume named `cold`) for the aggregates; empty: one tier'),
+  conservationIntervalMs: setting('ADCLICK_CONSERVATION_INTERVAL_MS', 30_000, int(1000), 'How often serving checks per-window conservation (metrics adclick_conservation_*)'),
+  conservationSpanMs: setting('ADCLICK_CONSERVATION_SPAN_MS', 6 * 3600 * 1000, int(60_000), 'How far behind the watermark the periodic conservation check looks', '21600000 (6 h)'),
   clickhouseTimeoutMs: setting('ADCLICK_CLICKHOUSE_TIMEOUT_MS', 30_000, int(100), 'ClickHouse request timeout (server mode)'),
   queryKeyCacheMs: setting('ADCLICK_QUERY_KEY_CACHE_MS', 2000, int(0), 'How long a valid API key is trusted without a lookup (bounds revocation delay)'),
   queryRateLimitPerSec: setting('ADCLICK_QUERY_RATE_LIMIT_PER_SEC', 50, int(1), 'Per-API-key request rate of the query API'),
   queryRateLimitBurst: setting('ADCLICK_QUERY_RATE_LIMIT_BURST', 100, int(1), 'Per-API-key burst of the query API'),
   queryMaxWindows: setting('ADCLICK_QUERY_MAX_WINDOWS', 10_000, int(1, 10_000), 'Most windows in one query response (more: RANGE_TOO_LARGE)'),
   queryStorageTimeoutMs: setting('ADCLICK_QUERY_STORAGE_TIMEOUT_MS', 10_000, int(100), 'A storage call slower than this answers 503'),
+  queryMaxExecutionSec: setting('ADCLICK_QUERY_MAX_EXECUTION_SEC', 8, int(0, 3600), 'ClickHouse max_execution_time of every query API read, in seconds (0: none); past it 503 UNAVAILABLE. Keep it below the storage timeout so ClickHouse stops the work too'),
+  queryMaxResultRows: setting('ADCLICK_QUERY_MAX_RESULT_ROWS', 100_000, int(0), 'ClickHouse max_result_rows of every query API read (0: none); more: 400 QUERY_TOO_EXPENSIVE'),
+  queryMaxRowsToRead: setting('ADCLICK_QUERY_MAX_ROWS_TO_READ', 0, int(0), 'ClickHouse max_rows_to_read of every query API read (0: none; all-time campaign totals read every 1m row of the advertiser); more: 400 QUERY_TOO_EXPENSIVE'),
   flinkParallelism: setting('ADCLICK_FLINK_PARALLELISM', 2, int(1, 128), 'Parallelism of the local Flink job'),
   flinkCheckpointIntervalMs: setting('ADCLICK_FLINK_CHECKPOINT_INTERVAL_MS', 5000, int(100), 'Checkpoint interval; results become visible (read_committed) at each checkpoint'),
   flinkOutOfOrdernessMs: setting('ADCLICK_FLINK_OUT_OF_ORDERNESS_MS', 5000, int(0), 'Watermark bound on out-of-order event times'),
-  flinkIdlenessMs: setting('ADCLICK_FLINK_IDLENESS_MS', 10_000, int(0), 'A Kafka partition without clicks this long stops holding the watermark back'),
+  flinkIdlenessMs: setting('ADCLICK_FLINK_IDLENESS_MS', 10_000, int(0), 'A Kafka partition without clicks this long lets its watermark follow the clock, so windows keep closing when traffic stops (0: never)'),
   flinkAllowedLatenessMs: setting('ADCLICK_FLINK_ALLOWED_LATENESS_MS', 120_000, int(0), 'Within this lateness a closed window is updated in place; later clicks become corrections'),
   flinkEarlyFireMs: setting('ADCLICK_FLINK_EARLY_FIRE_MS', 2000, int(0), 'Provisional results of open windows are emitted this often (0: off)'),
   flinkHeap: setting('ADCLICK_FLINK_HEAP', '2g', str, 'Heap of the local Flink job JVM'),
@@ -122,7 +129,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     }
   }
   if (problems.length) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-  return Object.freeze({ ...(out as Config), ...overrides });
+  const config = Object.freeze({ ...(out as Config), ...overrides });
+  const horizon = dedupHorizonProblem(config);
+  if (horizon) throw new Error(`invalid configuration:\n  - ${horizon}`);
+  return config;
+}
+
+/**
+ * The dedup horizons must nest, or a replay could be counted twice: the gateway refuses
+ * clicks older than max age (+ skew into the future), so every copy of a click reaches
+ * the pipeline within max age + skew of the first one. The Redis edge key must live at
+ * least that long (else the edge lets a late retry through: harmless, Flink drops it, but
+ * the edge stops doing its job) and the Flink dedup state (max age + skew + 1 h, set by
+ * the launcher) always does. Kafka keeps `clicks` ≥ 7 days, longer than both, so a job
+ * restored from a checkpoint never needs a record that is gone.
+ */
+export function dedupHorizonProblem(c: Pick<Config, 'dedupTtlSec' | 'maxClickAgeMs' | 'maxClockSkewMs' | 'clicksRetentionMs'>): string | null {
+  const window = c.maxClickAgeMs + c.maxClockSkewMs;
+  if (c.dedupTtlSec * 1000 < window) {
+    return `ADCLICK_EDGE_DEDUP_TTL_SEC (${c.dedupTtlSec} s) must be at least ADCLICK_MAX_CLICK_AGE_MS + ADCLICK_MAX_CLOCK_SKEW_MS (${Math.ceil(window / 1000)} s)`;
+  }
+  if (Math.max(c.clicksRetentionMs, 7 * 86_400_000) < window + 3_600_000) {
+    return `ADCLICK_MAX_CLICK_AGE_MS + skew (${window} ms) must stay below the clicks topic retention`;
+  }
+  return null;
 }
 
 /** Parse `key_id:secret,key_id:secret`. Empty secret or duplicate ids are configuration errors. */

@@ -20,6 +20,7 @@ export const ERRORS = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, message: 'Content-Type must be application/json' },
   TIMESTAMP_OUT_OF_RANGE: { status: 422, retryable: false, message: 'Timestamp is too old or too far in the future' },
   RANGE_TOO_LARGE: { status: 400, retryable: false, message: 'The requested range holds too many windows' },
+  QUERY_TOO_EXPENSIVE: { status: 400, retryable: false, message: 'The query would return or read more rows than the server allows; narrow the range or use a coarser granularity' },
   RATE_LIMITED: { status: 429, retryable: true, message: 'Too many requests' },
   UNAVAILABLE: { status: 503, retryable: true, message: 'Temporarily unavailable, retry later' },
   INTERNAL: { status: 500, retryable: true, message: 'Internal error' },

@@ -10,6 +10,7 @@ import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../store/store.ts';
 import { buildBatch, SINK_TOPICS, writeBatch, type SinkMessage, type SinkTopics, type TopicPartitionOffset } from './batch.ts';
 import { createSinkMetrics, type SinkMetrics } from './metrics.ts';
+import { traceSummary } from './trace-context.ts';
 
 /** The part of a Kafka consumer the sink needs; see kafka-consumer.ts for the real one. */
 export interface SinkConsumer {
@@ -157,6 +158,8 @@ export class AggregateSink {
     const started = process.hrtime.bigint();
     const batch = buildBatch(messages, this.opts.topics ?? SINK_TOPICS, this.now());
     const sinkDead = batch.deadLetters.filter((d) => d.stage === 'sink').length;
+    // Trace ids of the batch's records (bounded: first 5 + how many were traced) for every log line about it.
+    const traces = traceSummary(messages.map((m) => m.traceId));
     if (this.opts.unsafeCommitFirst) {
       await this.commit(batch.commits);
       this.crashIfAsked('after the offset commit, before the ClickHouse insert (UNSAFE order)');
@@ -171,19 +174,21 @@ export class AggregateSink {
         this.failing = true;
         this.setPaused(true);
         if (this.stopping && this.now() >= this.stopDeadline) {
-          this.log.error({ err, records: batch.records }, 'giving up on the last batch at shutdown; offsets not committed, it will be re-delivered');
+          this.log.error({ err, records: batch.records, ...traces }, 'giving up on the last batch at shutdown; offsets not committed, it will be re-delivered');
           return false;
         }
-        this.log.warn({ err, attempt, retryInMs: delay, records: batch.records }, 'ClickHouse write failed; retrying the same batch, offsets not committed');
+        this.log.warn({ err, attempt, retryInMs: delay, records: batch.records, ...traces }, 'ClickHouse write failed; retrying the same batch, offsets not committed');
         await sleep(delay);
         delay = Math.min(delay * 2, this.opts.retryMaxMs ?? 10_000);
       }
     }
     if (this.failing) this.log.info('ClickHouse writes recovered');
     this.failing = false;
-    if (sinkDead) {
-      this.metrics.deadLetters.inc(sinkDead);
-      this.log.warn({ deadLetters: sinkDead }, 'records written to dead_letters');
+    if (sinkDead) this.metrics.deadLetters.inc(sinkDead);
+    if (batch.deadLetters.length) {
+      // Rejected records: the sink's own (undecodable/invalid) and the job's (clicks-dlq), with their traces.
+      const dl = traceSummary(batch.deadLetterTraceIds);
+      this.log.warn({ deadLetters: sinkDead, jobDeadLetters: batch.deadLetters.length - sinkDead, trace_ids: dl.trace_ids, traced: dl.traced }, 'records written to dead_letters');
     }
     if (!this.opts.unsafeCommitFirst) {
       this.crashIfAsked('after the ClickHouse insert, before the offset commit');
@@ -194,13 +199,34 @@ export class AggregateSink {
     this.metrics.batchSeconds.observe(seconds);
     this.batches++;
     this.lastSuccessAt = this.now();
-    this.log.debug({ records: batch.records, aggregates: batch.aggregates.length, late: batch.late.length, watermarks: batch.watermarks.length, seconds }, 'batch stored and committed');
+    this.countRecords(messages);
+    this.log.debug({ records: batch.records, aggregates: batch.aggregates.length, late: batch.late.length, watermarks: batch.watermarks.length, seconds, ...traces }, 'batch stored and committed');
     return true;
+  }
+
+  /** adclick_sink_records_total by kind (the topic's role), once per stored batch. */
+  private countRecords(messages: readonly SinkMessage[]): void {
+    const kindOf = new Map<string, string>(Object.entries(this.opts.topics ?? SINK_TOPICS).map(([kind, topic]) => [topic, kind]));
+    const counts = new Map<string, number>();
+    for (const m of messages) {
+      const kind = kindOf.get(m.topic) ?? 'unknown';
+      counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    }
+    for (const [kind, n] of counts) this.metrics.recordsTotal.inc({ kind }, n);
+  }
+
+  /** The next offset this sink committed per `topic\u0000partition` (for the group-lag metric). */
+  private readonly committed = new Map<string, number>();
+
+  /** Offsets committed by this process so far: partition → next offset. */
+  committedOffsets(): ReadonlyMap<string, number> {
+    return this.committed;
   }
 
   private async commit(commits: TopicPartitionOffset[]): Promise<void> {
     try {
       await this.opts.consumer.commit(commits);
+      for (const c of commits) this.committed.set(`${c.topic}\u0000${c.partition}`, Number(c.offset));
     } catch (err) {
       // The rows are stored; a lost commit only means re-delivery, which collapses.
       this.metrics.commitFailures.inc();

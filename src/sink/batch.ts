@@ -1,7 +1,8 @@
 // One sink batch: Kafka records → rows per table, plus the offsets to commit once the
 // rows are stored. Pure: the same records always give the same rows, so writing a batch
 // again (after a crash before the commit) collapses in the ReplacingMergeTree tables.
-import { ClickEvent, DeadLetter, LateClick, WatermarkProgress, WindowAggregate } from '../shared/proto.ts';
+import { ClickEvent, DeadLetter, LateClick, WatermarkProgress, WindowAggregate, WindowAudit } from '../shared/proto.ts';
+import { auditRow, type WindowAuditRow } from '../store/audit.ts';
 import { DB } from '../store/migrations.ts';
 import { rawClickRow, type RawClickRow } from '../store/raw-clicks.ts';
 import {
@@ -16,6 +17,7 @@ export const SINK_TOPICS = {
   late: 'clicks-late',
   dlq: 'clicks-dlq',
   deduped: 'clicks-deduped',
+  audit: 'click-audit',
 } as const;
 
 export type SinkTopics = { readonly [K in keyof typeof SINK_TOPICS]: string };
@@ -27,6 +29,8 @@ export interface SinkMessage {
   readonly offset: string;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
+  /** W3C trace id from the record's `traceparent` header (trace-context.ts); for log lines only. */
+  readonly traceId?: string;
 }
 
 export interface TopicPartitionOffset { topic: string; partition: number; offset: string }
@@ -39,6 +43,10 @@ export interface SinkBatch {
   /** Every click that passed the Flink dedup (raw_clicks). */
   readonly raw: RawClickRow[];
   readonly deadLetters: DeadLetterRow[];
+  /** Trace ids of the records that became dead letters (either stage), for log lines. */
+  readonly deadLetterTraceIds: string[];
+  /** Per-window audit counts from the job (conservation). */
+  readonly audit: WindowAuditRow[];
   /** Next offset (last + 1) per partition, to commit after the write. */
   readonly commits: TopicPartitionOffset[];
   readonly records: number;
@@ -61,6 +69,8 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
   const late = new Map<string, LateClickRow>();
   const raw = new Map<string, RawClickRow>();
   const deadLetters: DeadLetterRow[] = [];
+  const deadLetterTraceIds: string[] = [];
+  const audit = new Map<string, WindowAuditRow>();
   const next = new Map<string, TopicPartitionOffset>();
 
   for (const m of messages) {
@@ -98,8 +108,22 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
           owners.set(row.ad_id, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }
+        case topics.audit: {
+          let row: WindowAuditRow;
+          try {
+            row = auditRow(decode(WindowAudit, m));
+          } catch (err) {
+            if (err instanceof RecordError) throw err;
+            throw new RecordError('INVALID_FIELD', (err as Error).message);
+          }
+          const key = `${row.window_start}|${row.bucket}`;
+          const cur = audit.get(key);
+          if (!cur || cur.version < row.version) audit.set(key, row);
+          break;
+        }
         case topics.dlq:
           deadLetters.push(deadLetterRow(decode(DeadLetter, m), at));
+          if (m.traceId) deadLetterTraceIds.push(m.traceId);
           break;
         default:
           throw new RecordError('UNKNOWN_TOPIC', `no handler for topic ${m.topic}`);
@@ -107,6 +131,7 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
     } catch (err) {
       const reason = err instanceof RecordError ? err.reason : 'SINK_RECORD_FAILED';
       deadLetters.push(sinkDeadLetterRow(at, m.key, m.value, reason, (err as Error).message, nowMs));
+      if (m.traceId) deadLetterTraceIds.push(m.traceId);
     }
   }
   return {
@@ -116,12 +141,14 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
     late: [...late.values()],
     raw: [...raw.values()],
     deadLetters,
+    deadLetterTraceIds,
+    audit: [...audit.values()],
     commits: [...next.values()],
     records: messages.length,
   };
 }
 
-export const SINK_TABLES = ['dead_letters', 'late_clicks', 'raw_clicks', 'ad_owners', 'click_aggregates', 'pipeline_watermarks'] as const;
+export const SINK_TABLES = ['dead_letters', 'late_clicks', 'raw_clicks', 'ad_owners', 'click_aggregates', 'window_audit', 'pipeline_watermarks'] as const;
 export type SinkTable = (typeof SINK_TABLES)[number];
 
 /**
@@ -138,6 +165,7 @@ export async function writeBatch(store: Store, b: SinkBatch, onTable?: (table: S
     ['raw_clicks', b.raw as unknown as Record<string, unknown>[]],
     ['ad_owners', b.owners as unknown as Record<string, unknown>[]],
     ['click_aggregates', b.aggregates as unknown as Record<string, unknown>[]],
+    ['window_audit', b.audit as unknown as Record<string, unknown>[]],
     ['pipeline_watermarks', b.watermarks as unknown as Record<string, unknown>[]],
   ];
   for (const [table, rows] of plan) {

@@ -7,6 +7,7 @@ import type { KafkaJS as KafkaJSTypes } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../shared/logger.ts';
 import type { SinkMessage, TopicPartitionOffset } from './batch.ts';
 import type { SinkConsumer } from './aggregate-sink.ts';
+import { traceIdFromHeaders } from './trace-context.ts';
 
 const require = createRequire(import.meta.url);
 const { KafkaJS } = require('@confluentinc/kafka-javascript') as { KafkaJS: typeof KafkaJSTypes };
@@ -61,6 +62,7 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
             offset: m.offset,
             key: m.key ?? null,
             value: m.value ?? null,
+            traceId: traceIdFromHeaders(m.headers),
           }));
           let lag: { topic: string; partition: number; lag: number } | undefined;
           const last = batch.messages[batch.messages.length - 1];

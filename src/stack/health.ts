@@ -4,10 +4,13 @@ import { connect } from 'node:net';
 
 export type HealthCheck =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
-  /** Healthy on any 2xx answer. */
-  | { readonly kind: 'http'; readonly url: string }
-  /** Healthy once a stdout/stderr line matches; cannot be re-checked from outside. */
-  | { readonly kind: 'line'; readonly pattern: string }
+  /** Healthy on any 2xx answer (whose body contains `bodyIncludes`, when given). */
+  | { readonly kind: 'http'; readonly url: string; readonly bodyIncludes?: string }
+  /**
+   * Healthy once a stdout/stderr line matches. The line cannot be re-checked from outside:
+   * `status` uses `outside` instead when given (e.g. the Flink job's REST API), else "unknown".
+   */
+  | { readonly kind: 'line'; readonly pattern: string; readonly outside?: HealthCheck }
   /** Arbitrary probe, e.g. a Kafka metadata request; not serialisable either. */
   | {
     readonly kind: 'custom'; readonly describe: string; readonly probe: () => Promise<boolean>;
@@ -19,8 +22,8 @@ export function describeHealth(h: HealthCheck | undefined): string {
   if (!h) return 'none (alive = healthy)';
   switch (h.kind) {
     case 'tcp': return `tcp ${h.host}:${h.port}`;
-    case 'http': return `GET ${h.url}`;
-    case 'line': return `line /${h.pattern}/`;
+    case 'http': return `GET ${h.url}${h.bodyIncludes ? ` with ${h.bodyIncludes}` : ''}`;
+    case 'line': return `line /${h.pattern}/${h.outside ? `, from outside ${describeHealth(h.outside)}` : ''}`;
     case 'custom': return h.describe;
   }
 }
@@ -35,11 +38,13 @@ export function tcpProbe(host: string, port: number, timeoutMs = 1000): Promise<
   });
 }
 
-export async function httpProbe(url: string, timeoutMs = 2000): Promise<boolean> {
+export async function httpProbe(url: string, timeoutMs = 2000, bodyIncludes?: string): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const ok = res.status >= 200 && res.status < 300;
+    if (ok && bodyIncludes !== undefined) return (await res.text()).includes(bodyIncludes);
     await res.body?.cancel();
-    return res.status >= 200 && res.status < 300;
+    return ok;
   } catch {
     return false;
   }
@@ -53,7 +58,7 @@ export async function probe(h: HealthCheck | undefined, lineSeen?: boolean): Pro
   if (!h) return true;
   switch (h.kind) {
     case 'tcp': return tcpProbe(h.host, h.port);
-    case 'http': return httpProbe(h.url);
+    case 'http': return httpProbe(h.url, undefined, h.bodyIncludes);
     case 'line': return lineSeen;
     case 'custom': return h.probe().catch(() => false);
   }
@@ -62,5 +67,8 @@ export async function probe(h: HealthCheck | undefined, lineSeen?: boolean): Pro
 /** The part of a health check that can be written to disk and re-checked by `status`. */
 export function serialisableHealth(h: HealthCheck | undefined): HealthCheck | undefined {
   if (!h) return undefined;
-  return h.kind === 'custom' ? serialisableHealth(h.outside) : h;
+  if (h.kind === 'custom') return serialisableHealth(h.outside);
+  // `status` has no output stream: a line check with an outside probe is stored as that probe.
+  if (h.kind === 'line' && h.outside) return serialisableHealth(h.outside);
+  return h;
 }

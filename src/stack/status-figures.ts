@@ -34,6 +34,44 @@ export function sumMetric(text: string, name: string, match: Record<string, stri
   return total;
 }
 
+/** Every sample of `name` with its labels (Prometheus text format). */
+export function samples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
+  const out: { labels: Record<string, string>; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    const raw = line.slice(name.length).match(/^\{([^}]*)\}/)?.[1] ?? '';
+    const labels: Record<string, string> = {};
+    for (const m of raw.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]!] = m[2]!;
+    const value = Number(line.trim().split(/\s+/).at(-1));
+    if (Number.isFinite(value)) out.push({ labels, value });
+  }
+  return out;
+}
+
+/** Mean of a Prometheus histogram (`_sum` / `_count`), null when it has no observation. */
+export function histogramMean(text: string, name: string): number | null {
+  const sum = sumMetric(text, `${name}_sum`);
+  const count = sumMetric(text, `${name}_count`);
+  return sum === null || !count ? null : sum / count;
+}
+
+/** The pipeline lines of `adclick status` from the serving process's /metrics (the poller's figures and the sink's). */
+export function pipelineLines(serving: string): string[] {
+  const n = (v: number | null) => (v === null ? 'n/a' : Math.round(v).toLocaleString('en-US'));
+  const lines: string[] = [];
+  const late = samples(serving, 'adclick_flink_late_clicks');
+  const lateBy = late.length ? ` (${late.map((s) => `${s.labels.granularity} ${n(s.value)}`).join(', ')})` : '';
+  lines.push(`dropped   duplicates: ${n(sumMetric(serving, 'adclick_flink_duplicates_dropped'))} by the Flink dedup; late: ${n(late.length ? late.reduce((a, s) => a + s.value, 0) : null)}${lateBy}; dead letters: ${n(sumMetric(serving, 'adclick_flink_dead_letters'))} in Flink, ${n(sumMetric(serving, 'adclick_sink_dead_letters_total'))} in the sink`);
+  const lag = samples(serving, 'adclick_sink_consumer_group_lag');
+  const worst = lag.reduce<(typeof lag)[number] | null>((a, s) => (a === null || s.value > a.value ? s : a), null);
+  const rows = histogramMean(serving, 'adclick_sink_batch_rows');
+  const secs = histogramMean(serving, 'adclick_sink_batch_seconds');
+  lines.push(`sink      lag ${n(lag.length ? lag.reduce((a, s) => a + s.value, 0) : null)} records${worst && worst.value > 0 ? ` (most: ${worst.labels.topic}/${worst.labels.partition} ${n(worst.value)})` : ''}, batches ${n(sumMetric(serving, 'adclick_sink_batch_rows_count'))} (mean ${n(rows)} records, ${secs === null ? 'n/a' : `${Math.round(secs * 1000)} ms`}), rows written ${n(sumMetric(serving, 'adclick_sink_rows_total'))}, write failures ${n(sumMetric(serving, 'adclick_sink_write_failures_total'))}${sumMetric(serving, 'adclick_sink_paused') ? ', PAUSED' : ''}`);
+  const delay = sumMetric(serving, 'adclick_pipeline_watermark_delay_seconds');
+  lines.push(`watermark delay ${delay === null ? 'n/a (no watermark stored yet)' : `${delay.toFixed(1)} s`} (now − complete_before: how far closed windows trail the clock)`);
+  return lines;
+}
+
 interface FlinkJobs { jobs: { jid: string; name: string; state: string; 'start-time': number }[] }
 interface FlinkCheckpoints {
   counts: { completed: number; failed: number; in_progress: number };
@@ -42,10 +80,11 @@ interface FlinkCheckpoints {
 
 export async function statusFigures(config: Config, now = Date.now()): Promise<string[]> {
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  const flinkUrl = (config.flinkRestUrl || `http://${host.includes(':') ? `[${host}]` : host}:${config.flinkUiPort}`).replace(/\/$/, '');
   const [gw, serving, jobs] = await Promise.all([
     getText(`http://${host}:${config.gatewayPort}/metrics`),
     getText(`http://127.0.0.1:${config.adminPort}/metrics`),
-    getJson<FlinkJobs>(`http://${host}:${config.flinkUiPort}/jobs/overview`),
+    getJson<FlinkJobs>(`${flinkUrl}/jobs/overview`),
   ]);
   const n = (v: number | null) => (v === null ? 'n/a' : Math.round(v).toLocaleString('en-US'));
   const lines: string[] = [];
@@ -54,16 +93,19 @@ export async function statusFigures(config: Config, now = Date.now()): Promise<s
     const acc = sumMetric(gw, 'adclick_gateway_clicks_total', { outcome: 'accepted' });
     const dup = sumMetric(gw, 'adclick_gateway_clicks_total', { outcome: 'duplicate' });
     const rejected = all === null ? null : all - (acc ?? 0) - (dup ?? 0);
-    lines.push(`gateway   clicks accepted ${n(acc)}, duplicates answered ${n(dup)}, rejected ${n(rejected)}, awaiting Kafka ack ${n(sumMetric(gw, 'adclick_gateway_kafka_inflight'))}, breaker ${sumMetric(gw, 'adclick_gateway_kafka_breaker_open') ? 'OPEN' : 'closed'}`);
+    lines.push(`gateway   clicks accepted ${n(acc)}, duplicates answered (edge dedup) ${n(dup)}, rejected ${n(rejected)}, awaiting Kafka ack ${n(sumMetric(gw, 'adclick_gateway_kafka_inflight'))}, breaker ${sumMetric(gw, 'adclick_gateway_kafka_breaker_open') ? 'OPEN' : 'closed'}`);
   } else lines.push('gateway   n/a (metrics not reachable)');
   const job = jobs?.jobs.find((j) => j.state === 'RUNNING') ?? jobs?.jobs[0];
   if (job) {
-    const cp = await getJson<FlinkCheckpoints>(`http://${host}:${config.flinkUiPort}/jobs/${job.jid}/checkpoints`);
+    const [cp, restarts] = await Promise.all([
+      getJson<FlinkCheckpoints>(`${flinkUrl}/jobs/${job.jid}/checkpoints`),
+      getJson<{ id: string; value: string }[]>(`${flinkUrl}/jobs/${job.jid}/metrics?get=numRestarts`),
+    ]);
     const last = cp?.latest.completed;
-    lines.push(`flink     job ${job.state}${cp ? `, checkpoints ${cp.counts.completed} completed / ${cp.counts.failed} failed` : ''}${last ? `, last #${last.id} took ${last.end_to_end_duration} ms, ${((now - last.latest_ack_timestamp) / 1000).toFixed(1)} s ago` : ''}`);
+    const r = restarts?.find((m) => m.id === 'numRestarts')?.value;
+    lines.push(`flink     job ${job.state}${r !== undefined ? `, restarts ${r}` : ''}${cp ? `, checkpoints ${cp.counts.completed} completed / ${cp.counts.failed} failed` : ''}${last ? `, last #${last.id} took ${last.end_to_end_duration} ms, ${((now - last.latest_ack_timestamp) / 1000).toFixed(1)} s ago` : ''}`);
   } else lines.push('flink     n/a (REST API not reachable)');
-  if (serving) {
-    lines.push(`sink      consumer lag ${n(sumMetric(serving, 'adclick_sink_consumer_lag'))} records, rows written ${n(sumMetric(serving, 'adclick_sink_rows_total'))}, dead letters ${n(sumMetric(serving, 'adclick_sink_dead_letters_total'))}, write failures ${n(sumMetric(serving, 'adclick_sink_write_failures_total'))}${sumMetric(serving, 'adclick_sink_paused') ? ', PAUSED' : ''}`);
-  } else lines.push('sink      n/a (serving admin metrics not reachable)');
+  if (serving) lines.push(...pipelineLines(serving));
+  else lines.push('sink      n/a (serving admin metrics not reachable)');
   return lines;
 }

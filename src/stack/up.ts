@@ -119,7 +119,8 @@ export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRo
     },
     cwd: ctx.repoRoot,
     env: ctx.childEnv,
-    health: { kind: 'line', pattern: 'ADCLICK_FLINK_READY' },
+    // `adclick status` re-checks from outside through the job's REST API (a RUNNING job).
+    health: { kind: 'line', pattern: 'ADCLICK_FLINK_READY', outside: { kind: 'http', url: `http://${urlHost(config.host)}:${config.flinkUiPort}/jobs/overview`, bodyIncludes: '"state":"RUNNING"' } },
     readyTimeoutMs: 180_000,
     stopTimeoutMs: 30_000,
     restart: { when: 'on-failure', backoffMs: 2000 },

@@ -8,7 +8,7 @@ import type { Logger } from '../shared/logger.ts';
 import { capabilitiesFor, STORAGE_POLICY_QUERY, storagePolicyProblem } from './capabilities.ts';
 import { normaliseRows, type JsonResult } from './json-result.ts';
 import { serverParamValues } from './param-binder.ts';
-import type { QueryParams, Store, StoreCapabilities } from './store.ts';
+import type { QueryParams, QuerySettings, Store, StoreCapabilities } from './store.ts';
 
 export interface EmbeddedStoreOptions {
   /** Directory of the chdb data; default `<dataDir>/clickhouse`. */
@@ -58,6 +58,38 @@ export function embeddedStorageConfig(coldPath: string): string {
 `;
 }
 
+/** `sql` with a trailing `SETTINGS name = value, …` clause (chdb has no per-query settings option). */
+export function withSettingsClause(sql: string, settings: QuerySettings): string {
+  const parts: string[] = [];
+  for (const [name, value] of Object.entries(settings)) {
+    if (!/^[a-z_]+$/.test(name)) throw new Error(`invalid setting name ${JSON.stringify(name)}`);
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) throw new Error(`setting ${name} must be finite`);
+      parts.push(`${name} = ${value}`);
+    } else {
+      parts.push(`${name} = '${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
+    }
+  }
+  return parts.length ? `${sql.replace(/[\s;]+$/, '')}\nSETTINGS ${parts.join(', ')}` : sql;
+}
+
+/**
+ * chdb 3.4 quirk: a query that fails after its output began (e.g. a max_result_rows or
+ * max_execution_time cap) leaves its (empty) JSON document in the session, and it comes
+ * out in front of the NEXT query's result. JSON output always starts with `{\n\t"meta"`,
+ * which cannot occur inside a JSON string (newlines there are escaped): keep the last one.
+ */
+function resultJson(r: { json<T>(): T; text(): string }): JsonResult {
+  try {
+    return r.json<JsonResult>();
+  } catch (err) {
+    const text = r.text();
+    const i = text.lastIndexOf('\n{\n\t"meta"');
+    if (i > 0) return JSON.parse(text.slice(i + 1)) as JsonResult;
+    throw err;
+  }
+}
+
 export class EmbeddedStore implements Store {
   readonly kind = 'embedded' as const;
   readonly storagePolicy = EMBEDDED_STORAGE_POLICY;
@@ -95,13 +127,14 @@ export class EmbeddedStore implements Store {
     return join(dataDir, 'clickhouse');
   }
 
-  async query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts: { timeoutMs?: number } = {}): Promise<T[]> {
+  async query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts: { timeoutMs?: number; settings?: QuerySettings } = {}): Promise<T[]> {
     this.assertOpen();
     const qo = { format: 'JSON', timeout: opts.timeoutMs };
+    const text = opts.settings ? withSettingsClause(sql, opts.settings) : sql;
     const r = params && Object.keys(params).length
-      ? await this.session.queryBindAsync(sql, serverParamValues(sql, params), qo)
-      : await this.session.queryAsync(sql, qo);
-    return normaliseRows<T>(r.json<JsonResult>());
+      ? await this.session.queryBindAsync(text, serverParamValues(sql, params), qo)
+      : await this.session.queryAsync(text, qo);
+    return normaliseRows<T>(resultJson(r));
   }
 
   async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {

@@ -2,38 +2,50 @@
 // Typed structurally: store/ does not import query/ (parts only import shared/ and store/).
 import { findApiKey, getApiKeyRecord } from './api-keys.ts';
 import { adOwner, adTotals, campaignOwner, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from './reads.ts';
+import { capError, withLimits, type QueryLimits } from './query-limits.ts';
 import type { GranularityName } from './rows.ts';
 import type { Store } from './store.ts';
 
-export function storeQueryRepository(store: Store, opts: { timeoutMs?: number } = {}) {
-  void opts;
+/**
+ * With `limits`, every read runs under the ClickHouse execution caps (query-limits.ts) and
+ * a cap hit rejects with the documented AppError (503 UNAVAILABLE / 400 QUERY_TOO_EXPENSIVE)
+ * instead of a bare storage error.
+ */
+export function storeQueryRepository(raw: Store, opts: { timeoutMs?: number; limits?: QueryLimits } = {}) {
+  const store = opts.limits ? withLimits(raw, opts.limits) : raw;
+  const capped = async <T,>(read: () => Promise<T>): Promise<T> => {
+    try {
+      return await read();
+    } catch (err) {
+      throw capError(err) ?? err;
+    }
+  };
   return {
-    async findApiKey(keyHash: string) {
+    findApiKey: (keyHash: string) => capped(async () => {
       const r = await getApiKeyRecord(store, keyHash);
       return r ? { advertiserId: r.advertiser_id, revoked: r.revoked } : null;
-    },
-    async campaignOwner(campaignId: number) {
+    }),
+    campaignOwner: (campaignId: number) => capped(async () => {
       const o = await campaignOwner(store, campaignId);
       return o ? { advertiserId: o.advertiser_id } : null;
-    },
-    async adOwner(adId: number) {
+    }),
+    adOwner: (adId: number) => capped(async () => {
       const o = await adOwner(store, adId);
       return o ? { advertiserId: o.advertiser_id, campaignId: o.campaign_id } : null;
-    },
-    async campaignTotals(advertiserId: number) {
-      return (await campaignTotals(store, advertiserId)).map((t) => ({ campaignId: t.campaign_id, clicks: t.total_clicks }));
-    },
-    async series(q: { advertiserId: number; campaignId: number; adId?: number; granularity: GranularityName; fromMs: number; toMs: number }) {
+    }),
+    campaignTotals: (advertiserId: number) => capped(async () =>
+      (await campaignTotals(store, advertiserId)).map((t) => ({ campaignId: t.campaign_id, clicks: t.total_clicks }))),
+    series: (q: { advertiserId: number; campaignId: number; adId?: number; granularity: GranularityName; fromMs: number; toMs: number }) => capped(async () => {
       const r = { advertiserId: q.advertiserId, campaignId: q.campaignId, granularity: q.granularity, from: q.fromMs, to: q.toMs };
       const pts = q.adId === undefined ? await seriesForCampaign(store, r) : await seriesForAd(store, { ...r, adId: q.adId });
       return pts.map((p) => ({ windowStartMs: p.window_start_ms, clicks: p.clicks, revised: p.revised }));
-    },
-    async adTotals(q: { advertiserId: number; campaignId: number; granularity: GranularityName; fromMs: number; toMs: number; limit: number }) {
+    }),
+    adTotals: (q: { advertiserId: number; campaignId: number; granularity: GranularityName; fromMs: number; toMs: number; limit: number }) => capped(async () => {
       const rows = await adTotals(store, { advertiserId: q.advertiserId, campaignId: q.campaignId, granularity: q.granularity, from: q.fromMs, to: q.toMs, limit: q.limit });
       return rows.map((r) => ({ adId: r.ad_id, clicks: r.clicks }));
-    },
-    completeBefore: () => completeBefore(store),
-    ping: () => store.ping(),
+    }),
+    completeBefore: () => capped(() => completeBefore(store)),
+    ping: () => raw.ping(),
   };
 }
 

@@ -1,12 +1,12 @@
 // Server transport: any ClickHouse server or cluster over HTTP (@clickhouse/client).
 // The version is detected at open; engines without server-side parameters (< 19.11)
 // get the same `{name:Type}` SQL bound client-side by param-binder.ts.
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import type { Logger } from '../shared/logger.ts';
 import { capabilitiesFor, missingCapabilities, STORAGE_POLICY_QUERY, storagePolicyProblem } from './capabilities.ts';
 import { normaliseRows, type JsonResult } from './json-result.ts';
 import { bindParams, serverParamValues } from './param-binder.ts';
-import type { QueryParams, Store, StoreCapabilities } from './store.ts';
+import type { QueryParams, QuerySettings, Store, StoreCapabilities } from './store.ts';
 
 export interface ServerStoreOptions {
   readonly url: string;
@@ -74,10 +74,12 @@ export class ServerStore implements Store {
     return { query: bindParams(sql, params) };
   }
 
-  async query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts: { timeoutMs?: number } = {}): Promise<T[]> {
+  async query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts: { timeoutMs?: number; settings?: QuerySettings } = {}): Promise<T[]> {
     this.assertOpen();
     const abort = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
-    const rs = await this.client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort });
+    // Settings travel as HTTP URL parameters, which every server version reads (18.16 included).
+    const clickhouse_settings = opts.settings ? (opts.settings as Record<string, unknown> as ClickHouseSettings) : undefined;
+    const rs = await this.client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort, clickhouse_settings });
     return normaliseRows<T>((await rs.json()) as JsonResult);
   }
 

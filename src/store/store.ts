@@ -25,6 +25,9 @@ export interface StoreCapabilities {
  */
 export type QueryParams = Record<string, string | number | Date | readonly (string | number)[]>;
 
+/** Per-query ClickHouse settings (e.g. the query API's caps, query-limits.ts): names `[a-z_]+`, plain values. */
+export type QuerySettings = Readonly<Record<string, string | number>>;
+
 export interface Store {
   readonly kind: StoreKind;
   readonly capabilities: StoreCapabilities;
@@ -34,7 +37,7 @@ export interface Store {
    */
   readonly storagePolicy: string;
   /** Rows as objects; 64-bit integers are normalised to JS numbers (quoted or not on the wire). */
-  query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts?: { timeoutMs?: number }): Promise<T[]>;
+  query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts?: { timeoutMs?: number; settings?: QuerySettings }): Promise<T[]>;
   /** Insert rows (JSONEachRow semantics: keys are column names). One call = one insert block. */
   insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
   /** DDL and other statements without a result. */

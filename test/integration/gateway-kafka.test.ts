@@ -28,6 +28,7 @@ function click(over: Record<string, unknown> = {}) {
 }
 
 async function gateway(topic: string, opts: { redisUrl?: string; produceTimeoutMs?: number } = {}) {
+  // Wired as main.ts does: the Redis limiter also answers admission (rate limit + dedup read in one script).
   const redis = createOptionalRedis(opts.redisUrl ?? 'redis://127.0.0.1:6379', logger);
   if (redis && !opts.redisUrl) await new Promise((r) => redis.once('ready', r));
   const publisher = await createClickPublisher({
@@ -36,11 +37,13 @@ async function gateway(topic: string, opts: { redisUrl?: string; produceTimeoutM
   });
   for (let i = 0; i < 200 && !publisher.ready(); i++) await new Promise((r) => setTimeout(r, 50));
   assert.ok(publisher.ready(), 'producer connected');
+  const rateLimiter = createRateLimiter(redis, { perSecond: 100_000, burst: 100_000 });
   const app = buildGatewayApp({
     options: { signingKeys: KEYS, maxClickAgeMs: 86_400_000, maxClockSkewMs: 300_000, maxBodyBytes: 4096, maxBatchBodyBytes: 1 << 20, maxBatchClicks: 1000, trustedProxies: [], retryAfterSec: 1, ipHashKey: 'k', gatewayId: 'it' },
     publisher,
     dedup: createEdgeDedup(redis, 3600, () => {}),
-    rateLimiter: createRateLimiter(redis, { perSecond: 100_000, burst: 100_000 }),
+    rateLimiter,
+    admission: rateLimiter,
     logger,
     registry: createRegistry('gateway', false),
   });
@@ -53,8 +56,18 @@ async function gateway(topic: string, opts: { redisUrl?: string; produceTimeoutM
   return { app, publisher, redis, close };
 }
 
-const post = (app: Awaited<ReturnType<typeof gateway>>['app'], url: string, body: unknown) =>
-  app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+const post = (app: Awaited<ReturnType<typeof gateway>>['app'], url: string, body: unknown, headers: Record<string, string> = {}) =>
+  app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+
+/** The edge-dedup mark is written right after the ack, not awaited by the answer: poll briefly. */
+async function eventuallyExists(redis: Redis, key: string, timeoutMs = 3000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await redis.exists(key);
+    if (n === 1 || Date.now() > deadline) return n;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** Everything currently in the topic (read_committed, from the beginning). */
 async function readTopic(topic: string, expectAtLeast: number, timeoutMs = 20_000) {
@@ -63,11 +76,13 @@ async function readTopic(topic: string, expectAtLeast: number, timeoutMs = 20_00
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [topic] });
-  const out: { key: string; value: ReturnType<typeof ClickEvent.decode> }[] = [];
+  const out: { key: string; value: ReturnType<typeof ClickEvent.decode>; headers: Record<string, string> }[] = [];
   let lastGrowth = Date.now();
   await consumer.run({
     eachMessage: async ({ message }) => {
-      out.push({ key: message.key!.toString(), value: ClickEvent.decode(message.value!) });
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
+      out.push({ key: message.key!.toString(), value: ClickEvent.decode(message.value!), headers });
       lastGrowth = Date.now();
     },
   });
@@ -126,7 +141,7 @@ test('(b) a repeated impression answers duplicate and writes nothing (Redis edge
   const { app, redis } = await gateway(topic);
   const c = click();
   assert.equal((await post(app, '/v1/clicks', c)).json().status, 'accepted');
-  assert.equal(await redis!.exists(`adclick:seen:click:${c.impression_id}`), 1, 'marked in Redis after the ack');
+  assert.equal(await eventuallyExists(redis!, `adclick:seen:click:${c.impression_id}`), 1, 'marked in Redis after the ack');
   for (let i = 0; i < 3; i++) assert.deepEqual((await post(app, '/v1/clicks', c)).json(), { status: 'duplicate' });
   const b = (await post(app, '/v1/clicks/batch', { clicks: [c, c] })).json();
   assert.deepEqual(b.results.map((r: { status: string }) => r.status), ['duplicate', 'duplicate']);
@@ -202,4 +217,65 @@ test('rate limit in Redis is shared by gateway instances (GCRA, Retry-After)', a
   for (let i = 0; i < 6; i++) results.push(await (i % 2 ? la : lb).check(ip));
   assert.deepEqual(results.map((r) => r.allowed), [true, true, true, true, false, false]);
   assert.ok(results[4]!.retryAfterMs > 0 && results[4]!.retryAfterMs <= 500, `retry after ${results[4]!.retryAfterMs} ms`);
+});
+
+test('trace context: records carry traceparent with the incoming trace id, or a new trace; traceresponse matches', async () => {
+  const topic = await newTopic('clicks-trace');
+  const { app } = await gateway(topic);
+  const traceId = randomBytes(16).toString('hex');
+  const callerSpan = randomBytes(8).toString('hex');
+  const joined = click();
+  const r1 = await post(app, '/v1/clicks', joined, { traceparent: `00-${traceId}-${callerSpan}-01` });
+  assert.equal(r1.statusCode, 202, r1.body);
+  const fresh = click();
+  const r2 = await post(app, '/v1/clicks', fresh);
+  assert.equal(r2.statusCode, 202, r2.body);
+  const batch = [click(), click()];
+  const r3 = await post(app, '/v1/clicks/batch', { clicks: batch }, { traceparent: `00-${traceId}-${callerSpan}-00` });
+  assert.equal(r3.statusCode, 200, r3.body);
+
+  const got = new Map((await readTopic(topic, 4)).map((r) => [r.value.impressionId, r.headers.traceparent]));
+  assert.equal(got.size, 4);
+  const TP = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+  const t1 = TP.exec(got.get(joined.impression_id) ?? '');
+  assert.ok(t1, `joined record traceparent: ${got.get(joined.impression_id)}`);
+  assert.equal(t1[1], traceId, 'the incoming trace id travels with the record');
+  assert.notEqual(t1[2], callerSpan, 'the parent is the gateway span');
+  assert.equal(t1[3], '01');
+  assert.equal(r1.headers.traceresponse, got.get(joined.impression_id));
+
+  const t2 = TP.exec(got.get(fresh.impression_id) ?? '');
+  assert.ok(t2, `fresh record traceparent: ${got.get(fresh.impression_id)}`);
+  assert.notEqual(t2[1], traceId, 'a request without traceparent starts a new trace');
+  assert.notEqual(t2[1], '0'.repeat(32));
+  assert.equal(t2[3], '01');
+  assert.equal(r2.headers.traceresponse, got.get(fresh.impression_id));
+
+  const b = batch.map((c) => got.get(c.impression_id));
+  assert.equal(b[0], b[1], 'all records of one batch request carry the same traceparent');
+  assert.equal(TP.exec(b[0] ?? '')?.[1], traceId);
+  assert.equal(TP.exec(b[0] ?? '')?.[3], '00', 'flags come from the incoming header');
+});
+
+test('admission script on real Redis: one call rate-limits and reads edge dedup; marks are written together', async () => {
+  const r = new Redis('redis://127.0.0.1:6379');
+  after(() => r.disconnect());
+  if (r.status !== 'ready') await new Promise((res) => r.once('ready', res));
+  const limiter = createRateLimiter(r, { perSecond: 1, burst: 2 });
+  const dedup = createEdgeDedup(r, 60, (err) => assert.fail(String(err)));
+  const k = (n: number) => `adclick:seen:click:it_${run}_adm_${n}`;
+  const ip = `203.0.113.${Math.floor(Math.random() * 250)}-${run}`;
+  await Promise.all([dedup.mark([k(1)]), dedup.mark([k(2), k(3)])]);
+  const ttl = await r.ttl(k(2));
+  assert.ok(ttl > 0 && ttl <= 60, `marked with the TTL (${ttl})`);
+  const a1 = await limiter.admit(ip, [k(1), k(4), k(3)]);
+  assert.deepEqual(a1, { decision: { allowed: true, retryAfterMs: 0 }, seen: [true, false, true] });
+  const a2 = await limiter.admit(ip, [k(4)]);
+  assert.equal(a2.decision.allowed, true);
+  const a3 = await limiter.admit(ip, [k(1)]);
+  assert.equal(a3.decision.allowed, false, 'third request inside a burst of 2 at 1/s is limited');
+  assert.ok(a3.decision.retryAfterMs > 0 && a3.decision.retryAfterMs <= 1000, String(a3.decision.retryAfterMs));
+  assert.deepEqual(a3.seen, [false], 'a limited request reads nothing');
+  // The limit is the same bucket the plain check uses (error paths count against it too).
+  assert.equal((await limiter.check(ip)).allowed, false);
 });

@@ -10,7 +10,7 @@ import { FakeDedup, FakeLimiter, FakePublisher } from './fakes.ts';
 const NOW = 1_764_237_600_000;
 const KEYS = new Map([['k1', 'secret-one'], ['k2', 'secret-two']]);
 
-function setup() {
+function setup(logger = pino({ level: 'silent' })) {
   const publisher = new FakePublisher();
   const dedup = new FakeDedup();
   const limiter = new FakeLimiter();
@@ -20,7 +20,7 @@ function setup() {
       maxBatchBodyBytes: 1024 * 1024, maxBatchClicks: 1000, trustedProxies: ['10.0.0.1'], retryAfterSec: 2,
       ipHashKey: 'ip-key', gatewayId: 'test-gw',
     },
-    publisher, dedup, rateLimiter: limiter, logger: pino({ level: 'silent' }), registry: createRegistry('gateway', false), now: () => NOW,
+    publisher, dedup, rateLimiter: limiter, logger, registry: createRegistry('gateway', false), now: () => NOW,
   });
   return { app, publisher, dedup, limiter };
 }
@@ -222,4 +222,69 @@ test('health, readiness and metrics', async () => {
   assert.match(m.body, /adclick_gateway_requests_total\{route="\/v1\/clicks",status="503"/);
   assert.match(m.body, /adclick_gateway_clicks_total\{outcome="UNAVAILABLE"/);
   assertError(await app.inject('/nope'), 404, 'NOT_FOUND');
+});
+
+// ---- W3C trace context ----------------------------------------------------------------
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const TP = `00-${TRACE}-00f067aa0ba902b7-01`;
+const TRACE_HEADER = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const json = (extra: Record<string, string> = {}) => ({ 'content-type': 'application/json', ...extra });
+
+test('trace: a valid incoming traceparent is continued in the Kafka header and traceresponse, with the gateway span', async () => {
+  const { app, publisher } = setup();
+  const res = await post(app, '/v1/clicks', click(), json({ traceparent: TP }));
+  assert.equal(res.statusCode, 202);
+  const rec = publisher.records[0]!;
+  const tp = rec.headers?.[0]?.traceparent;
+  const m = TRACE_HEADER.exec(tp ?? '');
+  assert.ok(m, `record traceparent ${tp}`);
+  assert.equal(m[1], TRACE);
+  assert.notEqual(m[2], '00f067aa0ba902b7', 'parent is the gateway span, not the caller span');
+  assert.equal(m[3], '01');
+  assert.equal(res.headers.traceresponse, tp, 'traceresponse = the header the records carry');
+  assert.deepEqual(res.json(), { status: 'accepted' }, 'nothing added to the body');
+});
+
+test('trace: without (or with an invalid) traceparent a new trace starts; every request gets its own', async () => {
+  const { app, publisher } = setup();
+  await post(app, '/v1/clicks', click());
+  await post(app, '/v1/clicks', click(), json({ traceparent: `00-${TRACE.toUpperCase()}-00f067aa0ba902b7-01` }));
+  await post(app, '/v1/clicks', click(), json({ traceparent: `00-${'0'.repeat(32)}-00f067aa0ba902b7-01` }));
+  const ids = publisher.records.map((r) => TRACE_HEADER.exec(r.headers?.[0]?.traceparent ?? ''));
+  assert.equal(ids.length, 3);
+  for (const m of ids) {
+    assert.ok(m);
+    assert.notEqual(m[1], TRACE);
+    assert.notEqual(m[1], TRACE.toLowerCase().replace(/./g, '0'));
+    assert.equal(m[3], '01', 'a new trace is sampled');
+  }
+  assert.equal(new Set(ids.map((m) => m![1])).size, 3);
+});
+
+test('trace: all records of a batch carry the same traceparent; errors carry traceresponse too', async () => {
+  const { app, publisher } = setup();
+  const res = await post(app, '/v1/clicks/batch', { clicks: [click(), click(), click()] }, json({ traceparent: TP }));
+  assert.equal(res.statusCode, 200);
+  const headers = new Set(publisher.records.map((r) => r.headers?.[0]?.traceparent));
+  assert.equal(publisher.records.length, 3);
+  assert.equal(headers.size, 1);
+  assert.equal([...headers][0], res.headers.traceresponse);
+  assert.equal(TRACE_HEADER.exec(res.headers.traceresponse as string)?.[1], TRACE);
+  const bad = await post(app, '/v1/clicks', '{', json({ traceparent: TP }));
+  assert.equal(bad.statusCode, 400);
+  assert.equal(TRACE_HEADER.exec(bad.headers.traceresponse as string)?.[1], TRACE);
+  assertError(bad, 400, 'INVALID_JSON');
+});
+
+test('trace: log lines about a request carry its trace_id', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const { app, publisher } = setup(logger);
+  // An unexpected failure is logged through the request logger.
+  publisher.publish = () => { throw new Error('boom'); };
+  const res = await post(app, '/v1/clicks', click(), json({ traceparent: TP }));
+  assert.equal(res.statusCode, 500);
+  const line = lines.find((l) => l.msg === 'unhandled error');
+  assert.ok(line, JSON.stringify(lines));
+  assert.equal(line.trace_id, TRACE);
 });

@@ -53,3 +53,11 @@ test('signing keys: pairs, rotation, errors', () => {
   assert.throws(() => parseSigningKeys('k1:'), /key_id:secret/);
   assert.throws(() => parseSigningKeys('k1:a,k1:b'), /twice/);
 });
+
+test('dedup horizons must nest: Redis TTL covers max click age + skew', async () => {
+  const { loadConfig: load, dedupHorizonProblem } = await import('../../../src/shared/config.ts');
+  assert.equal(dedupHorizonProblem(load({})), null, 'defaults nest');
+  assert.throws(() => load({ ADCLICK_EDGE_DEDUP_TTL_SEC: '3600' }), /ADCLICK_EDGE_DEDUP_TTL_SEC \(3600 s\) must be at least/);
+  assert.throws(() => load({ ADCLICK_MAX_CLICK_AGE_MS: String(30 * 86_400_000), ADCLICK_EDGE_DEDUP_TTL_SEC: String(31 * 86_400) }), /clicks topic retention/);
+  assert.doesNotThrow(() => load({ ADCLICK_MAX_CLICK_AGE_MS: String(3_600_000), ADCLICK_EDGE_DEDUP_TTL_SEC: '3900' }));
+});

@@ -11,6 +11,7 @@ import io.adclick.flink.serde.ClickDeserializationSchema;
 import io.adclick.flink.serde.ProtoConverters;
 import io.adclick.flink.serde.ReasonCodes;
 import io.adclick.flink.serde.Serializers;
+import io.adclick.flink.serde.TraceContextTest;
 import io.adclick.proto.v1.ClickEvent;
 import io.adclick.proto.v1.Granularity;
 import io.adclick.proto.v1.LateClick;
@@ -93,6 +94,11 @@ class PipelineITCase {
     private static final long[] SIZES = {60_000L, 300_000L, 3_600_000L};
     private static final Granularity[] GRANS = {Granularity.GRANULARITY_1M, Granularity.GRANULARITY_5M, Granularity.GRANULARITY_1H};
 
+    /** A deterministic 32-hex trace id per label. */
+    private static String traceOf(String label) {
+        return java.util.UUID.nameUUIDFromBytes(label.getBytes(java.nio.charset.StandardCharsets.UTF_8)).toString().replace("-", "");
+    }
+
     private static String key(Granularity g, long ad, long start) {
         return g.getNumber() + "|" + ad + "|" + start;
     }
@@ -146,12 +152,20 @@ class PipelineITCase {
         }
 
         // Kafka-level input, through the real deserializer, plus poison records
+        // Every record carries a W3C traceparent (as the gateway writes it), a different trace per record, so a
+        // retried duplicate has a trace of its own.
         List<IngestRecord> input = new ArrayList<>();
         long offset = 0;
+        Map<String, Set<String>> tracesOf = new HashMap<>(); // impression id -> traces of its records (retries included)
         for (ClickEvent e : stream) {
-            input.add(deser.convert(TestClicks.record(offset++, Long.toString(e.getAdId()), e.toByteArray())));
+            String trace = traceOf("rec-" + offset);
+            tracesOf.computeIfAbsent(e.getImpressionId(), k -> new java.util.HashSet<>()).add(trace);
+            input.add(deser.convert(TraceContextTest.traced(
+                    TestClicks.record(offset++, Long.toString(e.getAdId()), e.toByteArray()), "00-" + trace + "-00f067aa0ba902b7-01")));
         }
-        input.add(100, deser.convert(TestClicks.record(offset++, "1", new byte[] {0x0A, (byte) 0xFF, 0x7F})));
+        String poisonTrace = traceOf("poison");
+        input.add(100, deser.convert(TraceContextTest.traced(
+                TestClicks.record(offset++, "1", new byte[] {0x0A, (byte) 0xFF, 0x7F}), "00-" + poisonTrace + "-00f067aa0ba902b7-01")));
         input.add(200, deser.convert(TestClicks.record(offset++, "1", ClickEvent.newBuilder().setImpressionId("x").build().toByteArray())));
         input.add(300, deser.convert(TestClicks.record(offset++, null, null)));
 
@@ -246,6 +260,43 @@ class PipelineITCase {
             assertEquals(Long.toString(c.adId), new String(rec.key(), java.nio.charset.StandardCharsets.UTF_8));
             assertEquals(byId.get(c.impressionId + "|" + c.eventType), ClickEvent.parseFrom(rec.value()), "original event");
         }
+
+        // --- trace context ---------------------------------------------------------------------
+        // The source feeds the parallel split round-robin, so which occurrence of a retried click reaches dedup
+        // first is not fixed; the survivor must keep the trace of one of ITS OWN records (retries have other
+        // traces), and it is written as a traceparent continuing that trace.
+        Map<String, String> keptTrace = new HashMap<>();
+        for (Click c : deduped) {
+            assertTrue(tracesOf.get(c.impressionId).contains(c.traceId), "deduped click keeps the trace of one of its records: " + c);
+            TraceContextTest.assertContinues(ser.serialize(c, null, null), c.traceId, "01");
+            keptTrace.put(c.impressionId, c.traceId);
+        }
+        // Each aggregate emission carries the trace of a click that was counted in that very window (the most
+        // recent one to change it): a kept trace of a click in the window, not late for that granularity.
+        Set<String> lateFor = late.stream().map(l -> l.granularity.proto.getNumber() + "|" + l.click.impressionId).collect(Collectors.toSet());
+        Map<String, Set<String>> windowTraces = new HashMap<>();
+        for (Click c : deduped) {
+            for (int g = 0; g < 3; g++) {
+                if (lateFor.contains(GRANS[g].getNumber() + "|" + c.impressionId)) continue;
+                long start = c.eventTimeMs - Math.floorMod(c.eventTimeMs, SIZES[g]);
+                windowTraces.computeIfAbsent(key(GRANS[g], c.adId, start), k -> new java.util.HashSet<>()).add(c.traceId);
+            }
+        }
+        Serializers.WindowAggregateSerializer aggSer = new Serializers.WindowAggregateSerializer("click-aggregates");
+        for (Object o : RESULTS.getOrDefault("agg", List.of())) {
+            WindowResult r = (WindowResult) o;
+            String k = key(r.granularity.proto, r.adId, r.windowStartMs);
+            assertTrue(windowTraces.getOrDefault(k, Set.of()).contains(r.traceId), "aggregate " + r + " carries the trace of a click it counted");
+            TraceContextTest.assertContinues(aggSer.serialize(r, null, null), r.traceId, "01");
+        }
+        Serializers.LateClickSerializer lateSer = new Serializers.LateClickSerializer("clicks-late");
+        for (LateClickRecord l : late) {
+            assertEquals(keptTrace.get(l.click.impressionId), l.click.traceId, "late click keeps its trace");
+            TraceContextTest.assertContinues(lateSer.serialize(l, null, null), l.click.traceId, "01");
+        }
+        DeadLetterRecord poison = dlq.stream().filter(d -> d.reason.equals(ReasonCodes.PROTOBUF_DECODE_FAILED)).findFirst().orElseThrow();
+        assertEquals(poisonTrace, poison.traceId, "a dead letter keeps the trace of its record");
+        TraceContextTest.assertContinues(new Serializers.DeadLetterSerializer("clicks-dlq").serialize(poison, null, null), poisonTrace, "01");
 
         List<WatermarkProgressRecord> wms = (List<WatermarkProgressRecord>) (List<?>) RESULTS.getOrDefault("wm", List.of());
         for (int s = 0; s < 2; s++) {

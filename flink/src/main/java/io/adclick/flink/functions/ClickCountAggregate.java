@@ -4,7 +4,10 @@ import io.adclick.flink.model.Click;
 
 import org.apache.flink.api.common.functions.AggregateFunction;
 
-/** Incremental per-(ad, window) aggregate: count and newest gateway receive time. */
+/**
+ * Incremental per-(ad, window) aggregate: count, newest gateway receive time, and the W3C trace of the most
+ * recent click that changed the window (observability only; the count never depends on it).
+ */
 public class ClickCountAggregate implements AggregateFunction<Click, ClickCountAggregate.Acc, ClickCountAggregate.Acc> {
     private static final long serialVersionUID = 1L;
 
@@ -14,6 +17,12 @@ public class ClickCountAggregate implements AggregateFunction<Click, ClickCountA
         public long maxReceivedAtMs = Long.MIN_VALUE;
         public long campaignId;
         public long advertiserId;
+        /**
+         * Trace id and flags of the last click added (null: that click had no trace). New POJO fields: window
+         * state from checkpoints taken before they existed restores with null here (POJO schema evolution).
+         */
+        public String traceId;
+        public int traceFlags;
 
         public Acc() {}
     }
@@ -31,6 +40,8 @@ public class ClickCountAggregate implements AggregateFunction<Click, ClickCountA
         }
         acc.count++;
         acc.maxReceivedAtMs = Math.max(acc.maxReceivedAtMs, c.receivedAtMs);
+        acc.traceId = c.traceId;
+        acc.traceFlags = c.traceFlags;
         return acc;
     }
 
@@ -47,6 +58,9 @@ public class ClickCountAggregate implements AggregateFunction<Click, ClickCountA
         m.advertiserId = first.advertiserId;
         m.count = a.count + b.count;
         m.maxReceivedAtMs = Math.max(a.maxReceivedAtMs, b.maxReceivedAtMs);
+        Acc traced = b.traceId != null ? b : a;
+        m.traceId = traced.traceId;
+        m.traceFlags = traced.traceFlags;
         return m;
     }
 }

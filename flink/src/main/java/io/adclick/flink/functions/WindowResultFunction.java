@@ -39,6 +39,8 @@ public class WindowResultFunction
         r.finalFiring = ctx.currentWatermark() >= w.maxTimestamp();
         r.emittedAtMs = ctx.currentProcessingTime();
         r.maxReceivedAtMs = acc.maxReceivedAtMs == Long.MIN_VALUE ? 0 : acc.maxReceivedAtMs;
+        r.traceId = acc.traceId;
+        r.traceFlags = acc.traceFlags;
         out.collect(r);
     }
 }

@@ -19,6 +19,13 @@ public class Click {
     public long receivedAtMs;
     /** The original ClickEvent protobuf bytes as read from Kafka. */
     public byte[] raw;
+    /**
+     * W3C trace id (32 lowercase hex) from the record's {@code traceparent} header, null when it had none.
+     * Observability only: never part of the dedup key, the counts, equals or hashCode.
+     */
+    public String traceId;
+    /** W3C trace flags of that header (bit 0: sampled). */
+    public int traceFlags;
 
     public Click() {}
 

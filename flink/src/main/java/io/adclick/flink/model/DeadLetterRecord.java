@@ -11,6 +11,9 @@ public class DeadLetterRecord {
     public String reason;
     public String detail;
     public long detectedAtMs;
+    /** Trace id of the source record's traceparent header (null: none or invalid); written back as a header. */
+    public String traceId;
+    public int traceFlags;
 
     public DeadLetterRecord() {}
 

@@ -16,6 +16,9 @@ public class WindowResult {
     public long watermarkMs;
     public long emittedAtMs;
     public long maxReceivedAtMs;
+    /** Trace of the most recent click that changed this window (null: untraced); written as a traceparent header. */
+    public String traceId;
+    public int traceFlags;
 
     public WindowResult() {}
 

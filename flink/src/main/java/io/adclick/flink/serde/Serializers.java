@@ -11,11 +11,14 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /**
  * Kafka record serializers for the five output topics. Record timestamps are left to the producer
- * (create time), the partition to the default partitioner over the key.
+ * (create time), the partition to the default partitioner over the key. Every record derived from a traced
+ * click (aggregate: the most recent click that changed the window) carries a {@code traceparent} header with
+ * the click's trace id and a new span id ({@link TraceContext}).
  */
 public final class Serializers {
     /** Header carried by late clicks: the window granularity the click missed ("1m", "5m", "1h"). */
@@ -36,9 +39,9 @@ public final class Serializers {
 
         @Override
         public ProducerRecord<byte[], byte[]> serialize(WindowResult r, KafkaSinkContext ctx, Long timestamp) {
-            return new ProducerRecord<>(topic,
+            return new ProducerRecord<>(topic, null, null,
                     ProtoConverters.utf8(ProtoConverters.windowKey(r.granularity, r.adId, r.windowStartMs)),
-                    ProtoConverters.toProto(r).toByteArray());
+                    ProtoConverters.toProto(r).toByteArray(), TraceContext.headers(r.traceId, r.traceFlags));
         }
     }
 
@@ -73,11 +76,13 @@ public final class Serializers {
 
         @Override
         public ProducerRecord<byte[], byte[]> serialize(LateClickRecord r, KafkaSinkContext ctx, Long timestamp) {
+            List<Header> headers = new ArrayList<>(3);
+            headers.add(new RecordHeader(HEADER_GRANULARITY, ProtoConverters.utf8(r.granularity.label)));
+            headers.add(new RecordHeader(HEADER_WINDOW_START, ProtoConverters.utf8(Long.toString(r.windowStartMs))));
+            headers.addAll(TraceContext.headers(r.click.traceId, r.click.traceFlags));
             return new ProducerRecord<>(topic, null, null,
                     ProtoConverters.utf8(ProtoConverters.windowKey(r.granularity, r.click.adId, r.windowStartMs)),
-                    ProtoConverters.toProto(r).toByteArray(),
-                    List.<Header>of(new RecordHeader(HEADER_GRANULARITY, ProtoConverters.utf8(r.granularity.label)),
-                            new RecordHeader(HEADER_WINDOW_START, ProtoConverters.utf8(Long.toString(r.windowStartMs)))));
+                    ProtoConverters.toProto(r).toByteArray(), headers);
         }
     }
 
@@ -96,7 +101,8 @@ public final class Serializers {
         @Override
         public ProducerRecord<byte[], byte[]> serialize(Click c, KafkaSinkContext ctx, Long timestamp) {
             byte[] value = c.raw != null ? c.raw : ProtoConverters.toClickEvent(c).toByteArray();
-            return new ProducerRecord<>(topic, ProtoConverters.utf8(Long.toUnsignedString(c.adId)), value);
+            return new ProducerRecord<>(topic, null, null, ProtoConverters.utf8(Long.toUnsignedString(c.adId)), value,
+                    TraceContext.headers(c.traceId, c.traceFlags));
         }
     }
 
@@ -111,7 +117,8 @@ public final class Serializers {
 
         @Override
         public ProducerRecord<byte[], byte[]> serialize(DeadLetterRecord r, KafkaSinkContext ctx, Long timestamp) {
-            return new ProducerRecord<>(topic, r.key, ProtoConverters.toProto(r).toByteArray());
+            return new ProducerRecord<>(topic, null, null, r.key, ProtoConverters.toProto(r).toByteArray(),
+                    TraceContext.headers(r.traceId, r.traceFlags));
         }
     }
 }
