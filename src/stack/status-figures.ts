@@ -67,6 +67,13 @@ export function pipelineLines(serving: string): string[] {
   const rows = histogramMean(serving, 'adclick_sink_batch_rows');
   const secs = histogramMean(serving, 'adclick_sink_batch_seconds');
   lines.push(`sink      lag ${n(lag.length ? lag.reduce((a, s) => a + s.value, 0) : null)} records${worst && worst.value > 0 ? ` (most: ${worst.labels.topic}/${worst.labels.partition} ${n(worst.value)})` : ''}, batches ${n(sumMetric(serving, 'adclick_sink_batch_rows_count'))} (mean ${n(rows)} records, ${secs === null ? 'n/a' : `${Math.round(secs * 1000)} ms`}), rows written ${n(sumMetric(serving, 'adclick_sink_rows_total'))}, write failures ${n(sumMetric(serving, 'adclick_sink_write_failures_total'))}${sumMetric(serving, 'adclick_sink_paused') ? ', PAUSED' : ''}`);
+  const checked = sumMetric(serving, 'adclick_conservation_checked_windows');
+  if (checked !== null) {
+    const unb = sumMetric(serving, 'adclick_conservation_unbalanced_windows');
+    lines.push(`conserve  ${n(checked)} closed windows checked, ${unb ? `${n(unb)} UNBALANCED` : '0 unbalanced'}: accepted ${n(sumMetric(serving, 'adclick_conservation_accepted'))} = served ${n(sumMetric(serving, 'adclick_conservation_served'))} (late ${n(sumMetric(serving, 'adclick_conservation_late'))}) + duplicates ${n(sumMetric(serving, 'adclick_conservation_duplicates'))} + rejected ${n(sumMetric(serving, 'adclick_conservation_rejected'))}`);
+  }
+  const disks = samples(serving, 'adclick_store_aggregate_rows');
+  if (disks.length) lines.push(`storage   aggregate rows ${disks.map((d) => `${d.labels.disk === 'default' ? 'hot' : d.labels.disk} ${n(d.value)}`).join(', ')}`);
   const delay = sumMetric(serving, 'adclick_pipeline_watermark_delay_seconds');
   lines.push(`watermark delay ${delay === null ? 'n/a (no watermark stored yet)' : `${delay.toFixed(1)} s`} (now − complete_before: how far closed windows trail the clock)`);
   return lines;

@@ -6,6 +6,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
 import { conservation } from './audit.ts';
+import { aggregatesByDisk } from './migrations.ts';
 import { completeBefore } from './reads.ts';
 import type { Store } from './store.ts';
 
@@ -28,11 +29,14 @@ export function startConservationMonitor(store: Store, registry: Registry, logge
   const unbalanced = g('adclick_conservation_unbalanced_windows', 'Closed windows (any granularity) where accepted != served + duplicates + rejected');
   const checked = g('adclick_conservation_checked_windows', 'Windows checked in the last pass');
   const lastCheck = g('adclick_conservation_last_check_seconds', 'Unix time of the last completed check');
+  const byDisk = new Gauge({ name: 'adclick_store_aggregate_rows', help: 'Rows of click_aggregates in active parts per disk (default = hot volume, cold = cold volume)', labelNames: ['disk'], registers: [registry] });
   let running = false;
   const checkNow = async () => {
     if (running) return;
     running = true;
     try {
+      byDisk.reset();
+      for (const d of await aggregatesByDisk(store).catch(() => [])) byDisk.set({ disk: d.disk_name }, Number(d.rows));
       const wm = await completeBefore(store);
       if (wm === null) return;
       const to = wm - o.settleMs;
