@@ -151,7 +151,15 @@ function renderControls(now) {
     b.disabled = !allowed.includes(g);
     setAttr(b, 'title', b.disabled ? `More than ${MAX_WINDOWS.toLocaleString('en-US')} windows in this range` : null);
   }
-  if (!state.range.preset) show(byId('custom-range'), true);
+  if (!state.range.preset) {
+    const form = byId('custom-range');
+    show(form, true);
+    // Show the applied range (e.g. after a reload), unless the user is editing it.
+    if (!form.contains(document.activeElement)) {
+      byId('custom-from').value = toLocalInputValue(state.range.fromMs);
+      byId('custom-to').value = toLocalInputValue(state.range.toMs);
+    }
+  }
   setAttr(byId('custom-toggle'), 'aria-expanded', !byId('custom-range').hidden);
 }
 

@@ -8,6 +8,8 @@ import { formatUtc } from './format.js';
 const CLOSED = '#1f5fbf';
 const OPEN = '#c26a00';
 const DAY_S = 86_400;
+/** Whole-number tick steps for the click axis (uPlot's defaults include 0.2, 0.5...). */
+const COUNT_STEPS = Array.from({ length: 10 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
 
 /** Tick labels in UTC, 24-hour: `10:05`, or `11-27 10:00` when the view spans days. */
 function tickLabels(u, splits) {
@@ -59,7 +61,7 @@ export class SeriesChart {
         { stroke: '#4a5560', grid: { stroke: '#e6e9ed' }, values: tickLabels,
           // Room for `11-27 10:00` labels when the view spans days.
           space: (_u, _i, min, max) => (max - min > DAY_S ? 110 : 60) },
-        { stroke: '#4a5560', grid: { stroke: '#e6e9ed' }, size: 60 },
+        { stroke: '#4a5560', grid: { stroke: '#e6e9ed' }, size: 60, incrs: COUNT_STEPS },
       ],
       cursor: {
         drag: { x: true, y: false, setScale: true },

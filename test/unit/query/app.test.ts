@@ -36,7 +36,7 @@ function assertError(res: { statusCode: number; json(): unknown; headers: Record
   assert.deepEqual(Object.keys(body), ['error']);
 }
 
-test('/healthz, /readyz, dashboard placeholder', async () => {
+test('/healthz, /readyz, the dashboard page', async () => {
   const { app, repo } = setup();
   assert.deepEqual((await app.inject('/healthz')).json(), { status: 'ok' });
   const ready = await app.inject('/readyz');
@@ -44,7 +44,7 @@ test('/healthz, /readyz, dashboard placeholder', async () => {
   const page = await app.inject('/');
   assert.equal(page.statusCode, 200);
   assert.match(String(page.headers['content-type']), /^text\/html/);
-  assert.match(page.body, /dashboard is coming/i);
+  assert.match(page.body, /AdClick dashboard/);
 
   repo.failure = new Error('connect ECONNREFUSED');
   const down = await app.inject('/readyz');
