@@ -123,7 +123,8 @@ public final class PipelineTopology {
                 .name("audit-counter").uid("audit-counter");
     }
 
-    static final class ClickClassifier implements AuditClassifier<Click> {
+    /** A click by its event time's minute, bucketed by ad. */
+    public static final class ClickClassifier implements AuditClassifier<Click> {
         private static final long serialVersionUID = 1L;
 
         @Override

@@ -1,5 +1,6 @@
 package io.adclick.flink.audit;
 
+import io.adclick.flink.PipelineTopology;
 import io.adclick.flink.model.Click;
 
 import org.apache.flink.api.common.typeinfo.Types;
@@ -16,18 +17,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class AuditTest {
-    static final class ByAd implements AuditClassifier<Click> {
-        @Override
-        public long windowStartMs(Click c) {
-            return AuditClassifier.minuteOf(c.eventTimeMs);
-        }
-
-        @Override
-        public int bucket(Click c) {
-            return AuditClassifier.bucketOf(c.adId);
-        }
-    }
-
     static Click click(long ad, long t) {
         Click c = new Click();
         c.impressionId = "i" + ad + "-" + t;
@@ -46,7 +35,7 @@ class AuditTest {
     @Test
     void tallyFlushesBeforeEveryCheckpointBarrierAndOnItsTimer() throws Exception {
         try (var h = new OneInputStreamOperatorTestHarness<Click, AuditDelta>(
-                new AuditTally<>(AuditKind.ACCEPTED, new ByAd(), 1_000))) {
+                new AuditTally<>(AuditKind.ACCEPTED, new PipelineTopology.ClickClassifier(), 1_000))) {
             h.setProcessingTime(0);
             h.open();
             h.processElement(click(1, 60_000), 0);
