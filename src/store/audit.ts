@@ -15,7 +15,7 @@
 // 4xx rejects) are counted by the gateway's metrics, not here: they have no window.
 import { WindowAudit } from '../shared/proto.ts';
 import { DB } from './migrations.ts';
-import { GRANULARITY_MS, type GranularityName } from './rows.ts';
+import { GRANULARITY_MS, MAX_DATETIME_MS, type GranularityName } from './rows.ts';
 import type { QueryParams, Store } from './store.ts';
 import { windowsInside } from './batch-path.ts';
 
@@ -34,7 +34,7 @@ const MAX_COUNT = 2 ** 53 - 1;
 /** One click-audit record as a row; throws on values no honest job writes. */
 export function auditRow(a: WindowAudit): WindowAuditRow {
   const ws = Number(a.windowStartMs);
-  if (!Number.isSafeInteger(ws) || ws < 0 || ws % 60_000 !== 0) throw new Error(`window_start_ms ${ws} is not a 1-minute boundary`);
+  if (!Number.isSafeInteger(ws) || ws < 0 || ws % 60_000 !== 0 || ws > MAX_DATETIME_MS) throw new Error(`window_start_ms ${ws} is not a 1-minute boundary within DateTime range`);
   if (!Number.isInteger(a.bucket) || a.bucket < 0 || a.bucket > 255) throw new Error(`bucket ${a.bucket} out of range`);
   const n = (v: unknown, name: string) => {
     const x = Number(v);

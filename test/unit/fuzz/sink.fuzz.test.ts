@@ -156,7 +156,17 @@ const plausibleDlq = fc
   .record({ p: fc.nat(7), o: fc.nat(1_000_000), reason: fc.constantFrom('PROTOBUF_DECODE_FAILED', 'INVALID_FIELD', 'EMPTY_PAYLOAD'), t: realisticTime, payload: bytes })
   .map(({ p, o, reason, t, payload }) => [s(1, 'clicks'), u(2, p), u(3, o), s(4, '7'), { no: 5, wt: 2 as const, v: payload }, s(6, reason), s(7, 'detail'), u(8, t), s(9, 'flink')]);
 
+const AUDIT_SCHEMA: [number, Kind][] = [[1, 'i64'], [2, 'i32'], [3, 'u64'], [4, 'u64'], [5, 'u64'], [6, 'u64'], [7, 'i64']];
+const plausibleAudit = fc
+  .record({ t: realisticTime, b: fc.nat(15), a: fc.nat(100_000), d: fc.nat(1000), r: fc.nat(100), w: fc.constantFrom('real', 'zero', 'far') })
+  .map(({ t, b, a, d, r, w }) => {
+    // 'far': minute-aligned but past ClickHouse DateTime (2106) or 2^53 — must be a dead letter.
+    const ws = w === 'zero' ? 0 : w === 'far' ? [4_294_967_340_000, 9_007_199_254_680_000][t % 2]! : t - (t % 60_000);
+    return [u(1, ws), u(2, b), u(3, a), u(4, d), u(5, r), u(6, a + d + r), u(7, t + 2000)];
+  });
+
 const ENCODERS: Record<string, fc.Arbitrary<Uint8Array>> = {
+  [SINK_TOPICS.audit]: message(AUDIT_SCHEMA, plausibleAudit),
   [SINK_TOPICS.aggregates]: message(AGG_SCHEMA, plausibleAgg),
   [SINK_TOPICS.watermarks]: message(WM_SCHEMA, plausibleWm),
   [SINK_TOPICS.late]: message(LATE_SCHEMA, plausibleLate),
@@ -294,6 +304,12 @@ test('sink: every record alone becomes exactly one valid row or one dead letter 
       b.late.forEach((r) => assertLateRow(r, ctx));
       b.deadLetters.forEach((d) => assertDeadLetter(d, ctx));
       rawRows(b).forEach((r) => assertRawRow(r, ctx));
+      b.audit.forEach((r) => {
+        assert.ok(isDateTime(r.window_start) && r.window_start % 60 === 0, `${ctx}: audit window`);
+        assert.ok(Number.isInteger(r.bucket) && r.bucket >= 0 && r.bucket <= 255, `${ctx}: audit bucket`);
+        for (const k of ['accepted', 'duplicates', 'rejected', 'version', 'emitted_at_ms'] as const) assert.ok(isUInt(r[k]), `${ctx}: audit ${k}`);
+        assert.equal(r.version, r.accepted + r.duplicates + r.rejected, `${ctx}: audit version`);
+      });
       if (b.aggregates.length + b.late.length + rawRows(b).length) assert.equal(b.owners.length, 1, ctx);
       for (const d of b.deadLetters) {
         if (d.stage !== 'sink') {
