@@ -31,6 +31,14 @@ export interface AdTotalsQuery {
   readonly limit: number;
 }
 
+export interface CampaignRangeQuery {
+  readonly advertiserId: number;
+  /** Which aggregate table to read; fromMs/toMs are aligned to it. */
+  readonly granularity: Granularity;
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
 export interface QueryRepository {
   /** Key by sha256 hex of the raw API key (lowercase); null when no such key. */
   findApiKey(keyHash: string): Promise<ApiKeyRecord | null>;
@@ -40,6 +48,12 @@ export interface QueryRepository {
   adOwner(adId: number): Promise<{ advertiserId: number; campaignId: number } | null>;
   /** All-time click totals of each of the advertiser's campaigns, any order. */
   campaignTotals(advertiserId: number): Promise<{ campaignId: number; clicks: number }[]>;
+  /**
+   * Clicks of each of the advertiser's campaigns in [fromMs, toMs), any order; campaigns
+   * without clicks in the range may be left out. For every campaign it must equal the sum
+   * of series() over the same range and granularity (the API promises that equality).
+   */
+  campaignRangeClicks(q: CampaignRangeQuery): Promise<{ campaignId: number; clicks: number }[]>;
   /**
    * Clicks per window in [fromMs, toMs): sparse (windows without clicks may be left out),
    * any order. Rows for the same window are summed by the caller, so this must not

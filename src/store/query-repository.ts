@@ -1,7 +1,7 @@
 // Adapts the read helpers to the query API's QueryRepository (src/query/repository.ts).
 // Typed structurally: store/ does not import query/ (parts only import shared/ and store/).
 import { findApiKey, getApiKeyRecord } from './api-keys.ts';
-import { adOwner, adTotals, campaignOwner, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from './reads.ts';
+import { adOwner, adTotals, campaignOwner, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from './reads.ts';
 import { capError, withLimits, type QueryLimits } from './query-limits.ts';
 import type { GranularityName } from './rows.ts';
 import type { Store } from './store.ts';
@@ -35,6 +35,9 @@ export function storeQueryRepository(raw: Store, opts: { timeoutMs?: number; lim
     }),
     campaignTotals: (advertiserId: number) => capped(async () =>
       (await campaignTotals(store, advertiserId)).map((t) => ({ campaignId: t.campaign_id, clicks: t.total_clicks }))),
+    campaignRangeClicks: (q: { advertiserId: number; granularity: GranularityName; fromMs: number; toMs: number }) => capped(async () =>
+      (await campaignRangeClicks(store, { advertiserId: q.advertiserId, granularity: q.granularity, from: q.fromMs, to: q.toMs }))
+        .map((t) => ({ campaignId: t.campaign_id, clicks: t.clicks }))),
     series: (q: { advertiserId: number; campaignId: number; adId?: number; granularity: GranularityName; fromMs: number; toMs: number }) => capped(async () => {
       const r = { advertiserId: q.advertiserId, campaignId: q.campaignId, granularity: q.granularity, from: q.fromMs, to: q.toMs };
       const pts = q.adId === undefined ? await seriesForCampaign(store, r) : await seriesForAd(store, { ...r, adId: q.adId });

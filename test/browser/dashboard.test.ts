@@ -1,6 +1,7 @@
 // The dashboard in headless Chromium against the real stack with simulated traffic.
 // Every number the page shows (campaign list, chart data, top ads) is compared with the
-// query API's answer for the same key, range and granularity, read from the page itself;
+// query API's answer for the same key, range and granularity, read from the page itself
+// (the list's range column with GET /v1/campaigns?from=&to=&granularity=);
 // the campaign totals are also checked against the simulator's ground-truth ledger.
 // Screenshots land in test-artifacts/browser/.
 import { after, before, test } from 'node:test';
@@ -64,6 +65,11 @@ async function signIn(page: Page, key: string, hash = ''): Promise<void> {
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForSelector('body[data-view="dashboard"]');
   await page.waitForSelector('#campaigns tbody tr[data-range-clicks]');
+}
+
+interface RangedCampaigns {
+  campaigns: { campaign_id: number; total_clicks: number; clicks: number }[];
+  granularity: string; from: string; to: string; complete_before: string | null;
 }
 
 interface ListState { from: string; to: string; granularity: string; rows: { id: number; total: number; range: number }[] }
@@ -203,16 +209,35 @@ test('sign in: the campaign list equals the API (all-time and in-range totals) a
   const api = await apiGet<{ campaigns: { campaign_id: number; total_clicks: number }[] }>('/v1/campaigns', key);
   assert.deepEqual(list.rows.map((r) => ({ campaign_id: r.id, total_clicks: r.total })), api.campaigns);
   assert.ok(list.rows.length >= 2, `advertiser 1 has campaigns: ${JSON.stringify(list.rows)}`);
+  // In-range column: the API's ranged campaign list for exactly the range the page shows.
+  const q = `from=${encodeURIComponent(list.from)}&to=${encodeURIComponent(list.to)}&granularity=${list.granularity}`;
+  const ranged = await apiGet<RangedCampaigns>(`/v1/campaigns?${q}`, key);
+  assert.equal(ranged.from, list.from);
+  assert.equal(ranged.to, list.to);
+  assert.deepEqual(
+    list.rows.map((r) => ({ campaign_id: r.id, total_clicks: r.total, clicks: r.range })),
+    ranged.campaigns,
+    'list = GET /v1/campaigns for the same range',
+  );
   const totals = s().ledger.totalsByCampaign();
   for (const r of list.rows) {
     assert.equal(s().advertiserOf.get(r.id), 1, `campaign ${r.id} belongs to advertiser 1`);
     assert.equal(r.total, totals.get(r.id), `campaign ${r.id}: all-time total = ledger`);
-    // In-range column: the campaign series over exactly the range the list shows.
-    const series = await apiGet<SeriesBody>(`/v1/campaigns/${r.id}/clicks?from=${list.from}&to=${list.to}&granularity=${list.granularity}`, key);
-    assert.equal(r.range, series.total_clicks, `campaign ${r.id}: in-range total = API`);
     assert.equal(r.range, ledgerCount(list.from, list.to, { campaign: r.id }), `campaign ${r.id}: in-range total = ledger`);
+    // The API's promise on the real engines: the ranged list's clicks = the summed series.
+    const series = await apiGet<SeriesBody>(`/v1/campaigns/${r.id}/clicks?${q}`, key);
+    assert.equal(r.range, series.total_clicks, `campaign ${r.id}: in-range total = its series total`);
   }
   assert.ok(list.rows.some((r) => r.range > 0), 'the last hour has clicks');
+
+  // Cheap: each live refresh asks for the whole list once, never one series per campaign.
+  const requests: string[] = [];
+  page.on('request', (req) => { if (new URL(req.url()).pathname.startsWith('/v1/')) requests.push(req.url()); });
+  await page.waitForTimeout(11_000); // two refreshes (every 5 s)
+  const paths = requests.map((u) => new URL(u).pathname);
+  assert.ok(paths.length >= 1 && paths.length <= 3, `one request per refresh: ${JSON.stringify(requests)}`);
+  assert.deepEqual([...new Set(paths)], ['/v1/campaigns'], `only the list, no per-campaign series: ${JSON.stringify(requests)}`);
+  for (const u of requests) assert.ok(new URL(u).searchParams.has('from') && new URL(u).searchParams.has('to'), `a ranged list request: ${u}`);
   await screenshot(page, '02-campaign-list');
   assert.deepEqual(problems, []);
 });

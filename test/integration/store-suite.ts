@@ -8,13 +8,15 @@ import { buildBatch, writeBatch, type SinkMessage } from '../../src/sink/batch.t
 import { createApiKey, findApiKey, getApiKeyRecord, hashApiKey, revokeApiKey } from '../../src/store/api-keys.ts';
 import { DB, migrate } from '../../src/store/migrations.ts';
 import { backfill, generationOf, reconcile } from '../../src/store/batch-path.ts';
-import { adOwner, adTotals, campaignOwner, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
+import { adOwner, adTotals, campaignOwner, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
 
 // Most assertions here are about counts; the `revised` flag is asserted on its own below.
 const counts = (pts: SeriesPoint[]) => pts.map(({ window_start_ms, clicks }) => ({ window_start_ms, clicks }));
 const seriesForAd = async (...a: Parameters<typeof seriesForAdWithFlags>) => counts(await seriesForAdWithFlags(...a));
 const seriesForCampaign = async (...a: Parameters<typeof seriesForCampaignWithFlags>) => counts(await seriesForCampaignWithFlags(...a));
 import type { Store } from '../../src/store/store.ts';
+import { buildQueryApp } from '../../src/query/app.ts';
+import { storeQueryRepository } from '../../src/store/query-repository.ts';
 
 const logger = createLogger('test', 'silent');
 const T0 = Date.UTC(2026, 10, 27, 10, 0, 0); // 2026-11-27T10:00:00Z
@@ -360,6 +362,104 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, ad, ws ORDER BY g, ad, ws`, { adv
       ['5m', 4101, 0, b3.generation], ['5m', 4102, 5, partial.generation],
     ]);
     assert.deepEqual(await served(), after);
+  });
+
+  test(`${name}: campaign clicks in a range (one query for all campaigns) = each campaign's summed series`, async () => {
+    // Its own hour and ids. After the backfill test: this one runs a backfill over its own hour.
+    const H = T0 + 6 * 3_600_000;
+    const HOUR = 3_600_000;
+    const adv = 51;
+    const c0 = { adv, camp: 510 }, c1 = { adv, camp: 511 }, c2 = { adv, camp: 512 };
+    await writeBatch(store, buildBatch([
+      // campaign 510: an emission superseded by a bigger one, re-delivered afterwards below
+      agg({ g: 1, ...c0, ad: 5101, ws: H, clicks: 3 }), agg({ g: 1, ...c0, ad: 5101, ws: H, clicks: 5, final: true }),
+      agg({ g: 1, ...c0, ad: 5102, ws: H, clicks: 2, final: true }), agg({ g: 1, ...c0, ad: 5101, ws: H + MIN, clicks: 4, final: true }),
+      agg({ g: 2, ...c0, ad: 5101, ws: H, clicks: 9, final: true }), agg({ g: 2, ...c0, ad: 5102, ws: H, clicks: 2, final: true }),
+      agg({ g: 3, ...c0, ad: 5101, ws: H, clicks: 9, final: true }), agg({ g: 3, ...c0, ad: 5102, ws: H, clicks: 2, final: true }),
+      // campaign 511
+      agg({ g: 1, ...c1, ad: 5111, ws: H + 2 * MIN, clicks: 7, final: true }),
+      agg({ g: 2, ...c1, ad: 5111, ws: H, clicks: 7, final: true }), agg({ g: 3, ...c1, ad: 5111, ws: H, clicks: 7, final: true }),
+      // campaign 512: only after the first hour
+      agg({ g: 1, ...c2, ad: 5121, ws: H + 70 * MIN, clicks: 1, final: true }),
+      agg({ g: 2, ...c2, ad: 5121, ws: H + 70 * MIN, clicks: 1, final: true }), agg({ g: 3, ...c2, ad: 5121, ws: H + HOUR, clicks: 1, final: true }),
+      // another advertiser in the same windows
+      agg({ g: 1, ad: 5201, camp: 520, adv: 52, ws: H, clicks: 100, final: true }),
+      // late corrections: L1 late for every granularity (delivered twice), L2 for 1m only
+      ...lateFor([1, 2, 3], { ...c0, imp: 'imp_range_L1', ad: 5101, t: H + 30_000 }),
+      ...lateFor([1, 2, 3], { ...c0, imp: 'imp_range_L1', ad: 5101, t: H + 30_000 }),
+      ...lateFor([1], { ...c1, imp: 'imp_range_L2', ad: 5111, t: H + 2 * MIN + 1_000 }),
+    ]));
+    await writeBatch(store, buildBatch([agg({ g: 1, ...c0, ad: 5101, ws: H, clicks: 3 })])); // old emission re-delivered
+
+    const ranges: [string, '1m' | '5m' | '1h', number, number][] = [
+      ['hour 1m', '1m', H, H + HOUR], ['hour 5m', '5m', H, H + HOUR], ['hour 1h', '1h', H, H + HOUR],
+      ['two minutes', '1m', H + MIN, H + 3 * MIN], ['two hours', '1h', H, H + 2 * HOUR], ['unaligned 5m', '5m', H + 61_000, H + 64 * MIN + 1],
+    ];
+    const perCampaign = async (g: '1m' | '5m' | '1h', from: number, to: number) =>
+      Object.fromEntries((await campaignRangeClicks(store, { advertiserId: adv, granularity: g, from, to })).map((r) => [r.campaign_id, r.clicks]));
+    /** The promise: for every campaign, the sum of its series points over the same range. */
+    const assertEqualsSeries = async (label: string) => {
+      const campaigns = (await campaignTotals(store, adv)).map((t) => t.campaign_id);
+      assert.deepEqual(campaigns, [510, 511, 512]);
+      for (const [what, g, from, to] of ranges) {
+        const got = await perCampaign(g, from, to);
+        for (const campaignId of campaigns) {
+          const pts = await seriesForCampaign(store, { advertiserId: adv, campaignId, granularity: g, from, to });
+          assert.equal(got[campaignId] ?? 0, pts.reduce((n, p) => n + p.clicks, 0), `${label}, ${what}: campaign ${campaignId}`);
+        }
+        assert.ok(!(520 in got), `${label}, ${what}: another advertiser's campaign`);
+      }
+    };
+
+    assert.deepEqual(await perCampaign('1m', H, H + HOUR), { 510: 5 + 2 + 4 + 1, 511: 7 + 1 }, 'argMax per (ad, window) plus 1m corrections');
+    assert.deepEqual(await perCampaign('5m', H, H + HOUR), { 510: 9 + 2 + 1, 511: 7 });
+    assert.deepEqual(await perCampaign('1h', H, H + HOUR), { 510: 9 + 2 + 1, 511: 7 });
+    assert.deepEqual(await perCampaign('1m', H + MIN, H + 3 * MIN), { 510: 4, 511: 8 });
+    assert.deepEqual(await perCampaign('1h', H, H + 2 * HOUR), { 510: 12, 511: 7, 512: 1 });
+    assert.deepEqual(await perCampaign('1m', H - HOUR, H), {}, 'quiet campaigns are absent, not an error');
+    assert.deepEqual(await campaignRangeClicks(store, { advertiserId: 52, granularity: '1m', from: H, to: H + HOUR }), [{ campaign_id: 520, clicks: 100 }]);
+    await assertEqualsSeries('streaming + corrections');
+
+    // A backfill from raw clicks LOWERS campaign 511's minute (the stream said 7, raw has 6 +
+    // the late L2): argMax by version must pick the backfilled row, not the bigger count.
+    const raws: SinkMessage[] = [];
+    const rawN = (n: number, p: { ad: number; camp: number; t: number }, tag: string) => {
+      for (let i = 0; i < n; i++) raws.push(raw({ adv, ...p, imp: `imp_range_${tag}_${i}`, t: p.t + i }));
+    };
+    rawN(5, { ad: 5101, camp: 510, t: H + 1_000 }, 'a');
+    rawN(4, { ad: 5101, camp: 510, t: H + MIN + 1_000 }, 'b');
+    rawN(2, { ad: 5102, camp: 510, t: H + 2_000 }, 'c');
+    rawN(6, { ad: 5111, camp: 511, t: H + 2 * MIN + 2_000 }, 'd');
+    raws.push(raw({ ...c0, imp: 'imp_range_L1', ad: 5101, t: H + 30_000 }), raw({ ...c1, imp: 'imp_range_L2', ad: 5111, t: H + 2 * MIN + 1_000 }));
+    await writeBatch(store, buildBatch(raws));
+    await backfill(store, { fromMs: H, toMs: H + HOUR, watermarkMs: H + 3 * HOUR });
+    assert.deepEqual(await perCampaign('1m', H, H + HOUR), { 510: 12, 511: 7 }, 'after backfill');
+    assert.deepEqual(await perCampaign('1h', H, H + 2 * HOUR), { 510: 12, 511: 7, 512: 1 }, 'after backfill');
+    await assertEqualsSeries('after backfill');
+
+    // Through the query API on this engine: one request, each campaign's clicks equal to its
+    // series' total_clicks for the same query string, quiet campaigns with 0.
+    const { api_key } = await createApiKey(store, adv);
+    const app = buildQueryApp({ repo: storeQueryRepository(store), logger, clock: () => H + 3 * HOUR });
+    try {
+      const auth = { authorization: `Bearer ${api_key}` };
+      for (const [what, g, from, to] of ranges) {
+        const qs = `from=${from}&to=${to}&granularity=${g}`;
+        const res = await app.inject({ url: `/v1/campaigns?${qs}`, headers: auth });
+        assert.equal(res.statusCode, 200, res.body);
+        const body = res.json() as { campaigns: { campaign_id: number; total_clicks: number; clicks: number }[]; granularity: string };
+        assert.equal(body.granularity, g);
+        assert.deepEqual(body.campaigns.map((c) => c.campaign_id), [510, 511, 512], what);
+        for (const c of body.campaigns) {
+          const series = (await app.inject({ url: `/v1/campaigns/${c.campaign_id}/clicks?${qs}`, headers: auth })).json() as { total_clicks: number };
+          assert.equal(c.clicks, series.total_clicks, `API ${what}: campaign ${c.campaign_id}`);
+        }
+      }
+      const hour = (await app.inject({ url: `/v1/campaigns?from=${H}&to=${H + HOUR}`, headers: auth })).json() as { campaigns: { clicks: number }[] };
+      assert.deepEqual(hour.campaigns.map((c) => c.clicks), [12, 7, 0]);
+    } finally {
+      await app.close();
+    }
   });
 
   extra?.(() => store);

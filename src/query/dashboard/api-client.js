@@ -62,6 +62,8 @@ export function createApiClient(getKey) {
 
   return {
     campaigns: (signal) => get('/v1/campaigns', null, signal),
+    /** All campaigns with their clicks in the range too (`clicks`, `from`, `to`, `complete_before`). */
+    campaignsInRange: (range, signal) => get('/v1/campaigns', rangeParams(range), signal),
     campaignSeries: (id, range, signal) => get(`/v1/campaigns/${id}/clicks`, rangeParams(range), signal),
     campaignAds: (id, range, limit, signal) => get(`/v1/campaigns/${id}/ads`, { ...rangeParams(range), limit: String(limit) }, signal),
     adSeries: (id, range, signal) => get(`/v1/ads/${id}/clicks`, rangeParams(range), signal),

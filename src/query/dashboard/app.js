@@ -213,13 +213,7 @@ async function refresh() {
 
   try {
     const detailP = view.campaignId !== null ? loadDetail(api, view, range, ctrl.signal) : Promise.resolve(null);
-    // The list reuses the selected campaign's series instead of fetching it twice.
-    const known = async (id) => {
-      if (id !== view.campaignId || view.adId !== null) return null;
-      const d = await detailP;
-      return d && d.series ? d.series : null;
-    };
-    const [list, shown] = await Promise.all([loadCampaigns(api, range, ctrl.signal, known), detailP]);
+    const [list, shown] = await Promise.all([loadCampaigns(api, range, ctrl.signal), detailP]);
     if (gen !== generation) return;
     renderCampaigns(list, { range, selectedId: view.campaignId, hrefOf: (id) => hrefOf(id, null) });
     if (shown) detail.render(shown, { sameView });

@@ -106,6 +106,34 @@ function assertSeries(s: Setup, body: Series, ctx: string, scope: { campaignId: 
   assert.equal(total, expected, `${ctx}: total matches the store`);
 }
 
+interface CampaignRange {
+  campaigns: { campaign_id: number; total_clicks: number; clicks: number }[];
+  granularity: string; from: string; to: string; complete_before: string | null;
+}
+
+/** A ranged campaign list: aligned bounded range, every own campaign with its clicks as the store holds them. */
+function assertCampaignRange(s: Setup, body: CampaignRange, ctx: string, campaigns: number): void {
+  assert.deepEqual(Object.keys(body), ['campaigns', 'granularity', 'from', 'to', 'complete_before'], ctx);
+  const g = G_MS[body.granularity];
+  assert.ok(g, `${ctx}: granularity ${body.granularity}`);
+  assert.match(body.from, ISO_Z, ctx);
+  assert.match(body.to, ISO_Z, ctx);
+  assert.ok(body.complete_before === null || ISO_Z.test(body.complete_before), ctx);
+  const from = Date.parse(body.from);
+  const to = Date.parse(body.to);
+  assert.equal(from % g, 0, `${ctx}: from aligned`);
+  assert.equal(to % g, 0, `${ctx}: to aligned`);
+  assert.ok(to > from, `${ctx}: non-empty range`);
+  assert.ok((to - from) / g <= MAX_WINDOWS, `${ctx}: at most ${MAX_WINDOWS} windows`);
+  assert.equal(body.campaigns.length, campaigns, ctx);
+  for (const c of body.campaigns) {
+    let expected = 0;
+    for (const k of s.repo.clicks) if (k.campaignId === c.campaign_id && k.atMs >= from && k.atMs < to) expected += k.count ?? 1;
+    assert.equal(c.clicks, expected, `${ctx}: campaign ${c.campaign_id} clicks match the store`);
+    assert.ok(Number.isSafeInteger(c.clicks) && c.clicks >= 0 && c.clicks <= c.total_clicks, ctx);
+  }
+}
+
 // ------------------------------------------------------------------ generators
 
 const epochMs = fc.oneof(
@@ -216,7 +244,7 @@ const route = fc.oneof(
   { weight: 3, arbitrary: idSegment.map((id) => ({ kind: dotted('campaign-series', id), id, path: `/v1/campaigns/${id}/clicks` })) },
   { weight: 3, arbitrary: idSegment.map((id) => ({ kind: dotted('campaign-ads', id), id, path: `/v1/campaigns/${id}/ads` })) },
   { weight: 3, arbitrary: idSegment.map((id) => ({ kind: dotted('ad-series', id), id, path: `/v1/ads/${id}/clicks` })) },
-  { weight: 1, arbitrary: fc.constant({ kind: 'campaigns' as const, id: '', path: '/v1/campaigns' }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'campaigns' as const, id: '', path: '/v1/campaigns' }) },
   { weight: 1, arbitrary: fc.array(fc.oneof(idSegment, fc.constantFrom('v1', 'campaigns', 'ads', 'clicks', '', 'v2', 'healthz', 'readyz', 'metrics')), { maxLength: 5 }).map((segs) => ({ kind: 'other' as const, id: '', path: '/' + segs.join('/') })) },
 );
 
@@ -282,6 +310,16 @@ test('query: arbitrary routes, ids, parameters, methods and keys — never 500, 
         const list = body.campaigns as { campaign_id: number; total_clicks: number }[];
         const own = Object.keys(OWN[key]!).filter((k) => k.startsWith('campaign:')).map((k) => Number(k.slice(9)));
         assert.deepEqual(list.map((c) => c.campaign_id), own.sort((a, b) => a - b), ctx);
+        const ranged = pairs.some(([k]) => k === 'from' || k === 'to');
+        if (!ranged) {
+          // No range asked: exactly the v1 shape, whatever else the query string holds.
+          assert.deepEqual(Object.keys(body), ['campaigns'], ctx);
+          for (const c of list) assert.deepEqual(Object.keys(c), ['campaign_id', 'total_clicks'], ctx);
+          return;
+        }
+        for (const name of ['from', 'to', 'granularity']) assert.ok(pairs.filter(([k]) => k === name).length <= 1, `${ctx}: repeated ${name} answered 200`);
+        assertCampaignRange(s, body as unknown as CampaignRange, ctx, own.length);
+        seen.set('200 campaigns ranged', (seen.get('200 campaigns ranged') ?? 0) + 1);
         return;
       }
       const scope = OWN[key]![`${r.kind === 'ad-series' ? 'ad' : 'campaign'}:${r.id}`];
@@ -308,7 +346,7 @@ test('query: arbitrary routes, ids, parameters, methods and keys — never 500, 
     params(2000),
   );
   console.log(`query outcomes: ${JSON.stringify(Object.fromEntries(seen))}`);
-  if (SCALE >= 1) for (const o of ['200 campaign-series', '200 ad-series', '200 campaign-ads', 'INVALID_FIELD', 'RANGE_TOO_LARGE', 'NOT_FOUND', 'UNAUTHORIZED', 'METHOD_NOT_ALLOWED']) {
+  if (SCALE >= 1) for (const o of ['200 campaign-series', '200 ad-series', '200 campaign-ads', '200 campaigns', '200 campaigns ranged', 'INVALID_FIELD', 'RANGE_TOO_LARGE', 'NOT_FOUND', 'UNAUTHORIZED', 'METHOD_NOT_ALLOWED']) {
     assert.ok(seen.has(o), `outcome ${o} never generated`);
   }
 });
@@ -321,7 +359,7 @@ test('query: well-formed ranges give exactly the windows API.md promises, or RAN
       fc.oneof(fc.integer({ min: 1, max: 12 * 3_600_000 }), fc.integer({ min: 1, max: 2 * 10_000 * 3_600_000 })),
       fc.constantFrom('1m', '5m', '1h'),
       fc.constantFrom('epoch', 'iso', 'offset'),
-      fc.constantFrom('campaigns/55', 'ads/1234'),
+      fc.constantFrom('campaigns/55', 'ads/1234', 'campaigns'),
       async (fromMs, len, g, form, target) => {
         const toMs = Math.min(fromMs + len, MAX_TIME_MS);
         fc.pre(toMs > fromMs);
@@ -332,7 +370,8 @@ test('query: well-formed ranges give exactly the windows API.md promises, or RAN
           const shifted = new Date(ms + 330 * 60_000).toISOString().replace('Z', '+05:30');
           return ms + 330 * 60_000 > MAX_TIME_MS ? new Date(ms).toISOString() : shifted;
         };
-        const url = `/v1/${target}/clicks?from=${encodeURIComponent(fmt(fromMs))}&to=${encodeURIComponent(fmt(toMs))}&granularity=${g}`;
+        const path = target === 'campaigns' ? '/v1/campaigns' : `/v1/${target}/clicks`;
+        const url = `${path}?from=${encodeURIComponent(fmt(fromMs))}&to=${encodeURIComponent(fmt(toMs))}&granularity=${g}`;
         const res = await s.app.inject({ url, headers: { authorization: `Bearer ${KEY}` } });
         cases++;
         const ctx = `GET ${url}`;
@@ -351,6 +390,16 @@ test('query: well-formed ranges give exactly the windows API.md promises, or RAN
           return;
         }
         assert.equal(res.statusCode, 200, `${ctx}: ${res.body}`);
+        if (target === 'campaigns') {
+          const list = res.json() as CampaignRange;
+          assert.equal(Date.parse(list.from), from, ctx);
+          assert.equal(Date.parse(list.to), to, ctx);
+          assertCampaignRange(s, list, ctx, 2);
+          // The promise of the addition: each campaign's clicks = its series total for the same range.
+          const same = await s.app.inject({ url: url.replace('/v1/campaigns?', '/v1/campaigns/55/clicks?'), headers: { authorization: `Bearer ${KEY}` } });
+          assert.equal(list.campaigns.find((c) => c.campaign_id === 55)!.clicks, (same.json() as Series).total_clicks, ctx);
+          return;
+        }
         const body = res.json() as Series;
         assert.equal(Date.parse(body.from), from, ctx);
         assert.equal(Date.parse(body.to), to, ctx);

@@ -98,6 +98,122 @@ test('GET /v1/campaigns lists only the key owner campaigns with totals', async (
   assert.equal(res.headers['cache-control'], 'no-store');
 });
 
+test('GET /v1/campaigns without from/to is byte-for-byte the v1 answer (a lone granularity changes nothing)', async () => {
+  const { app, repo } = setup();
+  repo.click(1234, T, 3);
+  repo.click(9999, T, 50);
+  const expected = '{"campaigns":[{"campaign_id":55,"total_clicks":3},{"campaign_id":56,"total_clicks":0}]}';
+  for (const url of ['/v1/campaigns', '/v1/campaigns?granularity=1h', '/v1/campaigns?granularity=bogus', '/v1/campaigns?limit=3']) {
+    const res = await app.inject({ url, headers: AUTH });
+    assert.equal(res.statusCode, 200, url);
+    assert.equal(res.body, expected, url);
+  }
+  assert.equal(repo.calls.campaignRangeClicks, undefined, 'no range read without a range');
+  assert.equal(repo.calls.completeBefore, undefined);
+});
+
+test('GET /v1/campaigns?from=&to= adds clicks in the range per campaign, from, to, complete_before', async () => {
+  const { app, repo } = setup();
+  repo.addAd(7, 57, 3000); // a campaign with no click at all
+  repo.click(1234, T + 61_000, 4); // in range
+  repo.click(1235, T + 119_999, 1); // in range
+  repo.click(1234, T + 300_000, 9); // at 10:05: outside [10:00, 10:05)
+  repo.click(2000, T - 1, 6); // campaign 56: only before the range
+  repo.click(9999, T + 61_000, 100); // other advertiser, in range
+  repo.watermarkMs = T + 120_500;
+  // Rounded like the series: from 10:00:30 down to 10:00, to 10:04:01 up to 10:05 (1m default).
+  const qs = `from=${T + 30_000}&to=2026-11-27T11:04:01%2B01:00`;
+  const res = await app.inject({ url: `/v1/campaigns?${qs}`, headers: AUTH });
+  assert.equal(res.statusCode, 200, res.body);
+  assert.deepEqual(res.json(), {
+    campaigns: [
+      { campaign_id: 55, total_clicks: 14, clicks: 5 },
+      { campaign_id: 56, total_clicks: 6, clicks: 0 },
+      { campaign_id: 57, total_clicks: 0, clicks: 0 },
+    ],
+    granularity: '1m',
+    from: '2026-11-27T10:00:00Z',
+    to: '2026-11-27T10:05:00Z',
+    complete_before: '2026-11-27T10:02:00Z',
+  });
+  // The same query string on the series endpoint gives the same total and the same range.
+  const series = (await app.inject({ url: `/v1/campaigns/55/clicks?${qs}`, headers: AUTH })).json();
+  assert.equal(series.total_clicks, 5);
+  assert.equal(series.from, res.json().from);
+  assert.equal(series.to, res.json().to);
+
+  // A coarser granularity rounds the range to it: [10:00, 11:00) now holds the 10:05 click too.
+  const hour = (await app.inject({ url: `/v1/campaigns?from=${T + 30_000}&to=${T + 240_000}&granularity=1h`, headers: AUTH })).json();
+  assert.equal(hour.granularity, '1h');
+  assert.equal(hour.from, '2026-11-27T10:00:00Z');
+  assert.equal(hour.to, '2026-11-27T11:00:00Z');
+  assert.deepEqual(hour.campaigns.map((c: { clicks: number }) => c.clicks), [14, 0, 0]);
+
+  // Only `to`: the range is the hour before it, as for the series; unknown watermark: null.
+  repo.watermarkMs = null;
+  const onlyTo = (await app.inject({ url: `/v1/campaigns?to=${T}`, headers: AUTH })).json();
+  assert.equal(onlyTo.from, '2026-11-27T09:00:00Z');
+  assert.equal(onlyTo.to, '2026-11-27T10:00:00Z');
+  assert.equal(onlyTo.complete_before, null);
+  assert.deepEqual(onlyTo.campaigns.map((c: { clicks: number }) => c.clicks), [0, 6, 0]);
+  assert.equal(repo.calls.campaignRangeClicks, 3, 'one range read per request, never one per campaign');
+  assert.equal(repo.calls.series, 1, 'only the explicit series request above read a series');
+});
+
+test('GET /v1/campaigns with a range: bad from/to/granularity give the same 400 as the series', async () => {
+  const { app, repo } = setup();
+  const to10k = T + 10_000 * 60_000;
+  const cases = [
+    'from=yesterday',
+    'from=2026-11-27T10:00:00',
+    'to=1.5',
+    `from=${T}&to=${T}`,
+    `from=${T}&to=${T - 60_000}`,
+    `from=${T}&granularity=1d`,
+    `from=${T}&granularity=1m&granularity=5m`,
+    `from=${T}&from=${T + 1}`,
+    'from=-5',
+    'to=9999-12-31T23:59:30Z',
+    `from=${T}&to=${to10k + 1}`,
+    `from=${T}&to=${to10k * 12 + 1}&granularity=5m`,
+  ];
+  for (const qs of cases) {
+    const want = await app.inject({ url: `/v1/campaigns/55/clicks?${qs}`, headers: AUTH });
+    assert.equal(want.statusCode, 400, `series ${qs}`);
+    const { code, field } = want.json().error;
+    assertError(await app.inject({ url: `/v1/campaigns?${qs}`, headers: AUTH }), 400, code, field);
+  }
+  assert.equal(repo.calls.campaignRangeClicks, undefined, 'refused before any range read');
+  // The cap is 10,000 windows of the granularity, as for the series and /ads.
+  const ok = await app.inject({ url: `/v1/campaigns?from=${T}&to=${to10k}`, headers: AUTH });
+  assert.equal(ok.statusCode, 200, ok.body);
+  assertError(await app.inject({ url: `/v1/campaigns?from=${T}&to=${to10k + 1}`, headers: AUTH }), 400, 'RANGE_TOO_LARGE');
+  assert.equal((await app.inject({ url: `/v1/campaigns?from=${T}&to=${to10k + 1}&granularity=1h`, headers: AUTH })).statusCode, 200);
+  // Authentication still comes first.
+  assertError(await app.inject({ url: '/v1/campaigns?from=yesterday' }), 401, 'UNAUTHORIZED');
+});
+
+test('GET /v1/campaigns with a range never shows another advertiser campaigns', async () => {
+  const { app, repo } = setup();
+  repo.click(1234, T, 2);
+  repo.click(9999, T, 50);
+  const range = `from=${T}&to=${T + 60_000}`;
+  const own = (await app.inject({ url: `/v1/campaigns?${range}`, headers: AUTH })).json();
+  assert.deepEqual(own.campaigns, [
+    { campaign_id: 55, total_clicks: 2, clicks: 2 },
+    { campaign_id: 56, total_clicks: 0, clicks: 0 },
+  ]);
+  const other = (await app.inject({ url: `/v1/campaigns?${range}`, headers: { authorization: `Bearer ${OTHER_KEY}` } })).json();
+  assert.deepEqual(other.campaigns, [{ campaign_id: 99, total_clicks: 50, clicks: 50 }]);
+  // Even a repository that wrongly returned a foreign campaign's range count cannot add it:
+  // the list is the advertiser's own all-time list.
+  const honest = repo.campaignRangeClicks.bind(repo);
+  repo.campaignRangeClicks = async (q) => [...(await honest(q)), { campaignId: 99, clicks: 50 }];
+  const guarded = (await app.inject({ url: `/v1/campaigns?${range}`, headers: AUTH })).json();
+  assert.deepEqual(guarded.campaigns.map((c: { campaign_id: number }) => c.campaign_id), [55, 56]);
+  assert.ok(!JSON.stringify(guarded).includes('99'));
+});
+
 test('campaign series is dense, rounded, time-ordered, ISO, and totals its points', async () => {
   const { app, repo } = setup();
   repo.click(1234, T + 61_000, 4); // window 10:01
@@ -286,7 +402,7 @@ test('storage failure answers 503 UNAVAILABLE with Retry-After, on every route',
   const ok = await app.inject({ url: '/v1/campaigns', headers: AUTH }); // caches the key
   assert.equal(ok.statusCode, 200);
   repo.failure = new Error('ClickHouse: connection refused');
-  for (const url of ['/v1/campaigns', '/v1/campaigns/55/clicks', '/v1/campaigns/55/ads', '/v1/ads/1234/clicks']) {
+  for (const url of ['/v1/campaigns', `/v1/campaigns?from=${T}`, '/v1/campaigns/55/clicks', '/v1/campaigns/55/ads', '/v1/ads/1234/clicks']) {
     const res = await app.inject({ url, headers: AUTH });
     assertError(res, 503, 'UNAVAILABLE');
     assert.equal(res.headers['retry-after'], '3');

@@ -1,6 +1,6 @@
 // In-memory QueryRepository for unit tests of the query app. Integration tests use the
 // real ClickHouse-backed repository.
-import type { AdTotalsQuery, ApiKeyRecord, QueryRepository, SeriesQuery } from '../../../src/query/repository.ts';
+import type { AdTotalsQuery, ApiKeyRecord, CampaignRangeQuery, QueryRepository, SeriesQuery } from '../../../src/query/repository.ts';
 import { hashApiKey } from '../../../src/query/auth.ts';
 import { GRANULARITY_MS } from '../../../src/shared/window-math.ts';
 
@@ -72,6 +72,18 @@ export class FakeRepository implements QueryRepository {
       if (c.advertiserId === advertiserId) totals.set(c.campaignId, (totals.get(c.campaignId) ?? 0) + (c.count ?? 1));
     }
     // Reverse order on purpose: the app must sort.
+    return [...totals].map(([campaignId, clicks]) => ({ campaignId, clicks })).reverse();
+  }
+
+  async campaignRangeClicks(q: CampaignRangeQuery) {
+    await this.step('campaignRangeClicks');
+    const totals = new Map<number, number>();
+    for (const c of this.clicks) {
+      if (c.advertiserId !== q.advertiserId) continue;
+      if (c.atMs < q.fromMs || c.atMs >= q.toMs) continue;
+      totals.set(c.campaignId, (totals.get(c.campaignId) ?? 0) + (c.count ?? 1));
+    }
+    // Sparse (quiet campaigns absent) and reversed: the app must fill in zeros and order.
     return [...totals].map(([campaignId, clicks]) => ({ campaignId, clicks })).reverse();
   }
 
