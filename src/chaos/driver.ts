@@ -131,15 +131,23 @@ export async function runChaosScenarios(o: ChaosRunOptions): Promise<ScenarioRes
 async function conservationCheck(stack: ChaosStack, fromMs: number, r: ScenarioResult, note: (l: string) => void): Promise<void> {
   type Answer = { conservation?: { windows_checked: number; imbalanced: number; windows: unknown[]; unattributed: { accepted: number; rejected: number }; totals: Record<string, number> } };
   let last: Answer['conservation'];
-  try {
-    for (let i = 0; i < 15; i++) {
-      const a = (await adminRequest(stack.config, '/admin/reconcile', { from_ms: fromMs, to_ms: Date.now() })) as Answer;
+  let lastError: Error | null = null;
+  const from = Math.floor(fromMs / 60_000) * 60_000;
+  // Until the stored watermark has closed a window and the audit has caught up (the sink
+  // may still be draining after the last fault); bounded.
+  for (let i = 0; i < 40; i++) {
+    try {
+      const a = (await adminRequest(stack.config, '/admin/reconcile', { from_ms: from, to_ms: Date.now() })) as Answer;
       last = a.conservation;
-      if (last && last.imbalanced === 0 && last.unattributed.accepted === last.unattributed.rejected) break;
-      await sleep(2000);
+      lastError = null;
+      if (last && last.windows_checked > 0 && last.imbalanced === 0 && last.unattributed.accepted === last.unattributed.rejected) break;
+    } catch (err) {
+      lastError = err as Error; // e.g. no complete window behind the watermark yet
     }
-  } catch (err) {
-    r.problems.push(`conservation check failed: ${(err as Error).message}`);
+    await sleep(3000);
+  }
+  if (lastError && !last) {
+    r.problems.push(`conservation check failed: ${lastError.message}`);
     r.passed = false;
     return;
   }
