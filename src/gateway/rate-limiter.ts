@@ -27,7 +27,8 @@ export interface Admission {
 
 // KEYS[1] = bucket key; ARGV[1] = emission interval (µs), ARGV[2] = burst tolerance (µs).
 // Returns 0 when allowed, otherwise µs until the next request would be allowed.
-const GCRA_LUA = `
+/** One GCRA step on KEYS[1] (Redis clock); `limited` is what the script returns when limited. */
+const gcraStep = (limited: string) => `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -35,10 +36,12 @@ local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local wait = tat - tolerance - now
-if wait > 0 then return wait end
+if wait > 0 then return ${limited} end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return 0
+`;
+
+const GCRA_LUA = `${gcraStep('wait')}return 0
 `;
 
 export class LocalGcra {
@@ -85,18 +88,7 @@ export function gcraParams(o: RateLimiterOptions): { intervalUs: number; toleran
 // Returns {wait_us} when limited, else {0, seen_1, ..., seen_n-1} (1 = already accepted).
 // NOTE: a multi-key script needs all keys in one slot; on Redis Cluster use the separate
 // check + MGET path instead (this gateway talks to a single Redis today).
-const GCRA_DEDUP_LUA = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local wait = tat - tolerance - now
-if wait > 0 then return {wait} end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-local out = {0}
+const GCRA_DEDUP_LUA = `${gcraStep('{wait}')}local out = {0}
 for i = 2, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end
 return out
 `;

@@ -2,17 +2,17 @@
 // Kafka, the Flink job, serving (sink + query API on embedded chdb) and the gateway, in a
 // temp dir with free ports. Simulated traffic over the last two hours with a ground-truth
 // ledger, then a wait until the query API serves every accepted click.
+import { testStackConfig } from '../helpers/stack-config.ts';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminRequest } from '../../src/shared/admin-client.ts';
-import { loadConfig, type Config } from '../../src/shared/config.ts';
+import type { Config } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { Ledger } from '../../src/simulate/ledger.ts';
 import { simulate, type SimulateOptions } from '../../src/simulate/simulator.ts';
 import { up, type RunningStack } from '../../src/stack/up.ts';
-import { freePort } from '../helpers/kafka.ts';
 
 export const CATALOGUE = { ads: 60, campaigns: 12, advertisers: 3 } as const;
 const HOUR = 3_600_000;
@@ -38,25 +38,7 @@ export interface RealStack {
 export async function startRealStack(log: (line: string) => void): Promise<RealStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'adclick-browser-'));
   const keep = process.env.ADCLICK_E2E_KEEP === '1';
-  const ports = {
-    gatewayPort: await freePort(), queryPort: await freePort(), adminPort: await freePort(),
-    kafkaPort: await freePort(), kafkaControllerPort: await freePort(), flinkUiPort: await freePort(),
-  };
-  const config = loadConfig(process.env, {
-    ...ports,
-    kafkaBrokers: `127.0.0.1:${ports.kafkaPort}`,
-    dataDir,
-    clickhouseUrl: '',
-    signingKeys: `${SIGNING.keyId}:${SIGNING.secret}`,
-    rateLimitPerSec: 1_000_000,
-    rateLimitBurst: 1_000_000,
-    queryRateLimitPerSec: 100_000,
-    queryRateLimitBurst: 100_000,
-    flinkCheckpointIntervalMs: 2000,
-    flinkHeap: '1g',
-    kafkaHeapMax: '512m',
-    logLevel: 'warn',
-  });
+  const config = await testStackConfig(dataDir, { signingKeys: `${SIGNING.keyId}:${SIGNING.secret}` });
   const logFile = join(dataDir, 'stack.log');
   const out = createWriteStream(logFile);
   let stack: RunningStack | undefined;

@@ -10,13 +10,13 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type Config } from '../../src/shared/config.ts';
+import type { Config } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { adminRequest } from '../../src/shared/admin-client.ts';
 import { up } from '../../src/stack/up.ts';
 import { simulate } from '../../src/simulate/simulator.ts';
 import { Ledger } from '../../src/simulate/ledger.ts';
-import { freePort } from '../helpers/kafka.ts';
+import { testStackConfig } from '../helpers/stack-config.ts';
 
 type G = '1m' | '5m' | '1h';
 const GRANULARITIES: G[] = ['1m', '5m', '1h'];
@@ -32,22 +32,7 @@ export interface PipelineE2EOptions {
 export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), `adclick-e2e-${o.label}-`));
   const keep = process.env.ADCLICK_E2E_KEEP === '1';
-  const ports = { gatewayPort: await freePort(), queryPort: await freePort(), adminPort: await freePort(), kafkaPort: await freePort(), kafkaControllerPort: await freePort(), flinkUiPort: await freePort() };
-  const config: Config = loadConfig(process.env, {
-    ...ports,
-    kafkaBrokers: `127.0.0.1:${ports.kafkaPort}`,
-    dataDir,
-    clickhouseUrl: o.clickhouseUrl ?? '',
-    signingKeys: 'e2e:e2e-secret',
-    rateLimitPerSec: 1_000_000,
-    rateLimitBurst: 1_000_000,
-    queryRateLimitPerSec: 100_000,
-    queryRateLimitBurst: 100_000,
-    flinkCheckpointIntervalMs: 2000,
-    flinkHeap: '1g',
-    kafkaHeapMax: '512m',
-    logLevel: 'warn',
-  });
+  const config: Config = await testStackConfig(dataDir, { clickhouseUrl: o.clickhouseUrl ?? '', signingKeys: 'e2e:e2e-secret' });
   const logFile = join(dataDir, 'stack.log');
   const log = createWriteStream(logFile);
   const logger = createLogger('e2e', 'warn');
