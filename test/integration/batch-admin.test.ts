@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { runBatch } from '../../src/batch-command.ts';
 import { loadConfig } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
-import { ClickEvent, WatermarkProgress, WindowAggregate } from '../../src/shared/proto.ts';
+import { ClickEvent, WatermarkProgress, WindowAggregate, WindowAudit } from '../../src/shared/proto.ts';
 import { startServing } from '../../src/serving.ts';
 import type { SinkConsumer } from '../../src/sink/aggregate-sink.ts';
 import type { SinkMessage, TopicPartitionOffset } from '../../src/sink/batch.ts';
@@ -43,6 +43,8 @@ test('adclick reconcile/backfill through the serving admin surface', async () =>
       raw('a', H + 1000), raw('b', H + 2000), raw('c', H + 3000),
       agg(1, H, 3), agg(2, H, 3), agg(3, H, 3),
       agg(1, H, 8), // corrupted: a wrong, higher-version streaming row
+      // The job's audit of that minute: 3 records read, all counted.
+      m('click-audit', WindowAudit.encode({ windowStartMs: H, bucket: 11, accepted: 3, duplicates: 0, rejected: 0, version: 3, emittedAtMs: Date.now() }).finish()),
       m('click-watermarks', WatermarkProgress.encode({ subtask: 0, parallelism: 1, watermarkMs: H + 2 * HOUR, emittedAtMs: Date.now() }).finish()),
     ];
     deliver(msgs);
@@ -55,6 +57,9 @@ test('adclick reconcile/backfill through the serving admin surface', async () =>
     assert.match(o1.text, /3 windows compared, 1 differ/);
     assert.match(o1.text, /to clamped/);
     assert.match(o1.text, new RegExp(`1m\\t13\\t12\\t11\\t${new Date(H).toISOString()}\\t8\\t3\\t\\+5`));
+    // Conservation finds the same window on its own: the job read 3, the API serves 8.
+    assert.match(o1.text, /3 windows, 1 unbalanced/);
+    assert.match(o1.text, new RegExp(`1m\\t${new Date(H).toISOString()}\\t3\\t8\\t0\\t0\\t0\\t-5`));
 
     const o2 = capture(), e2 = capture();
     assert.equal(await runBatch('backfill', args, o2.stream, e2.stream), 0, e2.text);
@@ -66,6 +71,7 @@ test('adclick reconcile/backfill through the serving admin surface', async () =>
     const o3 = capture();
     assert.equal(await runBatch('reconcile', args, o3.stream, capture().stream), 0, o3.text);
     assert.match(o3.text, /3 windows compared, 0 differ/);
+    assert.match(o3.text, /3 windows, 0 unbalanced/);
 
     // Bad input never reaches the store.
     const e4 = capture();

@@ -22,7 +22,7 @@ console.log(`# broker ready in ${kafka.startMs} ms at ${kafka.bootstrap}`);
 
 test('creates the pipeline topics with their partitions and configs, idempotently', async () => {
   const first = await ensureTopics(kafka.bootstrap, pipelineTopics(config), logger);
-  assert.deepEqual([...first.created].sort(), ['click-aggregates', 'click-watermarks', 'clicks', 'clicks-deduped', 'clicks-dlq', 'clicks-late']);
+  assert.deepEqual([...first.created].sort(), ['click-aggregates', 'click-audit', 'click-watermarks', 'clicks', 'clicks-deduped', 'clicks-dlq', 'clicks-late']);
 
   const meta = await withAdmin(kafka.bootstrap, (a) =>
     a.fetchTopicMetadata({ topics: ['clicks', 'click-aggregates', 'click-watermarks', 'clicks-late', 'clicks-dlq', 'clicks-deduped'] }));
@@ -39,7 +39,7 @@ test('creates the pipeline topics with their partitions and configs, idempotentl
 
   const second = await ensureTopics(kafka.bootstrap, pipelineTopics(config), logger);
   assert.deepEqual(second.created, []);
-  assert.equal(second.existing.length, 6);
+  assert.equal(second.existing.length, 7);
   assert.deepEqual(second.underPartitioned, []);
 });
 
