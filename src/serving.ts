@@ -57,8 +57,9 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
   const store = opts.store ?? (await openStore(config, logger));
   const closers: (() => Promise<void>)[] = [];
   try {
-    await migrate(store, logger, opts.migrations ?? { storagePolicy: store.storagePolicy });
-    await ensureTiering(store, logger, opts.migrations?.storagePolicy ?? store.storagePolicy);
+    const migrations = opts.migrations ?? { storagePolicy: store.storagePolicy };
+    await migrate(store, logger, migrations);
+    await ensureTiering(store, logger, migrations.storagePolicy ?? '');
 
     let sink: AggregateSink | null = null;
     if (opts.consumer !== null) {

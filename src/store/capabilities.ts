@@ -32,12 +32,18 @@ export function missingCapabilities(c: StoreCapabilities): string[] {
   return missing;
 }
 
+/** Null when `policy` can be spliced into DDL as a bare identifier; else why not. */
+export function policyNameProblem(policy: string): string | null {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(policy) ? null : `storage policy name "${policy}" is not a plain identifier`;
+}
+
 /**
  * Null when `policy` exists in the engine with a `cold` volume; else why not. `rows` is
  * the answer of STORAGE_POLICY_QUERY (system.storage_policies).
  */
 export function storagePolicyProblem(policy: string, rows: readonly { policy_name: string; volume_name: string }[]): string | null {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(policy)) return `storage policy name "${policy}" is not a plain identifier`;
+  const bad = policyNameProblem(policy);
+  if (bad) return bad;
   const volumes = rows.filter((r) => r.policy_name === policy).map((r) => r.volume_name);
   if (volumes.length === 0) return `storage policy "${policy}" is not defined in the ClickHouse configuration`;
   if (!volumes.includes('cold')) return `storage policy "${policy}" has no volume named "cold" (has: ${volumes.join(', ')})`;

@@ -4,6 +4,7 @@
 // only repeats harmless work. A migration's SQL may depend on the engine's
 // capabilities; what a variant leaves out is logged as a notice, never silently.
 import type { Logger } from '../shared/logger.ts';
+import { policyNameProblem } from './capabilities.ts';
 import type { Store, StoreCapabilities } from './store.ts';
 
 export const DB = 'adclick';
@@ -291,9 +292,8 @@ export interface MigrationReport {
 
 export async function migrate(store: Store, logger: Logger, opts: MigrationOptions = {}, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
   const log = logger.child({ module: 'migrations' });
-  if (opts.storagePolicy && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.storagePolicy)) {
-    throw new Error(`storage policy name "${opts.storagePolicy}" is not a plain identifier`);
-  }
+  const badPolicy = opts.storagePolicy ? policyNameProblem(opts.storagePolicy) : null;
+  if (badPolicy) throw new Error(badPolicy);
   const ids = migrations.map((m) => m.id);
   if (new Set(ids).size !== ids.length || ids.some((id, i) => i > 0 && id <= ids[i - 1]!)) {
     throw new Error('migration ids must be unique and increasing');
@@ -338,7 +338,8 @@ ORDER BY id`);
 export async function ensureTiering(store: Store, logger: Logger, policy: string): Promise<'tiered' | 'unchanged' | 'one-tier'> {
   const log = logger.child({ module: 'migrations' });
   if (!policy || !store.capabilities.storagePolicies) return 'one-tier';
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(policy)) throw new Error(`storage policy name "${policy}" is not a plain identifier`);
+  const badPolicy = policyNameProblem(policy);
+  if (badPolicy) throw new Error(badPolicy);
   const [t] = await store.query<{ storage_policy: string; engine_full: string }>(
     `SELECT storage_policy, engine_full FROM system.tables WHERE database = {db:String} AND name = 'click_aggregates'`, { db: DB });
   if (!t) throw new Error(`${DB}.click_aggregates is missing; run migrations first`);

@@ -23,6 +23,10 @@ public class AuditDelta {
 
     /** Key of the (window, bucket) pair; buckets are < 2^8. */
     public long key() {
+        return keyOf(windowStartMs, bucket);
+    }
+
+    public static long keyOf(long windowStartMs, int bucket) {
         return windowStartMs * 256 + bucket;
     }
 
