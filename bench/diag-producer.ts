@@ -4,6 +4,9 @@
 // on a shared machine falls on every setting alike. Prints throughput, latency, the
 // broker JVM's and this process's librdkafka thread CPU per setting.
 // Run: node --import tsx bench/diag-producer.ts '[{"linger.ms":1},{"linger.ms":2}]' [C=50] [rounds=4] [secs=2]
+// Pseudo-settings (not librdkafka's): "x.producers": N spreads the callers' records over N
+// producer instances (record n → producer n mod N); "x.partitions": P sets the topic's partitions
+// (one topic per distinct P).
 import { readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import KafkaJs from '@confluentinc/kafka-javascript';
@@ -36,20 +39,27 @@ function threads(): Record<string, number> {
 
 const kafka = await startTestKafka({ after: (fn) => void cleanups.push(fn) });
 try {
-  await ensureTopics(kafka.bootstrap, [{ name: 'clicks', partitions: 4, configs: { 'min.insync.replicas': '1' } }], log);
+  const partitionCounts = [...new Set(configs.map((c) => Number(c['x.partitions'] ?? 4)))];
+  await ensureTopics(kafka.bootstrap, partitionCounts.map((p) => ({ name: `clicks-${p}`, partitions: p, configs: { 'min.insync.replicas': '1' } })), log);
   const value = randomBytes(100);
-  interface Slot { p: InstanceType<typeof KafkaJs.Producer>; name: string; lat: number[]; secs: number; kafka: number; rdk: Record<string, number> }
+  type P = InstanceType<typeof KafkaJs.Producer>;
+  interface Slot { ps: P[]; topic: string; name: string; lat: number[]; secs: number; kafka: number; rdk: Record<string, number> }
   const producers: Slot[] = [];
-  for (const extra of configs) {
-    const p = new KafkaJs.Producer({ 'bootstrap.servers': kafka.bootstrap, 'enable.idempotence': true, acks: -1, 'compression.codec': 'lz4', 'batch.num.messages': 10000, partitioner: 'murmur2_random', dr_cb: true, ...extra } as never);
-    p.on('delivery-report', (_e, r) => (r.opaque as () => void)());
-    await new Promise<void>((res, rej) => p.connect({ timeout: 10000 }, (e) => (e ? rej(e) : res())));
-    p.setPollInBackground(true);
-    producers.push({ p, name: JSON.stringify(extra), lat: [], secs: 0, kafka: 0, rdk: {} });
+  for (const cfg of configs) {
+    const { 'x.producers': nProducers = 1, 'x.partitions': partitions = 4, ...extra } = cfg as Record<string, unknown>;
+    const ps: P[] = [];
+    for (let i = 0; i < Number(nProducers); i++) {
+      const p = new KafkaJs.Producer({ 'bootstrap.servers': kafka.bootstrap, 'enable.idempotence': true, acks: -1, 'compression.codec': 'lz4', 'batch.num.messages': 10000, partitioner: 'murmur2_random', dr_cb: true, ...extra } as never);
+      p.on('delivery-report', (_e, r) => (r.opaque as () => void)());
+      await new Promise<void>((res, rej) => p.connect({ timeout: 10000 }, (e) => (e ? rej(e) : res())));
+      p.setPollInBackground(true);
+      ps.push(p);
+    }
+    producers.push({ ps, topic: `clicks-${Number(partitions)}`, name: JSON.stringify(cfg), lat: [], secs: 0, kafka: 0, rdk: {} });
   }
   let n = 0;
   const run = async (x: Slot, secs: number, record: boolean) => {
-    const one = () => new Promise<void>((res) => x.p.produce('clicks', null, value, String(++n % 1000), null, res));
+    const one = () => new Promise<void>((res) => { const k = ++n; x.ps[k % x.ps.length]!.produce(x.topic, null, value, String(k % 1000), null, res); });
     const end = performance.now() + secs * 1000;
     await Promise.all(Array.from({ length: C }, async () => {
       while (performance.now() < end) {
@@ -77,7 +87,7 @@ try {
     const th = Object.entries(x.rdk).filter(([, v]) => v / x.secs >= 0.01).map(([k, v]) => `${k} ${(v / x.secs).toFixed(2)}`).join(', ');
     console.log(`${x.name.padEnd(56)} ${Math.round(x.lat.length / x.secs).toString().padStart(6)}/s  p50 ${q(0.5)} ms  p99 ${q(0.99)} ms | broker JVM ${(x.kafka / x.secs).toFixed(2)} cores | ${th}`);
   }
-  for (const x of producers) await new Promise<void>((r) => x.p.disconnect(() => r()));
+  for (const x of producers) for (const p of x.ps) await new Promise<void>((r) => p.disconnect(() => r()));
 } finally {
   for (const fn of cleanups.reverse()) await fn();
 }

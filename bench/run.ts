@@ -1,6 +1,8 @@
 // Gateway benchmark (`npm run bench`; never part of `npm test`, never gates CI).
 //
 // In one run, on loopback, against a real throwaway Kafka broker and the local Redis:
+//   0. steady state: the gateway (and through it the throwaway broker's JVM) is driven for
+//      BENCH_SYSTEM_WARMUP_S before anything is measured; fastify gets the same warm-up
 //   1. micro: protobuf ClickEvent encode vs JSON.stringify of the same object (+ context rows)
 //   2. single: POST /v1/clicks — bare fastify hello-world POST vs the real gateway process,
 //      same connections/duration, every request a fresh validly signed click; the two are
@@ -18,7 +20,7 @@
 //        --quick    short runs (3 s) to check the harness itself
 //        BENCH_AB_ENV='{"ADCLICK_KAFKA_LINGER_MS":"2"}'  DIAGNOSTIC A/B: a second gateway with these env
 //                   overrides, measured in alternating rounds against the first (same broker, same run)
-// Env:   BENCH_CONNECTIONS (50), BENCH_DURATION_S (5, per round), BENCH_ROUNDS (3), BENCH_WARMUP_S (3),
+// Env:   BENCH_BROKER_PROPS='{"num.io.threads":"2"}' (DIAGNOSTIC: extra broker properties), BENCH_SYSTEM_WARMUP_S (30), BENCH_CONNECTIONS (50), BENCH_DURATION_S (5, per round), BENCH_ROUNDS (3), BENCH_WARMUP_S (3),
 //        BENCH_BATCH_CONNECTIONS (4), BENCH_BATCH_SIZE (500), BENCH_DIAG_LINGER_MS (5, --diag only)
 import autocannon, { type Result } from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -52,6 +54,10 @@ const BATCH_SIZE = envInt('BENCH_BATCH_SIZE', 500);
 const DIAG_LINGER_MS = envInt('BENCH_DIAG_LINGER_MS', 5);
 const AB_ENV = process.env.BENCH_AB_ENV ? (JSON.parse(process.env.BENCH_AB_ENV) as Record<string, string>) : undefined;
 const BATCH_DURATION_S = DURATION_S;
+// Before any measured round, the gateway is driven (batch, then single clicks) for this
+// long: a freshly started broker JVM spends its first ~30 s in the JIT compiler and used
+// ~2x the CPU per produce request it uses warm, which landed on whichever side ran first.
+const SYSTEM_WARMUP_S = envInt('BENCH_SYSTEM_WARMUP_S', QUICK ? 5 : 30);
 const BATCH_WARMUP_S = Math.min(2, WARMUP_S);
 const TOPIC = 'clicks';
 const TARGETS = { rateRatioMin: 0.6, p99RatioMax: 3, batchClicksPerSecMin: 50_000 };
@@ -636,7 +642,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {
     startedAt: startedAt.toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    config: { CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, BATCH_CONNECTIONS, BATCH_SIZE, BATCH_DURATION_S, TOPIC, TARGETS, quick: QUICK },
+    config: { CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, SYSTEM_WARMUP_S, BATCH_CONNECTIONS, BATCH_SIZE, BATCH_DURATION_S, TOPIC, TARGETS, quick: QUICK },
   };
   const profDir = join(ROOT, 'bench', 'results', `prof-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
   try {
@@ -653,7 +659,8 @@ async function main(): Promise<void> {
     results.micro = micro;
 
     say('starting Kafka (throwaway broker) ...');
-    const kafka: TestKafka = await startTestKafka({ after: (fn) => void cleanups.push(fn) });
+    const brokerExtra = process.env.BENCH_BROKER_PROPS ? (JSON.parse(process.env.BENCH_BROKER_PROPS) as Record<string, string>) : undefined;
+    const kafka: TestKafka = await startTestKafka({ after: (fn) => void cleanups.push(fn) }, { extraProperties: brokerExtra });
     say(`  broker ${kafka.bootstrap} ready in ${(kafka.startMs / 1000).toFixed(1)} s`);
     await ensureTopics(kafka.bootstrap, [{ name: TOPIC, partitions: 4, configs: { 'min.insync.replicas': '1' } }], log);
 
@@ -664,16 +671,21 @@ async function main(): Promise<void> {
     say(`  bare fastify :${fastify.port}, gateway :${gw.port} (redis ${gw.redisReady ? 'ready' : 'NOT ready — fail-open path'})`);
     const pids = (server: Child) => ({ server: server.proc.pid, kafka: kafka.broker.pid, redis: redisPid });
 
-    const single = (label: string, port: number, server: Child, isGateway: boolean) => (warmupS: number, rateHint?: number) =>
+    const single = (label: string, port: number, server: Child, isGateway: boolean, durationS = DURATION_S) => (warmupS: number, rateHint?: number) =>
       measure({
-        label, port, path: '/v1/clicks', connections: CONNECTIONS, durationS: DURATION_S, warmupS, rateHint,
+        label, port, path: '/v1/clicks', connections: CONNECTIONS, durationS, warmupS, rateHint,
         make: makeSingleBody, perRequestEstimate: 10_000, floorRate: 30_000, maxPool: 1_500_000, countClicks: isGateway, isGateway, pids: pids(server),
       });
-    const batch = (label: string, port: number, server: Child, isGateway: boolean) => (warmupS: number, rateHint?: number) =>
+    const batch = (label: string, port: number, server: Child, isGateway: boolean, durationS = BATCH_DURATION_S) => (warmupS: number, rateHint?: number) =>
       measure({
-        label, port, path: '/v1/clicks/batch', connections: BATCH_CONNECTIONS, durationS: BATCH_DURATION_S, warmupS, rateHint,
+        label, port, path: '/v1/clicks/batch', connections: BATCH_CONNECTIONS, durationS, warmupS, rateHint,
         make: makeBatchBody, perRequestEstimate: 100, floorRate: 0, maxPool: 2000, countClicks: true, isGateway, pids: pids(server),
       });
+
+    say(`steady state: ${SYSTEM_WARMUP_S / 2} s each of fastify, gateway batch and gateway single clicks before anything is measured ...`);
+    await single('bare fastify (warm-up)', fastify.port, fastify.child, false, 1)(SYSTEM_WARMUP_S / 2);
+    await batch('gateway (warm-up)', gw.port, gw.child, true, 1)(SYSTEM_WARMUP_S / 2);
+    await single('gateway (warm-up)', gw.port, gw.child, true, 1)(SYSTEM_WARMUP_S / 2);
 
     const roundsStr = (r: { rate: number; p99: number }[]) => r.map((x) => `${x.rate.toFixed(2)}×/${x.p99.toFixed(1)}×`).join(', ');
     say(`single: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up each, then ${ROUNDS} alternating rounds of ${DURATION_S} s (fastify, gateway, ...), each request a fresh signed click`);

@@ -279,3 +279,34 @@ test('admission script on real Redis: one call rate-limits and reads edge dedup;
   // The limit is the same bucket the plain check uses (error paths count against it too).
   assert.equal((await limiter.check(ip)).allowed, false);
 });
+
+test('admissions of one event-loop turn go to Redis as one script and keep per-request semantics', async () => {
+  const r = new Redis('redis://127.0.0.1:6379');
+  after(() => r.disconnect());
+  if (r.status !== 'ready') await new Promise((res) => r.once('ready', res));
+  const limiter = createRateLimiter(r, { perSecond: 1, burst: 2 });
+  const dedup = createEdgeDedup(r, 60, (err) => assert.fail(String(err)));
+  const k = (n: number) => `adclick:seen:click:it_${run}_turn_${n}`;
+  const ipA = `192.0.2.${Math.floor(Math.random() * 250)}-${run}-a`;
+  const ipB = `192.0.2.${Math.floor(Math.random() * 250)}-${run}-b`;
+  await dedup.mark([k(1), k(5)]);
+  // MONITOR shows each EVAL/EVALSHA with its keys (then the commands the script runs).
+  const lines: string[] = [];
+  const dup = r.duplicate();
+  const monitor = await dup.monitor();
+  after(() => { monitor.disconnect(); dup.disconnect(); });
+  monitor.on('monitor', (_t: string, args: string[]) => lines.push(args.join(' ')));
+  // Three requests of A (burst 2: the third is limited) and one of B, all in one turn.
+  const got = await Promise.all([
+    limiter.admit(ipA, [k(1), k(2)]),
+    limiter.admit(ipB, [k(5)]),
+    limiter.admit(ipA, [k(3)]),
+    limiter.admit(ipA, [k(5), k(4)]),
+  ]);
+  assert.deepEqual(got.map((a) => a.decision.allowed), [true, true, true, false]);
+  assert.deepEqual(got.map((a) => a.seen), [[true, false], [true], [false], [false, false]]);
+  assert.ok(got[3]!.decision.retryAfterMs > 0 && got[3]!.decision.retryAfterMs <= 1000, String(got[3]!.decision.retryAfterMs));
+  await new Promise((res) => setTimeout(res, 200)); // MONITOR lines arrive asynchronously
+  const scripts = lines.filter((l) => /^eval(sha)? /i.test(l) && l.includes(`turn_`) && l.includes(run));
+  assert.equal(scripts.length, 1, `one script for the four admissions:\n${scripts.join('\n')}`);
+});
