@@ -257,10 +257,16 @@ test('trace context: records carry traceparent with the incoming trace id, or a 
   assert.equal(TP.exec(b[0] ?? '')?.[3], '00', 'flags come from the incoming header');
 });
 
-test('admission script on real Redis: one call rate-limits and reads edge dedup; marks are written together', async () => {
+/** A Redis client that is ready (until then the limiter would fall back in-process); closed after the test. */
+async function readyRedis(): Promise<Redis> {
   const r = new Redis('redis://127.0.0.1:6379');
   after(() => r.disconnect());
   if (r.status !== 'ready') await new Promise((res) => r.once('ready', res));
+  return r;
+}
+
+test('admission script on real Redis: one call rate-limits and reads edge dedup; marks are written together', async () => {
+  const r = await readyRedis();
   const limiter = createRateLimiter(r, { perSecond: 1, burst: 2 });
   const dedup = createEdgeDedup(r, 60, (err) => assert.fail(String(err)));
   const k = (n: number) => `adclick:seen:click:it_${run}_adm_${n}`;
@@ -281,9 +287,7 @@ test('admission script on real Redis: one call rate-limits and reads edge dedup;
 });
 
 test('admissions of one event-loop turn go to Redis as one script and keep per-request semantics', async () => {
-  const r = new Redis('redis://127.0.0.1:6379');
-  after(() => r.disconnect());
-  if (r.status !== 'ready') await new Promise((res) => r.once('ready', res));
+  const r = await readyRedis();
   const limiter = createRateLimiter(r, { perSecond: 1, burst: 2 });
   const dedup = createEdgeDedup(r, 60, (err) => assert.fail(String(err)));
   const k = (n: number) => `adclick:seen:click:it_${run}_turn_${n}`;
