@@ -1,8 +1,8 @@
 // Gateway benchmark (`npm run bench`; never part of `npm test`, never gates CI).
 //
 // In one run, on loopback, against a real throwaway Kafka broker and the local Redis:
-//   0. steady state: the gateway (and through it the throwaway broker's JVM) is driven for
-//      BENCH_SYSTEM_WARMUP_S before anything is measured; fastify gets the same warm-up
+//   0. steady state: fastify, the gateway's batch route and its single route are each driven
+//      for BENCH_SYSTEM_WARMUP_S / 2 (warming the throwaway broker's JVM) before anything is measured
 //   1. micro: protobuf ClickEvent encode vs JSON.stringify of the same object (+ context rows)
 //   2. single: POST /v1/clicks — bare fastify hello-world POST vs the real gateway process,
 //      same connections/duration, every request a fresh validly signed click; the two are
@@ -52,11 +52,12 @@ const WARMUP_S = envInt('BENCH_WARMUP_S', QUICK ? 1 : 3);
 const BATCH_CONNECTIONS = envInt('BENCH_BATCH_CONNECTIONS', 4);
 const BATCH_SIZE = envInt('BENCH_BATCH_SIZE', 500);
 const DIAG_LINGER_MS = envInt('BENCH_DIAG_LINGER_MS', 5);
-const AB_ENV = process.env.BENCH_AB_ENV ? (JSON.parse(process.env.BENCH_AB_ENV) as Record<string, string>) : undefined;
+const envJson = (name: string) => (process.env[name] ? (JSON.parse(process.env[name]!) as Record<string, string>) : undefined);
+const AB_ENV = envJson('BENCH_AB_ENV');
 const BATCH_DURATION_S = DURATION_S;
 // Before any measured round, the gateway is driven (batch, then single clicks) for this
-// long: a freshly started broker JVM spends its first ~30 s in the JIT compiler and used
-// ~2x the CPU per produce request it uses warm, which landed on whichever side ran first.
+// long (half of it per stage): a freshly started broker JVM spends its first ~30 s in the JIT
+// compiler and used ~2.5x the CPU per click it uses warm, which landed on whichever side ran first.
 const SYSTEM_WARMUP_S = envInt('BENCH_SYSTEM_WARMUP_S', QUICK ? 5 : 30);
 const BATCH_WARMUP_S = Math.min(2, WARMUP_S);
 const TOPIC = 'clicks';
@@ -659,8 +660,7 @@ async function main(): Promise<void> {
     results.micro = micro;
 
     say('starting Kafka (throwaway broker) ...');
-    const brokerExtra = process.env.BENCH_BROKER_PROPS ? (JSON.parse(process.env.BENCH_BROKER_PROPS) as Record<string, string>) : undefined;
-    const kafka: TestKafka = await startTestKafka({ after: (fn) => void cleanups.push(fn) }, { extraProperties: brokerExtra });
+    const kafka: TestKafka = await startTestKafka({ after: (fn) => void cleanups.push(fn) }, { extraProperties: envJson('BENCH_BROKER_PROPS') });
     say(`  broker ${kafka.bootstrap} ready in ${(kafka.startMs / 1000).toFixed(1)} s`);
     await ensureTopics(kafka.bootstrap, [{ name: TOPIC, partitions: 4, configs: { 'min.insync.replicas': '1' } }], log);
 
