@@ -43,6 +43,8 @@ export interface GatewayDeps {
   now?: () => number;
   /** Extra readiness checks (e.g. Redis) reported by /readyz; Redis is never required. */
   readiness?: () => Record<string, boolean>;
+  /** The whole gateway's /metrics text when this app is one of several workers (summed by the cluster primary). */
+  metricsText?: () => Promise<string>;
 }
 
 type Outcome = { status: 'accepted' | 'duplicate' } | { status: 'rejected'; error: AppError };
@@ -343,7 +345,16 @@ export function buildGatewayApp(deps: GatewayDeps) {
     const ready = checks.kafka;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
-  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  app.get('/metrics', async (req, reply) => {
+    let text: string;
+    try {
+      text = deps.metricsText ? await deps.metricsText() : await registry.metrics();
+    } catch (err) {
+      req.log.warn({ err }, 'metrics aggregation across workers failed');
+      return sendError(reply, new AppError('UNAVAILABLE', 'metrics of the other gateway workers could not be collected; retry'));
+    }
+    return reply.type(registry.contentType).send(text);
+  });
 
   return app;
 }

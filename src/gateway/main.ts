@@ -1,4 +1,7 @@
-// Gateway process: read config, build clients, listen, handle signals.
+// Gateway process: read config, build clients, listen, handle signals. With
+// ADCLICK_GATEWAY_WORKERS > 1 this process is the cluster primary and each worker runs
+// the rest of this file (see cluster.ts).
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { loadConfig, parseSigningKeys, DEV_SIGNING_KEYS } from '../shared/config.ts';
@@ -7,11 +10,13 @@ import { createRegistry, Counter } from '../shared/metrics.ts';
 import { createOptionalRedis } from '../shared/redis.ts';
 import { buildGatewayApp } from './app.ts';
 import { createClickPublisher, type ClickPublisher } from './click-publisher.ts';
+import { clusterMetrics, runClusterPrimary, workerIndex } from './cluster.ts';
 import { createEdgeDedup } from './edge-dedup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 
 const config = loadConfig();
 const logger = createLogger('gateway', config.logLevel);
+const announce = !cluster.isWorker; // start-up warnings once per gateway, not once per worker
 
 let signingKeys: Map<string, string>;
 try {
@@ -20,85 +25,97 @@ try {
   logger.fatal({ err }, 'invalid signing keys');
   process.exit(2);
 }
-if (!config.signingKeys) {
+if (!config.signingKeys && announce) {
   logger.warn('!!!!!!!! ADCLICK_SIGNING_KEYS is not set: accepting clicks signed with the PUBLIC DEVELOPMENT key "dev". Never run like this in production. !!!!!!!!');
 }
-const ipHashKey = config.ipHashKey || randomBytes(32).toString('hex');
-if (!config.ipHashKey) logger.warn('ADCLICK_IP_HASH_KEY is not set: client IP hashes use a random per-process key and will not match across instances');
+if (!config.ipHashKey && announce) logger.warn('ADCLICK_IP_HASH_KEY is not set: client IP hashes use a random per-process key and will not match across instances');
 
-const registry = createRegistry('gateway');
-const redisFailures = new Counter({ name: 'adclick_gateway_redis_failures_total', help: 'Redis calls that failed (the gateway failed open)', labelNames: ['use'] as const, registers: [registry] });
-const redis = createOptionalRedis(config.redisUrl, logger);
-const gatewayId = config.gatewayId || `${hostname()}:${process.pid}`;
+if (config.gatewayWorkers > 1 && cluster.isPrimary) {
+  // The workers must hash client IPs alike: a generated key is made once, here.
+  const ipHashKey = config.ipHashKey || randomBytes(32).toString('hex');
+  runClusterPrimary({ workers: config.gatewayWorkers, logger, stopTimeoutMs: config.stopTimeoutMs, env: { ADCLICK_IP_HASH_KEY: ipHashKey } });
+} else {
+  await runGateway();
+}
 
-const realPublisher = await createClickPublisher({
-  brokers: config.kafkaBrokers,
-  topic: config.clicksTopic,
-  lingerMs: config.lingerMs,
-  compression: config.compression,
-  produceTimeoutMs: config.produceTimeoutMs,
-  maxInflight: config.maxInflightClicks,
-  breakerFailures: config.breakerFailureThreshold,
-  breakerOpenMs: config.breakerOpenMs,
-  clientId: `adclick-gateway-${gatewayId}`,
-  logger,
-});
-// UNSAFE negative control for the chaos suite: answer before the Kafka ack, so a click
-// can be acknowledged to the client and then lost. Never on unless explicitly asked for.
-const publisher: ClickPublisher = config.faultUnsafeGatewayAckFirst ? ackBeforeProduce(realPublisher) : realPublisher;
-if (config.faultUnsafeGatewayAckFirst) logger.error('ADCLICK_FAULT_UNSAFE_GATEWAY_ACK_FIRST is on: 202 is answered BEFORE the Kafka ack; clicks can be lost. Negative-control tests only!');
+async function runGateway() {
+  const ipHashKey = config.ipHashKey || randomBytes(32).toString('hex');
+  const worker = workerIndex();
+  const registry = createRegistry('gateway');
+  const redisFailures = new Counter({ name: 'adclick_gateway_redis_failures_total', help: 'Redis calls that failed (the gateway failed open)', labelNames: ['use'] as const, registers: [registry] });
+  const redis = createOptionalRedis(config.redisUrl, logger);
+  const gatewayId = worker === undefined ? config.gatewayId || `${hostname()}:${process.pid}` : config.gatewayId ? `${config.gatewayId}/w${worker}` : `${hostname()}:${process.pid}`;
 
-function ackBeforeProduce(p: ClickPublisher): ClickPublisher {
-  return {
-    ...p,
-    publish(records) {
-      p.publish(records).catch(() => undefined); // may still throw synchronously (503), as the real one
-      return Promise.resolve(records.map(() => true));
+  const realPublisher = await createClickPublisher({
+    brokers: config.kafkaBrokers,
+    topic: config.clicksTopic,
+    lingerMs: config.lingerMs,
+    compression: config.compression,
+    produceTimeoutMs: config.produceTimeoutMs,
+    maxInflight: config.maxInflightClicks,
+    breakerFailures: config.breakerFailureThreshold,
+    breakerOpenMs: config.breakerOpenMs,
+    clientId: `adclick-gateway-${gatewayId}`,
+    logger,
+  });
+  // UNSAFE negative control for the chaos suite: answer before the Kafka ack, so a click
+  // can be acknowledged to the client and then lost. Never on unless explicitly asked for.
+  const publisher: ClickPublisher = config.faultUnsafeGatewayAckFirst ? ackBeforeProduce(realPublisher) : realPublisher;
+  if (config.faultUnsafeGatewayAckFirst) logger.error('ADCLICK_FAULT_UNSAFE_GATEWAY_ACK_FIRST is on: 202 is answered BEFORE the Kafka ack; clicks can be lost. Negative-control tests only!');
+
+  function ackBeforeProduce(p: ClickPublisher): ClickPublisher {
+    return {
+      ...p,
+      publish(records) {
+        p.publish(records).catch(() => undefined); // may still throw synchronously (503), as the real one
+        return Promise.resolve(records.map(() => true));
+      },
+    };
+  }
+
+  const rateLimiter = createRateLimiter(redis, {
+    perSecond: config.rateLimitPerSec,
+    burst: config.rateLimitBurst,
+    onRedisError: () => redisFailures.inc({ use: 'rate_limit' }),
+  });
+  const app = buildGatewayApp({
+    options: {
+      signingKeys,
+      maxClickAgeMs: config.maxClickAgeMs,
+      maxClockSkewMs: config.maxClockSkewMs,
+      maxBodyBytes: config.maxBodyBytes,
+      maxBatchBodyBytes: config.maxBatchBodyBytes,
+      maxBatchClicks: config.maxBatchClicks,
+      trustedProxies: config.trustedProxies,
+      retryAfterSec: config.retryAfterSec,
+      ipHashKey,
+      gatewayId,
     },
-  };
+    publisher,
+    dedup: createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' })),
+    rateLimiter,
+    admission: rateLimiter, // rate limit + edge-dedup read in one Redis script
+    logger,
+    registry,
+    readiness: () => ({ redis: redis?.status === 'ready' }),
+    metricsText: clusterMetrics(registry),
+  });
+
+  await app.listen({ host: config.host, port: config.gatewayPort });
+  logger.info({ host: config.host, port: config.gatewayPort, worker, keyIds: [...signingKeys.keys()], topic: config.clicksTopic }, 'gateway listening');
+
+  let stopping = false;
+  async function shutdown(signal: string) {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'gateway stopping: draining requests and Kafka acks');
+    const force = setTimeout(() => process.exit(1), 15000);
+    force.unref();
+    await app.close();
+    await publisher.close();
+    redis?.disconnect();
+    process.exit(0);
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
 }
-
-const rateLimiter = createRateLimiter(redis, {
-  perSecond: config.rateLimitPerSec,
-  burst: config.rateLimitBurst,
-  onRedisError: () => redisFailures.inc({ use: 'rate_limit' }),
-});
-const app = buildGatewayApp({
-  options: {
-    signingKeys,
-    maxClickAgeMs: config.maxClickAgeMs,
-    maxClockSkewMs: config.maxClockSkewMs,
-    maxBodyBytes: config.maxBodyBytes,
-    maxBatchBodyBytes: config.maxBatchBodyBytes,
-    maxBatchClicks: config.maxBatchClicks,
-    trustedProxies: config.trustedProxies,
-    retryAfterSec: config.retryAfterSec,
-    ipHashKey,
-    gatewayId,
-  },
-  publisher,
-  dedup: createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' })),
-  rateLimiter,
-  admission: rateLimiter, // rate limit + edge-dedup read in one Redis script
-  logger,
-  registry,
-  readiness: () => ({ redis: redis?.status === 'ready' }),
-});
-
-await app.listen({ host: config.host, port: config.gatewayPort });
-logger.info({ host: config.host, port: config.gatewayPort, keyIds: [...signingKeys.keys()], topic: config.clicksTopic }, 'gateway listening');
-
-let stopping = false;
-async function shutdown(signal: string) {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'gateway stopping: draining requests and Kafka acks');
-  const force = setTimeout(() => process.exit(1), 15000);
-  force.unref();
-  await app.close();
-  await publisher.close();
-  redis?.disconnect();
-  process.exit(0);
-}
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));

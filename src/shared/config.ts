@@ -1,6 +1,7 @@
 // The only module that reads process.env. Every knob is declared once here with
 // its default and a one-line description; the README's configuration table is
 // checked against this list by test/unit/config.test.ts.
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 type Parser<T> = (raw: string, key: string) => T;
@@ -27,6 +28,9 @@ const bool: Parser<boolean> = (raw, key) => {
   if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
   throw new Error(`${key} must be true or false, got "${raw}"`);
 };
+/** A count, or "auto" for one per CPU the process may use. */
+const countOrAuto = (min: number, max: number): Parser<number> => (raw, key) =>
+  raw.trim().toLowerCase() === 'auto' ? Math.max(min, Math.min(max, availableParallelism())) : int(min, max)(raw, key);
 const list: Parser<string[]> = (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean);
 
 function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDefault?: string): Setting<T> {
@@ -40,6 +44,7 @@ export const SETTINGS = {
   dataDir: setting('ADCLICK_DATA_DIR', resolve('.data'), str, 'Where all local state lives: Kafka logs, checkpoints, embedded ClickHouse, ledgers', '`./.data`'),
   host: setting('ADCLICK_BIND_HOST', '127.0.0.1', str, 'Address the HTTP services bind to (loopback unless you mean otherwise)'),
   gatewayPort: setting('ADCLICK_GATEWAY_PORT', 8080, int(0, 65535), 'Gateway HTTP port'),
+  gatewayWorkers: setting('ADCLICK_GATEWAY_WORKERS', 1, countOrAuto(1, 64), 'Gateway worker processes sharing its port (node:cluster); `auto` = one per CPU. Each has its own Kafka producer and Redis connection'),
   queryPort: setting('ADCLICK_QUERY_PORT', 8081, int(0, 65535), 'Query API and dashboard HTTP port'),
   flinkUiPort: setting('ADCLICK_FLINK_UI_PORT', 8082, int(0, 65535), 'Flink web UI port of the local job'),
   flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', str, "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager)", '`http://<bind host>:<Flink UI port>`'),

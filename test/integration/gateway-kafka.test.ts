@@ -2,17 +2,15 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import KafkaJs from '@confluentinc/kafka-javascript';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { startTestKafka } from '../helpers/kafka.ts';
+import { readClicks, startTestKafka } from '../helpers/kafka.ts';
 import { buildGatewayApp } from '../../src/gateway/app.ts';
 import { createClickPublisher, type ClickPublisher } from '../../src/gateway/click-publisher.ts';
 import { createEdgeDedup } from '../../src/gateway/edge-dedup.ts';
 import { createRateLimiter } from '../../src/gateway/rate-limiter.ts';
 import { createOptionalRedis } from '../../src/shared/redis.ts';
 import { createRegistry } from '../../src/shared/metrics.ts';
-import { ClickEvent } from '../../src/shared/proto.ts';
 import { signClick } from '../../src/shared/signature.ts';
 import { ensureTopics } from '../../src/stack/topics.ts';
 
@@ -69,29 +67,8 @@ async function eventuallyExists(redis: Redis, key: string, timeoutMs = 3000): Pr
   }
 }
 
-/** Everything currently in the topic (read_committed, from the beginning). */
-async function readTopic(topic: string, expectAtLeast: number, timeoutMs = 20_000) {
-  const consumer = new KafkaJs.KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJs.KafkaJS.logLevel.NOTHING } }).consumer({
-    kafkaJS: { groupId: `it-${randomBytes(4).toString('hex')}`, fromBeginning: true, autoCommit: false },
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic] });
-  const out: { key: string; value: ReturnType<typeof ClickEvent.decode>; headers: Record<string, string> }[] = [];
-  let lastGrowth = Date.now();
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
-      out.push({ key: message.key!.toString(), value: ClickEvent.decode(message.value!), headers });
-      lastGrowth = Date.now();
-    },
-  });
-  const deadline = Date.now() + timeoutMs;
-  // Wait for the expected count, then a quiet second to catch anything extra.
-  while (Date.now() < deadline && (out.length < expectAtLeast || Date.now() - lastGrowth < 1500)) await new Promise((r) => setTimeout(r, 100));
-  await consumer.disconnect();
-  return out;
-}
+/** Everything currently in the topic. */
+const readTopic = (topic: string, expectAtLeast: number, timeoutMs?: number) => readClicks(kafka.bootstrap, topic, expectAtLeast, timeoutMs);
 
 async function newTopic(prefix: string) {
   const topic = kafka.uniqueTopic(prefix);

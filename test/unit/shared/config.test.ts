@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SETTINGS, loadConfig, parseSigningKeys, configToEnv } from '../../../src/shared/config.ts';
@@ -45,6 +46,14 @@ test('loadConfig: defaults, parsing, and every bad key named at once', () => {
   const round = loadConfig(configToEnv(loadConfig({ ADCLICK_QUERY_PORT: '9999', ADCLICK_TRUSTED_PROXIES: 'a,b' })));
   assert.equal(round.queryPort, 9999);
   assert.deepEqual(round.trustedProxies, ['a', 'b']);
+});
+
+test('gateway workers: a count, or auto = one per CPU', () => {
+  assert.equal(loadConfig({}).gatewayWorkers, 1);
+  assert.equal(loadConfig({ ADCLICK_GATEWAY_WORKERS: '3' }).gatewayWorkers, 3);
+  assert.equal(loadConfig({ ADCLICK_GATEWAY_WORKERS: 'AUTO' }).gatewayWorkers, Math.min(64, availableParallelism()));
+  assert.throws(() => loadConfig({ ADCLICK_GATEWAY_WORKERS: '0' }), /ADCLICK_GATEWAY_WORKERS must be between 1 and 64/);
+  assert.throws(() => loadConfig({ ADCLICK_GATEWAY_WORKERS: 'many' }), /ADCLICK_GATEWAY_WORKERS must be an integer/);
 });
 
 test('signing keys: pairs, rotation, errors', () => {
