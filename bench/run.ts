@@ -21,7 +21,9 @@
 //        BENCH_AB_ENV='{"ADCLICK_KAFKA_LINGER_MS":"2"}'  DIAGNOSTIC A/B: a second gateway with these env
 //                   overrides, measured in alternating rounds against the first (same broker, same run)
 // Env:   BENCH_BROKER_PROPS='{"num.io.threads":"2"}' (DIAGNOSTIC: extra broker properties), BENCH_SYSTEM_WARMUP_S (30), BENCH_CONNECTIONS (50), BENCH_DURATION_S (5, per round), BENCH_ROUNDS (3), BENCH_WARMUP_S (3),
-//        BENCH_BATCH_CONNECTIONS (4), BENCH_BATCH_SIZE (500), BENCH_DIAG_LINGER_MS (5, --diag only)
+//        BENCH_BATCH_CONNECTIONS (4), BENCH_BATCH_SIZE (500), BENCH_DIAG_LINGER_MS (5, --diag only),
+//        BENCH_GATEWAY_WORKERS (auto: the gateway is measured a second time as a node:cluster of
+//        ADCLICK_GATEWAY_WORKERS=auto workers, with its own target rows; off = skip)
 import autocannon, { type Result } from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -54,6 +56,10 @@ const BATCH_SIZE = envInt('BENCH_BATCH_SIZE', 500);
 const DIAG_LINGER_MS = envInt('BENCH_DIAG_LINGER_MS', 5);
 const envJson = (name: string) => (process.env[name] ? (JSON.parse(process.env[name]!) as Record<string, string>) : undefined);
 const AB_ENV = envJson('BENCH_AB_ENV');
+// The gateway is measured as shipped (1 worker) and, on a multi-core machine, again with
+// ADCLICK_GATEWAY_WORKERS set to this ("off" skips it): each configuration gets its own target rows.
+const WORKERS = process.env.BENCH_GATEWAY_WORKERS ?? 'auto';
+const WORKERS_ON = WORKERS !== 'off' && WORKERS !== '1' && cpus().length > 1;
 const BATCH_DURATION_S = DURATION_S;
 // Before any measured round, the gateway is driven (batch, then single clicks) for this
 // long (half of it per stage): a freshly started broker JVM spends its first ~30 s in the JIT
@@ -275,6 +281,22 @@ function threadCpuSec(pid: number | undefined): Record<string, number> {
   } catch { /* process gone */ }
   return out;
 }
+/** Live child processes of pid (a cluster gateway's workers). */
+function childPids(pid: number | undefined): number[] {
+  const out: number[] = [];
+  if (!pid) return out;
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(ppid) === pid && state !== 'Z') out.push(Number(d));
+      } catch { /* raced */ }
+    }
+  } catch { /* no /proc */ }
+  return out;
+}
 function findRedisPid(): number | undefined {
   try {
     for (const d of readdirSync('/proc')) {
@@ -290,6 +312,8 @@ type CpuSnap = Record<string, number | undefined>;
 function cpuSnap(pids: Record<string, number | undefined>): CpuSnap {
   const out: CpuSnap = {};
   for (const [k, pid] of Object.entries(pids)) out[k] = procCpuSec(pid);
+  // A gateway run as a cluster: its workers' CPU is the server's too (threads: primary only).
+  for (const child of childPids(pids.server)) out.server = (out.server ?? 0) + (procCpuSec(child) ?? 0);
   for (const [t, v] of Object.entries(threadCpuSec(pids.server))) out[`server/${t}`] = v;
   const u = process.cpuUsage();
   out.client = (u.user + u.system) / 1e6;
@@ -704,6 +728,25 @@ async function main(): Promise<void> {
 
     const gwMetrics: Record<string, string[]> = { gateway: await scrapeGatewayMetrics(gw.port) };
     results.gatewayMetrics = gwMetrics;
+
+    // The same gateway as a cluster of workers (one per core with "auto"): single clicks
+    // alternate with fastify again, batch alternates with the 1-worker gateway.
+    type Pooled = ReturnType<typeof pooled>;
+    let multi: { label: string; single: Pooled; fastify: Pooled; batch: Pooled; batchOne: Pooled } | undefined;
+    if (WORKERS_ON) {
+      const label = `gateway, ${WORKERS} workers`;
+      const gwN = await startGateway('gateway-workers', kafka.bootstrap, { ADCLICK_GATEWAY_WORKERS: WORKERS });
+      say(`${label} (ADCLICK_GATEWAY_WORKERS=${WORKERS}, :${gwN.port}): ${SYSTEM_WARMUP_S / 4} s each of batch and single clicks, then the same alternating rounds ...`);
+      await batch(`${label} (warm-up)`, gwN.port, gwN.child, true, 1)(SYSTEM_WARMUP_S / 4);
+      await single(`${label} (warm-up)`, gwN.port, gwN.child, true, 1)(SYSTEM_WARMUP_S / 4);
+      const s = await interleaved(ROUNDS, single('bare fastify', fastify.port, fastify.child, false), single(label, gwN.port, gwN.child, true), WARMUP_S);
+      say(`  single: bare fastify ${fmt(s.a.reqPerSec)} req/s, p99 ${s.a.p99Ms} ms; ${label} ${fmt(s.b.reqPerSec)} req/s, p99 ${s.b.p99Ms} ms (per round: ${roundsStr(s.ratios)})`);
+      const b = await interleaved(ROUNDS, batch('gateway', gw.port, gw.child, true), batch(label, gwN.port, gwN.child, true), BATCH_WARMUP_S);
+      say(`  batch: gateway ${fmt(b.a.clicks!.perSec)} clicks/s; ${label} ${fmt(b.b.clicks!.perSec)} clicks/s`);
+      gwMetrics[label] = await scrapeGatewayMetrics(gwN.port);
+      await stopChild(gwN.child.proc);
+      multi = { label, single: s.b, fastify: s.a, batch: b.b, batchOne: b.a };
+    }
     const rateRatio = gSingle.reqPerSec / fSingle.reqPerSec;
     const p99Ratio = gSingle.p99Ms / fSingle.p99Ms;
     const targets = {
@@ -715,6 +758,12 @@ async function main(): Promise<void> {
     results.single = { fastify: noLat(fSingle), gateway: noLat(gSingle), roundRatios: singles.ratios };
     results.batch = { fastify: noLat(fBatch), gateway: noLat(gBatch), roundRatios: batches.ratios };
     results.targets = targets;
+    const multiTargets = multi && {
+      singleRateRatio: { value: round(multi.single.reqPerSec / multi.fastify.reqPerSec, 3), pass: multi.single.reqPerSec / multi.fastify.reqPerSec >= TARGETS.rateRatioMin },
+      singleP99Ratio: { value: round(multi.single.p99Ms / multi.fastify.p99Ms, 3), pass: multi.single.p99Ms / multi.fastify.p99Ms <= TARGETS.p99RatioMax },
+      batchClicksPerSec: { value: multi.batch.clicks!.perSec, pass: multi.batch.clicks!.perSec >= TARGETS.batchClicksPerSecMin && multi.batch.clicks!.notAccepted === 0 },
+    };
+    if (multi) results.workers = { env: WORKERS, single: noLat(multi.single), fastify: noLat(multi.fastify), batch: noLat(multi.batch), batchOneWorker: noLat(multi.batchOne), targets: multiTargets };
 
     // Kafka sanity: every click answered "accepted" must be in the topic, once.
     let kafkaCount: number | undefined;
@@ -777,12 +826,12 @@ async function main(): Promise<void> {
     say(table(micro.map((m) => [m.name, fmt(m.opsPerSec), fmt(m.nsPerOp), m.note ?? '']), ['operation', 'ops/s', 'ns/op', 'note']));
     say('');
     say(`== POST /v1/clicks (${CONNECTIONS} conns, ${ROUNDS}×${DURATION_S} s alternating with the baseline after ${WARMUP_S} s warm-up; latency measured by the client, µs resolution) ==`);
-    const singleRows = [fSingle, gSingle, ...diag.filter((d) => d.path === '/v1/clicks')];
+    const singleRows = [fSingle, gSingle, ...(multi ? [{ ...multi.fastify, target: 'bare fastify (vs workers)' }, multi.single] : []), ...diag.filter((d) => d.path === '/v1/clicks')];
     say(table(singleRows.map((s) => [s.target, fmt(s.reqPerSec), s.p50Ms, s.p90Ms, s.p99Ms, s.maxMs, s.non2xx + s.errors + s.timeouts, cpuStr(s.cpuCores)]),
       ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx/err', 'CPU cores used (others = processes not in this benchmark)']));
     say('');
     say(`== POST /v1/clicks/batch (${BATCH_SIZE} clicks/request, ${BATCH_CONNECTIONS} conns, ${ROUNDS}×${BATCH_DURATION_S} s alternating with the baseline after ${BATCH_WARMUP_S} s warm-up) ==`);
-    const batchRows = [fBatch, gBatch, ...diag.filter((d) => d.path === '/v1/clicks/batch')];
+    const batchRows = [fBatch, gBatch, ...(multi ? [{ ...multi.batchOne, target: 'gateway (vs workers)' }, multi.batch] : []), ...diag.filter((d) => d.path === '/v1/clicks/batch')];
     say(table(batchRows.map((s) => [s.target, fmt(s.clicks!.perSec), fmt(s.reqPerSec), s.p50Ms, s.p99Ms, s.clicks!.notAccepted, cpuStr(s.cpuCores)]),
       ['target', 'clicks/s', 'req/s', 'p50 ms', 'p99 ms', 'not accepted', 'CPU cores used (others = processes not in this benchmark)']));
     say('');
@@ -791,6 +840,11 @@ async function main(): Promise<void> {
       ['gateway / fastify req/s', targets.singleRateRatio.value.toFixed(3), targets.singleRateRatio.target, verdict(targets.singleRateRatio.pass)],
       ['gateway p99 / fastify p99', targets.singleP99Ratio.value.toFixed(3), targets.singleP99Ratio.target, verdict(targets.singleP99Ratio.pass)],
       ['gateway batch clicks/s', fmt(targets.batchClicksPerSec.value), targets.batchClicksPerSec.target, verdict(targets.batchClicksPerSec.pass)],
+      ...(multiTargets ? [
+        [`${multi!.label}: / fastify req/s`, multiTargets.singleRateRatio.value.toFixed(3), targets.singleRateRatio.target, verdict(multiTargets.singleRateRatio.pass)],
+        [`${multi!.label}: p99 / fastify p99`, multiTargets.singleP99Ratio.value.toFixed(3), targets.singleP99Ratio.target, verdict(multiTargets.singleP99Ratio.pass)],
+        [`${multi!.label}: batch clicks/s`, fmt(multiTargets.batchClicksPerSec.value), targets.batchClicksPerSec.target, verdict(multiTargets.batchClicksPerSec.pass)],
+      ] : []),
     ], ['metric', 'value', 'target', 'result']));
     const k = results.kafka as { topicRecords?: number; gatewayAccepted?: number; unobservedMax?: number; consistent?: boolean; error?: string };
     say('');

@@ -301,6 +301,9 @@ export function buildGatewayApp(deps: GatewayDeps) {
       throw new AppError('INVALID_FIELD', `clicks must hold 1 to ${o.maxBatchClicks} clicks`, { field: 'clicks' });
     }
     const vo = verifyOpts();
+    // Outcome counts of the whole batch, added to the counter once per outcome (not per click).
+    const tally = new Map<string, number>();
+    const count = (outcome: string) => tally.set(outcome, (tally.get(outcome) ?? 0) + 1);
     const results: { impression_id: string | null; status: string; error?: ReturnType<AppError['toBody']>['error'] }[] = new Array(items.length);
     const valid: Click[] = [];
     const validIdx: number[] = [];
@@ -314,9 +317,14 @@ export function buildGatewayApp(deps: GatewayDeps) {
         const e = isAppError(err) ? err : new AppError('INVALID_FIELD');
         const imp = (item as { impression_id?: unknown } | null)?.impression_id;
         results[i] = { impression_id: typeof imp === 'string' ? imp : null, status: 'rejected', error: e.toBody().error };
-        clicks.inc({ outcome: e.code });
+        count(e.code);
       }
     });
+    const flushTally = () => {
+      for (const [outcome, n] of tally) clicks.inc({ outcome }, n);
+      tally.clear();
+    };
+    flushTally(); // the rejected ones count even when the rest is then refused (429, 503)
     if (valid.length === 0) {
       req.rateDecision = await rateLimiter.check(req.clientIp);
       if (!req.rateDecision.allowed) throw rateLimited(req.rateDecision);
@@ -328,12 +336,13 @@ export function buildGatewayApp(deps: GatewayDeps) {
         const imp = valid[j]!.impression_id;
         if (out.status === 'rejected') {
           results[i] = { impression_id: imp, status: 'rejected', error: out.error.toBody().error };
-          clicks.inc({ outcome: out.error.code });
+          count(out.error.code);
         } else {
           results[i] = { impression_id: imp, status: out.status };
-          clicks.inc({ outcome: out.status });
+          count(out.status);
         }
       });
+      flushTally();
     }
     return reply.code(200).send({ results });
   });

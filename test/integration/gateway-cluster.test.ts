@@ -63,10 +63,10 @@ const alive = (pid: number) => {
   }
 };
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
+async function until(what: string | (() => string), check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(100);
   }
 }
@@ -157,7 +157,7 @@ test('a worker that dies is replaced; SIGTERM drains every worker and exits 0', 
   const gw = await startCluster(topic, 2);
   const [victim, survivor] = childrenOf(gw.proc.pid!);
   process.kill(victim!, 'SIGKILL');
-  await until('a replacement worker', () => {
+  await until(() => `a replacement worker (children now: ${childrenOf(gw.proc.pid!).join(', ')}; killed ${victim})\n${gw.lines.join('\n')}`, () => {
     const now = childrenOf(gw.proc.pid!);
     return now.length === 2 && !now.includes(victim!) && gw.listening() >= 3;
   });
