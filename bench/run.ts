@@ -321,7 +321,9 @@ function cpuSnap(pids: Record<string, number | undefined>): CpuSnap {
     // Whole machine, busy = all but idle and iowait: what is left over is other processes
     // (this box may be shared with other jobs, which makes the numbers noisy).
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    out.machine = (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / CLK_TCK;
+    // steal: time the hypervisor gave this VM's vCPUs to someone else (shown on its own).
+    out.machine = (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]! - (f[7] ?? 0)) / CLK_TCK;
+    out.steal = (f[7] ?? 0) / CLK_TCK;
   } catch { /* no /proc */ }
   return out;
 }
@@ -828,12 +830,12 @@ async function main(): Promise<void> {
     say(`== POST /v1/clicks (${CONNECTIONS} conns, ${ROUNDS}×${DURATION_S} s alternating with the baseline after ${WARMUP_S} s warm-up; latency measured by the client, µs resolution) ==`);
     const singleRows = [fSingle, gSingle, ...(multi ? [{ ...multi.fastify, target: 'bare fastify (vs workers)' }, multi.single] : []), ...diag.filter((d) => d.path === '/v1/clicks')];
     say(table(singleRows.map((s) => [s.target, fmt(s.reqPerSec), s.p50Ms, s.p90Ms, s.p99Ms, s.maxMs, s.non2xx + s.errors + s.timeouts, cpuStr(s.cpuCores)]),
-      ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx/err', 'CPU cores used (others = processes not in this benchmark)']));
+      ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx/err', 'CPU cores used (others = processes not in this benchmark; steal = taken by the hypervisor)']));
     say('');
     say(`== POST /v1/clicks/batch (${BATCH_SIZE} clicks/request, ${BATCH_CONNECTIONS} conns, ${ROUNDS}×${BATCH_DURATION_S} s alternating with the baseline after ${BATCH_WARMUP_S} s warm-up) ==`);
     const batchRows = [fBatch, gBatch, ...(multi ? [{ ...multi.batchOne, target: 'gateway (vs workers)' }, multi.batch] : []), ...diag.filter((d) => d.path === '/v1/clicks/batch')];
     say(table(batchRows.map((s) => [s.target, fmt(s.clicks!.perSec), fmt(s.reqPerSec), s.p50Ms, s.p99Ms, s.clicks!.notAccepted, cpuStr(s.cpuCores)]),
-      ['target', 'clicks/s', 'req/s', 'p50 ms', 'p99 ms', 'not accepted', 'CPU cores used (others = processes not in this benchmark)']));
+      ['target', 'clicks/s', 'req/s', 'p50 ms', 'p99 ms', 'not accepted', 'CPU cores used (others = processes not in this benchmark; steal = taken by the hypervisor)']));
     say('');
     say('== targets (ratios against the bare fastify baseline of this run) ==');
     say(table([
