@@ -12,6 +12,9 @@ import { traceIdFromHeaders } from './trace-context.ts';
 const require = createRequire(import.meta.url);
 const { KafkaJS } = require('@confluentinc/kafka-javascript') as { KafkaJS: typeof KafkaJSTypes };
 
+/** The part of the KafkaJS-compatible consumer this module uses (a seam for unit tests). */
+export type GroupConsumer = Pick<KafkaJSTypes.Consumer, 'connect' | 'subscribe' | 'run' | 'commitOffsets' | 'pause' | 'resume' | 'disconnect' | 'assignment'>;
+
 export interface KafkaSinkConsumerOptions {
   readonly brokers: string;
   readonly topics: readonly string[];
@@ -21,70 +24,140 @@ export interface KafkaSinkConsumerOptions {
   readonly logger: Logger;
   /** Records per eachBatch call (js.consumer.max.batch.size), default 1000. */
   readonly fetchBatchSize?: number;
+  /** A consumer that has held no partition this long is replaced by a new one (default 30 s). */
+  readonly rejoinAfterMs?: number;
+  /** How often membership is checked (default 5 s). */
+  readonly checkEveryMs?: number;
+  /** Tests: builds the underlying consumer (default: a librdkafka consumer with the settings below). */
+  readonly makeConsumer?: () => GroupConsumer;
+  readonly now?: () => number;
 }
 
 export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkConsumer {
   const log = opts.logger.child({ module: 'sink-consumer' });
-  const kafka = new KafkaJS.Kafka({
-    kafkaJS: {
-      brokers: opts.brokers.split(',').map((b) => b.trim()).filter(Boolean),
-      clientId: opts.clientId ?? 'adclick-sink',
-      logLevel: KafkaJS.logLevel.WARN,
-    },
-  });
-  const consumer = kafka.consumer({
-    kafkaJS: {
-      groupId: opts.groupId ?? 'adclick-sink',
-      autoCommit: false,
-      fromBeginning: true,
-      readUncommitted: false,
-    },
-    'js.consumer.max.batch.size': opts.fetchBatchSize ?? 1000,
-    // A sink that died (kill -9) holds its partitions until its session times out; the
-    // restarted process waits for that. librdkafka's 45 s default made recovery after a
-    // serving crash take ~30-45 s (found by the chaos suite); 10 s keeps it short.
-    'session.timeout.ms': 10_000,
-    'heartbeat.interval.ms': 2_000,
-  });
+  const groupId = opts.groupId ?? 'adclick-sink';
+  const make =
+    opts.makeConsumer ??
+    (() =>
+      new KafkaJS.Kafka({
+        kafkaJS: {
+          brokers: opts.brokers.split(',').map((b) => b.trim()).filter(Boolean),
+          clientId: opts.clientId ?? 'adclick-sink',
+          logLevel: KafkaJS.logLevel.WARN,
+        },
+      }).consumer({
+        kafkaJS: {
+          groupId,
+          autoCommit: false,
+          fromBeginning: true,
+          readUncommitted: false,
+        },
+        'js.consumer.max.batch.size': opts.fetchBatchSize ?? 1000,
+        // A sink that died (kill -9) holds its partitions until its session times out; the
+        // restarted process waits for that. librdkafka's 45 s default made recovery after a
+        // serving crash take ~30-45 s (found by the chaos suite); 10 s keeps it short.
+        'session.timeout.ms': 10_000,
+        'heartbeat.interval.ms': 2_000,
+      }));
+  const rejoinAfterMs = opts.rejoinAfterMs ?? 30_000;
+  const now = opts.now ?? Date.now;
   const topicList = opts.topics.map((topic) => ({ topic }));
+  let consumer = make();
   let connected = false;
+  let paused = false;
+  let deliverTo: Parameters<SinkConsumer['start']>[0] | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
+  let unassignedSince: number | undefined;
+  let replacing: Promise<void> | null = null;
+
+  const runOn = async (c: GroupConsumer) => {
+    await c.connect();
+    await c.subscribe({ topics: [...opts.topics] });
+    await c.run({
+      eachBatch: async ({ batch }) => {
+        const msgs: SinkMessage[] = batch.messages.map((m) => ({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: m.offset,
+          key: m.key ?? null,
+          value: m.value ?? null,
+          traceId: traceIdFromHeaders(m.headers),
+        }));
+        let lag: { topic: string; partition: number; lag: number } | undefined;
+        const last = batch.messages[batch.messages.length - 1];
+        const hw = Number(batch.highWatermark);
+        if (last && Number.isFinite(hw) && hw >= 0) lag = { topic: batch.topic, partition: batch.partition, lag: Math.max(0, hw - Number(last.offset) - 1) };
+        deliverTo!(msgs, lag);
+      },
+    });
+    if (paused) c.pause(topicList);
+  };
+
+  // Seen in the chaos suite: after the broker was paused past its session timeout, the
+  // consumer's group-coordinator requests kept timing out for minutes, across even a broker
+  // restart, with no partition assigned and nothing consumed. As the only member of its
+  // group this sink should always hold every partition; holding none for rejoinAfterMs
+  // (whatever the cause) gets a fresh consumer. Records taken but not yet committed are
+  // committed through the new one once it has joined, or re-delivered — rows collapse.
+  const replace = async (heldNoneMs: number) => {
+    log.error({ heldNoneMs, groupId }, 'sink consumer has held no partition for too long; replacing it with a new consumer');
+    const old = consumer;
+    consumer = make();
+    await Promise.race([old.disconnect().catch((err: unknown) => log.warn({ err }, 'disconnecting the old consumer failed')), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    try {
+      await runOn(consumer);
+      log.info({ groupId }, 'replacement sink consumer running');
+    } catch (err) {
+      log.error({ err }, 'replacement sink consumer could not start; will try again');
+    }
+  };
+  const check = () => {
+    if (!connected || replacing) return;
+    let held = 0;
+    try {
+      held = consumer.assignment().length;
+    } catch {
+      held = 0; // not connected: counts as holding nothing
+    }
+    if (held > 0) {
+      unassignedSince = undefined;
+      return;
+    }
+    unassignedSince ??= now();
+    const heldNoneMs = now() - unassignedSince;
+    if (heldNoneMs < rejoinAfterMs) return;
+    replacing = replace(heldNoneMs).finally(() => {
+      replacing = null;
+      unassignedSince = undefined;
+    });
+  };
 
   return {
     async start(deliver) {
-      await consumer.connect();
+      deliverTo = deliver;
+      await runOn(consumer);
       connected = true;
-      await consumer.subscribe({ topics: [...opts.topics] });
-      await consumer.run({
-        eachBatch: async ({ batch }) => {
-          const msgs: SinkMessage[] = batch.messages.map((m) => ({
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: m.offset,
-            key: m.key ?? null,
-            value: m.value ?? null,
-            traceId: traceIdFromHeaders(m.headers),
-          }));
-          let lag: { topic: string; partition: number; lag: number } | undefined;
-          const last = batch.messages[batch.messages.length - 1];
-          const hw = Number(batch.highWatermark);
-          if (last && Number.isFinite(hw) && hw >= 0) lag = { topic: batch.topic, partition: batch.partition, lag: Math.max(0, hw - Number(last.offset) - 1) };
-          deliver(msgs, lag);
-        },
-      });
-      log.info({ topics: opts.topics, groupId: opts.groupId ?? 'adclick-sink' }, 'consumer running');
+      watchdog = setInterval(check, opts.checkEveryMs ?? 5_000);
+      watchdog.unref();
+      log.info({ topics: opts.topics, groupId }, 'consumer running');
     },
     async commit(offsets: TopicPartitionOffset[]) {
       if (offsets.length) await consumer.commitOffsets(offsets);
     },
+    // The flag survives a replacement: a new consumer starts paused when the sink is.
     pause() {
-      if (connected) consumer.pause(topicList);
+      paused = true;
+      if (connected && !replacing) consumer.pause(topicList);
     },
     resume() {
-      if (connected) consumer.resume(topicList);
+      paused = false;
+      if (connected && !replacing) consumer.resume(topicList);
     },
     async stop() {
       if (!connected) return;
       connected = false;
+      clearInterval(watchdog);
+      await replacing;
       await consumer.disconnect();
     },
   };

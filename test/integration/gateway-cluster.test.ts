@@ -39,6 +39,7 @@ function call(port: number, method: 'GET' | 'POST', path: string, body?: unknown
   });
 }
 
+/** The gateway workers among pid's children (tsx may run an esbuild child beside them). */
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
@@ -46,7 +47,7 @@ function childrenOf(pid: number): number[] {
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(ppid) === pid && state !== 'Z') out.push(Number(d));
+      if (Number(ppid) === pid && state !== 'Z' && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('src/gateway/main.ts')) out.push(Number(d));
     } catch {
       /* gone */
     }

@@ -1,0 +1,72 @@
+// The sink consumer's membership watchdog, with fake group consumers (the real one is
+// exercised by the integration, e2e and chaos suites).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { createKafkaSinkConsumer, type GroupConsumer } from '../../../src/sink/kafka-consumer.ts';
+import type { SinkMessage } from '../../../src/sink/batch.ts';
+
+const logger = pino({ level: 'silent' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class FakeConsumer {
+  calls: string[] = [];
+  held: { topic: string; partition: number }[] = [];
+  eachBatch?: (arg: { batch: unknown }) => Promise<void>;
+  async connect() { this.calls.push('connect'); }
+  async subscribe() { this.calls.push('subscribe'); }
+  async run(o: { eachBatch: (arg: { batch: unknown }) => Promise<void> }) { this.calls.push('run'); this.eachBatch = o.eachBatch; }
+  async commitOffsets() { this.calls.push('commit'); }
+  pause() { this.calls.push('pause'); }
+  resume() { this.calls.push('resume'); }
+  async disconnect() { this.calls.push('disconnect'); }
+  assignment() { return this.held; }
+  feed(offset: string) {
+    return this.eachBatch!({ batch: { topic: 'click-aggregates', partition: 0, highWatermark: '10', messages: [{ offset, key: null, value: Buffer.from('x'), headers: {} }] } });
+  }
+}
+
+function setup(firstHolds: boolean) {
+  const made: FakeConsumer[] = [];
+  const c = createKafkaSinkConsumer({
+    brokers: 'unused:9092', topics: ['click-aggregates'], logger, rejoinAfterMs: 60, checkEveryMs: 10,
+    makeConsumer: () => {
+      const f = new FakeConsumer();
+      if (made.length === 0 && firstHolds) f.held = [{ topic: 'click-aggregates', partition: 0 }];
+      if (made.length > 0) f.held = [{ topic: 'click-aggregates', partition: 0 }]; // a replacement joins fine
+      made.push(f);
+      return f as unknown as GroupConsumer;
+    },
+  });
+  const got: SinkMessage[] = [];
+  return { c, made, got, deliver: (msgs: SinkMessage[]) => void got.push(...msgs) };
+}
+
+test('a consumer that holds no partition for too long is replaced; the sink keeps receiving and committing through the new one', async () => {
+  const { c, made, got, deliver } = setup(false);
+  await c.start(deliver);
+  c.pause(); // the sink was applying backpressure: the replacement must start paused too
+  await sleep(400);
+  assert.equal(made.length, 2, 'exactly one replacement (the new consumer holds its partitions)');
+  const [old, fresh] = made as [FakeConsumer, FakeConsumer];
+  assert.ok(old.calls.includes('disconnect'), 'the old consumer was let go');
+  assert.deepEqual(fresh.calls.slice(0, 4), ['connect', 'subscribe', 'run', 'pause']);
+  await fresh.feed('7');
+  assert.deepEqual(got.map((m) => m.offset), ['7']);
+  await c.commit([{ topic: 'click-aggregates', partition: 0, offset: '8' }]);
+  assert.ok(fresh.calls.includes('commit') && !old.calls.includes('commit'), 'commits go to the current consumer');
+  c.resume();
+  assert.equal(fresh.calls.at(-1), 'resume');
+  await c.stop();
+  assert.equal(fresh.calls.at(-1), 'disconnect');
+});
+
+test('a consumer that holds its partitions is left alone', async () => {
+  const { c, made, deliver } = setup(true);
+  await c.start(deliver);
+  await sleep(300);
+  assert.equal(made.length, 1);
+  await c.stop();
+  await sleep(100);
+  assert.equal(made.length, 1, 'no watchdog after stop');
+});
