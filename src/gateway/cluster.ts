@@ -37,13 +37,11 @@ export function runClusterPrimary(o: ClusterPrimaryOptions): void {
   const windowMs = o.restartWindowMs ?? 60_000;
   const restartDelayMs = o.restartDelayMs ?? 500;
   const aggregator = new AggregatorRegistry();
-  const slots = new Map<number, Worker>();
   const restarts: number[] = [];
   let stopping = false;
 
   const fork = (index: number) => {
     const w = cluster.fork(o.env);
-    slots.set(index, w);
     w.on('message', (msg: { type?: string; id?: number } | null) => {
       if (msg?.type !== METRICS_REQ) return;
       aggregator.clusterMetrics().then(
@@ -52,7 +50,6 @@ export function runClusterPrimary(o: ClusterPrimaryOptions): void {
       );
     });
     w.on('exit', (code, signal) => {
-      if (slots.get(index) === w) slots.delete(index);
       if (stopping) return;
       const now = Date.now();
       restarts.push(now);
@@ -72,7 +69,7 @@ export function runClusterPrimary(o: ClusterPrimaryOptions): void {
   async function stop(exitCode: number) {
     if (stopping) return;
     stopping = true;
-    const live = [...slots.values()].filter((w) => !w.isDead());
+    const live = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead());
     log.info({ workers: live.length }, 'gateway stopping: workers drain their requests and Kafka acks');
     const exited = Promise.all(live.map((w) => new Promise((resolve) => (w.isDead() ? resolve(null) : w.once('exit', resolve)))));
     for (const w of live) w.process.kill('SIGTERM');

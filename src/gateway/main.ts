@@ -44,7 +44,8 @@ async function runGateway() {
   const registry = createRegistry('gateway');
   const redisFailures = new Counter({ name: 'adclick_gateway_redis_failures_total', help: 'Redis calls that failed (the gateway failed open)', labelNames: ['use'] as const, registers: [registry] });
   const redis = createOptionalRedis(config.redisUrl, logger);
-  const gatewayId = worker === undefined ? config.gatewayId || `${hostname()}:${process.pid}` : config.gatewayId ? `${config.gatewayId}/w${worker}` : `${hostname()}:${process.pid}`;
+  // A configured id is shared by the workers of one gateway: each appends its number.
+  const gatewayId = config.gatewayId ? (worker === undefined ? config.gatewayId : `${config.gatewayId}/w${worker}`) : `${hostname()}:${process.pid}`;
 
   const realPublisher = await createClickPublisher({
     brokers: config.kafkaBrokers,
