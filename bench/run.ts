@@ -23,7 +23,8 @@
 // Env:   BENCH_BROKER_PROPS='{"num.io.threads":"2"}' (DIAGNOSTIC: extra broker properties), BENCH_SYSTEM_WARMUP_S (30), BENCH_CONNECTIONS (50), BENCH_DURATION_S (5, per round), BENCH_ROUNDS (3), BENCH_WARMUP_S (3),
 //        BENCH_BATCH_CONNECTIONS (4), BENCH_BATCH_SIZE (500), BENCH_DIAG_LINGER_MS (5, --diag only),
 //        BENCH_GATEWAY_WORKERS (auto: the gateway is measured a second time as a node:cluster of
-//        ADCLICK_GATEWAY_WORKERS=auto workers, with its own target rows; off = skip)
+//        ADCLICK_GATEWAY_WORKERS=auto workers, with its own target rows; off = skip),
+//        BENCH_FLOOR (on: the contract floor rows, see bench/floor-fastify.ts; off = skip)
 import autocannon, { type Result } from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -61,6 +62,10 @@ const AB_ENV = envJson('BENCH_AB_ENV');
 const WORKERS = process.env.BENCH_GATEWAY_WORKERS ?? 'auto';
 const WORKERS_ON = WORKERS !== 'off' && WORKERS !== '1' && cpus().length > 1;
 const BATCH_DURATION_S = DURATION_S;
+// The contract floor (bench/floor-fastify.ts: bare fastify plus only the Redis read and the
+// Kafka ack that API.md puts before every 202) is measured next to fastify; "off" skips it.
+const FLOOR_ON = process.env.BENCH_FLOOR !== 'off';
+const FLOOR_TOPIC = 'bench-floor';
 // Before any measured round, the gateway is driven (batch, then single clicks) for this
 // long (half of it per stage): a freshly started broker JVM spends its first ~30 s in the JIT
 // compiler and used ~2.5x the CPU per click it uses warm, which landed on whichever side ran first.
@@ -141,10 +146,10 @@ function startChild(name: string, args: string[], env: NodeJS.ProcessEnv): Child
   return { proc, name, tail: () => lines.slice(-20).join('\n') };
 }
 
-async function startBareFastify(): Promise<{ child: Child; port: number }> {
-  const child = startChild('bare-fastify', ['--import', 'tsx', 'bench/bare-fastify.ts', '0'], { ...process.env, NODE_ENV: 'production' });
+async function startBareFastify(name = 'bare-fastify', script = 'bench/bare-fastify.ts', args = ['0']): Promise<{ child: Child; port: number }> {
+  const child = startChild(name, ['--import', 'tsx', script, ...args], { ...process.env, NODE_ENV: 'production' });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`bare fastify did not start in 30 s:\n${child.tail()}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s:\n${child.tail()}`)), 30_000);
     let buf = '';
     child.proc.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -154,7 +159,7 @@ async function startBareFastify(): Promise<{ child: Child; port: number }> {
         resolve(Number(m[1]));
       }
     });
-    child.proc.once('exit', () => reject(new Error(`bare fastify exited:\n${child.tail()}`)));
+    child.proc.once('exit', () => reject(new Error(`${name} exited:\n${child.tail()}`)));
   });
   return { child, port };
 }
@@ -629,6 +634,15 @@ async function interleaved(rounds: number, a: (warmupS: number, hint?: number) =
   return { a: pooled(ra), b: pooled(rb), ratios: ra.map((x, i) => ({ rate: round(rb[i]!.reqPerSec / x.reqPerSec, 3), p99: round(rb[i]!.p99Ms / x.p99Ms, 3) })) };
 }
 
+/** Like interleaved, with any number of sides (A B C ... A B C ...); ratios of each side against the first. */
+async function interleavedMany(rounds: number, sides: ((warmupS: number, hint?: number) => ReturnType<typeof measure>)[], warmupS: number) {
+  const runs = sides.map(() => [] as Awaited<ReturnType<typeof measure>>[]);
+  for (let i = 0; i < rounds; i++) {
+    for (const [j, side] of sides.entries()) runs[j]!.push(await side(i === 0 ? warmupS : 0, runs[j]![i - 1]?.reqPerSec));
+  }
+  return runs.map((r) => ({ pooled: pooled(r), ratios: r.map((x, i) => ({ rate: round(x.reqPerSec / runs[0]![i]!.reqPerSec, 3), p99: round(x.p99Ms / runs[0]![i]!.p99Ms, 3) })) }));
+}
+
 /** Gateway counters worth seeing next to the numbers: outcomes and fail-open Redis errors. */
 async function scrapeGatewayMetrics(port: number): Promise<string[]> {
   try {
@@ -688,7 +702,7 @@ async function main(): Promise<void> {
     say('starting Kafka (throwaway broker) ...');
     const kafka: TestKafka = await startTestKafka({ after: (fn) => void cleanups.push(fn) }, { extraProperties: envJson('BENCH_BROKER_PROPS') });
     say(`  broker ${kafka.bootstrap} ready in ${(kafka.startMs / 1000).toFixed(1)} s`);
-    await ensureTopics(kafka.bootstrap, [{ name: TOPIC, partitions: 4, configs: { 'min.insync.replicas': '1' } }], log);
+    await ensureTopics(kafka.bootstrap, [TOPIC, FLOOR_TOPIC].map((name) => ({ name, partitions: 4, configs: { 'min.insync.replicas': '1' } })), log);
 
     const redisPid = findRedisPid();
     const fastify = await startBareFastify();
@@ -777,6 +791,21 @@ async function main(): Promise<void> {
       results.kafka = { error: String(err) };
     }
 
+    // The contract floor: what bare fastify reaches when each single click also waits for
+    // the two round trips API.md requires before a 202 (and nothing else of the gateway's work).
+    let floor: { rows: Pooled[]; ratios: { rate: number; p99: number }[][] } | undefined;
+    if (FLOOR_ON) {
+      const modes = [['redis', 'floor: fastify + Redis read'], ['kafka', 'floor: fastify + Kafka ack'], ['redis+kafka', 'floor: fastify + Redis read + Kafka ack']] as const;
+      const servers = [];
+      for (const [mode, label] of modes) servers.push({ label, ...(await startBareFastify(`floor-${mode}`, 'bench/floor-fastify.ts', [mode, kafka.bootstrap, FLOOR_TOPIC])) });
+      say(`contract floor: ${modes.map(([m]) => m).join(', ')} next to bare fastify, ${ROUNDS} alternating rounds of ${DURATION_S} s (DIAGNOSTIC, see bench/floor-fastify.ts) ...`);
+      const sides = await interleavedMany(ROUNDS, [single('bare fastify (vs floor)', fastify.port, fastify.child, false), ...servers.map((f) => single(f.label, f.port, f.child, false))], WARMUP_S);
+      for (const f of servers) await stopChild(f.child.proc);
+      floor = { rows: sides.map((x) => x.pooled), ratios: sides.slice(1).map((x) => x.ratios) };
+      for (const [i, x] of sides.slice(1).entries()) say(`  ${servers[i]!.label}: ${fmt(x.pooled.reqPerSec)} req/s, p99 ${x.pooled.p99Ms} ms (per round vs fastify: ${roundsStr(x.ratios)})`);
+      results.floor = { rows: floor.rows.map(noLat), roundRatios: floor.ratios };
+    }
+
     // Diagnostics (clearly not part of the targets).
     const diag: LoadStats[] = [];
     if (AB_ENV) {
@@ -848,6 +877,27 @@ async function main(): Promise<void> {
         [`${multi!.label}: batch clicks/s`, fmt(multiTargets.batchClicksPerSec.value), targets.batchClicksPerSec.target, verdict(multiTargets.batchClicksPerSec.pass)],
       ] : []),
     ], ['metric', 'value', 'target', 'result']));
+    if (floor) {
+      // CPU per request in every process of the path (server, broker, Redis, load generator).
+      // With unlimited connections every side ends up bound by the shared cores alone, and
+      // its rate ratio to fastify tends to fastify's CPU per request over its own.
+      const cpuPerReqUs = (r: Pooled) => (['server', 'kafka', 'redis', 'client'].reduce((t, k) => t + (r.cpuCores[k] ?? 0), 0) * 1e6) / r.reqPerSec;
+      const f0 = floor.rows[0]!;
+      const rows = [...floor.rows, { ...gSingle, target: 'gateway (its own rounds, above)' }];
+      say('');
+      say(`== DIAGNOSTIC contract floor, POST /v1/clicks (${CONNECTIONS} conns, ${ROUNDS}×${DURATION_S} s alternating; bare fastify plus only the round trips API.md puts before a 202) ==`);
+      say(table(rows.map((r) => [r.target, fmt(r.reqPerSec), `${(r.reqPerSec / f0.reqPerSec).toFixed(3)}×`, r.p50Ms, r.p99Ms, `${(r.p99Ms / f0.p99Ms).toFixed(2)}×`, r.non2xx + r.errors + r.timeouts, cpuPerReqUs(r).toFixed(0), `${(cpuPerReqUs(f0) / cpuPerReqUs(r)).toFixed(2)}×`, cpuStr(r.cpuCores)]),
+        ['target', 'req/s', 'vs fastify', 'p50 ms', 'p99 ms', 'p99 vs fastify', 'non-2xx/err', 'CPU µs/req', 'CPU-bound ratio', 'CPU cores used']));
+      const both = floor.rows[3]!;
+      const bothRate = both.reqPerSec / f0.reqPerSec;
+      const bothP99 = both.p99Ms / f0.p99Ms;
+      say(`contract floor vs the single-click targets: ${bothRate.toFixed(3)}× the rate (target >= ${TARGETS.rateRatioMin}), ${bothP99.toFixed(2)}× the p99 (target <= ${TARGETS.p99RatioMax})` +
+        (bothRate < TARGETS.rateRatioMin || bothP99 > TARGETS.p99RatioMax
+          ? ' — the floor itself misses: no gateway that keeps the contract can meet these on this machine as measured'
+          : ' — the floor meets them: the gap to the gateway is its own work'));
+      say(`CPU µs/req = CPU of server, broker, Redis and load generator per answered request; CPU-bound ratio = fastify's CPU µs/req over the row's: the rate ratio once connections no longer limit and the ${cpus().length} shared cores do`);
+      say(`the gateway reached ${(gSingle.reqPerSec / both.reqPerSec).toFixed(2)}× the floor's rate (its own work: signature, validation, rate limit, encoding, metrics, dedup mark)`);
+    }
     const k = results.kafka as { topicRecords?: number; gatewayAccepted?: number; unobservedMax?: number; consistent?: boolean; error?: string };
     say('');
     say(k.error ? `kafka sanity: could not count records (${k.error})`
