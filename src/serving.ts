@@ -63,7 +63,7 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
 
     let sink: AggregateSink | null = null;
     if (opts.consumer !== null) {
-      const consumer = opts.consumer ?? createKafkaSinkConsumer({ brokers: config.kafkaBrokers, topics: Object.values(SINK_TOPICS), groupId: config.sinkGroupId, logger });
+      const consumer = opts.consumer ?? createKafkaSinkConsumer({ brokers: config.kafkaBrokers, topics: Object.values(SINK_TOPICS), groupId: config.sinkGroupId, logger, registry });
       sink = new AggregateSink({ store, consumer, logger, registry, maxRows: opts.sinkMaxRows ?? config.sinkMaxRows, maxWaitMs: opts.sinkMaxWaitMs ?? config.sinkMaxWaitMs, retryMaxMs: config.sinkRetryMaxMs,
         faultCrashFile: config.faultSinkCrashFile || undefined, unsafeCommitFirst: config.faultUnsafeSinkCommitFirst });
       if (config.faultUnsafeSinkCommitFirst) log.error('ADCLICK_FAULT_UNSAFE_SINK_COMMIT_FIRST is on: offsets are committed BEFORE the ClickHouse write; a crash loses data. Negative-control tests only!');

@@ -4,6 +4,7 @@
 // new group (nothing the job emitted may be skipped).
 import { createRequire } from 'node:module';
 import type { KafkaJS as KafkaJSTypes } from '@confluentinc/kafka-javascript';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
 import type { SinkMessage, TopicPartitionOffset } from './batch.ts';
 import type { SinkConsumer } from './aggregate-sink.ts';
@@ -28,6 +29,8 @@ export interface KafkaSinkConsumerOptions {
   readonly rejoinAfterMs?: number;
   /** How often membership is checked (default 5 s). */
   readonly checkEveryMs?: number;
+  /** Where `adclick_sink_assigned_partitions` and `adclick_sink_consumer_replacements_total` go (none: not exported). */
+  readonly registry?: Registry;
   /** Tests: builds the underlying consumer (default: a librdkafka consumer with the settings below). */
   readonly makeConsumer?: () => GroupConsumer;
   readonly now?: () => number;
@@ -62,6 +65,9 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
   const rejoinAfterMs = opts.rejoinAfterMs ?? 30_000;
   const now = opts.now ?? Date.now;
   const topicList = opts.topics.map((topic) => ({ topic }));
+  const registers = opts.registry ? [opts.registry] : [];
+  const assignedGauge = new Gauge({ name: 'adclick_sink_assigned_partitions', help: 'Partitions the sink consumer holds (checked every few seconds; the only member of its group should hold all)', registers });
+  const replacements = new Counter({ name: 'adclick_sink_consumer_replacements_total', help: 'Sink consumers replaced after holding no partition too long (a wedged group membership)', registers });
   let consumer = make();
   let connected = false;
   let paused = false;
@@ -101,6 +107,7 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
   // committed through the new one once it has joined, or re-delivered — rows collapse.
   const replace = async (heldNoneMs: number) => {
     log.error({ heldNoneMs, groupId }, 'sink consumer has held no partition for too long; replacing it with a new consumer');
+    replacements.inc();
     const old = consumer;
     consumer = make();
     await Promise.race([old.disconnect().catch((err: unknown) => log.warn({ err }, 'disconnecting the old consumer failed')), new Promise((r) => setTimeout(r, 10_000).unref())]);
@@ -119,6 +126,7 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
     } catch {
       held = 0; // not connected: counts as holding nothing
     }
+    assignedGauge.set(held);
     if (held > 0) {
       unassignedSince = undefined;
       return;

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { createKafkaSinkConsumer, type GroupConsumer } from '../../../src/sink/kafka-consumer.ts';
 import type { SinkMessage } from '../../../src/sink/batch.ts';
 
@@ -26,10 +27,15 @@ class FakeConsumer {
   }
 }
 
+async function metric(registry: Registry, name: string): Promise<number | undefined> {
+  return (await registry.getSingleMetric(name)?.get())?.values[0]?.value;
+}
+
 function setup(firstHolds: boolean) {
   const made: FakeConsumer[] = [];
+  const registry = new Registry();
   const c = createKafkaSinkConsumer({
-    brokers: 'unused:9092', topics: ['click-aggregates'], logger, rejoinAfterMs: 60, checkEveryMs: 10,
+    brokers: 'unused:9092', topics: ['click-aggregates'], logger, rejoinAfterMs: 60, checkEveryMs: 10, registry,
     makeConsumer: () => {
       const f = new FakeConsumer();
       if (made.length === 0 && firstHolds) f.held = [{ topic: 'click-aggregates', partition: 0 }];
@@ -39,15 +45,17 @@ function setup(firstHolds: boolean) {
     },
   });
   const got: SinkMessage[] = [];
-  return { c, made, got, deliver: (msgs: SinkMessage[]) => void got.push(...msgs) };
+  return { c, made, got, registry, deliver: (msgs: SinkMessage[]) => void got.push(...msgs) };
 }
 
 test('a consumer that holds no partition for too long is replaced; the sink keeps receiving and committing through the new one', async () => {
-  const { c, made, got, deliver } = setup(false);
+  const { c, made, got, registry, deliver } = setup(false);
   await c.start(deliver);
   c.pause(); // the sink was applying backpressure: the replacement must start paused too
   await sleep(400);
   assert.equal(made.length, 2, 'exactly one replacement (the new consumer holds its partitions)');
+  assert.equal(await metric(registry, 'adclick_sink_consumer_replacements_total'), 1, 'the replacement is counted');
+  assert.equal(await metric(registry, 'adclick_sink_assigned_partitions'), 1, 'the gauge shows what the current consumer holds');
   const [old, fresh] = made as [FakeConsumer, FakeConsumer];
   assert.ok(old.calls.includes('disconnect'), 'the old consumer was let go');
   assert.deepEqual(fresh.calls.slice(0, 4), ['connect', 'subscribe', 'run', 'pause']);
@@ -62,10 +70,12 @@ test('a consumer that holds no partition for too long is replaced; the sink keep
 });
 
 test('a consumer that holds its partitions is left alone', async () => {
-  const { c, made, deliver } = setup(true);
+  const { c, made, registry, deliver } = setup(true);
   await c.start(deliver);
   await sleep(300);
   assert.equal(made.length, 1);
+  assert.equal(await metric(registry, 'adclick_sink_consumer_replacements_total'), 0);
+  assert.equal(await metric(registry, 'adclick_sink_assigned_partitions'), 1);
   await c.stop();
   await sleep(100);
   assert.equal(made.length, 1, 'no watchdog after stop');
