@@ -11,6 +11,12 @@
 //      gateway's own per-stage times (Redis admission, Kafka ack) come from its histograms
 //   3. batch: POST /v1/clicks/batch with 500 fresh signed clicks per request (gateway and,
 //      as a reference, bare fastify's batch route)
+//   3b. single, saturated: step 2 again with BENCH_SATURATED_CONNECTIONS (400): at 50
+//      connections the gateway's rate is set by its two round trips per click (Little's law),
+//      at 400 both sides are bound by the shared cores — capacity rather than latency
+//   3c. contract floor (DIAGNOSTIC, both concurrencies): bare fastify plus only the Redis read
+//      and the Kafka ack API.md puts before every 202 (bench/floor-fastify.ts), with CPU per
+//      request over all processes — the most any gateway keeping the contract could reach here
 //   4. sanity: records in the `clicks` topic vs clicks the gateway answered "accepted"
 // Ratios are against the baselines measured in this same run; targets print PASS/MISS and
 // the exit code is 0 either way (non-zero only when the benchmark itself could not run).
@@ -20,7 +26,7 @@
 //        --quick    short runs (3 s) to check the harness itself
 //        BENCH_AB_ENV='{"ADCLICK_KAFKA_LINGER_MS":"2"}'  DIAGNOSTIC A/B: a second gateway with these env
 //                   overrides, measured in alternating rounds against the first (same broker, same run)
-// Env:   BENCH_BROKER_PROPS='{"num.io.threads":"2"}' (DIAGNOSTIC: extra broker properties), BENCH_SYSTEM_WARMUP_S (30), BENCH_CONNECTIONS (50), BENCH_DURATION_S (5, per round), BENCH_ROUNDS (3), BENCH_WARMUP_S (3),
+// Env:   BENCH_BROKER_PROPS='{"num.io.threads":"2"}' (DIAGNOSTIC: extra broker properties), BENCH_SYSTEM_WARMUP_S (30), BENCH_CONNECTIONS (50), BENCH_SATURATED_CONNECTIONS (400; off = skip), BENCH_DURATION_S (5, per round), BENCH_ROUNDS (3), BENCH_WARMUP_S (3),
 //        BENCH_BATCH_CONNECTIONS (4), BENCH_BATCH_SIZE (500), BENCH_DIAG_LINGER_MS (5, --diag only),
 //        BENCH_GATEWAY_WORKERS (auto: the gateway is measured a second time as a node:cluster of
 //        ADCLICK_GATEWAY_WORKERS=auto workers, with its own target rows; off = skip),
@@ -48,6 +54,9 @@ const PROFILE = argv.has('--profile');
 const envInt = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
 
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 50);
+// Single clicks are measured a second time with this many connections ("off" skips): enough
+// that both sides are bound by the shared cores, not by round trips (capacity, not latency).
+const SAT_CONNECTIONS = process.env.BENCH_SATURATED_CONNECTIONS === 'off' ? 0 : envInt('BENCH_SATURATED_CONNECTIONS', 400);
 // Measured seconds per round; baseline and gateway alternate for BENCH_ROUNDS rounds.
 const DURATION_S = envInt('BENCH_DURATION_S', QUICK ? 3 : 5);
 const ROUNDS = envInt('BENCH_ROUNDS', QUICK ? 1 : 3);
@@ -683,7 +692,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {
     startedAt: startedAt.toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-    config: { CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, SYSTEM_WARMUP_S, BATCH_CONNECTIONS, BATCH_SIZE, BATCH_DURATION_S, TOPIC, TARGETS, quick: QUICK },
+    config: { CONNECTIONS, SAT_CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, SYSTEM_WARMUP_S, BATCH_CONNECTIONS, BATCH_SIZE, BATCH_DURATION_S, TOPIC, TARGETS, quick: QUICK },
   };
   const profDir = join(ROOT, 'bench', 'results', `prof-${startedAt.toISOString().replace(/[:.]/g, '-')}`);
   try {
@@ -711,9 +720,9 @@ async function main(): Promise<void> {
     say(`  bare fastify :${fastify.port}, gateway :${gw.port} (redis ${gw.redisReady ? 'ready' : 'NOT ready — fail-open path'})`);
     const pids = (server: Child) => ({ server: server.proc.pid, kafka: kafka.broker.pid, redis: redisPid });
 
-    const single = (label: string, port: number, server: Child, isGateway: boolean, durationS = DURATION_S) => (warmupS: number, rateHint?: number) =>
+    const single = (label: string, port: number, server: Child, isGateway: boolean, durationS = DURATION_S, connections = CONNECTIONS) => (warmupS: number, rateHint?: number) =>
       measure({
-        label, port, path: '/v1/clicks', connections: CONNECTIONS, durationS, warmupS, rateHint,
+        label, port, path: '/v1/clicks', connections, durationS, warmupS, rateHint,
         make: makeSingleBody, perRequestEstimate: 10_000, floorRate: 30_000, maxPool: 1_500_000, countClicks: isGateway, isGateway, pids: pids(server),
       });
     const batch = (label: string, port: number, server: Child, isGateway: boolean, durationS = BATCH_DURATION_S) => (warmupS: number, rateHint?: number) =>
@@ -741,6 +750,15 @@ async function main(): Promise<void> {
     const gBatch = batches.b;
     say(`  bare fastify: ${fmt(fBatch.clicks!.perSec)} clicks/s`);
     say(`  gateway:      ${fmt(gBatch.clicks!.perSec)} clicks/s`);
+
+    let sat: { fastify: ReturnType<typeof pooled>; gateway: ReturnType<typeof pooled>; ratios: { rate: number; p99: number }[] } | undefined;
+    if (SAT_CONNECTIONS) {
+      say(`single, saturated: ${SAT_CONNECTIONS} connections, ${WARMUP_S} s warm-up each, then ${ROUNDS} alternating rounds of ${DURATION_S} s`);
+      const s = await interleaved(ROUNDS, single('bare fastify', fastify.port, fastify.child, false, DURATION_S, SAT_CONNECTIONS), single('gateway', gw.port, gw.child, true, DURATION_S, SAT_CONNECTIONS), WARMUP_S);
+      sat = { fastify: s.a, gateway: s.b, ratios: s.ratios };
+      say(`  bare fastify: ${fmt(s.a.reqPerSec)} req/s, p99 ${s.a.p99Ms} ms`);
+      say(`  gateway:      ${fmt(s.b.reqPerSec)} req/s, p99 ${s.b.p99Ms} ms   (per round, rate/p99 vs fastify: ${roundsStr(s.ratios)})`);
+    }
 
     const gwMetrics: Record<string, string[]> = { gateway: await scrapeGatewayMetrics(gw.port) };
     results.gatewayMetrics = gwMetrics;
@@ -772,6 +790,11 @@ async function main(): Promise<void> {
     };
     const noLat = <T extends { latencies: Float64Array }>({ latencies: _l, ...rest }: T) => rest;
     results.single = { fastify: noLat(fSingle), gateway: noLat(gSingle), roundRatios: singles.ratios };
+    const satTargets = sat && {
+      singleRateRatio: { value: round(sat.gateway.reqPerSec / sat.fastify.reqPerSec, 3), pass: sat.gateway.reqPerSec / sat.fastify.reqPerSec >= TARGETS.rateRatioMin },
+      singleP99Ratio: { value: round(sat.gateway.p99Ms / sat.fastify.p99Ms, 3), pass: sat.gateway.p99Ms / sat.fastify.p99Ms <= TARGETS.p99RatioMax },
+    };
+    if (sat) results.saturated = { connections: SAT_CONNECTIONS, fastify: noLat(sat.fastify), gateway: noLat(sat.gateway), roundRatios: sat.ratios, targets: satTargets };
     results.batch = { fastify: noLat(fBatch), gateway: noLat(gBatch), roundRatios: batches.ratios };
     results.targets = targets;
     const multiTargets = multi && {
@@ -792,18 +815,21 @@ async function main(): Promise<void> {
     }
 
     // The contract floor: what bare fastify reaches when each single click also waits for
-    // the two round trips API.md requires before a 202 (and nothing else of the gateway's work).
-    let floor: { rows: Pooled[]; ratios: { rate: number; p99: number }[][] } | undefined;
+    // the two round trips API.md requires before a 202 (and nothing else of the gateway's work),
+    // at the latency-bound and at the saturated concurrency.
+    const floors: { connections: number; rows: Pooled[]; ratios: { rate: number; p99: number }[][]; gateway: Pooled }[] = [];
     if (FLOOR_ON) {
       const modes = [['redis', 'floor: fastify + Redis read'], ['kafka', 'floor: fastify + Kafka ack'], ['redis+kafka', 'floor: fastify + Redis read + Kafka ack']] as const;
       const servers = [];
       for (const [mode, label] of modes) servers.push({ label, ...(await startBareFastify(`floor-${mode}`, 'bench/floor-fastify.ts', [mode, kafka.bootstrap, FLOOR_TOPIC])) });
-      say(`contract floor: ${modes.map(([m]) => m).join(', ')} next to bare fastify, ${ROUNDS} alternating rounds of ${DURATION_S} s (DIAGNOSTIC, see bench/floor-fastify.ts) ...`);
-      const sides = await interleavedMany(ROUNDS, [single('bare fastify (vs floor)', fastify.port, fastify.child, false), ...servers.map((f) => single(f.label, f.port, f.child, false))], WARMUP_S);
+      for (const [connections, gateway] of [[CONNECTIONS, gSingle], ...(sat ? [[SAT_CONNECTIONS, sat.gateway] as const] : [])] as const) {
+        say(`contract floor, ${connections} connections: ${modes.map(([m]) => m).join(', ')} next to bare fastify, ${ROUNDS} alternating rounds of ${DURATION_S} s (DIAGNOSTIC, see bench/floor-fastify.ts) ...`);
+        const sides = await interleavedMany(ROUNDS, [single('bare fastify (vs floor)', fastify.port, fastify.child, false, DURATION_S, connections), ...servers.map((f) => single(f.label, f.port, f.child, false, DURATION_S, connections))], WARMUP_S);
+        floors.push({ connections, rows: sides.map((x) => x.pooled), ratios: sides.slice(1).map((x) => x.ratios), gateway });
+        for (const [i, x] of sides.slice(1).entries()) say(`  ${servers[i]!.label}: ${fmt(x.pooled.reqPerSec)} req/s, p99 ${x.pooled.p99Ms} ms (per round vs fastify: ${roundsStr(x.ratios)})`);
+      }
       for (const f of servers) await stopChild(f.child.proc);
-      floor = { rows: sides.map((x) => x.pooled), ratios: sides.slice(1).map((x) => x.ratios) };
-      for (const [i, x] of sides.slice(1).entries()) say(`  ${servers[i]!.label}: ${fmt(x.pooled.reqPerSec)} req/s, p99 ${x.pooled.p99Ms} ms (per round vs fastify: ${roundsStr(x.ratios)})`);
-      results.floor = { rows: floor.rows.map(noLat), roundRatios: floor.ratios };
+      results.floor = floors.map((f) => ({ connections: f.connections, rows: f.rows.map(noLat), roundRatios: f.ratios }));
     }
 
     // Diagnostics (clearly not part of the targets).
@@ -856,8 +882,9 @@ async function main(): Promise<void> {
     say(`== encoding micro-benchmark (one ClickEvent, same object) ==`);
     say(table(micro.map((m) => [m.name, fmt(m.opsPerSec), fmt(m.nsPerOp), m.note ?? '']), ['operation', 'ops/s', 'ns/op', 'note']));
     say('');
-    say(`== POST /v1/clicks (${CONNECTIONS} conns, ${ROUNDS}×${DURATION_S} s alternating with the baseline after ${WARMUP_S} s warm-up; latency measured by the client, µs resolution) ==`);
-    const singleRows = [fSingle, gSingle, ...(multi ? [{ ...multi.fastify, target: 'bare fastify (vs workers)' }, multi.single] : []), ...diag.filter((d) => d.path === '/v1/clicks')];
+    say(`== POST /v1/clicks (${CONNECTIONS} conns${sat ? ` and, saturated, ${SAT_CONNECTIONS}` : ''}, ${ROUNDS}×${DURATION_S} s alternating with the baseline after ${WARMUP_S} s warm-up; latency measured by the client, µs resolution) ==`);
+    const singleRows = [fSingle, gSingle, ...(multi ? [{ ...multi.fastify, target: 'bare fastify (vs workers)' }, multi.single] : []),
+      ...(sat ? [{ ...sat.fastify, target: `bare fastify, ${SAT_CONNECTIONS} conns` }, { ...sat.gateway, target: `gateway, ${SAT_CONNECTIONS} conns` }] : []), ...diag.filter((d) => d.path === '/v1/clicks')];
     say(table(singleRows.map((s) => [s.target, fmt(s.reqPerSec), s.p50Ms, s.p90Ms, s.p99Ms, s.maxMs, s.non2xx + s.errors + s.timeouts, cpuStr(s.cpuCores)]),
       ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx/err', 'CPU cores used (others = processes not in this benchmark; steal = taken by the hypervisor)']));
     say('');
@@ -868,24 +895,28 @@ async function main(): Promise<void> {
     say('');
     say('== targets (ratios against the bare fastify baseline of this run) ==');
     say(table([
-      ['gateway / fastify req/s', targets.singleRateRatio.value.toFixed(3), targets.singleRateRatio.target, verdict(targets.singleRateRatio.pass)],
-      ['gateway p99 / fastify p99', targets.singleP99Ratio.value.toFixed(3), targets.singleP99Ratio.target, verdict(targets.singleP99Ratio.pass)],
+      [`${CONNECTIONS} conns: gateway / fastify req/s`, targets.singleRateRatio.value.toFixed(3), targets.singleRateRatio.target, verdict(targets.singleRateRatio.pass)],
+      [`${CONNECTIONS} conns: gateway p99 / fastify p99`, targets.singleP99Ratio.value.toFixed(3), targets.singleP99Ratio.target, verdict(targets.singleP99Ratio.pass)],
       ['gateway batch clicks/s', fmt(targets.batchClicksPerSec.value), targets.batchClicksPerSec.target, verdict(targets.batchClicksPerSec.pass)],
+      ...(satTargets ? [
+        [`${SAT_CONNECTIONS} conns: gateway / fastify req/s`, satTargets.singleRateRatio.value.toFixed(3), targets.singleRateRatio.target, verdict(satTargets.singleRateRatio.pass)],
+        [`${SAT_CONNECTIONS} conns: gateway p99 / fastify p99`, satTargets.singleP99Ratio.value.toFixed(3), targets.singleP99Ratio.target, verdict(satTargets.singleP99Ratio.pass)],
+      ] : []),
       ...(multiTargets ? [
         [`${multi!.label}: / fastify req/s`, multiTargets.singleRateRatio.value.toFixed(3), targets.singleRateRatio.target, verdict(multiTargets.singleRateRatio.pass)],
         [`${multi!.label}: p99 / fastify p99`, multiTargets.singleP99Ratio.value.toFixed(3), targets.singleP99Ratio.target, verdict(multiTargets.singleP99Ratio.pass)],
         [`${multi!.label}: batch clicks/s`, fmt(multiTargets.batchClicksPerSec.value), targets.batchClicksPerSec.target, verdict(multiTargets.batchClicksPerSec.pass)],
       ] : []),
     ], ['metric', 'value', 'target', 'result']));
-    if (floor) {
+    for (const floor of floors) {
       // CPU per request in every process of the path (server, broker, Redis, load generator).
       // With unlimited connections every side ends up bound by the shared cores alone, and
       // its rate ratio to fastify tends to fastify's CPU per request over its own.
       const cpuPerReqUs = (r: Pooled) => (['server', 'kafka', 'redis', 'client'].reduce((t, k) => t + (r.cpuCores[k] ?? 0), 0) * 1e6) / r.reqPerSec;
       const f0 = floor.rows[0]!;
-      const rows = [...floor.rows, { ...gSingle, target: 'gateway (its own rounds, above)' }];
+      const rows = [...floor.rows, { ...floor.gateway, target: 'gateway (its own rounds, above)' }];
       say('');
-      say(`== DIAGNOSTIC contract floor, POST /v1/clicks (${CONNECTIONS} conns, ${ROUNDS}×${DURATION_S} s alternating; bare fastify plus only the round trips API.md puts before a 202) ==`);
+      say(`== DIAGNOSTIC contract floor, POST /v1/clicks (${floor.connections} conns, ${ROUNDS}×${DURATION_S} s alternating; bare fastify plus only the round trips API.md puts before a 202) ==`);
       say(table(rows.map((r) => [r.target, fmt(r.reqPerSec), `${(r.reqPerSec / f0.reqPerSec).toFixed(3)}×`, r.p50Ms, r.p99Ms, `${(r.p99Ms / f0.p99Ms).toFixed(2)}×`, r.non2xx + r.errors + r.timeouts, cpuPerReqUs(r).toFixed(0), `${(cpuPerReqUs(f0) / cpuPerReqUs(r)).toFixed(2)}×`, cpuStr(r.cpuCores)]),
         ['target', 'req/s', 'vs fastify', 'p50 ms', 'p99 ms', 'p99 vs fastify', 'non-2xx/err', 'CPU µs/req', 'CPU-bound ratio', 'CPU cores used']));
       const both = floor.rows[3]!;
@@ -893,17 +924,17 @@ async function main(): Promise<void> {
       const bothP99 = both.p99Ms / f0.p99Ms;
       say(`contract floor vs the single-click targets: ${bothRate.toFixed(3)}× the rate (target >= ${TARGETS.rateRatioMin}), ${bothP99.toFixed(2)}× the p99 (target <= ${TARGETS.p99RatioMax})` +
         (bothRate < TARGETS.rateRatioMin || bothP99 > TARGETS.p99RatioMax
-          ? ' — the floor itself misses: no gateway that keeps the contract can meet these on this machine as measured'
+          ? ` — the floor itself misses: at ${floor.connections} connections no gateway that keeps the contract can meet them on this machine as measured`
           : ' — the floor meets them: the gap to the gateway is its own work'));
       say(`CPU µs/req = CPU of server, broker, Redis and load generator per answered request; CPU-bound ratio = fastify's CPU µs/req over the row's: the rate ratio once connections no longer limit and the ${cpus().length} shared cores do`);
-      say(`the gateway reached ${(gSingle.reqPerSec / both.reqPerSec).toFixed(2)}× the floor's rate (its own work: signature, validation, rate limit, encoding, metrics, dedup mark)`);
+      say(`the gateway reached ${(floor.gateway.reqPerSec / both.reqPerSec).toFixed(2)}× the floor's rate (its own work: signature, validation, rate limit, encoding, metrics, dedup mark)`);
     }
     const k = results.kafka as { topicRecords?: number; gatewayAccepted?: number; unobservedMax?: number; consistent?: boolean; error?: string };
     say('');
     say(k.error ? `kafka sanity: could not count records (${k.error})`
       : `kafka sanity: ${fmt(k.topicRecords!)} records in "${TOPIC}" vs ${fmt(k.gatewayAccepted!)} clicks answered "accepted" (warm-ups included); ` +
         `${fmt(k.topicRecords! - k.gatewayAccepted!)} extra, at most ${fmt(k.unobservedMax!)} expected from requests in flight when autocannon stopped — ${k.consistent ? 'consistent' : 'INCONSISTENT'}`);
-    const threadRows = [...singleRows, ...batchRows].filter((s) => s.target !== 'bare fastify');
+    const threadRows = [...singleRows, ...batchRows].filter((s) => !s.target.startsWith('bare fastify'));
     say('');
     say('gateway process CPU by thread (cores; rdk:* = librdkafka, node = JS main thread):');
     for (const s of threadRows) say(`  ${s.path.padEnd(17)} ${s.target.padEnd(32)} ${threadStr(s.cpuCores)}`);
