@@ -109,7 +109,8 @@ export function renderStatus(supervisor: { pid: number | undefined; alive: boole
   const w = Math.max(10, ...rows.map((r) => r.name.length));
   for (const r of rows) {
     const health = r.healthy === undefined ? 'unknown' : r.healthy ? 'healthy' : 'UNHEALTHY';
-    lines.push(`${r.name.padEnd(w)}  pid ${String(r.pid ?? '-').padEnd(7)} ${r.alive ? 'alive' : 'DEAD '}  ${health.padEnd(9)}  (${r.health})`);
+    const workers = r.workers?.length ? `  workers ${r.workers.length}: pids ${r.workers.join(', ')}` : '';
+    lines.push(`${r.name.padEnd(w)}  pid ${String(r.pid ?? '-').padEnd(7)} ${r.alive ? 'alive' : 'DEAD '}  ${health.padEnd(9)}  (${r.health})${workers}`);
   }
   if (!rows.length) lines.push('no processes recorded');
   return lines.join('\n') + '\n';

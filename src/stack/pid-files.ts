@@ -1,6 +1,6 @@
 // `<dataDir>/run/` layout: `<name>.pid` (the pid, plain) and `<name>.json` (what `status`
 // and `down` need to check it from another process), plus `supervisor.pid`.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { HealthCheck } from './health.ts';
@@ -96,5 +96,31 @@ export function isAlive(pid: number, command?: string): boolean {
     return argv.some((a) => a === command || basename(a) === basename(command));
   } catch {
     return false;
+  }
+}
+
+/**
+ * Live children of `pid` that run the same executable (e.g. the node:cluster workers of a
+ * gateway, not tsx's esbuild helper), in pid order. Linux only; elsewhere, or when /proc
+ * cannot be read, an empty list.
+ */
+export function sameExecutableChildren(pid: number): number[] {
+  if (process.platform !== 'linux') return [];
+  const exe = (p: number) => basename(readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] ?? '');
+  try {
+    const own = exe(pid);
+    const kids = new Set<number>();
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      for (const c of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ')) if (c.trim()) kids.add(Number(c));
+    }
+    return [...kids].filter((c) => {
+      try {
+        return own !== '' && exe(c) === own;
+      } catch {
+        return false; // gone meanwhile
+      }
+    }).sort((a, b) => a - b);
+  } catch {
+    return [];
   }
 }

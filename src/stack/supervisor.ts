@@ -7,7 +7,7 @@ import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../shared/logger.ts';
 import { describeHealth, probe, serialisableHealth, type HealthCheck } from './health.ts';
-import { isAlive, readPidRecords, removePidRecord, removeSupervisorPid, writePidRecord, writeSupervisorPid } from './pid-files.ts';
+import { isAlive, readPidRecords, sameExecutableChildren, removePidRecord, removeSupervisorPid, writePidRecord, writeSupervisorPid } from './pid-files.ts';
 
 export type { HealthCheck } from './health.ts';
 
@@ -60,6 +60,8 @@ export interface ProcessStatus {
   readonly health: string;
   readonly state: ProcessState | 'unknown';
   readonly restarts: number;
+  /** Children running the same executable (a gateway's node:cluster workers); absent or empty: none. */
+  readonly workers?: readonly number[];
 }
 
 export interface SupervisorOptions {
@@ -456,6 +458,7 @@ export async function statusFromPidFiles(runDir: string): Promise<ProcessStatus[
       health: describeHealth(rec.health),
       state: 'unknown',
       restarts: 0,
+      workers: alive ? sameExecutableChildren(rec.pid) : [],
     };
   }));
 }
