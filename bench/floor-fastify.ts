@@ -37,13 +37,15 @@ app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body,
 let seq = 0;
 app.post('/v1/clicks', async (req, reply) => {
   const body = req.body as Buffer;
+  const n = seq++;
   if (redis) {
     // One key per request, as a fresh click's dedup key: never present, never written.
-    const seen = await redis.exists(`adclick:bench-floor:${process.pid}:${seq++}`);
+    const seen = await redis.exists(`adclick:bench-floor:${process.pid}:${n}`);
     if (seen) return reply.code(202).send({ status: 'duplicate' });
   }
   if (publisher) {
-    const [acked] = await publisher.publish([{ key: String(seq & 1023), value: body }]);
+    // Keys spread over the partitions as the gateway's ad ids do.
+    const [acked] = await publisher.publish([{ key: String(n & 1023), value: body }]);
     if (!acked) return reply.code(503).send({ error: { code: 'UNAVAILABLE' } });
   }
   return reply.code(202).send({ status: 'accepted' });

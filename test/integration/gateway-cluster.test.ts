@@ -4,11 +4,12 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { pino } from 'pino';
 import { freePort, readClicks, startTestKafka } from '../helpers/kafka.ts';
 import { signClick } from '../../src/shared/signature.ts';
+// The gateway's workers are its children running node (what `adclick status` lists; not tsx's esbuild helper).
+import { sameExecutableChildren } from '../../src/stack/pid-files.ts';
 import { ensureTopics } from '../../src/stack/topics.ts';
 
 const kafka = await startTestKafka({ after });
@@ -37,22 +38,6 @@ function call(port: number, method: 'GET' | 'POST', path: string, body?: unknown
     req.on('error', reject);
     req.end(payload);
   });
-}
-
-/** The gateway workers among pid's children (tsx may run an esbuild child beside them). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(ppid) === pid && state !== 'Z' && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('src/gateway/main.ts')) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
 }
 
 const alive = (pid: number) => {
@@ -98,7 +83,7 @@ async function startCluster(topic: string, workers: number) {
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   after(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    for (const pid of childrenOf(proc.pid!)) process.kill(pid, 'SIGKILL');
+    for (const pid of sameExecutableChildren(proc.pid!)) process.kill(pid, 'SIGKILL');
   });
   const listening = () => lines.filter((l) => l.includes('"gateway listening"')).length;
   await until(`${workers} workers listening\n${lines.join('\n')}`, async () => listening() >= workers && (await call(port, 'GET', '/readyz').catch(() => ({ status: 0 }))).status === 200, 60_000);
@@ -116,7 +101,7 @@ const metric = (text: string, outcome: string) => Number(new RegExp(`^adclick_ga
 test('two workers share the port, the IP-hash key, the edge dedup and one /metrics', async () => {
   const topic = await newTopic('clicks-cluster');
   const gw = await startCluster(topic, 2);
-  assert.equal(childrenOf(gw.proc.pid!).length, 2, `two worker processes:\n${gw.lines.join('\n')}`);
+  assert.equal(sameExecutableChildren(gw.proc.pid!).length, 2, `two worker processes:\n${gw.lines.join('\n')}`);
   assert.equal(gw.lines.filter((l) => l.includes('PUBLIC DEVELOPMENT key') || l.includes('ADCLICK_IP_HASH_KEY is not set')).length, 1, 'start-up warnings once per gateway, not per worker');
 
   const sent = Array.from({ length: 24 }, () => click());
@@ -156,17 +141,17 @@ test('two workers share the port, the IP-hash key, the edge dedup and one /metri
 test('a worker that dies is replaced; SIGTERM drains every worker and exits 0', async () => {
   const topic = await newTopic('clicks-cluster-restart');
   const gw = await startCluster(topic, 2);
-  const [victim, survivor] = childrenOf(gw.proc.pid!);
+  const [victim, survivor] = sameExecutableChildren(gw.proc.pid!);
   process.kill(victim!, 'SIGKILL');
-  await until(() => `a replacement worker (children now: ${childrenOf(gw.proc.pid!).join(', ')}; killed ${victim})\n${gw.lines.join('\n')}`, () => {
-    const now = childrenOf(gw.proc.pid!);
+  await until(() => `a replacement worker (children now: ${sameExecutableChildren(gw.proc.pid!).join(', ')}; killed ${victim})\n${gw.lines.join('\n')}`, () => {
+    const now = sameExecutableChildren(gw.proc.pid!);
     return now.length === 2 && !now.includes(victim!) && gw.listening() >= 3;
   }, 90_000); // a new worker compiles and connects from scratch: slow on a loaded 2-core box
   assert.ok(gw.lines.some((l) => l.includes('gateway worker exited unexpectedly')), 'the primary logged the death');
   for (let i = 0; i < 10; i++) assert.equal((await call(gw.port, 'POST', '/v1/clicks', click())).status, 202);
   assert.equal((await readClicks(kafka.bootstrap, topic, 10)).length, 10);
 
-  const workers = childrenOf(gw.proc.pid!);
+  const workers = sameExecutableChildren(gw.proc.pid!);
   assert.ok(workers.includes(survivor!));
   gw.proc.kill('SIGTERM');
   assert.equal(await gw.exited, 0, gw.lines.slice(-20).join('\n'));
@@ -176,7 +161,7 @@ test('a worker that dies is replaced; SIGTERM drains every worker and exits 0', 
 test('workers exit by themselves when the primary is killed (no orphans under a supervisor)', async () => {
   const topic = await newTopic('clicks-cluster-orphans');
   const gw = await startCluster(topic, 2);
-  const workers = childrenOf(gw.proc.pid!);
+  const workers = sameExecutableChildren(gw.proc.pid!);
   assert.equal(workers.length, 2);
   gw.proc.kill('SIGKILL');
   await gw.exited;
