@@ -629,27 +629,22 @@ function pooled(rounds: (LoadStats & { latencies: Float64Array })[]): LoadStats 
 }
 
 /**
- * Baseline and gateway measured in alternating rounds (A B A B ...), so load from other
- * processes on a shared machine falls on both sides alike instead of on whichever ran
- * when it peaked. Each side warms up once, before its first round.
+ * Sides measured in alternating rounds (A B C ... A B C ...), so load from other processes
+ * on a shared machine falls on every side alike instead of on whichever ran when it peaked.
+ * Each side warms up once, before its first round. Ratios: each side's rounds against the first side's.
  */
-async function interleaved(rounds: number, a: (warmupS: number, hint?: number) => ReturnType<typeof measure>, b: (warmupS: number, hint?: number) => ReturnType<typeof measure>, warmupS: number) {
-  const ra: Awaited<ReturnType<typeof measure>>[] = [];
-  const rb: Awaited<ReturnType<typeof measure>>[] = [];
-  for (let i = 0; i < rounds; i++) {
-    ra.push(await a(i === 0 ? warmupS : 0, ra[i - 1]?.reqPerSec));
-    rb.push(await b(i === 0 ? warmupS : 0, rb[i - 1]?.reqPerSec));
-  }
-  return { a: pooled(ra), b: pooled(rb), ratios: ra.map((x, i) => ({ rate: round(rb[i]!.reqPerSec / x.reqPerSec, 3), p99: round(rb[i]!.p99Ms / x.p99Ms, 3) })) };
-}
-
-/** Like interleaved, with any number of sides (A B C ... A B C ...); ratios of each side against the first. */
 async function interleavedMany(rounds: number, sides: ((warmupS: number, hint?: number) => ReturnType<typeof measure>)[], warmupS: number) {
   const runs = sides.map(() => [] as Awaited<ReturnType<typeof measure>>[]);
   for (let i = 0; i < rounds; i++) {
     for (const [j, side] of sides.entries()) runs[j]!.push(await side(i === 0 ? warmupS : 0, runs[j]![i - 1]?.reqPerSec));
   }
   return runs.map((r) => ({ pooled: pooled(r), ratios: r.map((x, i) => ({ rate: round(x.reqPerSec / runs[0]![i]!.reqPerSec, 3), p99: round(x.p99Ms / runs[0]![i]!.p99Ms, 3) })) }));
+}
+
+/** Two sides (baseline a, candidate b) in alternating rounds; ratios of b against a. */
+async function interleaved(rounds: number, a: (warmupS: number, hint?: number) => ReturnType<typeof measure>, b: (warmupS: number, hint?: number) => ReturnType<typeof measure>, warmupS: number) {
+  const [ra, rb] = await interleavedMany(rounds, [a, b], warmupS);
+  return { a: ra!.pooled, b: rb!.pooled, ratios: rb!.ratios };
 }
 
 /** Gateway counters worth seeing next to the numbers: outcomes and fail-open Redis errors. */
@@ -781,27 +776,24 @@ async function main(): Promise<void> {
       await stopChild(gwN.child.proc);
       multi = { label, single: s.b, fastify: s.a, batch: b.b, batchOne: b.a };
     }
-    const rateRatio = gSingle.reqPerSec / fSingle.reqPerSec;
-    const p99Ratio = gSingle.p99Ms / fSingle.p99Ms;
-    const targets = {
-      singleRateRatio: { value: round(rateRatio, 3), target: `>= ${TARGETS.rateRatioMin}`, pass: rateRatio >= TARGETS.rateRatioMin },
-      singleP99Ratio: { value: round(p99Ratio, 3), target: `<= ${TARGETS.p99RatioMax}`, pass: p99Ratio <= TARGETS.p99RatioMax },
-      batchClicksPerSec: { value: gBatch.clicks!.perSec, target: `>= ${TARGETS.batchClicksPerSecMin}`, pass: gBatch.clicks!.perSec >= TARGETS.batchClicksPerSecMin && gBatch.clicks!.notAccepted === 0 },
+    // The targets of one gateway configuration against the fastify rounds it alternated with.
+    const singleTargets = (f: Pooled, g: Pooled) => {
+      const rate = g.reqPerSec / f.reqPerSec;
+      const p99 = g.p99Ms / f.p99Ms;
+      return {
+        singleRateRatio: { value: round(rate, 3), target: `>= ${TARGETS.rateRatioMin}`, pass: rate >= TARGETS.rateRatioMin },
+        singleP99Ratio: { value: round(p99, 3), target: `<= ${TARGETS.p99RatioMax}`, pass: p99 <= TARGETS.p99RatioMax },
+      };
     };
+    const batchTarget = (b: Pooled) => ({ value: b.clicks!.perSec, target: `>= ${TARGETS.batchClicksPerSecMin}`, pass: b.clicks!.perSec >= TARGETS.batchClicksPerSecMin && b.clicks!.notAccepted === 0 });
+    const targets = { ...singleTargets(fSingle, gSingle), batchClicksPerSec: batchTarget(gBatch) };
     const noLat = <T extends { latencies: Float64Array }>({ latencies: _l, ...rest }: T) => rest;
     results.single = { fastify: noLat(fSingle), gateway: noLat(gSingle), roundRatios: singles.ratios };
-    const satTargets = sat && {
-      singleRateRatio: { value: round(sat.gateway.reqPerSec / sat.fastify.reqPerSec, 3), pass: sat.gateway.reqPerSec / sat.fastify.reqPerSec >= TARGETS.rateRatioMin },
-      singleP99Ratio: { value: round(sat.gateway.p99Ms / sat.fastify.p99Ms, 3), pass: sat.gateway.p99Ms / sat.fastify.p99Ms <= TARGETS.p99RatioMax },
-    };
+    const satTargets = sat && singleTargets(sat.fastify, sat.gateway);
     if (sat) results.saturated = { connections: SAT_CONNECTIONS, fastify: noLat(sat.fastify), gateway: noLat(sat.gateway), roundRatios: sat.ratios, targets: satTargets };
     results.batch = { fastify: noLat(fBatch), gateway: noLat(gBatch), roundRatios: batches.ratios };
     results.targets = targets;
-    const multiTargets = multi && {
-      singleRateRatio: { value: round(multi.single.reqPerSec / multi.fastify.reqPerSec, 3), pass: multi.single.reqPerSec / multi.fastify.reqPerSec >= TARGETS.rateRatioMin },
-      singleP99Ratio: { value: round(multi.single.p99Ms / multi.fastify.p99Ms, 3), pass: multi.single.p99Ms / multi.fastify.p99Ms <= TARGETS.p99RatioMax },
-      batchClicksPerSec: { value: multi.batch.clicks!.perSec, pass: multi.batch.clicks!.perSec >= TARGETS.batchClicksPerSecMin && multi.batch.clicks!.notAccepted === 0 },
-    };
+    const multiTargets = multi && { ...singleTargets(multi.fastify, multi.single), batchClicksPerSec: batchTarget(multi.batch) };
     if (multi) results.workers = { env: WORKERS, single: noLat(multi.single), fastify: noLat(multi.fastify), batch: noLat(multi.batch), batchOneWorker: noLat(multi.batchOne), targets: multiTargets };
 
     // Kafka sanity: every click answered "accepted" must be in the topic, once.
