@@ -268,8 +268,11 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
   const recoveries = ctx.faults.map((f) => f.recoveryMs);
   const recoveryMs = recoveries.length === 0 || recoveries.some((x) => x === null || x === undefined) ? null : Math.max(...(recoveries as number[]));
   const exact = check.lost === 0 && check.duplicated === 0;
+  // The negative control is detected when acknowledged clicks are missing: that is what
+  // its unsafe setting causes. Clicks of unknown outcome are outside the ledger (they are
+  // reported below), so they cannot fake a loss.
   const passed = s.expectDifference
-    ? !exact && result.unknown.length === 0
+    ? check.lost > 0
     : exact && check.errors === 0 && result.unknown.length === 0 && ctx.problems.length === 0 && ctx.faults.length > 0 && recoveryMs !== null;
   if (!s.expectDifference && recoveryMs === null && ctx.faults.length) ctx.problems.push('no progress measured after a fault was cleared');
   if (result.unknown.length) ctx.problems.push(`${result.unknown.length} clicks without a definite answer (ledger inexact)`);

@@ -86,16 +86,20 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
   });
   let connected = false;
   let inflight = 0;
+  // The last delivery failure, so the breaker's state changes say why it opened.
+  let lastDeliveryError: { code: number; message: string } | null = null;
   const breaker = new CircuitBreaker(o.breakerFailures, o.breakerOpenMs, Date.now, (s) => {
-    log.warn({ state: s }, 'kafka circuit breaker changed state');
+    log.warn({ state: s, lastDeliveryError: s === 'closed' ? undefined : lastDeliveryError ?? undefined }, 'kafka circuit breaker changed state');
     o.onBreakerChange?.(s);
   });
 
   producer.on('delivery-report', (err, report) => {
     const { call, index } = report.opaque as Opaque;
     inflight--;
-    if (err) breaker.failure();
-    else breaker.success();
+    if (err) {
+      lastDeliveryError = { code: err.code, message: err.message };
+      breaker.failure();
+    } else breaker.success();
     call.settle(index, !err);
   });
   producer.on('event.error', (err) => log.warn({ err }, 'kafka producer error'));

@@ -43,10 +43,17 @@ test('chaos on a ClickHouse server: server stopped for a while — no offset com
   assertExact(await runKind('server'));
 });
 
-test('negative control: an UNSAFE setting (202 before the Kafka ack) is caught by the checker', { timeout: 300_000 }, async () => {
+test('negative control: an UNSAFE setting (202 before the Kafka ack) is caught by the checker', { timeout: 480_000 }, async () => {
   const [r] = await runKind('negative');
   assert.ok(r, 'the negative control ran');
+  const summary = JSON.stringify({
+    sent: r.sent, accepted: r.accepted, counted: r.counted, lost: r.lost, duplicated: r.duplicated, unknown: r.unknown,
+    retries: r.retries, trafficMs: r.trafficMs, drainMs: r.drainMs, faults: r.faults, problems: r.problems, logFile: r.logFile,
+  });
   assert.equal(r.error, undefined, `the negative control ran to the end: ${r.error}`);
-  assert.ok(r.lost + r.duplicated > 0, `the checker reports a difference (lost ${r.lost}, duplicated ${r.duplicated})`);
-  assert.ok(r.passed);
+  // Clicks acknowledged (202) and then lost are what the unsafe setting produces and what
+  // the checker must see. (Clicks of unknown outcome are outside the ledger, so they
+  // cannot fake a loss.)
+  assert.ok(r.lost > 0, `the checker reports lost clicks: ${summary}`);
+  assert.ok(r.passed, `the scenario reports DETECTED: ${summary}`);
 });
