@@ -2,6 +2,16 @@
 // it with acks=all from an idempotent producer (no duplicates from producer retries,
 // order kept per partition). Fails fast instead of queueing without bound: a circuit
 // breaker opens after consecutive delivery failures, and in-flight clicks are capped.
+//
+// Self-healing: librdkafka's idempotent producer can wedge after a broker stall (every
+// message times out although the broker is back: seen here after a 9 s SIGSTOP of the
+// broker with thousands of clicks in flight, and reported upstream, e.g.
+// confluent-kafka-dotnet#2519). When no delivery has succeeded for `stuckAfterMs` while
+// deliveries keep failing, the producer is replaced by a fresh instance (new producer id).
+// Safe for exactness: a click is only ever acknowledged on its own delivery report, the
+// old instance's remaining clicks still get theirs (success or failure) before it is
+// closed, and a failed click the broker did write is answered 503, retried, and removed
+// again by the job's dedup on impression_id.
 import KafkaJs from '@confluentinc/kafka-javascript';
 import type { Logger } from '../shared/logger.ts';
 import { AppError } from '../shared/errors.ts';
@@ -41,6 +51,26 @@ export interface PublisherOptions {
   clientId: string;
   logger: Logger;
   onBreakerChange?: (s: BreakerState) => void;
+  /** Replace the producer after this long without a successful delivery while deliveries fail (default 15 s). */
+  stuckAfterMs?: number;
+  /** Called when a wedged producer was replaced (for a metric). */
+  onReplace?: () => void;
+  /** Tests only: builds the producer (default: librdkafka's). */
+  createProducer?: (conf: Record<string, unknown>) => ProducerLike;
+  /** Tests only: the clock. */
+  now?: () => number;
+}
+
+/** The part of the librdkafka producer this module uses (a fake stands in for it in unit tests). */
+export interface ProducerLike {
+  on(event: 'delivery-report', fn: (err: { code: number; message: string } | null | undefined, report: { opaque?: unknown }) => void): unknown;
+  on(event: 'event.error', fn: (err: unknown) => void): unknown;
+  on(event: 'disconnected', fn: () => void): unknown;
+  connect(opts: { timeout: number }, cb: (err: unknown) => void): unknown;
+  setPollInBackground(on: boolean): unknown;
+  produce(topic: string, partition: null, value: Buffer, key: string, timestamp: null, opaque: unknown, headers?: Record<string, string>[]): unknown;
+  flush(timeoutMs: number, cb: (err?: unknown) => void): unknown;
+  disconnect(cb: () => void): unknown;
 }
 
 /** Delivery bookkeeping of one publish() call; each record's opaque is (call, index). */
@@ -62,15 +92,27 @@ interface Opaque {
   index: number;
 }
 
+/** One producer instance; a wedged one is retired and replaced by a fresh one. */
+interface Instance {
+  readonly id: number;
+  readonly producer: ProducerLike;
+  connected: boolean;
+  inflight: number;
+  retiring: boolean;
+  closed: boolean;
+}
+
 export async function createClickPublisher(o: PublisherOptions): Promise<ClickPublisher> {
   const log = o.logger.child({ module: 'click-publisher' });
-  const producer = new KafkaJs.Producer({
+  const now = o.now ?? Date.now;
+  const stuckAfterMs = o.stuckAfterMs ?? 15_000;
+  const conf: Record<string, unknown> = {
     'bootstrap.servers': o.brokers,
     'client.id': o.clientId,
     'enable.idempotence': true,
     acks: -1,
     'linger.ms': o.lingerMs,
-    'compression.codec': o.compression as 'lz4',
+    'compression.codec': o.compression,
     'batch.num.messages': 10000,
     'message.timeout.ms': o.produceTimeoutMs,
     'request.timeout.ms': Math.min(o.produceTimeoutMs, 30000),
@@ -83,63 +125,114 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
     // +17% and +46% acks/s, lower p50 and p99 with it off).
     'socket.nagle.disable': true,
     dr_cb: true,
-  });
-  let connected = false;
-  let inflight = 0;
+  };
+  const makeProducer = o.createProducer ?? ((c) => new KafkaJs.Producer(c as ConstructorParameters<typeof KafkaJs.Producer>[0]) as unknown as ProducerLike);
+  let inflight = 0; // over every instance
+  let closing = false;
   // The last delivery failure, so the breaker's state changes say why it opened.
   let lastDeliveryError: { code: number; message: string } | null = null;
-  const breaker = new CircuitBreaker(o.breakerFailures, o.breakerOpenMs, Date.now, (s) => {
+  let lastSuccessAt = now();
+  let failuresSinceSuccess = 0;
+  let lastReplacedAt = now();
+  let instances = 0;
+  const breaker = new CircuitBreaker(o.breakerFailures, o.breakerOpenMs, now, (s) => {
     log.warn({ state: s, lastDeliveryError: s === 'closed' ? undefined : lastDeliveryError ?? undefined }, 'kafka circuit breaker changed state');
     o.onBreakerChange?.(s);
   });
 
-  producer.on('delivery-report', (err, report) => {
-    const { call, index } = report.opaque as Opaque;
-    inflight--;
-    if (err) {
-      lastDeliveryError = { code: err.code, message: err.message };
-      breaker.failure();
-    } else breaker.success();
-    call.settle(index, !err);
-  });
-  producer.on('event.error', (err) => log.warn({ err }, 'kafka producer error'));
-  producer.on('disconnected', () => {
-    connected = false;
-  });
-
-  const connect = () =>
-    new Promise<void>((resolve, reject) => {
-      producer.connect({ timeout: 10000 }, (err) => (err ? reject(err) : resolve()));
-    });
-  // Start serving at once; connect (and reconnect) in the background so /readyz and the
-  // 503 answers reflect reality while the broker is not there yet.
-  const connectLoop = async () => {
-    while (!connected && !closing) {
+  const connectLoop = async (inst: Instance) => {
+    while (!inst.connected && !closing && !inst.retiring) {
       try {
-        await connect();
-        producer.setPollInBackground(true);
-        connected = true;
-        log.info({ brokers: o.brokers }, 'kafka producer connected');
+        await new Promise<void>((resolve, reject) => {
+          inst.producer.connect({ timeout: 10000 }, (err) => (err ? reject(err) : resolve()));
+        });
+        inst.producer.setPollInBackground(true);
+        inst.connected = true;
+        log.info({ brokers: o.brokers, producer: inst.id }, 'kafka producer connected');
       } catch (err) {
-        log.warn({ err: String(err) }, 'kafka producer could not connect; retrying');
+        log.warn({ err: String(err), producer: inst.id }, 'kafka producer could not connect; retrying');
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
   };
-  let closing = false;
-  const connecting = connectLoop();
+
+  const live = new Set<Instance>();
+  const shutDown = async (inst: Instance) => {
+    if (inst.closed) return;
+    inst.closed = true;
+    live.delete(inst);
+    if (!inst.connected) return;
+    await new Promise<void>((resolve) => inst.producer.flush(Math.max(o.produceTimeoutMs, 5000), () => resolve()));
+    await new Promise<void>((resolve) => inst.producer.disconnect(() => resolve()));
+  };
+
+  const start = (): Instance => {
+    const id = ++instances;
+    // Replacements get their own client.id, so broker logs and quotas tell them apart.
+    const inst: Instance = { id, producer: makeProducer({ ...conf, 'client.id': id === 1 ? o.clientId : `${o.clientId}-r${id - 1}` }), connected: false, inflight: 0, retiring: false, closed: false };
+    live.add(inst);
+    inst.producer.on('delivery-report', (err, report) => {
+      const { call, index } = report.opaque as Opaque;
+      inflight--;
+      inst.inflight--;
+      if (err) {
+        lastDeliveryError = { code: err.code, message: err.message };
+        failuresSinceSuccess++;
+        breaker.failure();
+        if (inst === current) maybeReplace();
+      } else {
+        lastSuccessAt = now();
+        failuresSinceSuccess = 0;
+        breaker.success();
+      }
+      call.settle(index, !err);
+      if (inst.retiring && inst.inflight === 0) void shutDown(inst);
+    });
+    inst.producer.on('event.error', (err) => log.warn({ err, producer: inst.id }, 'kafka producer error'));
+    inst.producer.on('disconnected', () => {
+      inst.connected = false;
+    });
+    // Start serving at once; connect (and reconnect) in the background so /readyz and the
+    // 503 answers reflect reality while the broker is not there yet.
+    connecting = connectLoop(inst);
+    return inst;
+  };
+
+  /** A wedged producer: connected, deliveries failing, none succeeding for stuckAfterMs. */
+  const maybeReplace = () => {
+    const t = now();
+    if (closing || !current.connected || failuresSinceSuccess === 0) return;
+    if (t - lastSuccessAt < stuckAfterMs || t - lastReplacedAt < stuckAfterMs) return;
+    const old = current;
+    old.retiring = true;
+    lastReplacedAt = t;
+    log.warn({ producer: old.id, sinceLastSuccessMs: t - lastSuccessAt, failuresSinceSuccess, lastDeliveryError, inflight: old.inflight }, 'kafka producer delivers nothing although connected: replacing it with a fresh instance');
+    o.onReplace?.();
+    current = start();
+    if (old.inflight === 0) void shutDown(old);
+    else {
+      // Every queued message gets its delivery report within message.timeout.ms; close
+      // the old instance then at the latest.
+      setTimeout(() => void shutDown(old), o.produceTimeoutMs + 5000).unref();
+    }
+  };
+
+  let connecting: Promise<void> = Promise.resolve();
+  let current = start();
 
   return {
     publish(records) {
-      if (!connected) throw new AppError('UNAVAILABLE', 'Kafka is not connected');
+      const inst = current;
+      if (!inst.connected) throw new AppError('UNAVAILABLE', 'Kafka is not connected');
       if (inflight + records.length > o.maxInflight) throw new AppError('UNAVAILABLE', 'too many clicks awaiting Kafka acknowledgement');
       if (!breaker.allow()) throw new AppError('UNAVAILABLE', 'Kafka circuit breaker is open');
       return new Promise<boolean[]>((resolve) => {
         const call = new PendingCall(records.length, resolve);
         records.forEach((r, index) => {
           try {
-            producer.produce(o.topic, null, r.value, r.key, null, { call, index } satisfies Opaque, r.headers as Record<string, string>[] | undefined);
+            inst.producer.produce(o.topic, null, r.value, r.key, null, { call, index } satisfies Opaque, r.headers as Record<string, string>[] | undefined);
             inflight++;
+            inst.inflight++;
           } catch (err) {
             breaker.failure();
             log.warn({ err: String(err) }, 'Kafka producer queue refused a click');
@@ -148,15 +241,13 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
         });
       });
     },
-    ready: () => connected && breaker.state !== 'open',
+    ready: () => current.connected && breaker.state !== 'open',
     inflight: () => inflight,
     breakerState: () => breaker.state,
     async close() {
       closing = true;
       await connecting;
-      if (!connected) return;
-      await new Promise<void>((resolve) => producer.flush(Math.max(o.produceTimeoutMs, 5000), () => resolve()));
-      await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+      await Promise.all([...live].map((inst) => shutDown(inst)));
     },
   };
 }

@@ -43,6 +43,7 @@ async function runGateway() {
   const worker = workerIndex();
   const registry = createRegistry('gateway');
   const redisFailures = new Counter({ name: 'adclick_gateway_redis_failures_total', help: 'Redis calls that failed (the gateway failed open)', labelNames: ['use'] as const, registers: [registry] });
+  const producerReplacements = new Counter({ name: 'adclick_gateway_kafka_producer_replacements_total', help: 'Kafka producers replaced because they delivered nothing for ADCLICK_KAFKA_STUCK_MS while deliveries failed', registers: [registry] });
   const redis = createOptionalRedis(config.redisUrl, logger);
   // A configured id is shared by the workers of one gateway: each appends its number.
   const gatewayId = config.gatewayId ? (worker === undefined ? config.gatewayId : `${config.gatewayId}/w${worker}`) : `${hostname()}:${process.pid}`;
@@ -56,6 +57,8 @@ async function runGateway() {
     maxInflight: config.maxInflightClicks,
     breakerFailures: config.breakerFailureThreshold,
     breakerOpenMs: config.breakerOpenMs,
+    stuckAfterMs: config.producerStuckMs,
+    onReplace: () => producerReplacements.inc(),
     clientId: `adclick-gateway-${gatewayId}`,
     logger,
   });

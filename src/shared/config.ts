@@ -73,6 +73,7 @@ export const SETTINGS = {
   maxInflightClicks: setting('ADCLICK_MAX_INFLIGHT_CLICKS', 50_000, int(1), 'Bound on clicks awaiting a Kafka ack; beyond it the gateway answers 503'),
   breakerFailureThreshold: setting('ADCLICK_BREAKER_FAILURES', 5, int(1), 'Consecutive produce failures that open the Kafka circuit breaker'),
   breakerOpenMs: setting('ADCLICK_BREAKER_OPEN_MS', 2000, int(100), 'How long the breaker stays open before a trial request'),
+  producerStuckMs: setting('ADCLICK_KAFKA_STUCK_MS', 15_000, int(1000), 'Replace the gateway\'s Kafka producer with a fresh instance after this long without a successful delivery while deliveries fail (a wedged idempotent producer)'),
   retryAfterSec: setting('ADCLICK_RETRY_AFTER_SEC', 2, int(1), 'Retry-After sent with 503 answers'),
   lingerMs: setting('ADCLICK_KAFKA_LINGER_MS', 1, int(0), 'Producer batching delay (linger.ms)'),
   compression: setting('ADCLICK_KAFKA_COMPRESSION', 'lz4', str, 'Producer compression codec (none, gzip, snappy, lz4, zstd)'),
