@@ -90,6 +90,8 @@ class PendingCall {
 interface Opaque {
   call: PendingCall;
   index: number;
+  /** The breaker generation the record was produced in (see `generation`). */
+  gen: number;
 }
 
 /** One producer instance; a wedged one is retired and replaced by a fresh one. */
@@ -135,7 +137,13 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
   let failuresSinceSuccess = 0;
   let lastReplacedAt = now();
   let instances = 0;
+  // Bumped whenever the breaker opens. A record's failure counts against the breaker only
+  // when it was produced in the current generation: clicks produced before the breaker
+  // opened keep timing out for up to message.timeout.ms, and must not re-open it while
+  // the half-open trial (produced after) is deciding whether Kafka is back.
+  let generation = 0;
   const breaker = new CircuitBreaker(o.breakerFailures, o.breakerOpenMs, now, (s) => {
+    if (s === 'open') generation++;
     log.warn({ state: s, lastDeliveryError: s === 'closed' ? undefined : lastDeliveryError ?? undefined }, 'kafka circuit breaker changed state');
     o.onBreakerChange?.(s);
   });
@@ -172,13 +180,13 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
     const inst: Instance = { id, producer: makeProducer({ ...conf, 'client.id': id === 1 ? o.clientId : `${o.clientId}-r${id - 1}` }), connected: false, inflight: 0, retiring: false, closed: false };
     live.add(inst);
     inst.producer.on('delivery-report', (err, report) => {
-      const { call, index } = report.opaque as Opaque;
+      const { call, index, gen } = report.opaque as Opaque;
       inflight--;
       inst.inflight--;
       if (err) {
         lastDeliveryError = { code: err.code, message: err.message };
         failuresSinceSuccess++;
-        breaker.failure();
+        if (gen === generation) breaker.failure();
         if (inst === current) maybeReplace();
       } else {
         lastSuccessAt = now();
@@ -228,9 +236,10 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
       if (!breaker.allow()) throw new AppError('UNAVAILABLE', 'Kafka circuit breaker is open');
       return new Promise<boolean[]>((resolve) => {
         const call = new PendingCall(records.length, resolve);
+        const gen = generation;
         records.forEach((r, index) => {
           try {
-            inst.producer.produce(o.topic, null, r.value, r.key, null, { call, index } satisfies Opaque, r.headers as Record<string, string>[] | undefined);
+            inst.producer.produce(o.topic, null, r.value, r.key, null, { call, index, gen } satisfies Opaque, r.headers as Record<string, string>[] | undefined);
             inflight++;
             inst.inflight++;
           } catch (err) {

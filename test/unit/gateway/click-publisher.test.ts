@@ -52,13 +52,13 @@ class FakeProducer implements ProducerLike {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
-async function setup(stuckAfterMs = 10_000) {
+async function setup(stuckAfterMs = 10_000, breakerFailures = 1_000_000) {
   let t = 1_000_000;
   const producers: FakeProducer[] = [];
   let replaced = 0;
   const publisher = await createClickPublisher({
     brokers: '127.0.0.1:1', topic: 'clicks', lingerMs: 1, compression: 'lz4', produceTimeoutMs: 5000, maxInflight: 1000,
-    breakerFailures: 1_000_000, breakerOpenMs: 1000, clientId: 'gw', logger: createLogger('test', 'silent'),
+    breakerFailures, breakerOpenMs: 1000, clientId: 'gw', logger: createLogger('test', 'silent'),
     stuckAfterMs, onReplace: () => replaced++, now: () => t,
     createProducer: (conf) => {
       const p = new FakeProducer(conf);
@@ -147,5 +147,39 @@ test('no replacement while deliveries succeed, however long it runs, nor more of
   // 25 s of failures after the last success: replaced at 10 s and again at 20 s.
   assert.equal(s.replaced(), 2);
   assert.equal(s.producers.length, 3);
+  await s.publisher.close();
+});
+
+test('the breaker: opens on consecutive failures; clicks produced before it opened cannot re-open it during the half-open trial', async () => {
+  const s = await setup(60_000, 2);
+  const p = s.producers[0]!;
+  const old = [s.one('a'), s.one('b'), s.one('c')]; // produced while closed
+  p.deliver(false);
+  p.deliver(false);
+  assert.equal(s.publisher.breakerState(), 'open');
+  assert.equal(s.publisher.ready(), false);
+  assert.throws(() => s.one('refused'), /breaker is open/);
+  s.advance(1000);
+  const trial = s.one('trial'); // half-open: one trial call
+  assert.equal(s.publisher.breakerState(), 'half-open');
+  assert.throws(() => s.one('second'), /breaker is open/, 'one trial at a time');
+  p.deliver(false); // 'c', produced before the breaker opened, times out now
+  assert.equal(s.publisher.breakerState(), 'half-open', 'a stale failure does not re-open the breaker');
+  p.deliver(true); // the trial is acknowledged: Kafka is back
+  assert.equal(s.publisher.breakerState(), 'closed');
+  assert.deepEqual(await Promise.all(old), [[false], [false], [false]]);
+  assert.deepEqual(await trial, [true]);
+
+  // A failed trial re-opens it.
+  const more = [s.one('d'), s.one('e')];
+  p.deliver(false);
+  p.deliver(false);
+  assert.equal(s.publisher.breakerState(), 'open');
+  s.advance(1000);
+  const trial2 = s.one('trial2');
+  p.deliver(false);
+  assert.equal(s.publisher.breakerState(), 'open');
+  assert.deepEqual(await trial2, [false]);
+  await Promise.all(more);
   await s.publisher.close();
 });
