@@ -101,7 +101,6 @@ interface Instance {
   connected: boolean;
   inflight: number;
   retiring: boolean;
-  closed: boolean;
 }
 
 export async function createClickPublisher(o: PublisherOptions): Promise<ClickPublisher> {
@@ -164,12 +163,10 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
     }
   };
 
+  /** The instances not yet shut down: the current one and any retiring one. */
   const live = new Set<Instance>();
   const shutDown = async (inst: Instance) => {
-    if (inst.closed) return;
-    inst.closed = true;
-    live.delete(inst);
-    if (!inst.connected) return;
+    if (!live.delete(inst) || !inst.connected) return;
     await new Promise<void>((resolve) => inst.producer.flush(Math.max(o.produceTimeoutMs, 5000), () => resolve()));
     await new Promise<void>((resolve) => inst.producer.disconnect(() => resolve()));
   };
@@ -177,7 +174,7 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
   const start = (): Instance => {
     const id = ++instances;
     // Replacements get their own client.id, so broker logs and quotas tell them apart.
-    const inst: Instance = { id, producer: makeProducer({ ...conf, 'client.id': id === 1 ? o.clientId : `${o.clientId}-r${id - 1}` }), connected: false, inflight: 0, retiring: false, closed: false };
+    const inst: Instance = { id, producer: makeProducer({ ...conf, 'client.id': id === 1 ? o.clientId : `${o.clientId}-r${id - 1}` }), connected: false, inflight: 0, retiring: false };
     live.add(inst);
     inst.producer.on('delivery-report', (err, report) => {
       const { call, index, gen } = report.opaque as Opaque;
