@@ -7,6 +7,7 @@
 //   npm test -- flink        only the Maven module
 //   npm test -- chaos        only the fault-injection suite (test/chaos, short form)
 //   npm test -- browser      only the dashboard in headless Chromium (test/browser, real stack)
+//   npm test -- frontdoor    only the README's first command from a clean copy (test/frontdoor)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, mkdtempSync, existsSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -67,6 +68,7 @@ if (want('integration')) nodeSuite('integration', files(join(root, 'test/integra
 if (want('integration') || want('e2e')) nodeSuite('e2e', files(join(root, 'test/e2e')), 1);
 if (want('chaos')) nodeSuite('chaos', files(join(root, 'test/chaos')), 1);
 if (want('browser')) nodeSuite('browser', files(join(root, 'test/browser')), 1);
+if (want('frontdoor')) nodeSuite('frontdoor', files(join(root, 'test/frontdoor')), 1);
 if (want('flink')) {
   console.log('\n=== flink (mvn verify) ===');
   const r = spawnSync('mvn', ['-B', '-q', '-f', 'flink/pom.xml', 'verify'], { cwd: root, stdio: 'inherit' });

@@ -4,13 +4,17 @@ const USAGE = `adclick — real-time exactly-once ad click aggregation
 
 usage: adclick <command> [options]
 
-  up [--no-traffic|--traffic-rate=N]
-                           start the whole local pipeline in the foreground (Ctrl-C stops it),
-                           with light demo traffic (20 clicks/s, 30 min) unless --no-traffic
+  up [--demo [--no-traffic|--traffic-rate=N]]
+                           start the whole local pipeline in the foreground (Ctrl-C stops it);
+                           nothing is sent and no key minted unless --demo (npm start): then a
+                           demo API key and light traffic (20 clicks/s, 30 min) on reserved ids
   down                     stop a stack started by \`adclick up\` elsewhere
   status                   show each part of a running stack
   simulate [options]       send realistic signed traffic and write a ground-truth ledger
                            (--rate N/s --duration 60s|--count N --batch N --seed N ...; --help)
+  verify --ledger FILE... [--wait D] [--key ADV=KEY]
+                           compare simulator ledgers with what the query API serves, every
+                           (campaign|ad, window) at 1m/5m/1h; exit 1 on any difference
   sign [--key-id K --secret S] '<click json>'
                            sign a click (JSON on stdin if no argument)
   chaos --all | --scenario <name>... [--short] [--clicks N] [--rate N] [--json]
@@ -40,6 +44,8 @@ async function main(): Promise<number> {
       return (await import('./stack/cli-commands.ts')).statusCommand();
     case 'simulate':
       return (await import('./simulate/simulate-command.ts')).runSimulate(rest);
+    case 'verify':
+      return (await import('./verify/verify-command.ts')).runVerify(rest);
     case 'sign':
       return (await import('./simulate/sign-command.ts')).runSign(rest);
     case 'chaos':

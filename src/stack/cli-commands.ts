@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../shared/logger.ts';
 import { isAlive, readSupervisorPid } from './pid-files.ts';
 import { statusFromPidFiles, stopFromPidFiles, type ProcessStatus } from './supervisor.ts';
 import { runDirOf, up, type UpOptions } from './up.ts';
+import { DEMO_ADVERTISER_ID, DEMO_CATALOGUE, DEMO_ID_FLOOR, demoRange } from '../simulate/demo-catalogue.ts';
 
 export interface CommandDeps {
   readonly config?: Config;
@@ -24,17 +25,42 @@ function resolveDeps(deps: CommandDeps) {
   };
 }
 
+export interface UpArgs {
+  /** `--demo`: mint a demo API key and (unless trafficRate is 0) send demo traffic. */
+  readonly demo: boolean;
+  readonly trafficRate: number;
+}
+
+/** `adclick up [--demo [--no-traffic|--traffic-rate=N]]`; throws a message on bad input. */
+export function parseUpArgs(argv: readonly string[]): UpArgs {
+  let demo = false;
+  let trafficRate = 20;
+  for (const a of argv) {
+    if (a === '--demo') demo = true;
+    else if (a === '--no-traffic') trafficRate = 0;
+    else if (a.startsWith('--traffic-rate=')) {
+      trafficRate = Number(a.slice('--traffic-rate='.length));
+      if (!Number.isFinite(trafficRate) || trafficRate < 0) throw new Error('--traffic-rate must be a number of clicks per second (0 = none)');
+    } else throw new Error(`unknown option "${a}" (adclick up [--demo [--no-traffic|--traffic-rate=N]])`);
+  }
+  if (!demo && argv.some((a) => a === '--no-traffic' || a.startsWith('--traffic-rate='))) {
+    throw new Error('--no-traffic and --traffic-rate only apply to the demo (adclick up --demo; npm start): `adclick up` alone sends no traffic');
+  }
+  return { demo, trafficRate };
+}
+
 /**
  * Foreground: start everything, then wait for SIGINT/SIGTERM/SIGHUP (or `adclick down`,
- * which sends SIGTERM) and stop in reverse order. Returns the exit code.
+ * which sends SIGTERM) and stop in reverse order. Returns the exit code. Only with
+ * `--demo` (what `npm start` passes) is a key minted and traffic sent.
  */
 export async function upCommand(deps: CommandDeps & Partial<Pick<UpOptions, 'services' | 'output' | 'color'>> & { argv?: readonly string[] } = {}): Promise<number> {
   const { config, logger, print } = resolveDeps(deps);
-  const argv = deps.argv ?? [];
-  const rateArg = argv.find((a) => a.startsWith('--traffic-rate='));
-  const trafficRate = argv.includes('--no-traffic') ? 0 : rateArg ? Number(rateArg.split('=')[1]) : 20;
-  if (!Number.isFinite(trafficRate) || trafficRate < 0) {
-    print('--traffic-rate must be a number of clicks per second (0 = none)\n');
+  let args: UpArgs;
+  try {
+    args = parseUpArgs(deps.argv ?? []);
+  } catch (err) {
+    print(`${(err as Error).message}\n`);
     return 2;
   }
   let stack;
@@ -45,7 +71,10 @@ export async function upCommand(deps: CommandDeps & Partial<Pick<UpOptions, 'ser
     return 1;
   }
   const demo = new AbortController();
-  if (!deps.services) await startDemo(config, logger, print, trafficRate, demo.signal);
+  const bold = deps.color ?? process.stdout.isTTY === true;
+  const banner = { urls: stackUrls(config), demo: undefined as DemoInfo | undefined };
+  if (args.demo && !deps.services) banner.demo = await startDemo(config, logger, args.trafficRate, demo.signal);
+  print(renderBanner(banner.urls, banner.demo, bold));
   stack.supervisor.untilSignalled().then(() => demo.abort(), () => demo.abort());
   const crashed = new Promise<string>((resolve) => {
     for (const p of stack.supervisor.processes) p.once('failed', () => resolve(p.name));
@@ -60,33 +89,87 @@ export async function upCommand(deps: CommandDeps & Partial<Pick<UpOptions, 'ser
   return 0;
 }
 
+interface StackUrls {
+  gateway: string;
+  query: string;
+  flinkUi: string;
+}
+
+interface DemoInfo {
+  apiKey?: string;
+  rate: number;
+  ledgerPath?: string;
+}
+
+function stackUrls(config: Config): StackUrls {
+  const h = config.host === '0.0.0.0' || config.host === '' ? '127.0.0.1' : config.host === '::' ? '[::1]' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return { gateway: `http://${h}:${config.gatewayPort}`, query: `http://${h}:${config.queryPort}`, flinkUi: `http://${h}:${config.flinkUiPort}` };
+}
+
 /**
- * After a default `up`: a demo API key for advertiser 1, a ready-to-paste curl, and
- * light simulated traffic (bounded: 30 minutes) so the API has numbers to show.
+ * The end of start-up: where everything is, the demo key (if any) and what to type next,
+ * set off from the log lines above it.
  */
-async function startDemo(config: Config, logger: Logger, print: (t: string) => void, rate: number, signal: AbortSignal): Promise<void> {
-  const h = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+export function renderBanner(urls: StackUrls, demo: DemoInfo | undefined, bold: boolean): string {
+  const b = (t: string) => (bold ? `\x1b[1m${t}\x1b[0m` : t);
+  const rule = '='.repeat(78);
+  const lines = [
+    '', rule, b('AdClick is running'),
+    `  gateway     ${urls.gateway}   POST /v1/clicks, /v1/clicks/batch`,
+    `  query API   ${urls.query}   GET /v1/campaigns ...`,
+    `  dashboard   ${b(`${urls.query}/`)}`,
+    `  flink UI    ${urls.flinkUi}`,
+    '',
+  ];
+  if (demo) {
+    lines.push(b('Demo') + ` (ids in the range reserved for the demo, above ${DEMO_ID_FLOOR}; they never mix with your own):`);
+    lines.push(`  advertisers ${demoRange('advertisers')}, campaigns ${demoRange('campaigns')}, ads ${demoRange('ads')}`);
+    if (demo.apiKey) {
+      lines.push(`  demo API key for advertiser ${DEMO_ADVERTISER_ID} (sign in to the dashboard with it):`);
+      lines.push(`    ${b(demo.apiKey)}`);
+      lines.push(`  curl -s -H 'Authorization: Bearer ${demo.apiKey}' ${urls.query}/v1/campaigns`);
+    } else lines.push('  (the demo API key could not be created; see the log above)');
+    lines.push(demo.rate > 0
+      ? `  demo traffic: ${demo.rate} clicks/s for 30 minutes, ledger ${demo.ledgerPath} (npm start -- --no-traffic to skip)`
+      : '  no demo traffic (--no-traffic)');
+    lines.push('');
+  }
+  lines.push(b('Next:'));
+  if (!demo) lines.push('  ./bin/adclick keys create --advertiser 7             # an API key for advertiser 7 (shown once)');
+  lines.push(
+    '  ./bin/adclick simulate --rate 200 --duration 60s --batch 50 --ledger /tmp/run.ndjson   # signed traffic + ledger',
+    '  ./bin/adclick verify --ledger /tmp/run.ndjson --wait 3m                     # compare the API with the ledger',
+    '  ./bin/adclick status                                # every part, its pid and health',
+    '  ./bin/adclick down                                  # stop (or Ctrl-C here)',
+    rule, '',
+  );
+  return lines.join('\n');
+}
+
+/**
+ * `--demo`: a demo API key for the demo advertiser and light simulated traffic (bounded:
+ * 30 minutes) on the demo's reserved ids, so the dashboard has numbers to show.
+ */
+async function startDemo(config: Config, logger: Logger, rate: number, signal: AbortSignal): Promise<DemoInfo> {
+  const info: DemoInfo = { rate };
   try {
-    const { api_key } = await adminRequest(config, '/admin/keys', { advertiser_id: 1 });
-    print(
-      `  flink UI   http://${h}:${config.flinkUiPort}\n  query API  http://${h}:${config.queryPort}  (dashboard at /)\n\n` +
-        `Demo API key for advertiser 1 (more: adclick keys create --advertiser <id>):\n` +
-        `  curl -s -H 'Authorization: Bearer ${api_key}' http://${h}:${config.queryPort}/v1/campaigns\n\n`,
-    );
+    info.apiKey = (await adminRequest(config, '/admin/keys', { advertiser_id: DEMO_ADVERTISER_ID })).api_key;
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'could not create the demo API key');
   }
-  if (rate <= 0) return;
+  if (rate <= 0) return info;
   const [keyId, secret] = firstSigningKey(config);
-  print(`Sending demo traffic: ${rate} clicks/s for 30 minutes (--no-traffic to skip, --traffic-rate=N to change)\n`);
+  const urls = stackUrls(config);
+  info.ledgerPath = join(config.dataDir, 'ledgers', `demo-${Date.now()}.ndjson`);
   const { simulate } = await import('../simulate/simulator.ts');
   simulate({
-    url: `http://${h}:${config.gatewayPort}`, keyId, secret, rate, durationMs: 30 * 60_000, batchSize: 20,
-    ads: 500, campaigns: 50, advertisers: 5, signal, ledgerPath: join(config.dataDir, 'ledgers', `demo-${Date.now()}.ndjson`),
+    url: urls.gateway, keyId, secret, rate, durationMs: 30 * 60_000, batchSize: 20,
+    ...DEMO_CATALOGUE, signal, ledgerPath: info.ledgerPath,
   }).then(
     (r) => logger.info({ accepted: r.ledgered, rejected: r.rejected }, 'demo traffic finished'),
     (err) => logger.warn({ err: (err as Error).message }, 'demo traffic stopped'),
   );
+  return info;
 }
 
 function firstSigningKey(config: Config): [string, string] {

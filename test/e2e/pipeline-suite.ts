@@ -16,6 +16,7 @@ import { adminRequest } from '../../src/shared/admin-client.ts';
 import { up } from '../../src/stack/up.ts';
 import { simulate } from '../../src/simulate/simulator.ts';
 import { Ledger } from '../../src/simulate/ledger.ts';
+import { fetchGet, formatMismatch, verifyLedger } from '../../src/verify/ledger-verify.ts';
 import { testStackConfig } from '../helpers/stack-config.ts';
 
 type G = '1m' | '5m' | '1h';
@@ -120,32 +121,10 @@ export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
     campaignOfAd.set(e.ad_id, e.campaign_id);
   }
 
-  /** Every mismatch between the API and the ledger right now (empty = exact). */
+  /** Every mismatch between the API and the ledger right now (empty = exact): what `adclick verify` checks. */
   async function differences(): Promise<string[]> {
-    const diffs: string[] = [];
-    for (const g of GRANULARITIES) {
-      const perAd = ledger.expectedCounts(g);
-      const perCampaign = ledger.expectedCampaignCounts(g);
-      for (const [campaign, adv] of advertiserOf) {
-        const { status, body } = await get(`/v1/campaigns/${campaign}/clicks?from=${from}&to=${to}&granularity=${g}`, keys.get(adv)!);
-        if (status !== 200) { diffs.push(`campaign ${campaign} ${g}: HTTP ${status}`); continue; }
-        for (const p of body.points) {
-          const ws = Date.parse(p.window_start);
-          const want = perCampaign.get(`${campaign}|${ws}`) ?? 0;
-          if (p.clicks !== want) diffs.push(`campaign ${campaign} ${g} ${p.window_start}: api ${p.clicks} ledger ${want}`);
-        }
-      }
-      for (const [ad, campaign] of campaignOfAd) {
-        const { status, body } = await get(`/v1/ads/${ad}/clicks?from=${from}&to=${to}&granularity=${g}`, keys.get(advertiserOf.get(campaign)!)!);
-        if (status !== 200) { diffs.push(`ad ${ad} ${g}: HTTP ${status}`); continue; }
-        for (const p of body.points) {
-          const ws = Date.parse(p.window_start);
-          const want = perAd.get(`${ad}|${ws}`) ?? 0;
-          if (p.clicks !== want) diffs.push(`ad ${ad} ${g} ${p.window_start}: api ${p.clicks} ledger ${want}`);
-        }
-      }
-    }
-    return diffs;
+    const r = await verifyLedger({ entries: ledger, keyFor: (a) => keys.get(a)!, get: fetchGet(api) });
+    return r.mismatches.map(formatMismatch);
   }
 
   let diffs: string[] = ['not checked yet'];
