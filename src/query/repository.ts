@@ -14,6 +14,8 @@ export interface SeriesQuery {
   readonly campaignId: number;
   /** Present: one ad's series; absent: the campaign's (all its ads). */
   readonly adId?: number;
+  /** With adId: every campaign of the advertiser the ad has clicks under (an ad that moved); else campaignId only. */
+  readonly campaignIds?: readonly number[];
   readonly granularity: Granularity;
   /** Aligned to granularity, inclusive. */
   readonly fromMs: number;
@@ -42,10 +44,10 @@ export interface CampaignRangeQuery {
 export interface QueryRepository {
   /** Key by sha256 hex of the raw API key (lowercase); null when no such key. */
   findApiKey(keyHash: string): Promise<ApiKeyRecord | null>;
-  /** Owner of a campaign, null when the campaign is unknown. */
-  campaignOwner(campaignId: number): Promise<{ advertiserId: number } | null>;
-  /** Owner and campaign of an ad, null when the ad is unknown. */
-  adOwner(adId: number): Promise<{ advertiserId: number; campaignId: number } | null>;
+  /** Whether the advertiser has clicks for the campaign (ownership is per click, never "first owner wins"). */
+  hasCampaign(advertiserId: number, campaignId: number): Promise<boolean>;
+  /** The advertiser's campaigns of an ad, the one with the newest click as `newest`; null when it has none. */
+  adCampaigns(advertiserId: number, adId: number): Promise<{ newest: number; all: readonly number[] } | null>;
   /** All-time click totals of each of the advertiser's campaigns, any order. */
   campaignTotals(advertiserId: number): Promise<{ campaignId: number; clicks: number }[]>;
   /**

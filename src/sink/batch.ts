@@ -64,7 +64,9 @@ function decode<T>(d: Decoder<T>, m: SinkMessage): T {
 
 export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics = SINK_TOPICS, nowMs = Date.now()): SinkBatch {
   const aggregates = new Map<string, AggregateRow>();
-  const owners = new Map<number, AdOwnerRow>();
+  // Keyed by the whole (ad, campaign, advertiser): an ad seen under two owners in one batch
+  // (moved between campaigns, or a click claiming another advertiser) keeps both rows.
+  const owners = new Map<string, AdOwnerRow>();
   const watermarks = new Map<number, WatermarkRow>();
   const late = new Map<string, LateClickRow>();
   const raw = new Map<string, RawClickRow>();
@@ -86,7 +88,7 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
           const key = `${row.granularity}|${row.advertiser_id}|${row.campaign_id}|${row.ad_id}|${row.window_start}`;
           const cur = aggregates.get(key);
           if (!cur || cur.version < row.version) aggregates.set(key, row);
-          owners.set(row.ad_id, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
+          owners.set(`${row.ad_id}|${row.campaign_id}|${row.advertiser_id}`, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }
         case topics.watermarks: {
@@ -99,13 +101,13 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
           // One row per (granularity, click): the same click late for 1m and 5m is two corrections.
           const row = lateClickRow(decode(LateClick, m));
           late.set(`${row.granularity}\u0000${row.impression_id}\u0000${row.event_type}`, row);
-          owners.set(row.ad_id, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
+          owners.set(`${row.ad_id}|${row.campaign_id}|${row.advertiser_id}`, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }
         case topics.deduped: {
           const row = rawClickRow(decode(ClickEvent, m));
           raw.set(`${row.impression_id}\u0000${row.event_type}`, row);
-          owners.set(row.ad_id, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
+          owners.set(`${row.ad_id}|${row.campaign_id}|${row.advertiser_id}`, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }
         case topics.audit: {

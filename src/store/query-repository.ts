@@ -1,7 +1,7 @@
 // Adapts the read helpers to the query API's QueryRepository (src/query/repository.ts).
 // Typed structurally: store/ does not import query/ (parts only import shared/ and store/).
 import { findApiKey, getApiKeyRecord } from './api-keys.ts';
-import { adOwner, adTotals, campaignOwner, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from './reads.ts';
+import { adTotals, advertiserAdCampaigns, advertiserHasCampaign, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from './reads.ts';
 import { capError, withLimits, type QueryLimits } from './query-limits.ts';
 import type { GranularityName } from './rows.ts';
 import type { Store } from './store.ts';
@@ -25,22 +25,18 @@ export function storeQueryRepository(raw: Store, opts: { timeoutMs?: number; lim
       const r = await getApiKeyRecord(store, keyHash);
       return r ? { advertiserId: r.advertiser_id, revoked: r.revoked } : null;
     }),
-    campaignOwner: (campaignId: number) => capped(async () => {
-      const o = await campaignOwner(store, campaignId);
-      return o ? { advertiserId: o.advertiser_id } : null;
-    }),
-    adOwner: (adId: number) => capped(async () => {
-      const o = await adOwner(store, adId);
-      return o ? { advertiserId: o.advertiser_id, campaignId: o.campaign_id } : null;
-    }),
+    hasCampaign: (advertiserId: number, campaignId: number) => capped(() => advertiserHasCampaign(store, advertiserId, campaignId)),
+    adCampaigns: (advertiserId: number, adId: number) => capped(() => advertiserAdCampaigns(store, advertiserId, adId)),
     campaignTotals: (advertiserId: number) => capped(async () =>
       (await campaignTotals(store, advertiserId)).map((t) => ({ campaignId: t.campaign_id, clicks: t.total_clicks }))),
     campaignRangeClicks: (q: { advertiserId: number; granularity: GranularityName; fromMs: number; toMs: number }) => capped(async () =>
       (await campaignRangeClicks(store, { advertiserId: q.advertiserId, granularity: q.granularity, from: q.fromMs, to: q.toMs }))
         .map((t) => ({ campaignId: t.campaign_id, clicks: t.clicks }))),
-    series: (q: { advertiserId: number; campaignId: number; adId?: number; granularity: GranularityName; fromMs: number; toMs: number }) => capped(async () => {
+    series: (q: { advertiserId: number; campaignId: number; adId?: number; campaignIds?: readonly number[]; granularity: GranularityName; fromMs: number; toMs: number }) => capped(async () => {
       const r = { advertiserId: q.advertiserId, campaignId: q.campaignId, granularity: q.granularity, from: q.fromMs, to: q.toMs };
-      const pts = q.adId === undefined ? await seriesForCampaign(store, r) : await seriesForAd(store, { ...r, adId: q.adId });
+      const pts = q.adId === undefined ? await seriesForCampaign(store, r)
+        : q.campaignIds && q.campaignIds.length > 1 ? await seriesForAd(store, { ...r, campaignId: undefined, campaignIds: q.campaignIds, adId: q.adId })
+        : await seriesForAd(store, { ...r, adId: q.adId });
       return pts.map((p) => ({ windowStartMs: p.window_start_ms, clicks: p.clicks, revised: p.revised }));
     }),
     adTotals: (q: { advertiserId: number; campaignId: number; granularity: GranularityName; fromMs: number; toMs: number; limit: number }) => capped(async () => {

@@ -78,9 +78,12 @@ export function seriesForCampaign(store: Store, r: SeriesRange & { readonly camp
 }
 
 /** Sparse per-window clicks of one ad. Pass campaignId when known: it narrows the scan. */
-export function seriesForAd(store: Store, r: SeriesRange & { readonly adId: number; readonly campaignId?: number }): Promise<SeriesPoint[]> {
+export function seriesForAd(store: Store, r: SeriesRange & { readonly adId: number; readonly campaignId?: number; readonly campaignIds?: readonly number[] }): Promise<SeriesPoint[]> {
   if (r.campaignId !== undefined) {
     return series(store, 'campaign_id = {cid:UInt64} AND ad_id = {ad:UInt64}', { cid: r.campaignId, ad: r.adId }, r);
+  }
+  if (r.campaignIds !== undefined) {
+    return series(store, 'has({cids:Array(UInt64)}, campaign_id) AND ad_id = {ad:UInt64}', { cids: [...r.campaignIds], ad: r.adId }, r);
   }
   return series(store, 'ad_id = {ad:UInt64}', { ad: r.adId }, r);
 }
@@ -168,16 +171,38 @@ export async function adTotals(store: Store, r: { advertiserId: number; campaign
     .map(([ad_id, clicks]) => ({ ad_id, clicks }));
 }
 
-/** Owner of a campaign, or null when no click for it was ever stored. */
-export async function campaignOwner(store: Store, campaignId: number): Promise<Owner | null> {
-  const rows = await store.query<Owner>(`SELECT advertiser_id, campaign_id FROM ${DB}.ad_owners WHERE campaign_id = {cid:UInt64} LIMIT 1`, { cid: campaignId });
-  return rows[0] ? { advertiser_id: Number(rows[0].advertiser_id), campaign_id: Number(rows[0].campaign_id) } : null;
+/**
+ * Whether the advertiser has any stored click for the campaign. Ownership is per click (a
+ * click counts for exactly the advertiser, campaign and ad it was signed with), so a click
+ * of another advertiser claiming the same campaign id never hides it from this one.
+ */
+export async function advertiserHasCampaign(store: Store, advertiserId: number, campaignId: number): Promise<boolean> {
+  const rows = await store.query<{ n: number }>(
+    `SELECT count() AS n FROM ${DB}.ad_owners WHERE campaign_id = {cid:UInt64} AND advertiser_id = {adv:UInt64}`, { cid: campaignId, adv: advertiserId });
+  return Number(rows[0]?.n ?? 0) > 0;
 }
 
-/** Owner (advertiser and campaign) of an ad, or null when no click for it was ever stored. */
-export async function adOwner(store: Store, adId: number): Promise<Owner | null> {
-  const rows = await store.query<Owner>(`SELECT advertiser_id, campaign_id FROM ${DB}.ad_owners WHERE ad_id = {ad:UInt64} LIMIT 1`, { ad: adId });
-  return rows[0] ? { advertiser_id: Number(rows[0].advertiser_id), campaign_id: Number(rows[0].campaign_id) } : null;
+/**
+ * The advertiser's campaigns of an ad (several when the ad moved between campaigns), the
+ * one with the newest click first; null when the advertiser has no stored click for it.
+ */
+export async function advertiserAdCampaigns(store: Store, advertiserId: number, adId: number): Promise<{ newest: number; all: number[] } | null> {
+  const rows = await store.query<{ campaign_id: number }>(
+    `SELECT DISTINCT campaign_id FROM ${DB}.ad_owners WHERE ad_id = {ad:UInt64} AND advertiser_id = {adv:UInt64} ORDER BY campaign_id`, { ad: adId, adv: advertiserId });
+  const all = rows.map((r) => Number(r.campaign_id));
+  if (all.length === 0) return null;
+  if (all.length === 1) return { newest: all[0]!, all };
+  const newest = await store.query<{ campaign_id: number }>(
+    `SELECT campaign_id FROM (
+  SELECT campaign_id, max(window_start) AS w FROM ${DB}.click_aggregates
+  WHERE advertiser_id = {adv:UInt64} AND has({cids:Array(UInt64)}, campaign_id) AND ad_id = {ad:UInt64} AND granularity = '1h'
+  GROUP BY campaign_id
+  UNION ALL
+  SELECT campaign_id, max(window_start) AS w FROM ${DB}.late_clicks
+  WHERE advertiser_id = {adv:UInt64} AND has({cids:Array(UInt64)}, campaign_id) AND ad_id = {ad:UInt64} AND granularity = '1h'
+  GROUP BY campaign_id
+) ORDER BY w DESC, campaign_id DESC LIMIT 1`, { adv: advertiserId, cids: all, ad: adId });
+  return { newest: Number(newest[0]?.campaign_id ?? all[all.length - 1]), all };
 }
 
 /**

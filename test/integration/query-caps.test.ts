@@ -21,7 +21,9 @@ import type { Store } from '../../src/store/store.ts';
 import { findClickHouseBinary, startClickHouseServer } from '../helpers/clickhouse-server.ts';
 
 const logger = createLogger('test', 'silent');
-const T0 = Date.UTC(2026, 10, 27, 10, 0);
+// An hour-aligned time a day ago: inside raw_clicks' 7-day TTL whatever the date (a fixed
+// date stopped working a week after it was written), and long closed.
+const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 26 * 3_600_000;
 const MIN = 60_000;
 const NONE: QueryLimits = { maxExecutionSec: 0, maxResultRows: 0, maxRowsToRead: 0 };
 

@@ -31,7 +31,9 @@ test('sink against a real Kafka broker', { timeout: 180_000 }, async () => {
   await admin.disconnect();
   const producer = client.producer({ kafkaJS: { idempotent: true } });
   await producer.connect();
-  const T0 = Date.UTC(2026, 10, 27, 10, 0);
+  // An hour-aligned time a day ago: inside raw_clicks' 7-day TTL whatever the date (a fixed
+  // date stopped working a week after it was written), and long closed.
+  const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 26 * 3_600_000;
   const enc = (ad: number, clicks: number) => Buffer.from(WindowAggregate.encode({ granularity: 1, adId: ad, campaignId: 55, advertiserId: 7, windowStartMs: T0, windowEndMs: T0 + 60_000, clicks, emittedAtMs: T0 }).finish());
   await producer.send({ topic: topics.aggregates, messages: [
     { key: '1', value: enc(1, 2) }, { key: '1', value: enc(1, 5) }, { key: '2', value: enc(2, 4) }, { key: '2', value: enc(2, 4) }, { key: 'x', value: Buffer.from([0xff, 0xff]) },

@@ -28,7 +28,9 @@ test('serving: sink writes to chdb then commits; admin keys need the token; clea
   const config = loadConfig({}, { dataDir, clickhouseUrl: '', queryPort: 0 });
   const s = await startServing(config, createLogger('test', 'silent'), { adminPort: 0, consumer, sinkMaxWaitMs: 10 });
   try {
-    const T0 = Date.UTC(2026, 10, 27, 10, 0);
+    // An hour-aligned time a day ago: inside raw_clicks' 7-day TTL whatever the date (a fixed
+    // date stopped working a week after it was written), and long closed.
+    const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 26 * 3_600_000;
     const value = Buffer.from(WindowAggregate.encode({ granularity: 1, adId: 1, campaignId: 55, advertiserId: 7, windowStartMs: T0, windowEndMs: T0 + 60_000, clicks: 9, final: true, emittedAtMs: T0 }).finish());
     deliver([{ topic: 'click-aggregates', partition: 0, offset: '0', key: null, value }, { topic: 'click-aggregates', partition: 0, offset: '1', key: null, value }]);
     for (let i = 0; i < 200 && commits.length === 0; i++) await new Promise((r) => setTimeout(r, 10));

@@ -8,7 +8,7 @@ import { buildBatch, writeBatch, type SinkMessage } from '../../src/sink/batch.t
 import { createApiKey, findApiKey, getApiKeyRecord, hashApiKey, revokeApiKey } from '../../src/store/api-keys.ts';
 import { DB, migrate } from '../../src/store/migrations.ts';
 import { backfill, generationOf, reconcile } from '../../src/store/batch-path.ts';
-import { adOwner, adTotals, campaignOwner, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
+import { adTotals, advertiserAdCampaigns, advertiserHasCampaign, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
 
 // Most assertions here are about counts; the `revised` flag is asserted on its own below.
 const counts = (pts: SeriesPoint[]) => pts.map(({ window_start_ms, clicks }) => ({ window_start_ms, clicks }));
@@ -19,7 +19,9 @@ import { buildQueryApp } from '../../src/query/app.ts';
 import { storeQueryRepository } from '../../src/store/query-repository.ts';
 
 const logger = createLogger('test', 'silent');
-const T0 = Date.UTC(2026, 10, 27, 10, 0, 0); // 2026-11-27T10:00:00Z
+// An hour-aligned time a day ago: inside raw_clicks' 7-day TTL whatever the date (a fixed
+// date stopped working a week after it was written), and long closed.
+const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 26 * 3_600_000;
 const MIN = 60_000;
 
 let offset = 0;
@@ -124,10 +126,12 @@ export function storeSuite(name: string, open: () => Promise<Store>, close: (s: 
     assert.deepEqual(ads, [{ ad_id: 1, clicks: 9 }, { ad_id: 2, clicks: 5 }]);
     assert.deepEqual(await adTotals(store, { advertiserId: adv, campaignId: camp, from: T0, to: T0 + 10 * MIN, limit: 1 }), [{ ad_id: 1, clicks: 9 }]);
 
-    assert.deepEqual(await campaignOwner(store, 55), { advertiser_id: 7, campaign_id: 55 });
-    assert.deepEqual(await adOwner(store, 3), { advertiser_id: 8, campaign_id: 99 });
-    assert.equal(await campaignOwner(store, 12345), null);
-    assert.equal(await adOwner(store, 12345), null);
+    assert.equal(await advertiserHasCampaign(store, 7, 55), true);
+    assert.equal(await advertiserHasCampaign(store, 8, 55), false);
+    assert.deepEqual(await advertiserAdCampaigns(store, 8, 3), { newest: 99, all: [99] });
+    assert.equal(await advertiserAdCampaigns(store, 7, 3), null);
+    assert.equal(await advertiserHasCampaign(store, 7, 12345), false);
+    assert.equal(await advertiserAdCampaigns(store, 7, 12345), null);
   });
 
   test(`${name}: a late click corrects only the granularities it was late for, once`, async () => {
@@ -463,6 +467,46 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, ad, ws ORDER BY g, ad, ws`, { adv
   });
 
   extra?.(() => store);
+
+  test(`${name}: a click signed for another owner never hides an ad or campaign from its owner; a moved ad counts for each campaign it was signed with`, async () => {
+    // Advertiser 31 owns campaign 3100 with ad 31001. One click claims ad 31001 for
+    // advertiser 32 / campaign 3200 (an issuer bug), one claims campaign 3100 for advertiser
+    // 33, and advertiser 31 moved ad 31002 from campaign 3100 to 3101 mid-hour.
+    const W = T0 + 6 * 3_600_000;
+    await writeBatch(store, buildBatch([
+      agg({ ad: 31001, camp: 3100, adv: 31, ws: W, clicks: 40, final: true }),
+      agg({ ad: 31001, camp: 3200, adv: 32, ws: W, clicks: 1, final: true }),
+      agg({ ad: 33001, camp: 3100, adv: 33, ws: W, clicks: 1, final: true }),
+      agg({ ad: 31002, camp: 3100, adv: 31, ws: W, clicks: 5, final: true }),
+      agg({ ad: 31002, camp: 3101, adv: 31, ws: W + MIN, clicks: 7, final: true }),
+    ]));
+    const keys = { 31: (await createApiKey(store, 31)).api_key, 32: (await createApiKey(store, 32)).api_key, 33: (await createApiKey(store, 33)).api_key };
+    const app = buildQueryApp({ repo: storeQueryRepository(store), logger, clock: () => W + 3_600_000 });
+    const get = async (adv: 31 | 32 | 33, url: string) => {
+      const res = await app.inject({ url, headers: { authorization: `Bearer ${keys[adv]}` } });
+      return { status: res.statusCode, body: res.json() as { total_clicks?: number; campaign_id?: number } };
+    };
+    const qs = `from=${W}&to=${W + 10 * MIN}&granularity=1m`;
+    try {
+      for (let round = 0; round < 3; round++) {
+        // Each owner sees exactly the clicks signed for it, whatever another click claims.
+        assert.deepEqual([(await get(31, `/v1/campaigns/3100/clicks?${qs}`)).status, (await get(31, `/v1/campaigns/3100/clicks?${qs}`)).body.total_clicks], [200, 45], 'campaign 3100 for its owner');
+        assert.deepEqual([(await get(33, `/v1/campaigns/3100/clicks?${qs}`)).status, (await get(33, `/v1/campaigns/3100/clicks?${qs}`)).body.total_clicks], [200, 1], 'what advertiser 33 signed for campaign 3100');
+        assert.equal((await get(32, `/v1/campaigns/3100/clicks?${qs}`)).status, 404, 'no click of advertiser 32 for campaign 3100');
+        const ad31 = await get(31, `/v1/ads/31001/clicks?${qs}`);
+        assert.deepEqual([ad31.status, ad31.body.total_clicks, ad31.body.campaign_id], [200, 40, 3100], 'ad 31001 for its owner');
+        const ad32 = await get(32, `/v1/ads/31001/clicks?${qs}`);
+        assert.deepEqual([ad32.status, ad32.body.total_clicks, ad32.body.campaign_id], [200, 1, 3200], 'what advertiser 32 signed for ad 31001');
+        assert.equal((await get(33, `/v1/ads/31001/clicks?${qs}`)).status, 404);
+        // The moved ad: all of the advertiser's clicks for it, reported under its newest campaign.
+        const moved = await get(31, `/v1/ads/31002/clicks?${qs}`);
+        assert.deepEqual([moved.status, moved.body.total_clicks, moved.body.campaign_id], [200, 12, 3101], 'moved ad');
+        assert.equal((await get(31, `/v1/campaigns/3101/clicks?${qs}`)).body.total_clicks, 7);
+      }
+    } finally {
+      await app.close();
+    }
+  });
 
   test(`${name}: conservation per window: accepted = served (streaming + late) + duplicates + rejected`, async () => {
     // Its own day and ids, far from the other tests' windows.

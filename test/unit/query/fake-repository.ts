@@ -53,15 +53,15 @@ export class FakeRepository implements QueryRepository {
     return this.keys.get(keyHash) ?? null;
   }
 
-  async campaignOwner(campaignId: number) {
-    await this.step('campaignOwner');
-    const advertiserId = this.campaigns.get(campaignId);
-    return advertiserId === undefined ? null : { advertiserId };
+  async hasCampaign(advertiserId: number, campaignId: number) {
+    await this.step('hasCampaign');
+    return this.campaigns.get(campaignId) === advertiserId;
   }
 
-  async adOwner(adId: number) {
-    await this.step('adOwner');
-    return this.ads.get(adId) ?? null;
+  async adCampaigns(advertiserId: number, adId: number) {
+    await this.step('adCampaigns');
+    const ad = this.ads.get(adId);
+    return ad && ad.advertiserId === advertiserId ? { newest: ad.campaignId, all: [ad.campaignId] } : null;
   }
 
   async campaignTotals(advertiserId: number) {
@@ -92,7 +92,8 @@ export class FakeRepository implements QueryRepository {
     const size = GRANULARITY_MS[q.granularity];
     const byWindow = new Map<number, number>();
     for (const c of this.clicks) {
-      if (c.advertiserId !== q.advertiserId || c.campaignId !== q.campaignId) continue;
+      if (c.advertiserId !== q.advertiserId) continue;
+      if (q.adId !== undefined && q.campaignIds ? !q.campaignIds.includes(c.campaignId) : c.campaignId !== q.campaignId) continue;
       if (q.adId !== undefined && c.adId !== q.adId) continue;
       if (c.atMs < q.fromMs || c.atMs >= q.toMs) continue;
       const w = c.atMs - (c.atMs % size);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LateClick } from '../../../src/shared/proto.ts';
+import { LateClick, WindowAggregate } from '../../../src/shared/proto.ts';
 import { buildBatch, type SinkMessage } from '../../../src/sink/batch.ts';
 
 const T0 = Date.UTC(2026, 10, 27, 10, 0);
@@ -42,4 +42,13 @@ test('a late click without granularity goes to dead_letters as INVALID_FIELD, is
   // the original record is kept verbatim for replay
   assert.equal(b.deadLetters[0]!.payload, msgs[0]!.value!.toString('base64'));
   assert.deepEqual(b.commits, [{ topic: 'clicks-late', partition: 0, offset: String(first + 4) }]);
+});
+
+test('an ad seen under two owners in one batch keeps an ad_owners row for each (a moved ad, a click claiming another advertiser)', () => {
+  const agg = (ad: number, camp: number, adv: number) => ({
+    topic: 'click-aggregates', partition: 0, offset: String(offset++), key: null,
+    value: Buffer.from(WindowAggregate.encode({ granularity: 1, adId: ad, campaignId: camp, advertiserId: adv, windowStartMs: T0, windowEndMs: T0 + 60_000, clicks: 1, final: false, watermarkMs: T0, emittedAtMs: T0, maxReceivedAtMs: T0 }).finish()),
+  });
+  const b = buildBatch([agg(5, 50, 7), agg(5, 51, 7), agg(5, 60, 8), agg(5, 50, 7)], undefined, 1);
+  assert.deepEqual(b.owners.map((o) => [o.ad_id, o.campaign_id, o.advertiser_id]).sort(), [[5, 50, 7], [5, 51, 7], [5, 60, 8]]);
 });
