@@ -126,9 +126,9 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
   }
 
   async function ownedCampaign(advertiserId: number, campaignId: number): Promise<void> {
-    const owner = await storage(() => repo.campaignOwner(campaignId));
-    // Missing and foreign are one answer, byte for byte.
-    if (!owner || owner.advertiserId !== advertiserId) throw notFound();
+    // Missing and foreign are one answer, byte for byte. Scoped to the caller: another
+    // advertiser's click claiming this campaign id never hides it from its owner.
+    if (!(await storage(() => repo.hasCampaign(advertiserId, campaignId)))) throw notFound();
   }
 
   async function completeBefore(): Promise<number | null> {
@@ -329,12 +329,14 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     const adId = parseId((request.params as Record<string, unknown>).ad_id);
     if (adId === null) throw notFound();
     const range = rangeOf(request);
-    const owner = await storage(() => repo.adOwner(adId));
-    if (!owner || owner.advertiserId !== advertiserId) throw notFound();
-    const campaignId = owner.campaignId;
+    // Every click the caller signed for this ad, under whichever of its campaigns (an ad
+    // moved between campaigns); reported under the campaign of its newest click.
+    const campaigns = await storage(() => repo.adCampaigns(advertiserId, adId));
+    if (!campaigns) throw notFound();
+    const campaignId = campaigns.newest;
     const [rows, cb] = await Promise.all([
       storage(() =>
-        repo.series({ advertiserId, campaignId, adId, granularity: range.granularity, fromMs: range.fromMs, toMs: range.toMs }),
+        repo.series({ advertiserId, campaignId, campaignIds: campaigns.all, adId, granularity: range.granularity, fromMs: range.fromMs, toMs: range.toMs }),
       ),
       completeBefore(),
     ]);
