@@ -10,6 +10,7 @@ import { ClickEvent } from '../shared/proto.ts';
 import { Counter, Gauge, Histogram, httpMetrics, type Registry } from '../shared/metrics.ts';
 import { parseClick, verifyClick, type Click } from './click-validation.ts';
 import { clientIp } from './client-ip.ts';
+import { GATEWAY_OPENAPI } from './openapi.ts';
 import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
 import type { ClickPublisher, OutRecord } from './click-publisher.ts';
 import { separateAdmission, type Admission, type RateDecision, type RateLimiter } from './rate-limiter.ts';
@@ -70,6 +71,7 @@ function traceOf(raw: TracedMessage): TraceContext {
 const JSON_TYPE = 'application/json; charset=utf-8';
 const ACCEPTED_BODY = JSON.stringify({ status: 'accepted' });
 const DUPLICATE_BODY = JSON.stringify({ status: 'duplicate' });
+const OPENAPI_BODY = JSON.stringify(GATEWAY_OPENAPI);
 
 export function buildGatewayApp(deps: GatewayDeps) {
   const { options: o, publisher, dedup, rateLimiter, registry } = deps;
@@ -364,6 +366,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
     }
     return reply.type(registry.contentType).send(text);
   });
+  app.get('/openapi.json', async (_req, reply) => reply.type(JSON_TYPE).send(OPENAPI_BODY));
 
   return app;
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../shared/logger.ts';
 import { ApiKeyAuthenticator, type Clock, type Principal } from './auth.ts';
 import { dashboardHandlers } from './dashboard.ts';
 import { createQueryMetrics } from './metrics.ts';
+import { QUERY_OPENAPI } from './openapi.ts';
 import { TokenBucketLimiter } from './rate-limit.ts';
 import type { QueryRepository } from './repository.ts';
 import { parseId, parseLimit } from './request-params.ts';
@@ -59,6 +60,8 @@ export interface QueryAppDeps {
   /** Registry served at /metrics; a fresh one when omitted (default process metrics are the caller's choice). */
   readonly registry?: Registry;
 }
+
+const OPENAPI_BODY = JSON.stringify(QUERY_OPENAPI);
 
 /** Retry-After values travel with the error to the one place that writes error replies. */
 const retryAfterOf = new WeakMap<Error, number>();
@@ -248,6 +251,8 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     const text = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(text);
   });
+
+  get('/openapi.json', async (_request, reply) => reply.type('application/json; charset=utf-8').send(OPENAPI_BODY));
 
   // The dashboard: static files read once per process, a strict CSP on the page.
   const dashboard = dashboardHandlers();

@@ -6,6 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../shared/logger.ts';
+import { defaultConsoleColor, defaultConsoleFormat, formatLine, MIN_NAME_WIDTH, type ConsoleFormat } from './console-format.ts';
 import { describeHealth, probe, serialisableHealth, type HealthCheck } from './health.ts';
 import { isAlive, readPidRecords, sameExecutableChildren, removePidRecord, removeSupervisorPid, writePidRecord, writeSupervisorPid } from './pid-files.ts';
 
@@ -68,8 +69,15 @@ export interface SupervisorOptions {
   /** Where `<name>.pid`/`<name>.json` go; usually `<dataDir>/run`. */
   readonly runDir: string;
   readonly logger: Logger;
-  /** Receives every child output line (default: prefixed and written to process.stdout). */
+  /** Receives every child output line (default: prefixed and written to `stdout`). */
   readonly output?: (name: string, line: string, stream: 'stdout' | 'stderr') => void;
+  /** Where the default output goes (default process.stdout); whether it is a TTY picks the defaults below. */
+  readonly stdout?: { write(text: string): unknown; readonly isTTY?: boolean };
+  /**
+   * Default output: `human` rewrites pino JSON lines into readable ones (console-format.ts),
+   * `raw` prints every line as it came. Default: human on a TTY, so files, pipes and CI keep JSON.
+   */
+  readonly format?: ConsoleFormat;
   /** ANSI colours in the default output (default: stdout is a TTY and NO_COLOR unset). */
   readonly color?: boolean;
   /**
@@ -321,12 +329,20 @@ export class Supervisor {
   private stopPromise: Promise<void> | undefined;
 
   constructor(private readonly opts: SupervisorOptions) {
-    const color = opts.color ?? (Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+    const stdout = opts.stdout ?? process.stdout;
+    const color = opts.color ?? defaultConsoleColor(stdout);
+    const format = opts.format ?? defaultConsoleFormat(stdout);
+    // Stacks in human lines follow the launcher's level: LOG_LEVEL=debug shows them.
+    const stacks = opts.logger.isLevelEnabled?.('debug') === true;
     const colorOf = new Map<string, number>();
     this.write = opts.output ?? ((name, line) => {
       if (!colorOf.has(name)) colorOf.set(name, COLORS[colorOf.size % COLORS.length]!);
+      if (format === 'human') {
+        stdout.write(`${formatLine(name, line, { color, nameColor: colorOf.get(name), nameWidth: Math.max(this.width, MIN_NAME_WIDTH), stacks })}\n`);
+        return;
+      }
       const label = `[${name}]`.padEnd(this.width + 2);
-      process.stdout.write(color ? `\x1b[${colorOf.get(name)}m${label}\x1b[0m ${line}\n` : `${label} ${line}\n`);
+      stdout.write(color ? `\x1b[${colorOf.get(name)}m${label}\x1b[0m ${line}\n` : `${label} ${line}\n`);
     });
     this.pdeathsig = process.platform === 'linux' && (opts.pdeathsig ?? true) ? findOnPath('setpriv') : undefined;
     if (process.platform === 'linux' && opts.pdeathsig !== false && !this.pdeathsig) {
