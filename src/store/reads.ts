@@ -1,6 +1,8 @@
 // Typed reads for the query API. None depends on merges having happened: an
 // (ad, window) may still have several emissions on disk; argMax(clicks, version) per
-// (ad, window) is the one the ReplacingMergeTree keeps. For streaming rows (version =
+// (advertiser, campaign, ad, window) is the one the ReplacingMergeTree keeps. A window has
+// one row per owner its clicks were signed with (an ad moved between campaigns has two),
+// so every read takes argMax per owner row and sums them, never one row per ad. For streaming rows (version =
 // clicks·2 + final, the Flink job emits full, non-decreasing counts) that is the largest
 // count; a backfill (batch-path.ts) writes version = generation·2^32 + clicks·2 + 1, so its
 // row wins over every streaming row and earlier backfill, even with a LOWER count.
@@ -57,10 +59,10 @@ async function series(store: Store, filter: string, params: QueryParams, r: Seri
     // Backfilled rows carry a generation above 2^32 in their version (batch-path.ts).
     store.query<{ ws: number; clicks: number; backfilled: number }>(
       `SELECT toUInt32(window_start) AS ws, sum(c) AS clicks, max(bf) AS backfilled FROM (
-  SELECT window_start, ad_id, argMax(clicks, version) AS c, max(version) >= 4294967296 AS bf FROM ${DB}.click_aggregates
+  SELECT window_start, campaign_id, ad_id, argMax(clicks, version) AS c, max(version) >= 4294967296 AS bf FROM ${DB}.click_aggregates
   WHERE advertiser_id = {adv:UInt64} AND ${filter} AND granularity = {g:String}
     AND window_start >= {from:DateTime} AND window_start < {to:DateTime}
-  GROUP BY window_start, ad_id
+  GROUP BY window_start, campaign_id, ad_id
 ) GROUP BY ws ORDER BY ws`, p),
     store.query<{ ws: number; clicks: number }>(
       `SELECT toUInt32(window_start) AS ws, uniqExact(impression_id, event_type) AS clicks
@@ -110,9 +112,9 @@ async function totalsBy(store: Store, key: 'campaign_id' | 'ad_id', where: strin
   const [agg, late] = await Promise.all([
     store.query<{ k: number; clicks: number }>(
       `SELECT ${key} AS k, sum(c) AS clicks FROM (
-  SELECT ${key}, ad_id, window_start, argMax(clicks, version) AS c FROM ${DB}.click_aggregates
+  SELECT ${key === 'campaign_id' ? 'campaign_id' : 'campaign_id, ad_id'}, window_start, argMax(clicks, version) AS c FROM ${DB}.click_aggregates
   WHERE ${where} AND granularity = {g:String}${t.sql}
-  GROUP BY ${key}, ad_id, window_start
+  GROUP BY campaign_id, ad_id, window_start
 ) GROUP BY k`, p),
     store.query<{ k: number; clicks: number }>(
       `SELECT ${key} AS k, uniqExact(impression_id, event_type) AS clicks FROM ${DB}.late_clicks

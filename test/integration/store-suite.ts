@@ -479,6 +479,9 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, ad, ws ORDER BY g, ad, ws`, { adv
       agg({ ad: 33001, camp: 3100, adv: 33, ws: W, clicks: 1, final: true }),
       agg({ ad: 31002, camp: 3100, adv: 31, ws: W, clicks: 5, final: true }),
       agg({ ad: 31002, camp: 3101, adv: 31, ws: W + MIN, clicks: 7, final: true }),
+      // The move happened inside a window: both campaigns have a row for the same (ad, window).
+      agg({ ad: 31002, camp: 3101, adv: 31, ws: W + 2 * MIN, clicks: 2, final: true }),
+      agg({ ad: 31002, camp: 3100, adv: 31, ws: W + 2 * MIN, clicks: 4, final: true }),
     ]));
     const keys = { 31: (await createApiKey(store, 31)).api_key, 32: (await createApiKey(store, 32)).api_key, 33: (await createApiKey(store, 33)).api_key };
     const app = buildQueryApp({ repo: storeQueryRepository(store), logger, clock: () => W + 3_600_000 });
@@ -490,7 +493,7 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, ad, ws ORDER BY g, ad, ws`, { adv
     try {
       for (let round = 0; round < 3; round++) {
         // Each owner sees exactly the clicks signed for it, whatever another click claims.
-        assert.deepEqual([(await get(31, `/v1/campaigns/3100/clicks?${qs}`)).status, (await get(31, `/v1/campaigns/3100/clicks?${qs}`)).body.total_clicks], [200, 45], 'campaign 3100 for its owner');
+        assert.deepEqual([(await get(31, `/v1/campaigns/3100/clicks?${qs}`)).status, (await get(31, `/v1/campaigns/3100/clicks?${qs}`)).body.total_clicks], [200, 49], 'campaign 3100 for its owner');
         assert.deepEqual([(await get(33, `/v1/campaigns/3100/clicks?${qs}`)).status, (await get(33, `/v1/campaigns/3100/clicks?${qs}`)).body.total_clicks], [200, 1], 'what advertiser 33 signed for campaign 3100');
         assert.equal((await get(32, `/v1/campaigns/3100/clicks?${qs}`)).status, 404, 'no click of advertiser 32 for campaign 3100');
         const ad31 = await get(31, `/v1/ads/31001/clicks?${qs}`);
@@ -500,8 +503,9 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, ad, ws ORDER BY g, ad, ws`, { adv
         assert.equal((await get(33, `/v1/ads/31001/clicks?${qs}`)).status, 404);
         // The moved ad: all of the advertiser's clicks for it, reported under its newest campaign.
         const moved = await get(31, `/v1/ads/31002/clicks?${qs}`);
-        assert.deepEqual([moved.status, moved.body.total_clicks, moved.body.campaign_id], [200, 12, 3101], 'moved ad');
-        assert.equal((await get(31, `/v1/campaigns/3101/clicks?${qs}`)).body.total_clicks, 7);
+        assert.deepEqual([moved.status, moved.body.total_clicks, moved.body.campaign_id], [200, 18, 3101], 'moved ad: each owner row of a shared window counts');
+        assert.equal((await get(31, `/v1/campaigns/3101/clicks?${qs}`)).body.total_clicks, 9);
+        assert.equal((await get(31, `/v1/campaigns/3100/clicks?${qs}`)).body.total_clicks, 49);
       }
     } finally {
       await app.close();

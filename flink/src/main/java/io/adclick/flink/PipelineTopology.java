@@ -11,6 +11,7 @@ import io.adclick.flink.functions.DedupFunction;
 import io.adclick.flink.functions.DedupKeySelector;
 import io.adclick.flink.functions.EarlyFiringEventTimeTrigger;
 import io.adclick.flink.functions.LateClickFunction;
+import io.adclick.flink.functions.RestoredWatermarkGate;
 import io.adclick.flink.functions.SplitDeadLetters;
 import io.adclick.flink.functions.WatermarkProgressOperator;
 import io.adclick.flink.functions.WindowResultFunction;
@@ -26,6 +27,8 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.DataStreamUtils;
+import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.windowing.assigners.TumblingEventTimeWindows;
 import org.apache.flink.util.OutputTag;
@@ -75,13 +78,14 @@ public final class PipelineTopology {
                 .process(new DedupFunction(cfg.dedupTtlMs), TypeInformation.of(Click.class))
                 .name("dedup-impression-event").uid("dedup-impression-event");
 
+        KeyedStream<Click, Long> byAd = byAdBehindRestoredWatermarkGate(deduped);
         Map<WindowGranularity, SingleOutputStreamOperator<WindowResult>> windows = new EnumMap<>(WindowGranularity.class);
         DataStream<WindowResult> aggregates = null;
         DataStream<LateClickRecord> late = null;
         for (WindowGranularity g : WindowGranularity.values()) {
             OutputTag<Click> lateTag = lateTag(g);
             SingleOutputStreamOperator<WindowResult> w =
-                    windowAggregate(deduped, g, cfg.allowedLatenessMs, cfg.earlyFireIntervalMs, lateTag);
+                    windowAggregate(byAd, g, cfg.allowedLatenessMs, cfg.earlyFireIntervalMs, lateTag);
             windows.put(g, w);
             DataStream<LateClickRecord> l = w.getSideOutput(lateTag)
                     .process(new LateClickFunction(g), TypeInformation.of(LateClickRecord.class))
@@ -172,12 +176,28 @@ public final class PipelineTopology {
         return new OutputTag<>("late-" + g.label, TypeInformation.of(Click.class));
     }
 
+    /**
+     * Deduplicated clicks keyed by ad, behind the {@link RestoredWatermarkGate}: after a restore the
+     * window operators judge lateness against the pre-restart watermark instead of starting from
+     * {@code Long.MIN_VALUE}. The gate runs keyed (one exchange instead of one per window size) and the
+     * three window operators read its output as the same keyed stream over forward edges (chained), so
+     * each window subtask sees exactly the gate's watermarks: the restored watermark always precedes
+     * the first element it processes. New operator with its own uid: checkpoints taken before it
+     * existed restore unchanged (it then starts without a restored watermark).
+     */
+    public static KeyedStream<Click, Long> byAdBehindRestoredWatermarkGate(DataStream<Click> deduped) {
+        DataStream<Click> gated = deduped
+                .keyBy(new AdIdKey(), Types.LONG)
+                .transform("restored-watermark-gate", deduped.getType(), new RestoredWatermarkGate<Click>())
+                .uid("restored-watermark-gate");
+        return DataStreamUtils.reinterpretAsKeyedStream(gated, new AdIdKey(), Types.LONG);
+    }
+
     /** One tumbling event-time window aggregation per ad (exposed for the operator harness test). */
     public static SingleOutputStreamOperator<WindowResult> windowAggregate(
-            DataStream<Click> deduped, WindowGranularity g, long allowedLatenessMs, long earlyFireIntervalMs,
+            KeyedStream<Click, Long> byAd, WindowGranularity g, long allowedLatenessMs, long earlyFireIntervalMs,
             OutputTag<Click> lateTag) {
-        return deduped
-                .keyBy(new AdIdKey(), Types.LONG)
+        return byAd
                 .window(TumblingEventTimeWindows.of(g.size))
                 .trigger(new EarlyFiringEventTimeTrigger(earlyFireIntervalMs))
                 .allowedLateness(Duration.ofMillis(allowedLatenessMs))

@@ -14,7 +14,8 @@ import java.time.Duration;
  * Keyed by (window, bucket): adds the deltas to checkpointed cumulative counts and emits the
  * cumulative {@link AuditRecord} at most once per {@code emitIntervalMs} after a change. Output
  * is idempotent for readers (newest version wins), so a replay after a restore only repeats rows.
- * State expires after {@code ttlMs} without a write (as the dedup state: nothing older can still arrive).
+ * State expires after {@code ttlMs} of processing time without a write (unlike the dedup marks, whose
+ * horizon runs on event time).
  */
 public class AuditCounter extends KeyedProcessFunction<Long, AuditDelta, AuditRecord> {
     private static final long serialVersionUID = 1L;

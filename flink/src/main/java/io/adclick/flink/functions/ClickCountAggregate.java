@@ -5,14 +5,22 @@ import io.adclick.flink.model.Click;
 import org.apache.flink.api.common.functions.AggregateFunction;
 
 /**
- * Incremental per-(ad, window) aggregate: count, newest gateway receive time, and the W3C trace of the most
- * recent click that changed the window (observability only; the count never depends on it).
+ * Incremental per-(ad, window) aggregate, counted per owner: every click counts for exactly the
+ * (advertiser, campaign) it was signed with (issue #15, defect 3). Nearly every window has one owner
+ * (the fields {@code campaignId}, {@code advertiserId}, {@code count}, {@code maxReceivedAtMs}); an ad
+ * moved between campaigns, or a click claiming another advertiser's ad, adds an entry to the
+ * {@code other*} arrays, and {@link WindowResultFunction} emits one result per owner. Also keeps the W3C
+ * trace of the most recent click (observability only; counts never depend on it).
+ *
+ * <p>The window key stays the ad id: the window state of existing checkpoints restores unchanged
+ * (POJO schema evolution: the new array fields restore as null = no other owner).
  */
 public class ClickCountAggregate implements AggregateFunction<Click, ClickCountAggregate.Acc, ClickCountAggregate.Acc> {
     private static final long serialVersionUID = 1L;
 
-    /** Accumulator (Flink POJO). campaign/advertiser are fixed per ad: taken from the first click. */
+    /** Accumulator (Flink POJO). */
     public static class Acc {
+        /** Clicks of the first owner seen in the window. */
         public long count;
         public long maxReceivedAtMs = Long.MIN_VALUE;
         public long campaignId;
@@ -23,8 +31,51 @@ public class ClickCountAggregate implements AggregateFunction<Click, ClickCountA
          */
         public String traceId;
         public int traceFlags;
+        /** Further owners of the ad in this window, parallel arrays (null: none). */
+        public long[] otherCampaignIds;
+        public long[] otherAdvertiserIds;
+        public long[] otherCounts;
+        public long[] otherMaxReceivedAtMs;
 
         public Acc() {}
+
+        /** Owners with their counts: 1 + others. */
+        public int owners() {
+            return otherCounts == null ? 1 : 1 + otherCounts.length;
+        }
+
+        void addOwned(long campaign, long advertiser, long clicks, long maxReceived) {
+            if (clicks <= 0) return;
+            if (count == 0 && otherCounts == null) {
+                campaignId = campaign;
+                advertiserId = advertiser;
+            }
+            if (campaign == campaignId && advertiser == advertiserId) {
+                count += clicks;
+                maxReceivedAtMs = Math.max(maxReceivedAtMs, maxReceived);
+                return;
+            }
+            int n = otherCounts == null ? 0 : otherCounts.length;
+            for (int i = 0; i < n; i++) {
+                if (otherCampaignIds[i] == campaign && otherAdvertiserIds[i] == advertiser) {
+                    otherCounts[i] += clicks;
+                    otherMaxReceivedAtMs[i] = Math.max(otherMaxReceivedAtMs[i], maxReceived);
+                    return;
+                }
+            }
+            otherCampaignIds = append(otherCampaignIds, campaign);
+            otherAdvertiserIds = append(otherAdvertiserIds, advertiser);
+            otherCounts = append(otherCounts, clicks);
+            otherMaxReceivedAtMs = append(otherMaxReceivedAtMs, maxReceived);
+        }
+
+        private static long[] append(long[] a, long v) {
+            int n = a == null ? 0 : a.length;
+            long[] b = new long[n + 1];
+            if (n > 0) System.arraycopy(a, 0, b, 0, n);
+            b[n] = v;
+            return b;
+        }
     }
 
     @Override
@@ -34,12 +85,7 @@ public class ClickCountAggregate implements AggregateFunction<Click, ClickCountA
 
     @Override
     public Acc add(Click c, Acc acc) {
-        if (acc.count == 0) {
-            acc.campaignId = c.campaignId;
-            acc.advertiserId = c.advertiserId;
-        }
-        acc.count++;
-        acc.maxReceivedAtMs = Math.max(acc.maxReceivedAtMs, c.receivedAtMs);
+        acc.addOwned(c.campaignId, c.advertiserId, 1, c.receivedAtMs);
         acc.traceId = c.traceId;
         acc.traceFlags = c.traceFlags;
         return acc;
@@ -53,11 +99,13 @@ public class ClickCountAggregate implements AggregateFunction<Click, ClickCountA
     @Override
     public Acc merge(Acc a, Acc b) {
         Acc m = new Acc();
-        Acc first = a.count > 0 ? a : b;
-        m.campaignId = first.campaignId;
-        m.advertiserId = first.advertiserId;
-        m.count = a.count + b.count;
-        m.maxReceivedAtMs = Math.max(a.maxReceivedAtMs, b.maxReceivedAtMs);
+        for (Acc x : new Acc[] {a, b}) {
+            m.addOwned(x.campaignId, x.advertiserId, x.count, x.maxReceivedAtMs);
+            int n = x.otherCounts == null ? 0 : x.otherCounts.length;
+            for (int i = 0; i < n; i++) {
+                m.addOwned(x.otherCampaignIds[i], x.otherAdvertiserIds[i], x.otherCounts[i], x.otherMaxReceivedAtMs[i]);
+            }
+        }
         Acc traced = b.traceId != null ? b : a;
         m.traceId = traced.traceId;
         m.traceFlags = traced.traceFlags;

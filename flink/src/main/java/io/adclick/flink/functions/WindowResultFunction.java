@@ -25,20 +25,31 @@ public class WindowResultFunction
     @Override
     public void process(Long adId, Context ctx, Iterable<ClickCountAggregate.Acc> accs, Collector<WindowResult> out) {
         ClickCountAggregate.Acc acc = accs.iterator().next();
-        if (acc.count == 0) return;
+        // One result per owner the window's clicks were signed with (ClickCountAggregate).
+        emit(adId, ctx, acc, acc.campaignId, acc.advertiserId, acc.count, acc.maxReceivedAtMs, out);
+        int n = acc.otherCounts == null ? 0 : acc.otherCounts.length;
+        for (int i = 0; i < n; i++) {
+            emit(adId, ctx, acc, acc.otherCampaignIds[i], acc.otherAdvertiserIds[i], acc.otherCounts[i],
+                    acc.otherMaxReceivedAtMs[i], out);
+        }
+    }
+
+    private void emit(long adId, Context ctx, ClickCountAggregate.Acc acc, long campaignId, long advertiserId,
+                      long clicks, long maxReceivedAtMs, Collector<WindowResult> out) {
+        if (clicks == 0) return;
         TimeWindow w = ctx.window();
         WindowResult r = new WindowResult();
         r.granularity = granularity;
         r.adId = adId;
-        r.campaignId = acc.campaignId;
-        r.advertiserId = acc.advertiserId;
+        r.campaignId = campaignId;
+        r.advertiserId = advertiserId;
         r.windowStartMs = w.getStart();
         r.windowEndMs = w.getEnd();
-        r.clicks = acc.count;
+        r.clicks = clicks;
         r.watermarkMs = ctx.currentWatermark();
         r.finalFiring = ctx.currentWatermark() >= w.maxTimestamp();
         r.emittedAtMs = ctx.currentProcessingTime();
-        r.maxReceivedAtMs = acc.maxReceivedAtMs == Long.MIN_VALUE ? 0 : acc.maxReceivedAtMs;
+        r.maxReceivedAtMs = maxReceivedAtMs == Long.MIN_VALUE ? 0 : maxReceivedAtMs;
         r.traceId = acc.traceId;
         r.traceFlags = acc.traceFlags;
         out.collect(r);

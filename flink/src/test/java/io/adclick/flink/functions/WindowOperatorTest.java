@@ -8,6 +8,7 @@ import io.adclick.flink.model.WindowResult;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -15,6 +16,7 @@ import org.apache.flink.streaming.api.operators.StreamOperatorFactory;
 import org.apache.flink.streaming.api.transformations.OneInputTransformation;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.apache.flink.util.OutputTag;
 import org.junit.jupiter.api.AfterEach;
@@ -41,17 +43,22 @@ class WindowOperatorTest {
     private KeyedOneInputStreamOperatorTestHarness<Long, Click, WindowResult> h;
 
     @BeforeEach
-    @SuppressWarnings("unchecked")
     void setUp() throws Exception {
+        h = windowHarness();
+        h.setProcessingTime(0);
+        h.open();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static KeyedOneInputStreamOperatorTestHarness<Long, Click, WindowResult> windowHarness() throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         DataStream<Click> src = env.fromData(TypeInformation.of(Click.class), TestClicks.click("x", 1, W0));
         SingleOutputStreamOperator<WindowResult> w =
-                PipelineTopology.windowAggregate(src, WindowGranularity.MINUTE_1, LATENESS, EARLY, LATE);
+                PipelineTopology.windowAggregate(src.keyBy(new PipelineTopology.AdIdKey(), Types.LONG),
+                        WindowGranularity.MINUTE_1, LATENESS, EARLY, LATE);
         StreamOperatorFactory<WindowResult> factory =
                 ((OneInputTransformation<Click, WindowResult>) w.getTransformation()).getOperatorFactory();
-        h = new KeyedOneInputStreamOperatorTestHarness<>(factory, new PipelineTopology.AdIdKey(), Types.LONG);
-        h.setProcessingTime(0);
-        h.open();
+        return new KeyedOneInputStreamOperatorTestHarness<>(factory, new PipelineTopology.AdIdKey(), Types.LONG);
     }
 
     @AfterEach
@@ -143,6 +150,121 @@ class WindowOperatorTest {
         assertFalse(next.get(0).finalFiring);
     }
 
+    /**
+     * Issue #15, defect 3: a window is per ad, but every click counts for exactly the (advertiser,
+     * campaign, ad) it was signed with. An ad moved between campaigns (or a click claiming another
+     * advertiser's ad) gives one result per owner in the same window, each with its own count,
+     * never the whole window under its first click's owner.
+     */
+    @Test
+    void aMovedAdCountsEachClickForTheOwnerItWasSignedWith() throws Exception {
+        add("a", 1, W0 + 1_000);                       // campaign 10, advertiser 100
+        addOwned("b", 1, 11, 100, W0 + 2_000);          // moved to campaign 11
+        addOwned("c", 1, 11, 100, W0 + 3_000);
+        addOwned("d", 1, 66, 600, W0 + 4_000);          // claims another advertiser
+        add("e", 1, W0 + 5_000);
+        h.processWatermark(new Watermark(W0 + 59_999));
+        List<String> got = drain().stream()
+                .map(r -> r.advertiserId + "/" + r.campaignId + "/" + r.adId + ":" + r.clicks + (r.finalFiring ? "F" : "E")
+                        + "@" + r.maxReceivedAtMs)
+                .sorted().collect(Collectors.toList());
+        assertEquals(List.of(
+                "100/10/1:2F@" + (W0 + 5_050),
+                "100/11/1:2F@" + (W0 + 3_050),
+                "600/66/1:1F@" + (W0 + 4_050)), got);
+        addOwned("f", 1, 11, 100, W0 + 6_000); // within lateness: every owner's row re-fires, each exact
+        assertEquals(List.of("1:1F", "1:2F", "1:3F"), brief(drain()));
+    }
+
+    private void addOwned(String id, long ad, long campaign, long advertiser, long ts) throws Exception {
+        Click c = TestClicks.click(id, ad, ts);
+        c.campaignId = campaign;
+        c.advertiserId = advertiser;
+        h.processElement(new StreamRecord<>(c, ts));
+    }
+
+    /**
+     * Issue #15, defect 1: watermarks are not checkpointed. After a restore, a click older than the
+     * pre-restart watermark minus the allowed lateness must still go to the late side output (a late
+     * correction), never open a fresh window whose clicks=1 row would lose to the stored row downstream.
+     * Gate and window operator are chained as in PipelineTopology: everything the gate emits (elements,
+     * watermarks, in order) is what the window operator processes.
+     */
+    @Test
+    void veryLateClickAfterRestoreGoesToLateOutputNotAFreshWindow() throws Exception {
+        KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gate = gateHarness();
+        gate.open();
+        gatedAdd(gate, "a", 1, W0 + 10_000);
+        gatedAdd(gate, "b", 1, W0 + 20_000);
+        long wm = W0 + 59_999 + LATENESS + 60_000; // window closed, final and purged a minute ago
+        gatedWatermark(gate, wm);
+        assertEquals(List.of("1:2F"), brief(drain()));
+        assertEquals(0, h.numKeyedStateEntries(), "window purged before the checkpoint");
+        OperatorSubtaskState gateSnapshot = gate.snapshot(1L, 1L);
+        OperatorSubtaskState windowSnapshot = h.snapshot(1L, 1L);
+        gate.close();
+        h.close();
+
+        gate = gateHarness();
+        gate.initializeState(gateSnapshot);
+        gate.open();
+        h = windowHarness();
+        h.setProcessingTime(0);
+        h.initializeState(windowSnapshot);
+        h.open();
+        gatedAdd(gate, "c", 1, W0 + 30_000); // first record after the restore, far beyond the allowed lateness
+        h.setProcessingTime(10_000);
+        gatedWatermark(gate, W0 + 59_999 + LATENESS + 70_000); // the job moves on
+        assertEquals(List.of(), brief(drain()), "no fresh window (its clicks=1 row would lose to the stored 2)");
+        var late = h.getSideOutput(LATE);
+        assertEquals(1, late == null ? 0 : late.size(), "the click is a late correction");
+        assertEquals("c", late.peek().getValue().impressionId);
+        gate.close();
+    }
+
+    /** The same, with a fresh (not restored) job: the first click is simply counted. */
+    @Test
+    void withoutRestoreTheGateChangesNothing() throws Exception {
+        try (var gate = gateHarness()) {
+            gate.open();
+            gatedAdd(gate, "a", 1, W0 + 10_000);
+            gatedWatermark(gate, W0 + 60_000);
+            assertEquals(List.of("1:1F"), brief(drain()));
+            assertEquals(null, h.getSideOutput(LATE));
+        }
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gateHarness() throws Exception {
+        return new KeyedOneInputStreamOperatorTestHarness<>(
+                new RestoredWatermarkGate<Click>(), new PipelineTopology.AdIdKey(), Types.LONG);
+    }
+
+    private void gatedAdd(KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gate, String id, long ad, long ts)
+            throws Exception {
+        gate.processElement(new StreamRecord<>(TestClicks.click(id, ad, ts), ts));
+        pump(gate);
+    }
+
+    private void gatedWatermark(KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gate, long wm) throws Exception {
+        gate.processWatermark(new Watermark(wm));
+        pump(gate);
+    }
+
+    /** Chains the gate to the window operator: its output, in order, becomes the window's input. */
+    @SuppressWarnings("unchecked")
+    private void pump(KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gate) throws Exception {
+        for (Object o : gate.getOutput()) {
+            if (o instanceof StreamRecord) {
+                h.processElement((StreamRecord<Click>) o);
+            } else if (o instanceof Watermark) {
+                h.processWatermark((Watermark) o);
+            } else if (o instanceof WatermarkStatus) {
+                h.processWatermarkStatus((WatermarkStatus) o);
+            }
+        }
+        gate.getOutput().clear();
+    }
+
     @Test
     void finalFiringWithoutAnyEarlyFiring() throws Exception {
         add("a", 7, W0 + 1);
@@ -159,7 +281,8 @@ class WindowOperatorTest {
         DataStream<Click> src = env.fromData(TypeInformation.of(Click.class), TestClicks.click("x", 1, W0));
         @SuppressWarnings("unchecked")
         StreamOperatorFactory<WindowResult> factory = ((OneInputTransformation<Click, WindowResult>) PipelineTopology
-                .windowAggregate(src, WindowGranularity.MINUTE_5, LATENESS, 0, LATE).getTransformation())
+                .windowAggregate(src.keyBy(new PipelineTopology.AdIdKey(), Types.LONG), WindowGranularity.MINUTE_5, LATENESS, 0, LATE)
+                .getTransformation())
                 .getOperatorFactory();
         try (var h2 = new KeyedOneInputStreamOperatorTestHarness<Long, Click, WindowResult>(
                 factory, new PipelineTopology.AdIdKey(), Types.LONG)) {
