@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './shared/logger.ts';
 import { AggregateSink, type SinkConsumer } from './sink/aggregate-sink.ts';
 import { SINK_TOPICS } from './sink/batch.ts';
 import { createKafkaSinkConsumer } from './sink/kafka-consumer.ts';
-import { createConsumerLagReader } from './sink/consumer-lag.ts';
+import { createConsumerLagReader, createPartitionEndsReader } from './sink/consumer-lag.ts';
 import { PipelinePoller } from './observability/pipeline-poller.ts';
 import { createApiKey, revokeApiKey } from './store/api-keys.ts';
 import { backfill, planRange, reconcile } from './store/batch-path.ts';
@@ -62,10 +62,19 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
     await ensureTiering(store, logger, migrations.storagePolicy ?? '');
 
     let sink: AggregateSink | null = null;
+    let closeEnds: (() => Promise<void>) | null = null;
     if (opts.consumer !== null) {
       const consumer = opts.consumer ?? createKafkaSinkConsumer({ brokers: config.kafkaBrokers, topics: Object.values(SINK_TOPICS), groupId: config.sinkGroupId, logger, registry });
+      // The watermark waits for the rows it vouches for (watermark-fence.ts); a test's own consumer has no Kafka to ask.
+      const ends = opts.consumer === undefined
+        ? createPartitionEndsReader({ brokers: config.kafkaBrokers, topics: [SINK_TOPICS.aggregates, SINK_TOPICS.late, SINK_TOPICS.deduped] })
+        : null;
+      if (ends) {
+        closers.push(() => ends.close());
+        closeEnds = () => ends.close();
+      }
       sink = new AggregateSink({ store, consumer, logger, registry, maxRows: opts.sinkMaxRows ?? config.sinkMaxRows, maxWaitMs: opts.sinkMaxWaitMs ?? config.sinkMaxWaitMs, retryMaxMs: config.sinkRetryMaxMs,
-        faultCrashFile: config.faultSinkCrashFile || undefined, unsafeCommitFirst: config.faultUnsafeSinkCommitFirst });
+        faultCrashFile: config.faultSinkCrashFile || undefined, unsafeCommitFirst: config.faultUnsafeSinkCommitFirst, fenceEnds: ends ? () => ends.read() : undefined });
       if (config.faultUnsafeSinkCommitFirst) log.error('ADCLICK_FAULT_UNSAFE_SINK_COMMIT_FIRST is on: offsets are committed BEFORE the ClickHouse write; a crash loses data. Negative-control tests only!');
       await sink.start();
     }
@@ -87,6 +96,7 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
       await poller.stop();
       if (queryApp) await Promise.resolve(queryApp.close()).catch((err) => log.warn({ err }, 'query API close failed'));
       if (sink) await sink.stop();
+      await closeEnds?.().catch(() => undefined);
       await new Promise<void>((r) => admin.server.close(() => r()));
       rmSync(admin.tokenPath, { force: true });
       if (!opts.store) await store.close();

@@ -11,12 +11,17 @@ import type { Store } from '../store/store.ts';
 import { buildBatch, SINK_TOPICS, writeBatch, type SinkMessage, type SinkTopics, type TopicPartitionOffset } from './batch.ts';
 import { createSinkMetrics, type SinkMetrics } from './metrics.ts';
 import { traceSummary } from './trace-context.ts';
+import { partitionKey, WatermarkFence, type PartitionEnds } from './watermark-fence.ts';
+import { DB } from '../store/migrations.ts';
+import type { WatermarkRow } from '../store/rows.ts';
 
 /** The part of a Kafka consumer the sink needs; see kafka-consumer.ts for the real one. */
 export interface SinkConsumer {
   /** Subscribe and start delivering records, in partition order, to `deliver`. */
   start(deliver: (messages: SinkMessage[], lag?: { topic: string; partition: number; lag: number }) => void): Promise<void>;
   commit(offsets: TopicPartitionOffset[]): Promise<void>;
+  /** The group's committed offsets of the partitions this consumer holds (seeds what the sink knows it stored). */
+  committed?(): Promise<TopicPartitionOffset[]>;
   pause(): void;
   resume(): void;
   stop(): Promise<void>;
@@ -46,6 +51,15 @@ export interface AggregateSinkOptions {
   readonly faultCrashFile?: string;
   /** UNSAFE (negative control only; ADCLICK_FAULT_UNSAFE_SINK_COMMIT_FIRST): commit offsets before writing. */
   readonly unsafeCommitFirst?: boolean;
+  /**
+   * Ends of every partition of the topics a watermark vouches for (aggregates, late
+   * corrections, raw clicks); with it, watermark rows are held until the sink has stored
+   * those partitions up to where they ended when the watermark was read
+   * (watermark-fence.ts). Without it (unit tests), watermarks are stored as read.
+   */
+  readonly fenceEnds?: () => Promise<PartitionEnds>;
+  /** Least time between two attempts to release held watermarks (default 250 ms). */
+  readonly fenceCheckMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -66,12 +80,19 @@ export class AggregateSink {
   private failing = false;
   private batches = 0;
   private lastSuccessAt = 0;
+  private readonly fence: WatermarkFence | null;
+  /** Released by the fence but not yet written (a failed insert): written first next time. */
+  private releasedUnwritten: WatermarkRow[] = [];
+  private lastFenceCheck = 0;
+  /** Next offset per `topic\u0000partition` whose records are all stored (written, committed or not). */
+  private readonly stored = new Map<string, number>();
 
   constructor(private readonly opts: AggregateSinkOptions) {
     this.log = opts.logger.child({ module: 'sink' });
     this.metrics = createSinkMetrics(opts.registry ?? new Registry());
     this.maxRows = Math.max(1, opts.maxRows ?? 50_000);
     this.maxWaitMs = Math.max(1, opts.maxWaitMs ?? 200);
+    this.fence = opts.fenceEnds ? new WatermarkFence(opts.fenceEnds) : null;
   }
 
   private now(): number {
@@ -92,7 +113,8 @@ export class AggregateSink {
   }
 
   status() {
-    return { running: this.running, buffered: this.buffer.length, paused: this.paused, failing: this.failing, batches: this.batches, lastSuccessAt: this.lastSuccessAt };
+    return { running: this.running, buffered: this.buffer.length, paused: this.paused, failing: this.failing, batches: this.batches, lastSuccessAt: this.lastSuccessAt,
+      heldWatermarks: this.fence?.pending ?? 0 };
   }
 
   private deliver(msgs: SinkMessage[], lag?: { topic: string; partition: number; lag: number }): void {
@@ -137,6 +159,7 @@ export class AggregateSink {
     for (;;) {
       if (this.buffer.length === 0) {
         if (this.stopping) return;
+        this.scheduleRelease();
         await this.waitFor(this.maxWaitMs);
         continue;
       }
@@ -156,7 +179,11 @@ export class AggregateSink {
   /** Write one batch until ClickHouse acknowledges, then commit. False if abandoned at stop. */
   private async flush(messages: SinkMessage[]): Promise<boolean> {
     const started = process.hrtime.bigint();
-    const batch = buildBatch(messages, this.opts.topics ?? SINK_TOPICS, this.now());
+    const built = buildBatch(messages, this.opts.topics ?? SINK_TOPICS, this.now());
+    // With a fence, watermark rows wait in memory for the rows they vouch for (their
+    // records' offsets are committed with the batch: after a crash the job's next
+    // emission, every second or so, stands in for them).
+    const batch = this.fence ? { ...built, watermarks: [] } : built;
     const sinkDead = batch.deadLetters.filter((d) => d.stage === 'sink').length;
     // Trace ids of the batch's records (bounded: first 5 + how many were traced) for every log line about it.
     const traces = traceSummary(messages.map((m) => m.traceId));
@@ -184,6 +211,7 @@ export class AggregateSink {
     }
     if (this.failing) this.log.info('ClickHouse writes recovered');
     this.failing = false;
+    for (const c of batch.commits) this.stored.set(partitionKey(c.topic, c.partition), Number(c.offset));
     if (sinkDead) this.metrics.deadLetters.inc(sinkDead);
     if (batch.deadLetters.length) {
       // Rejected records: the sink's own (undecodable/invalid) and the job's (clicks-dlq), with their traces.
@@ -200,8 +228,53 @@ export class AggregateSink {
     this.batches++;
     this.lastSuccessAt = this.now();
     this.countRecords(messages);
+    if (this.fence) {
+      this.fence.hold(built.watermarks);
+      this.scheduleRelease();
+    }
     this.log.debug({ records: batch.records, aggregates: batch.aggregates.length, late: batch.late.length, watermarks: batch.watermarks.length, seconds, ...traces }, 'batch stored and committed');
     return true;
+  }
+
+  /**
+   * Store the held watermark rows whose fence the stored offsets have passed. Failures
+   * (Kafka ends unreadable, ClickHouse down) only delay them: complete_before then lags,
+   * it never runs ahead.
+   */
+  private scheduleRelease(): void {
+    if (!this.fence || this.releasing || (this.fence.pending === 0 && this.releasedUnwritten.length === 0)) return;
+    if (this.now() - this.lastFenceCheck < (this.opts.fenceCheckMs ?? 250)) return;
+    this.lastFenceCheck = this.now();
+    // Off the write path: reading partition ends is a few broker round trips.
+    this.releasing = this.releaseWatermarks().finally(() => { this.releasing = null; });
+  }
+
+  private releasing: Promise<void> | null = null;
+
+  private async releaseWatermarks(): Promise<void> {
+    if (!this.fence) return;
+    try {
+      await this.learnCommitted();
+      const rows = [...this.releasedUnwritten, ...(await this.fence.release(this.stored))];
+      this.releasedUnwritten = rows;
+      if (rows.length === 0) return;
+      await this.opts.store.insert(`${DB}.pipeline_watermarks`, rows as unknown as Record<string, unknown>[]);
+      this.metrics.rowsTotal.inc({ table: 'pipeline_watermarks' }, rows.length);
+      this.releasedUnwritten = [];
+    } catch (err) {
+      this.log.warn({ err, held: this.fence.pending }, 'held watermarks not released yet');
+    }
+  }
+
+  /** After a restart, a fenced partition the sink got nothing from yet is stored up to the group's committed offset. */
+  private async learnCommitted(): Promise<void> {
+    if (!this.opts.consumer.committed) return;
+    if (this.fence!.fencedKeys().every((k) => this.stored.has(k))) return;
+    for (const c of await this.opts.consumer.committed()) {
+      const key = partitionKey(c.topic, c.partition);
+      const n = Number(c.offset);
+      if (!this.stored.has(key) && Number.isSafeInteger(n) && n >= 0) this.stored.set(key, n);
+    }
   }
 
   /** adclick_sink_records_total by kind (the topic's role), once per stored batch. */
@@ -253,6 +326,7 @@ export class AggregateSink {
     this.setPaused(true);
     this.kick();
     await this.loopDone;
+    await this.releasing;
     try {
       await this.opts.consumer.stop();
     } catch (err) {

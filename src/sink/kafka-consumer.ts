@@ -14,7 +14,7 @@ const require = createRequire(import.meta.url);
 const { KafkaJS } = require('@confluentinc/kafka-javascript') as { KafkaJS: typeof KafkaJSTypes };
 
 /** The part of the KafkaJS-compatible consumer this module uses (a seam for unit tests). */
-export type GroupConsumer = Pick<KafkaJSTypes.Consumer, 'connect' | 'subscribe' | 'run' | 'commitOffsets' | 'pause' | 'resume' | 'disconnect' | 'assignment'>;
+export type GroupConsumer = Pick<KafkaJSTypes.Consumer, 'connect' | 'subscribe' | 'run' | 'commitOffsets' | 'pause' | 'resume' | 'disconnect' | 'assignment'> & Partial<Pick<KafkaJSTypes.Consumer, 'committed'>>;
 
 export interface KafkaSinkConsumerOptions {
   readonly brokers: string;
@@ -151,6 +151,11 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
     },
     async commit(offsets: TopicPartitionOffset[]) {
       if (offsets.length) await consumer.commitOffsets(offsets);
+    },
+    async committed() {
+      if (!connected || replacing || !consumer.committed) return [];
+      const got = await consumer.committed(undefined, 5_000);
+      return got.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) }));
     },
     // The flag survives a replacement: a new consumer starts paused when the sink is.
     pause() {

@@ -22,7 +22,10 @@
 // Windows. Only windows lying fully inside [from, to) are recomputed or compared, per
 // granularity. The admin surface additionally clamps `to` to windows that are closed for
 // good (see planRange), because a window the stream may still update would keep the
-// backfilled value (newer generation) and ignore later streaming emissions.
+// backfilled value (newer generation) and ignore later streaming emissions. "Closed" comes
+// from the stored watermark, which the sink stores only once every raw click, late
+// correction and aggregate the job wrote before it is stored (sink/watermark-fence.ts): a
+// backfill during sink lag never recounts a window from a partial raw_clicks.
 import { DB, RAW_CLICKS_RETENTION_DAYS } from './migrations.ts';
 import { GRANULARITY_MS, type GranularityName } from './rows.ts';
 import type { QueryParams, Store } from './store.ts';
@@ -81,7 +84,7 @@ export function planRange(fromMs: number, toMs: number, opts: { closedBeforeMs: 
   if (opts.closedBeforeMs === null) throw new RangeError('the pipeline has reported no watermark yet: no window is closed');
   if (to > opts.closedBeforeMs) {
     to = opts.closedBeforeMs;
-    clampedBy = `windows still open or within allowed lateness (closed before ${new Date(opts.closedBeforeMs).toISOString()})`;
+    clampedBy = `windows still open, within allowed lateness, or not all stored yet (closed before ${new Date(opts.closedBeforeMs).toISOString()}: the stored watermark, which the sink stores only after every raw, late and aggregate record it covers)`;
   }
   if (!GRANULARITIES.some((g) => windowsInside(g, fromMs, to))) {
     throw new RangeError(`no complete window lies inside [${new Date(fromMs).toISOString()}, ${new Date(to).toISOString()})${clampedBy ? ` (to clamped: ${clampedBy})` : ''}`);

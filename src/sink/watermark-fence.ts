@@ -1,0 +1,107 @@
+// Holding the job's watermark back until everything it vouches for is stored.
+//
+// The Flink job writes its watermark (click-watermarks) and the rows it covers (aggregates,
+// late corrections, raw clicks) to different topics; the sink reads them with one consumer,
+// and the small watermark topic is read ahead of a full-rate topic with a backlog. Stored
+// as read, the watermark (complete_before, and the backfill's "closed for good" bound)
+// would run ahead of rows still in Kafka: a backfill during sink lag recomputed windows from
+// raw_clicks that were not all stored yet, and its lower count won for good (issue #15).
+//
+// A watermark record is visible (read_committed) only after the checkpoint that produced it
+// completed, and every record the job wrote before that checkpoint is by then appended to
+// its topic: below the partitions' high watermarks (read_uncommitted ends) taken when the
+// watermark record is read. That snapshot is the record's fence; the watermark row is
+// stored only once the sink has stored every partition of the fenced topics up to it.
+// A partition counts as stored up to its fence when the sink's next offset there reached
+// the fence, or when the partition's last stable offset reached the fence and the sink is
+// at most one offset behind it: a transactional topic's last decided offset before the
+// stable end is always a commit or abort marker, never a record to store.
+import type { WatermarkRow } from '../store/rows.ts';
+
+/** Ends of one partition: `high` (read_uncommitted) and `stable` (read_committed, the LSO). */
+export interface PartitionEnd { readonly high: number; readonly stable: number }
+/** Keyed `topic\u0000partition`, as the sink's offset maps. */
+export type PartitionEnds = ReadonlyMap<string, PartitionEnd>;
+
+export const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/** True when every fenced partition is stored up to its fence (see the file comment). */
+export function passedFence(fence: ReadonlyMap<string, number>, stored: ReadonlyMap<string, number>, ends: PartitionEnds): boolean {
+  for (const [key, f] of fence) {
+    if (f <= 0) continue;
+    const s = stored.get(key);
+    if (s !== undefined && s >= f) continue;
+    const e = ends.get(key);
+    if (s !== undefined && e && e.stable >= f && e.stable - s <= 1) continue;
+    return false;
+  }
+  return true;
+}
+
+interface Held { rows: WatermarkRow[]; fence: Map<string, number> | null }
+
+/** Most held entries; beyond it new rows join the newest entry under the newer fence. */
+const MAX_HELD = 64;
+
+export class WatermarkFence {
+  private held: Held[] = [];
+
+  constructor(private readonly readEnds: () => Promise<PartitionEnds>) {}
+
+  /** Watermark rows waiting for their fence. */
+  get pending(): number {
+    return this.held.reduce((n, h) => n + h.rows.length, 0);
+  }
+
+  /** Keys of partitions a held fence waits on (to learn the sink's offsets there). */
+  fencedKeys(): string[] {
+    const keys = new Set<string>();
+    for (const h of this.held) for (const [k, f] of h.fence ?? []) if (f > 0) keys.add(k);
+    return [...keys];
+  }
+
+  /**
+   * Take watermark rows just read. Their fence (the high watermark of every data partition)
+   * is taken at the next release attempt: after the rows were read, so only later (more
+   * conservative) than at the moment of reading, and off the sink's write path.
+   */
+  hold(rows: readonly WatermarkRow[]): void {
+    if (rows.length === 0) return;
+    const last = this.held.at(-1);
+    if (last && this.held.length >= MAX_HELD) {
+      last.rows = newestPerSubtask([...last.rows, ...rows]);
+      last.fence = null; // re-taken later: covers the new rows too
+      return;
+    }
+    this.held.push({ rows: [...rows], fence: null });
+  }
+
+  /**
+   * The held rows whose fence the sink has passed (oldest first, a prefix: fences only
+   * grow), removed from the held set. Throws when the ends cannot be read (nothing released).
+   */
+  async release(stored: ReadonlyMap<string, number>): Promise<WatermarkRow[]> {
+    if (this.held.length === 0) return [];
+    const ends = await this.readEnds();
+    for (const h of this.held) h.fence ??= highs(ends);
+    const out: WatermarkRow[] = [];
+    while (this.held.length > 0 && passedFence(this.held[0]!.fence!, stored, ends)) out.push(...this.held.shift()!.rows);
+    return newestPerSubtask(out);
+  }
+}
+
+function highs(ends: PartitionEnds): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const [k, e] of ends) m.set(k, e.high);
+  return m;
+}
+
+/** One row per subtask, the newest (as the batch builder keeps them). */
+function newestPerSubtask(rows: readonly WatermarkRow[]): WatermarkRow[] {
+  const m = new Map<number, WatermarkRow>();
+  for (const r of rows) {
+    const cur = m.get(r.subtask);
+    if (!cur || cur.emitted_at_ms <= r.emitted_at_ms) m.set(r.subtask, r);
+  }
+  return [...m.values()];
+}
