@@ -14,6 +14,7 @@ import { traceSummary } from './trace-context.ts';
 import { partitionKey, WatermarkFence, type PartitionEnds } from './watermark-fence.ts';
 import { DB } from '../store/migrations.ts';
 import type { WatermarkRow } from '../store/rows.ts';
+import { advanceCompleteBefore } from '../store/reads.ts';
 
 /** The part of a Kafka consumer the sink needs; see kafka-consumer.ts for the real one. */
 export interface SinkConsumer {
@@ -261,6 +262,8 @@ export class AggregateSink {
       await this.opts.store.insert(`${DB}.pipeline_watermarks`, rows as unknown as Record<string, unknown>[]);
       this.metrics.rowsTotal.inc({ table: 'pipeline_watermarks' }, rows.length);
       this.releasedUnwritten = [];
+      // complete_before never goes backwards (a restore or rescale can report lower watermarks).
+      await advanceCompleteBefore(this.opts.store);
     } catch (err) {
       this.log.warn({ err, held: this.fence.pending }, 'held watermarks not released yet');
     }

@@ -207,9 +207,13 @@ export async function advertiserAdCampaigns(store: Store, advertiserId: number, 
   return { newest: Number(newest[0]?.campaign_id ?? all[all.length - 1]), all };
 }
 
+/** pipeline_watermarks row that holds the highest complete_before ever stored (never a job subtask). */
+export const COMPLETE_BEFORE_FLOOR_SUBTASK = 4294967295;
+
 /**
  * The pipeline's watermark: the minimum over subtasks of each one's newest watermark,
- * only when every subtask of the newest reported parallelism has reported. Epoch ms or null.
+ * only when every subtask of the newest reported parallelism has reported, and never below
+ * what was already reported (the floor row, see advanceCompleteBefore). Epoch ms or null.
  */
 export async function completeBefore(store: Store): Promise<number | null> {
   const rows = await store.query<{ subtask: number; p: number; wm: number; at: number }>(
@@ -218,12 +222,37 @@ FROM ${DB}.pipeline_watermarks GROUP BY subtask`);
   return completeBeforeOf(rows.map((r) => ({ subtask: r.subtask, parallelism: r.p, watermark_ms: r.wm, emitted_at_ms: r.at })));
 }
 
+/**
+ * Store the current complete_before as the floor when it is higher than the floor: after a
+ * restore (the job restarts from a checkpoint taken before its last reported watermark) or a
+ * rescale, the subtasks' newest watermarks can be lower than what was already reported,
+ * and complete_before must never go backwards (windows once final stay final; their rows
+ * are stored, and a replay re-emits the same final counts). Returns the value.
+ */
+export async function advanceCompleteBefore(store: Store): Promise<number | null> {
+  const rows = await store.query<{ subtask: number; p: number; wm: number; at: number }>(
+    `SELECT subtask, argMax(parallelism, emitted_at_ms) AS p, argMax(watermark_ms, emitted_at_ms) AS wm, max(emitted_at_ms) AS at
+FROM ${DB}.pipeline_watermarks GROUP BY subtask`);
+  const typed = rows.map((r) => ({ subtask: Number(r.subtask), parallelism: Number(r.p), watermark_ms: Number(r.wm), emitted_at_ms: Number(r.at) }));
+  const cb = completeBeforeOf(typed);
+  const floor = typed.find((r) => r.subtask === COMPLETE_BEFORE_FLOOR_SUBTASK)?.watermark_ms ?? -1;
+  if (cb !== null && cb > floor) {
+    // ReplacingMergeTree(emitted_at_ms): the floor row with the highest value is the one kept.
+    await store.insert(`${DB}.pipeline_watermarks`, [{ subtask: COMPLETE_BEFORE_FLOOR_SUBTASK, parallelism: 0, watermark_ms: cb, emitted_at_ms: cb }]);
+  }
+  return cb;
+}
+
 export function completeBeforeOf(rows: readonly { subtask: number; parallelism: number; watermark_ms: number; emitted_at_ms: number }[]): number | null {
-  if (rows.length === 0) return null;
-  const newest = rows.reduce((a, b) => (Number(b.emitted_at_ms) > Number(a.emitted_at_ms) ? b : a));
+  const floorRow = rows.find((r) => Number(r.subtask) === COMPLETE_BEFORE_FLOOR_SUBTASK);
+  const floor = floorRow && Number(floorRow.watermark_ms) >= 0 ? Number(floorRow.watermark_ms) : null;
+  const jobRows = rows.filter((r) => Number(r.subtask) !== COMPLETE_BEFORE_FLOOR_SUBTASK);
+  if (jobRows.length === 0) return floor;
+  const newest = jobRows.reduce((a, b) => (Number(b.emitted_at_ms) > Number(a.emitted_at_ms) ? b : a));
   const p = Number(newest.parallelism);
-  const current = rows.filter((r) => Number(r.subtask) < p);
-  if (current.length !== p) return null;
+  const current = jobRows.filter((r) => Number(r.subtask) < p);
+  if (current.length !== p) return floor;
   const min = Math.min(...current.map((r) => Number(r.watermark_ms)));
-  return min >= 0 ? min : null;
+  const now = min >= 0 ? min : null;
+  return now === null ? floor : floor === null ? now : Math.max(now, floor);
 }

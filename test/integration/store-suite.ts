@@ -8,7 +8,7 @@ import { buildBatch, writeBatch, type SinkMessage } from '../../src/sink/batch.t
 import { createApiKey, findApiKey, getApiKeyRecord, hashApiKey, revokeApiKey } from '../../src/store/api-keys.ts';
 import { DB, migrate } from '../../src/store/migrations.ts';
 import { backfill, generationOf, reconcile } from '../../src/store/batch-path.ts';
-import { adTotals, advertiserAdCampaigns, advertiserHasCampaign, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
+import { adTotals, advanceCompleteBefore, advertiserAdCampaigns, advertiserHasCampaign, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
 
 // Most assertions here are about counts; the `revised` flag is asserted on its own below.
 const counts = (pts: SeriesPoint[]) => pts.map(({ window_start_ms, clicks }) => ({ window_start_ms, clicks }));
@@ -203,6 +203,16 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, imp, ws ORDER BY g, imp`, { adv }
     await writeBatch(store, buildBatch([wm(1, 2, T0 + 9 * MIN, T0 + 10 * MIN)]));
     await writeBatch(store, buildBatch([wm(1, 2, T0 + 9 * MIN, T0 + 10 * MIN)]));
     assert.equal(await completeBefore(store), T0 + 8 * MIN);
+    assert.equal(await advanceCompleteBefore(store), T0 + 8 * MIN);
+    // A restored job reports lower watermarks (newer emissions): complete_before never goes back.
+    await writeBatch(store, buildBatch([wm(0, 2, T0 + 4 * MIN, T0 + 20 * MIN), wm(1, 2, T0 + 4 * MIN, T0 + 20 * MIN)]));
+    assert.equal(await completeBefore(store), T0 + 8 * MIN, 'complete_before went backwards after a restore');
+    // Rescaled to 3 subtasks, not all reported yet: still the floor, not null.
+    await writeBatch(store, buildBatch([wm(2, 3, T0 + 12 * MIN, T0 + 21 * MIN)]));
+    assert.equal(await completeBefore(store), T0 + 8 * MIN);
+    await writeBatch(store, buildBatch([wm(0, 3, T0 + 10 * MIN, T0 + 22 * MIN), wm(1, 3, T0 + 11 * MIN, T0 + 22 * MIN)]));
+    assert.equal(await advanceCompleteBefore(store), T0 + 10 * MIN);
+    assert.equal(await completeBefore(store), T0 + 10 * MIN);
   });
 
   test(`${name}: undecodable and invalid records become dead letters, idempotently`, async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { aggregateRow, aggregateVersion, lateClickRow, RecordError, watermarkRow } from '../../../src/store/rows.ts';
-import { completeBeforeOf } from '../../../src/store/reads.ts';
+import { COMPLETE_BEFORE_FLOOR_SUBTASK, completeBeforeOf } from '../../../src/store/reads.ts';
 
 const T0 = Date.UTC(2026, 10, 27, 10, 0);
 const base = { granularity: 1, adId: 1, campaignId: 2, advertiserId: 3, windowStartMs: T0, windowEndMs: T0 + 60_000, clicks: 5, final: false, watermarkMs: T0, emittedAtMs: T0 + 61_000, maxReceivedAtMs: T0 + 100 };
@@ -77,4 +77,10 @@ test('complete_before: min of newest per subtask, only when all report', () => {
   // rescaled down to 1: the stale subtask 1 is ignored
   assert.equal(completeBeforeOf([{ subtask: 0, parallelism: 1, watermark_ms: 10, emitted_at_ms: 3 }, { subtask: 1, parallelism: 2, watermark_ms: 7, emitted_at_ms: 2 }]), 10);
   assert.equal(completeBeforeOf([{ subtask: 0, parallelism: 1, watermark_ms: -1, emitted_at_ms: 3 }]), null);
+  // The floor row (the highest complete_before reported so far) is never undercut, and never a subtask.
+  const floor = { subtask: COMPLETE_BEFORE_FLOOR_SUBTASK, parallelism: 0, watermark_ms: 50, emitted_at_ms: 50 };
+  assert.equal(completeBeforeOf([floor, { subtask: 0, parallelism: 1, watermark_ms: 20, emitted_at_ms: 99 }]), 50, 'a restored job reporting lower');
+  assert.equal(completeBeforeOf([floor, { subtask: 0, parallelism: 1, watermark_ms: 70, emitted_at_ms: 99 }]), 70);
+  assert.equal(completeBeforeOf([floor, { subtask: 0, parallelism: 2, watermark_ms: 70, emitted_at_ms: 99 }]), 50, 'a rescaled job not fully reported yet');
+  assert.equal(completeBeforeOf([floor]), 50);
 });
