@@ -21,8 +21,11 @@ export interface SinkConsumer {
   /** Subscribe and start delivering records, in partition order, to `deliver`. */
   start(deliver: (messages: SinkMessage[], lag?: { topic: string; partition: number; lag: number }) => void): Promise<void>;
   commit(offsets: TopicPartitionOffset[]): Promise<void>;
-  /** The group's committed offsets of the partitions this consumer holds (seeds what the sink knows it stored). */
-  committed?(): Promise<TopicPartitionOffset[]>;
+  /**
+   * The consumer's position per `topic\u0000partition` (the next offset it hands to the
+   * application, past commit/abort markers and aborted records) and when it was sampled.
+   */
+  positions?(): ReadonlyMap<string, { offset: number; at: number }>;
   pause(): void;
   resume(): void;
   stop(): Promise<void>;
@@ -61,6 +64,11 @@ export interface AggregateSinkOptions {
   readonly fenceEnds?: () => Promise<PartitionEnds>;
   /** Least time between two attempts to release held watermarks (default 250 ms). */
   readonly fenceCheckMs?: number;
+  /**
+   * How long after the consumer's position passed a fence every record below it has
+   * surely been delivered to the sink, if the consumer was not paused (default 1 s).
+   */
+  readonly fenceSettleMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -87,6 +95,10 @@ export class AggregateSink {
   private lastFenceCheck = 0;
   /** Next offset per `topic\u0000partition` whose records are all stored (written, committed or not). */
   private readonly stored = new Map<string, number>();
+  /** Next offset per partition after the records delivered so far (stored or still buffered). */
+  private readonly delivered = new Map<string, number>();
+  /** When consumption last resumed (a paused consumer delivers nothing). */
+  private resumedAt = 0;
 
   constructor(private readonly opts: AggregateSinkOptions) {
     this.log = opts.logger.child({ module: 'sink' });
@@ -122,7 +134,12 @@ export class AggregateSink {
     // After stop began nothing new is taken: uncommitted records are re-delivered later.
     if (this.stopping || msgs.length === 0) return;
     if (this.buffer.length === 0) this.firstAt = this.now();
-    for (const m of msgs) this.buffer.push(m);
+    for (const m of msgs) {
+      this.buffer.push(m);
+      const key = partitionKey(m.topic, m.partition);
+      const next = Number(m.offset) + 1;
+      if ((this.delivered.get(key) ?? -1) < next) this.delivered.set(key, next);
+    }
     if (lag) this.metrics.consumerLag.set({ topic: lag.topic, partition: String(lag.partition) }, lag.lag);
     if (this.buffer.length >= this.maxRows) {
       // Backpressure: at most ~2 batches in memory.
@@ -137,7 +154,10 @@ export class AggregateSink {
     this.metrics.paused.set(p ? 1 : 0);
     try {
       if (p) this.opts.consumer.pause();
-      else this.opts.consumer.resume();
+      else {
+        this.opts.consumer.resume();
+        this.resumedAt = this.now();
+      }
     } catch (err) {
       this.log.warn({ err, paused: p }, 'pause/resume failed');
     }
@@ -246,8 +266,20 @@ export class AggregateSink {
     if (!this.fence || this.releasing || (this.fence.pending === 0 && this.releasedUnwritten.length === 0)) return;
     if (this.now() - this.lastFenceCheck < (this.opts.fenceCheckMs ?? 250)) return;
     this.lastFenceCheck = this.now();
-    // Off the write path: reading partition ends is a few broker round trips.
-    this.releasing = this.releaseWatermarks().finally(() => { this.releasing = null; });
+    // Off the write path: reading partition ends is a few broker round trips. Bounded, so a
+    // broker call that never answers cannot hold every later release back.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn({ held: this.fence?.pending }, 'releasing held watermarks timed out; trying again');
+        resolve();
+      }, 15_000);
+      timer.unref?.();
+    });
+    this.releasing = Promise.race([this.releaseWatermarks(), bound]).finally(() => {
+      clearTimeout(timer);
+      this.releasing = null;
+    });
   }
 
   private releasing: Promise<void> | null = null;
@@ -255,8 +287,7 @@ export class AggregateSink {
   private async releaseWatermarks(): Promise<void> {
     if (!this.fence) return;
     try {
-      await this.learnCommitted();
-      const rows = [...this.releasedUnwritten, ...(await this.fence.release(this.stored))];
+      const rows = [...this.releasedUnwritten, ...(await this.fence.release(this.stored, (key, f) => this.caughtUp(key, f)))];
       this.releasedUnwritten = rows;
       if (rows.length === 0) return;
       await this.opts.store.insert(`${DB}.pipeline_watermarks`, rows as unknown as Record<string, unknown>[]);
@@ -269,15 +300,19 @@ export class AggregateSink {
     }
   }
 
-  /** After a restart, a fenced partition the sink got nothing from yet is stored up to the group's committed offset. */
-  private async learnCommitted(): Promise<void> {
-    if (!this.opts.consumer.committed) return;
-    if (this.fence!.fencedKeys().every((k) => this.stored.has(k))) return;
-    for (const c of await this.opts.consumer.committed()) {
-      const key = partitionKey(c.topic, c.partition);
-      const n = Number(c.offset);
-      if (!this.stored.has(key) && Number.isSafeInteger(n) && n >= 0) this.stored.set(key, n);
-    }
+  /**
+   * Only markers or aborted records are left below `fence` on the partition: the consumer's
+   * position passed it at least fenceSettleMs ago while consuming (not paused), so every
+   * record below it was delivered by now, and everything delivered is stored. A partition
+   * nothing was delivered from in this process resumed at its committed offset, written
+   * only after the rows before it were stored.
+   */
+  private caughtUp(key: string, fence: number): boolean {
+    const pos = this.opts.consumer.positions?.().get(key);
+    if (!pos || pos.offset < fence || this.paused) return false;
+    if (pos.at < this.resumedAt || this.now() - pos.at < (this.opts.fenceSettleMs ?? 1000)) return false;
+    const delivered = this.delivered.get(key);
+    return delivered === undefined || (this.stored.get(key) ?? -1) >= delivered;
   }
 
   /** adclick_sink_records_total by kind (the topic's role), once per stored batch. */

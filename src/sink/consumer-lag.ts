@@ -81,11 +81,11 @@ export function createConsumerLagReader(opts: { brokers: string; groupId: string
 }
 
 /**
- * Both ends of every partition of `topics` (high: read_uncommitted; stable: read_committed),
- * for the sink's watermark fence (watermark-fence.ts). One admin connection, reopened after
- * a failure; a failure throws (the fence then waits).
+ * The high watermark (read_uncommitted end) of every partition of `topics`, for the sink's
+ * watermark fence (watermark-fence.ts). One admin connection, reopened after a failure; a
+ * failure throws (the fence then waits).
  */
-export function createPartitionEndsReader(opts: { brokers: string; topics: readonly string[]; timeoutMs?: number }): { read(): Promise<Map<string, { high: number; stable: number }>>; close(): Promise<void> } {
+export function createPartitionEndsReader(opts: { brokers: string; topics: readonly string[]; timeoutMs?: number }): { read(): Promise<Map<string, number>>; close(): Promise<void> } {
   const timeout = opts.timeoutMs ?? 3000;
   let admin: KafkaJSTypes.Admin | null = null;
   const drop = async () => {
@@ -93,7 +93,7 @@ export function createPartitionEndsReader(opts: { brokers: string; topics: reado
     admin = null;
     await a?.disconnect().catch(() => undefined);
   };
-  const levels = KafkaJS.IsolationLevel as unknown as { READ_COMMITTED: number; READ_UNCOMMITTED: number };
+  const levels = KafkaJS.IsolationLevel as unknown as { READ_UNCOMMITTED: number };
   return {
     async read() {
       try {
@@ -102,18 +102,12 @@ export function createPartitionEndsReader(opts: { brokers: string; topics: reado
           await admin.connect();
         }
         const a = admin;
-        const out = new Map<string, { high: number; stable: number }>();
+        const out = new Map<string, number>();
         await Promise.all(opts.topics.map(async (topic) => {
-          const [high, stable] = await Promise.all([
-            a.fetchTopicOffsets(topic, { timeout, isolationLevel: levels.READ_UNCOMMITTED as never }),
-            a.fetchTopicOffsets(topic, { timeout, isolationLevel: levels.READ_COMMITTED as never }),
-          ]);
-          for (const h of high) {
-            const s = stable.find((x) => x.partition === h.partition);
+          for (const h of await a.fetchTopicOffsets(topic, { timeout, isolationLevel: levels.READ_UNCOMMITTED as never })) {
             const hi = Number(h.high);
-            const st = Number(s?.high);
-            if (!Number.isFinite(hi) || !Number.isFinite(st)) throw new Error(`no ends for ${topic}/${h.partition}`);
-            out.set(`${topic}\u0000${h.partition}`, { high: hi, stable: st });
+            if (!Number.isFinite(hi)) throw new Error(`no end for ${topic}/${h.partition}`);
+            out.set(`${topic}\u0000${h.partition}`, hi);
           }
         }));
         return out;

@@ -14,7 +14,7 @@ const require = createRequire(import.meta.url);
 const { KafkaJS } = require('@confluentinc/kafka-javascript') as { KafkaJS: typeof KafkaJSTypes };
 
 /** The part of the KafkaJS-compatible consumer this module uses (a seam for unit tests). */
-export type GroupConsumer = Pick<KafkaJSTypes.Consumer, 'connect' | 'subscribe' | 'run' | 'commitOffsets' | 'pause' | 'resume' | 'disconnect' | 'assignment'> & Partial<Pick<KafkaJSTypes.Consumer, 'committed'>>;
+export type GroupConsumer = Pick<KafkaJSTypes.Consumer, 'connect' | 'subscribe' | 'run' | 'commitOffsets' | 'pause' | 'resume' | 'disconnect' | 'assignment'>;
 
 export interface KafkaSinkConsumerOptions {
   readonly brokers: string;
@@ -38,6 +38,21 @@ export interface KafkaSinkConsumerOptions {
 
 export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkConsumer {
   const log = opts.logger.child({ module: 'sink-consumer' });
+  const positions = new Map<string, { offset: number; at: number }>();
+  const onStats = (ev: { message?: string }) => {
+    try {
+      const at = Date.now();
+      const stats = JSON.parse(ev.message ?? '{}') as { topics?: Record<string, { partitions?: Record<string, { app_offset?: number }> }> };
+      for (const [topic, t] of Object.entries(stats.topics ?? {})) {
+        for (const [p, x] of Object.entries(t.partitions ?? {})) {
+          if (p === '-1' || typeof x.app_offset !== 'number' || x.app_offset < 0) continue;
+          positions.set(`${topic}\u0000${p}`, { offset: x.app_offset, at });
+        }
+      }
+    } catch {
+      /* a malformed stats event only delays the fence */
+    }
+  };
   const groupId = opts.groupId ?? 'adclick-sink';
   const make =
     opts.makeConsumer ??
@@ -61,7 +76,11 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
         // serving crash take ~30-45 s (found by the chaos suite); 10 s keeps it short.
         'session.timeout.ms': 10_000,
         'heartbeat.interval.ms': 2_000,
-      }));
+        // The consumer's position per partition (librdkafka's app offset: past commit/abort
+        // markers), for the sink's watermark fence (watermark-fence.ts).
+        'statistics.interval.ms': 1_000,
+        stats_cb: onStats,
+      } as never));
   const rejoinAfterMs = opts.rejoinAfterMs ?? 30_000;
   const now = opts.now ?? Date.now;
   const topicList = opts.topics.map((topic) => ({ topic }));
@@ -152,10 +171,8 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
     async commit(offsets: TopicPartitionOffset[]) {
       if (offsets.length) await consumer.commitOffsets(offsets);
     },
-    async committed() {
-      if (!connected || replacing || !consumer.committed) return [];
-      const got = await consumer.committed(undefined, 5_000);
-      return got.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) }));
+    positions() {
+      return positions;
     },
     // The flag survives a replacement: a new consumer starts paused when the sink is.
     pause() {

@@ -9,30 +9,33 @@
 //
 // A watermark record is visible (read_committed) only after the checkpoint that produced it
 // completed, and every record the job wrote before that checkpoint is by then appended to
-// its topic: below the partitions' high watermarks (read_uncommitted ends) taken when the
-// watermark record is read. That snapshot is the record's fence; the watermark row is
+// its topic: below the partitions' high watermarks (read_uncommitted ends) taken after the
+// watermark record was read. That snapshot is the record's fence; the watermark row is
 // stored only once the sink has stored every partition of the fenced topics up to it.
 // A partition counts as stored up to its fence when the sink's next offset there reached
-// the fence, or when the partition's last stable offset reached the fence and the sink is
-// at most one offset behind it: a transactional topic's last decided offset before the
-// stable end is always a commit or abort marker, never a record to store.
+// the fence, or when the consumer's position there (librdkafka's app offset, which moves
+// past commit/abort markers and aborted records, unlike the offsets of delivered records)
+// reached the fence a while ago and everything the sink was delivered from the partition
+// is stored: the offsets left below the fence are then markers or aborted records, never
+// a record to store. (The tail of a partition written by P transactional producers can
+// hold up to P markers, so "one marker behind" is not a rule.)
 import type { WatermarkRow } from '../store/rows.ts';
 
-/** Ends of one partition: `high` (read_uncommitted) and `stable` (read_committed, the LSO). */
-export interface PartitionEnd { readonly high: number; readonly stable: number }
-/** Keyed `topic\u0000partition`, as the sink's offset maps. */
-export type PartitionEnds = ReadonlyMap<string, PartitionEnd>;
+/** The high watermark (read_uncommitted end) of every fenced partition, keyed `topic\u0000partition`. */
+export type PartitionEnds = ReadonlyMap<string, number>;
 
 export const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
-/** True when every fenced partition is stored up to its fence (see the file comment). */
-export function passedFence(fence: ReadonlyMap<string, number>, stored: ReadonlyMap<string, number>, ends: PartitionEnds): boolean {
+/**
+ * True when every fenced partition is stored up to its fence: the sink's next stored offset
+ * reached it, or `caughtUp(key, fence)` says only markers or aborted records are left below it.
+ */
+export function passedFence(fence: ReadonlyMap<string, number>, stored: ReadonlyMap<string, number>, caughtUp: (key: string, fence: number) => boolean): boolean {
   for (const [key, f] of fence) {
     if (f <= 0) continue;
     const s = stored.get(key);
     if (s !== undefined && s >= f) continue;
-    const e = ends.get(key);
-    if (s !== undefined && e && e.stable >= f && e.stable - s <= 1) continue;
+    if (caughtUp(key, f)) continue;
     return false;
   }
   return true;
@@ -80,20 +83,16 @@ export class WatermarkFence {
    * The held rows whose fence the sink has passed (oldest first, a prefix: fences only
    * grow), removed from the held set. Throws when the ends cannot be read (nothing released).
    */
-  async release(stored: ReadonlyMap<string, number>): Promise<WatermarkRow[]> {
+  async release(stored: ReadonlyMap<string, number>, caughtUp: (key: string, fence: number) => boolean = () => false): Promise<WatermarkRow[]> {
     if (this.held.length === 0) return [];
-    const ends = await this.readEnds();
-    for (const h of this.held) h.fence ??= highs(ends);
+    if (this.held.some((h) => h.fence === null)) {
+      const ends = new Map(await this.readEnds());
+      for (const h of this.held) h.fence ??= ends;
+    }
     const out: WatermarkRow[] = [];
-    while (this.held.length > 0 && passedFence(this.held[0]!.fence!, stored, ends)) out.push(...this.held.shift()!.rows);
+    while (this.held.length > 0 && passedFence(this.held[0]!.fence!, stored, caughtUp)) out.push(...this.held.shift()!.rows);
     return newestPerSubtask(out);
   }
-}
-
-function highs(ends: PartitionEnds): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const [k, e] of ends) m.set(k, e.high);
-  return m;
 }
 
 /** One row per subtask, the newest (as the batch builder keeps them). */
