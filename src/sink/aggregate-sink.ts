@@ -309,11 +309,25 @@ export class AggregateSink {
    */
   private caughtUp(key: string, fence: number): boolean {
     const pos = this.opts.consumer.positions?.().get(key);
-    if (!pos || pos.offset < fence || this.paused) return false;
-    if (pos.at < this.resumedAt || this.now() - pos.at < (this.opts.fenceSettleMs ?? 1000)) return false;
+    const seenKey = `${key}\u0000${fence}`;
+    if (!pos || pos.offset < fence || this.paused) {
+      this.positionPassedAt.delete(seenKey);
+      return false;
+    }
+    // When the position was first seen past this fence (samples come every second).
+    let since = this.positionPassedAt.get(seenKey);
+    if (since === undefined) {
+      since = pos.at;
+      if (this.positionPassedAt.size > 10_000) this.positionPassedAt.clear();
+      this.positionPassedAt.set(seenKey, since);
+    }
+    if (since < this.resumedAt || this.now() - since < (this.opts.fenceSettleMs ?? 1000)) return false;
     const delivered = this.delivered.get(key);
     return delivered === undefined || (this.stored.get(key) ?? -1) >= delivered;
   }
+
+  /** `topic\u0000partition\u0000fence` → when the consumer's position was first seen past that fence. */
+  private readonly positionPassedAt = new Map<string, number>();
 
   /** adclick_sink_records_total by kind (the topic's role), once per stored batch. */
   private countRecords(messages: readonly SinkMessage[]): void {
