@@ -220,7 +220,7 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
     rate: o.rate, durationMs: 30 * 60_000, batchSize: 20, concurrency: 32,
     seed: index * 7919, ads: ADS_PER_SCENARIO, campaigns: CAMPAIGNS_PER_SCENARIO, advertisers: 1,
     adIdBase, campaignIdBase: index * 1000 + 1, advertiserIdBase: advertiser,
-    duplicateShare: 0.05, maxAttempts: 100_000, requestTimeoutMs: 5000, backoffMaxMs: 2000, maxRetryAfterMs: 5000,
+    duplicateShare: 0.05, maxAttempts: 100_000, ...(s.eventTime ? { eventTime: s.eventTime } : {}), requestTimeoutMs: 5000, backoffMaxMs: 2000, maxRetryAfterMs: 5000,
     drainTimeoutMs: 300_000, signal: stopTraffic.signal,
     onProgress: (p) => { generated = p.generated; }, progressIntervalMs: 200,
   });
@@ -244,7 +244,7 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
   const trafficMs = Date.now() - started;
   note(`  [${s.name}] traffic done: ${result.generated} clicks in ${trafficMs} ms, ${ledger.size} accepted, ${result.counters.retries} retries, ${result.unknown.length} unknown; draining`);
 
-  const from = started - 10 * 60_000;
+  const from = started - (s.lookbackMs ?? 10 * 60_000);
   const check: CheckResult & { drainMs: number } = await drainAndCheck(
     () => ({ apiUrl: stack.apiUrl, apiKey, ledger, adIds, fromMs: from, toMs: Date.now() + 10 * 60_000 }),
     { timeoutMs: o.short ? 150_000 : 300_000, stableMs: s.expectDifference ? 20_000 : 60_000, note },

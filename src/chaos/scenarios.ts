@@ -8,6 +8,7 @@ import {
   type FaultRecord,
 } from './faults.ts';
 import { signal, sleep } from './util.ts';
+import type { EventTimeFn } from '../simulate/traffic-model.ts';
 
 export interface ScenarioContext {
   readonly stack: ChaosStack;
@@ -31,12 +32,29 @@ export interface Scenario {
   readonly expectDifference?: boolean;
   /** Traffic before the first fault (ms). */
   readonly warmupMs?: number;
+  /** Event times of the scenario's clicks (default: the simulator's, now minus up to ~21 s). */
+  readonly eventTime?: EventTimeFn;
+  /** How far before the traffic started the ledger's event times reach (the check's range; default 10 min). */
+  readonly lookbackMs?: number;
   inject(ctx: ScenarioContext): Promise<void>;
   /** After the drain: extra checks (e.g. the dead-letter topic). */
   verify?(ctx: ScenarioContext): Promise<void>;
 }
 
 const pause = (ctx: ScenarioContext, shortMs: number, longMs: number) => sleep(ctx.short ? shortMs : longMs);
+
+/**
+ * Traffic beyond the happy envelope: 80 % current clicks (up to 1 s old), 10 % 3–20
+ * minutes late (past the 2-minute allowed lateness: late corrections), 10 % 1–3 hours late
+ * (well inside the accepted age). Right after a restore these are what a window operator
+ * without the pre-restart watermark would count as fresh windows (issue #15, defect 1).
+ */
+export const mixedLateness: EventTimeFn = (_seq, nowMs, rng) => {
+  const r = rng.next();
+  if (r < 0.8) return Math.floor(nowMs - rng.next() * 1000);
+  if (r < 0.9) return Math.floor(nowMs - 180_000 - rng.next() * 17 * 60_000);
+  return Math.floor(nowMs - 3_600_000 - rng.next() * 2 * 3_600_000);
+};
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -106,7 +124,9 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'flink-kill',
     stack: 'embedded',
-    description: 'kill -9 the Flink job process mid-stream, several times in a row (each restart must restore from the latest retained checkpoint)',
+    description: 'kill -9 the Flink job process mid-stream, several times in a row (each restart must restore from the latest retained checkpoint), while a fifth of the clicks are minutes late (beyond the allowed lateness) or hours late',
+    eventTime: mixedLateness,
+    lookbackMs: 3 * 3_600_000 + 10 * 60_000,
     async inject(ctx) {
       const kills = 3;
       for (let i = 0; i < kills; i++) {

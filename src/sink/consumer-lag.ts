@@ -42,9 +42,11 @@ export interface ConsumerLagReader {
   close(): Promise<void>;
 }
 
-/** One admin connection, opened on first use and again after a failure. */
-export function createConsumerLagReader(opts: { brokers: string; groupId: string; topics: readonly string[]; timeoutMs?: number; committed: () => ReadonlyMap<string, number> }): ConsumerLagReader {
-  const timeout = opts.timeoutMs ?? 3000;
+/**
+ * One admin connection, opened on first use and again after a failure: `use` runs a call
+ * on it and drops the connection when the call throws.
+ */
+function lazyAdmin(brokers: string, clientId: string, timeout: number) {
   let admin: KafkaJSTypes.Admin | null = null;
   const drop = async () => {
     const a = admin;
@@ -52,31 +54,42 @@ export function createConsumerLagReader(opts: { brokers: string; groupId: string
     await a?.disconnect().catch(() => undefined);
   };
   return {
-    async read() {
+    async use<T>(call: (a: KafkaJSTypes.Admin) => Promise<T>): Promise<T> {
       try {
         if (!admin) {
-          admin = new KafkaJS.Kafka({ kafkaJS: { brokers: opts.brokers.split(',').map((b) => b.trim()).filter(Boolean), clientId: 'adclick-sink-lag', logLevel: KafkaJS.logLevel.NOTHING, connectionTimeout: timeout, requestTimeout: timeout } }).admin();
+          admin = new KafkaJS.Kafka({ kafkaJS: { brokers: brokers.split(',').map((b) => b.trim()).filter(Boolean), clientId, logLevel: KafkaJS.logLevel.NOTHING, connectionTimeout: timeout, requestTimeout: timeout } }).admin();
           await admin.connect();
         }
-        const a = admin;
-        const mine = opts.committed();
-        const committed = opts.topics.map((topic) => ({
-          topic,
-          partitions: [...mine].filter(([k]) => k.startsWith(`${topic}\u0000`)).map(([k, offset]) => ({ partition: Number(k.slice(topic.length + 1)), offset: String(offset) })),
-        }));
-        const ends = await Promise.all(opts.topics.map(async (topic) => ({
-          topic,
-          partitions: await a.fetchTopicOffsets(topic, { timeout, isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED as never }),
-        })));
-        // Only partitions this sink has committed: after a restart, before the first commit,
-        // the figure would be a guess (the admin API that knows is unusable, see above).
-        return lagOf(committed, ends).filter((l) => mine.has(`${l.topic}\u0000${l.partition}`));
+        return await call(admin);
       } catch (err) {
         await drop();
         throw err;
       }
     },
     close: drop,
+  };
+}
+
+/** The sink group's lag, over one admin connection (lazyAdmin). */
+export function createConsumerLagReader(opts: { brokers: string; groupId: string; topics: readonly string[]; timeoutMs?: number; committed: () => ReadonlyMap<string, number> }): ConsumerLagReader {
+  const timeout = opts.timeoutMs ?? 3000;
+  const admin = lazyAdmin(opts.brokers, 'adclick-sink-lag', timeout);
+  return {
+    read: () => admin.use(async (a) => {
+      const mine = opts.committed();
+      const committed = opts.topics.map((topic) => ({
+        topic,
+        partitions: [...mine].filter(([k]) => k.startsWith(`${topic}\u0000`)).map(([k, offset]) => ({ partition: Number(k.slice(topic.length + 1)), offset: String(offset) })),
+      }));
+      const ends = await Promise.all(opts.topics.map(async (topic) => ({
+        topic,
+        partitions: await a.fetchTopicOffsets(topic, { timeout, isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED as never }),
+      })));
+      // Only partitions this sink has committed: after a restart, before the first commit,
+      // the figure would be a guess (the admin API that knows is unusable, see above).
+      return lagOf(committed, ends).filter((l) => mine.has(`${l.topic}\u0000${l.partition}`));
+    }),
+    close: admin.close,
   };
 }
 
@@ -87,35 +100,20 @@ export function createConsumerLagReader(opts: { brokers: string; groupId: string
  */
 export function createPartitionEndsReader(opts: { brokers: string; topics: readonly string[]; timeoutMs?: number }): { read(): Promise<Map<string, number>>; close(): Promise<void> } {
   const timeout = opts.timeoutMs ?? 3000;
-  let admin: KafkaJSTypes.Admin | null = null;
-  const drop = async () => {
-    const a = admin;
-    admin = null;
-    await a?.disconnect().catch(() => undefined);
-  };
+  const admin = lazyAdmin(opts.brokers, 'adclick-sink-fence', timeout);
   const levels = KafkaJS.IsolationLevel as unknown as { READ_UNCOMMITTED: number };
   return {
-    async read() {
-      try {
-        if (!admin) {
-          admin = new KafkaJS.Kafka({ kafkaJS: { brokers: opts.brokers.split(',').map((b) => b.trim()).filter(Boolean), clientId: 'adclick-sink-fence', logLevel: KafkaJS.logLevel.NOTHING, connectionTimeout: timeout, requestTimeout: timeout } }).admin();
-          await admin.connect();
+    read: () => admin.use(async (a) => {
+      const out = new Map<string, number>();
+      await Promise.all(opts.topics.map(async (topic) => {
+        for (const h of await a.fetchTopicOffsets(topic, { timeout, isolationLevel: levels.READ_UNCOMMITTED as never })) {
+          const hi = Number(h.high);
+          if (!Number.isFinite(hi)) throw new Error(`no end for ${topic}/${h.partition}`);
+          out.set(`${topic}\u0000${h.partition}`, hi);
         }
-        const a = admin;
-        const out = new Map<string, number>();
-        await Promise.all(opts.topics.map(async (topic) => {
-          for (const h of await a.fetchTopicOffsets(topic, { timeout, isolationLevel: levels.READ_UNCOMMITTED as never })) {
-            const hi = Number(h.high);
-            if (!Number.isFinite(hi)) throw new Error(`no end for ${topic}/${h.partition}`);
-            out.set(`${topic}\u0000${h.partition}`, hi);
-          }
-        }));
-        return out;
-      } catch (err) {
-        await drop();
-        throw err;
-      }
-    },
-    close: drop,
+      }));
+      return out;
+    }),
+    close: admin.close,
   };
 }

@@ -22,7 +22,8 @@ const dataDir = mkdtempSync(join(tmpdir(), 'adclick-sinkkafka-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
 const logger = createLogger('test', 'silent');
 
-test('sink against a real Kafka broker', { timeout: 180_000 }, async () => {
+/** A real broker with the sink's six topics (2 partitions each, fresh names) and a client. */
+async function brokerWithSinkTopics() {
   const kafka = await startTestKafka({ after });
   const topics = { aggregates: kafka.uniqueTopic('agg'), watermarks: kafka.uniqueTopic('wm'), late: kafka.uniqueTopic('late'), dlq: kafka.uniqueTopic('dlq'), deduped: kafka.uniqueTopic('deduped'), audit: kafka.uniqueTopic('audit') };
   const client = new KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJS.logLevel.NOTHING } });
@@ -30,6 +31,11 @@ test('sink against a real Kafka broker', { timeout: 180_000 }, async () => {
   await admin.connect();
   await admin.createTopics({ topics: Object.values(topics).map((topic) => ({ topic, numPartitions: 2 })) });
   await admin.disconnect();
+  return { kafka, topics, client };
+}
+
+test('sink against a real Kafka broker', { timeout: 180_000 }, async () => {
+  const { kafka, topics, client } = await brokerWithSinkTopics();
   const producer = client.producer({ kafkaJS: { idempotent: true } });
   await producer.connect();
   // An hour-aligned time a day ago: inside raw_clicks' 7-day TTL whatever the date (a fixed
@@ -70,13 +76,7 @@ test('sink against a real Kafka broker', { timeout: 180_000 }, async () => {
 });
 
 test('watermark fence on a real broker: a watermark read ahead of a transactional raw-clicks backlog is stored after it, also when only commit markers are left', { timeout: 240_000 }, async () => {
-  const kafka = await startTestKafka({ after });
-  const topics = { aggregates: kafka.uniqueTopic('agg'), watermarks: kafka.uniqueTopic('wm'), late: kafka.uniqueTopic('late'), dlq: kafka.uniqueTopic('dlq'), deduped: kafka.uniqueTopic('deduped'), audit: kafka.uniqueTopic('audit') };
-  const client = new KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJS.logLevel.NOTHING } });
-  const admin = client.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: Object.values(topics).map((topic) => ({ topic, numPartitions: 2 })) });
-  await admin.disconnect();
+  const { kafka, topics, client } = await brokerWithSinkTopics();
   const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 26 * 3_600_000;
   // As the job writes: raw clicks in transactions (each ends with a commit marker), then the
   // watermark in its own transaction. The backlog is many sink batches long.

@@ -4,7 +4,7 @@ import { createLogger } from '../../../src/shared/logger.ts';
 import { WindowAggregate } from '../../../src/shared/proto.ts';
 import { AggregateSink, type SinkConsumer } from '../../../src/sink/aggregate-sink.ts';
 import { buildBatch, type SinkMessage, type TopicPartitionOffset } from '../../../src/sink/batch.ts';
-import type { Store } from '../../../src/store/store.ts';
+import { fakeStore } from './fake-store.ts';
 
 const logger = createLogger('test', 'silent');
 const T0 = Date.UTC(2026, 10, 27, 10, 0);
@@ -23,26 +23,6 @@ class FakeConsumer implements SinkConsumer {
   pause() { this.events.push('pause'); }
   resume() { this.events.push('resume'); }
   async stop() { this.events.push('stop'); }
-}
-
-function fakeStore(events: string[], failTimes = 0) {
-  const inserted: { table: string; rows: readonly Record<string, unknown>[] }[] = [];
-  let failures = failTimes;
-  const store: Store = {
-    storagePolicy: '',
-    kind: 'server',
-    capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true },
-    async query() { return []; },
-    async insert(table, rows) {
-      if (failures > 0) { failures--; events.push('insert-failed'); throw new Error('ClickHouse down'); }
-      events.push(`insert:${table}`);
-      inserted.push({ table, rows });
-    },
-    async command() {},
-    async ping() { return true; },
-    async close() {},
-  };
-  return { store, inserted };
 }
 
 const until = async (cond: () => boolean, ms = 3000) => {

@@ -7,7 +7,7 @@ import { ClickEvent, WatermarkProgress } from '../../../src/shared/proto.ts';
 import { AggregateSink, type SinkConsumer } from '../../../src/sink/aggregate-sink.ts';
 import type { SinkMessage, TopicPartitionOffset } from '../../../src/sink/batch.ts';
 import { passedFence, partitionKey, WatermarkFence } from '../../../src/sink/watermark-fence.ts';
-import type { Store } from '../../../src/store/store.ts';
+import { fakeStore } from './fake-store.ts';
 
 const logger = createLogger('test', 'silent');
 const T0 = Date.UTC(2026, 10, 27, 10, 0);
@@ -55,21 +55,6 @@ class FakeConsumer implements SinkConsumer {
   pause() {}
   resume() {}
   async stop() {}
-}
-
-function fakeStore() {
-  const inserted: { table: string; rows: readonly Record<string, unknown>[] }[] = [];
-  const store: Store = {
-    storagePolicy: '',
-    kind: 'server',
-    capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true },
-    async query() { return []; },
-    async insert(table, rows) { inserted.push({ table, rows }); },
-    async command() {},
-    async ping() { return true; },
-    async close() {},
-  };
-  return { store, inserted };
 }
 
 const watermarkMsg = (offset: number, wm: number): SinkMessage => ({
