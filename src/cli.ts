@@ -10,6 +10,8 @@ usage: adclick <command> [options]
                            demo API key and light traffic (20 clicks/s, 30 min) on reserved ids
   down                     stop a stack started by \`adclick up\` elsewhere
   status                   show each part of a running stack
+  savepoint [--stop]       savepoint of the running Flink job into <data dir>/flink/savepoints;
+                           --stop: stop-with-savepoint, then \`down\`, upgrade, \`up\` resumes from it
   simulate [options]       send realistic signed traffic and write a ground-truth ledger
                            (--rate N/s --duration 60s|--count N --batch N --seed N ...; --help)
   verify --ledger FILE... [--wait D] [--key ADV=KEY]
@@ -42,6 +44,8 @@ async function main(): Promise<number> {
       return (await import('./stack/cli-commands.ts')).downCommand();
     case 'status':
       return (await import('./stack/cli-commands.ts')).statusCommand();
+    case 'savepoint':
+      return (await import('./stack/savepoint-command.ts')).runSavepoint(rest);
     case 'simulate':
       return (await import('./simulate/simulate-command.ts')).runSimulate(rest);
     case 'verify':

@@ -6,6 +6,7 @@ import { statusFigures } from './status-figures.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { isAlive, readSupervisorPid } from './pid-files.ts';
 import { statusFromPidFiles, stopFromPidFiles, type ProcessStatus } from './supervisor.ts';
+import { flinkStateFiles, readStopMarker, type StopMarker } from './checkpoints.ts';
 import { runDirOf, up, type UpOptions } from './up.ts';
 import { DEMO_ADVERTISER_ID, DEMO_CATALOGUE, DEMO_ID_FLOOR, demoRange } from '../simulate/demo-catalogue.ts';
 
@@ -207,7 +208,19 @@ export async function statusCommand(deps: CommandDeps = {}): Promise<number> {
   const rows = await statusFromPidFiles(runDir);
   const supAlive = supPid !== undefined && isAlive(supPid);
   print(renderStatus({ pid: supPid, alive: supAlive }, rows));
+  // After `adclick savepoint --stop` the job's process has exited 0 (not restarted: the
+  // supervisor restarts on failure only), so it has no row; say so instead of nothing.
+  const stopped = rows.some((r) => r.name === 'flink' && r.alive) ? undefined : readStopMarker(flinkStateFiles(config.dataDir).stopMarker);
+  if (stopped) print(renderStoppedJob(stopped, supAlive));
   if (supAlive) print(`\n${(await statusFigures(config)).join('\n')}\n`);
   if (!supAlive && rows.length === 0) return 3;
-  return rows.every((r) => r.alive && r.healthy !== false) && supAlive ? 0 : 1;
+  return !stopped && rows.every((r) => r.alive && r.healthy !== false) && supAlive ? 0 : 1;
+}
+
+/** The `adclick status` line for a job stopped by `adclick savepoint --stop`. */
+export function renderStoppedJob(m: StopMarker, stackRunning: boolean): string {
+  return stackRunning
+    ? `flink       STOPPED with a savepoint at ${m.at} (adclick savepoint --stop): ${m.savepoint}\n` +
+      '            clicks are still accepted into Kafka and counted once the job runs again; next: adclick down; upgrade; adclick up (starts from that savepoint)\n'
+    : `flink job stopped with a savepoint at ${m.at}: ${m.savepoint}; \`adclick up\` starts from it\n`;
 }

@@ -6,8 +6,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { configToEnv, type Config } from '../shared/config.ts';
-import type { Logger } from '../shared/logger.ts';
-import { latestCheckpoint } from './checkpoints.ts';
+import { createLogger, type Logger } from '../shared/logger.ts';
+import { chooseRestorePoint, clearStopMarker, flinkStateFiles, type RestorePoint } from './checkpoints.ts';
 import { ensureFlinkJar, flinkJarPath } from './flink-jar.ts';
 import { ensureKafkaDist } from './kafka-dist.ts';
 import { brokerBootstrap, brokerServiceSpec } from './kafka-broker.ts';
@@ -27,6 +27,8 @@ export interface StackContext {
   readonly redisReachable: boolean;
   /** Environment for Node/Java children: inherited + the stack's addresses. */
   readonly childEnv: NodeJS.ProcessEnv;
+  /** The launcher's logger (default: a new one at config.logLevel). */
+  readonly logger?: Logger;
 }
 
 export interface UpOptions {
@@ -89,17 +91,46 @@ export function gatewayService(ctx: StackContext): ServiceSpec {
 }
 
 /**
- * The Flink job in a local MiniCluster (its own JVM), restarted from its newest retained
- * checkpoint each time: args are recomputed before every start.
+ * The Flink job in a local MiniCluster (its own JVM). Before every start (args are
+ * recomputed each time) it picks its restore point: the newest completed checkpoint or
+ * savepoint (`<dataDir>/flink/savepoints`, see `adclick savepoint`), skipping one that
+ * starts already failed from twice without a newer checkpoint completing, and removes
+ * checkpoint job directories no restore can need (checkpoints.ts chooseRestorePoint).
  */
 export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRoot)): ServiceSpec {
   const { config } = ctx;
   const checkpointDir = checkpointDirOf(config);
+  const files = flinkStateFiles(config.dataDir);
+  const log = (ctx.logger ?? createLogger('stack', config.logLevel)).child({ module: 'flink-restore' });
+  const chooseRestore = (attempt: number): RestorePoint | 'refuse' | undefined => {
+    const c = chooseRestorePoint({ checkpointDir, savepointDir: files.savepointDir, stateFile: files.stateFile });
+    if (c.stateError) log.warn({ file: files.stateFile, err: c.stateError }, 'cannot write the restore bookkeeping: a failing restore point will not be skipped');
+    if (c.removed.length) log.info({ removed: c.removed }, 'removed checkpoint directories older than every restore point kept');
+    if (c.skipped.length) log.warn({ skipped: c.skipped.map((p) => p.path) }, 'skipping restore points the job failed to get past (started from twice, no newer checkpoint completed)');
+    if (c.exhausted) {
+      const msg = `every restore point of the Flink job was given up on (${c.skipped.map((p) => p.path).join(', ')}); ` +
+        'starting without state would lose the dedup and window state, so the job is not started. Look at the job\'s log, then ' +
+        `delete ${files.stateFile} to try them again, or remove ${checkpointDir} (and savepoints) to start from nothing on purpose`;
+      // `adclick up` fails with this message. A restart cannot: the supervisor would leave
+      // the job in backoff for good when args throw, so the JVM is made to fail at once
+      // instead, until the supervisor gives up and the stack stops.
+      if (attempt === 0) throw new Error(msg);
+      log.error(msg);
+      return 'refuse';
+    }
+    if (clearStopMarker(files.stopMarker)) log.info('the job was stopped with a savepoint; starting it again');
+    if (c.point) {
+      log[c.starts > 1 || c.skipped.length ? 'warn' : 'info']({ restoreFrom: c.point.path, kind: c.point.kind, start: c.starts },
+        c.starts > 1 ? `starting the Flink job from the same ${c.point.kind} again (start ${c.starts}; after 2 without a newer checkpoint the next start falls back to an older one)` : `starting the Flink job from its newest usable ${c.point.kind}`);
+    } else log.info('no checkpoint or savepoint yet: starting the Flink job without state');
+    return c.point;
+  };
   return {
     name: 'flink',
     command: 'java',
-    args: () => {
-      const restore = latestCheckpoint(checkpointDir);
+    args: ({ attempt }) => {
+      const restore = chooseRestore(attempt);
+      if (restore === 'refuse') return ['-XX:+AdClickEveryRestorePointGivenUp']; // "Unrecognized VM option": exit 1
       return [
         `-Xmx${config.flinkHeap}`, '-cp', jar, 'io.adclick.flink.ClickAggregationJob',
         '--bootstrap-servers', ctx.kafkaBootstrap,
@@ -199,7 +230,7 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
 
     // Children get exactly this config (which may carry overrides), not just our env.
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...configToEnv(config), KAFKA_BROKERS: kafkaBootstrap };
-    const context: StackContext = { config, repoRoot, kafkaBootstrap, redisReachable, childEnv };
+    const context: StackContext = { config, repoRoot, kafkaBootstrap, redisReachable, childEnv, logger: log };
     const services = (opts.services ?? defaultServices)(context);
     for (const spec of services) {
       const entry = spec.command === process.execPath && Array.isArray(spec.args) ? (spec.args as readonly string[]).find((a) => a.endsWith('.ts')) : undefined;
