@@ -316,6 +316,13 @@ export class AggregateSink {
     }
     // When the position was first seen past this fence (samples come every second).
     let since = this.positionPassedAt.get(seenKey);
+    // A sighting from before the last resume does not count (a paused consumer delivers
+    // nothing): observe again from a sample taken since.
+    if (since !== undefined && since < this.resumedAt) {
+      since = undefined;
+      this.positionPassedAt.delete(seenKey);
+      if (pos.at < this.resumedAt) return false;
+    }
     if (since === undefined) {
       since = pos.at;
       if (this.positionPassedAt.size > 10_000) this.positionPassedAt.clear();
