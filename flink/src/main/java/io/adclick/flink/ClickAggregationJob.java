@@ -33,9 +33,11 @@ import java.util.concurrent.TimeUnit;
  *     |  + per-partition idleness watermarks, offsets committed-or-earliest
  *   split [split-dead-letters] --(side: DeadLetter)--------------------------> `clicks-dlq` [sink-clicks-dlq]
  *     |
- *   keyBy(impression_id, event_type) -> dedup [dedup-impression-event]  (RocksDB ValueState, TTL 26h,
- *     |                                                                  metric duplicatesDropped)
- *   keyBy(ad_id) x3 -> tumbling event-time windows 1m/5m/1h [window-1m|5m|1h]
+ *   keyBy(impression_id, event_type) -> dedup [dedup-impression-event]  (RocksDB ValueState: mark kept until
+ *     |   the watermark passes event time + --dedup-ttl-ms (event-time timer), metric duplicatesDropped)
+ *   keyBy(ad_id) -> [restored-watermark-gate]  (after a restore, first emits the pre-restart watermark
+ *     |   from union operator state, so lateness is judged as before the restart)
+ *     |-- forward (chained) x3 -> tumbling event-time windows 1m/5m/1h [window-1m|5m|1h], counted per owner
  *     |   trigger: provisional early firing every --early-fire-interval-ms if changed (final=false),
  *     |   final firing when the watermark passes the window end, immediate re-firing for clicks within
  *     |   --allowed-lateness-ms (final=true, full count); later clicks -> side output

@@ -52,6 +52,7 @@ public final class JobConfig implements Serializable {
         DEFAULTS.put("idleness-ms", "10000");
         DEFAULTS.put("allowed-lateness-ms", "120000");
         DEFAULTS.put("early-fire-interval-ms", "2000");
+        // dedup horizon in event time (not a processing-time TTL), see dedupTtlMs
         DEFAULTS.put("dedup-ttl-ms", Long.toString(Duration.ofHours(26).toMillis()));
         DEFAULTS.put("transaction-timeout-ms", "900000");
         DEFAULTS.put("transactional-id-prefix", "adclick-agg");
@@ -87,6 +88,13 @@ public final class JobConfig implements Serializable {
     public final long idlenessMs;
     public final long allowedLatenessMs;
     public final long earlyFireIntervalMs;
+    /**
+     * Dedup horizon, in event time: a click's (impression_id, event_type) mark is kept until the
+     * watermark passes its event time + this (see DedupFunction). Must cover the gateway's maximum
+     * accepted click age + clock skew + a margin (the launcher passes 24 h + 5 min + 1 h); however far
+     * the job lags behind the clock, a retry within that age is dropped. (Named "ttl" for compatibility:
+     * before issue #15 it was a processing-time state TTL.)
+     */
     public final long dedupTtlMs;
     public final long transactionTimeoutMs;
     public final String transactionalIdPrefix;
