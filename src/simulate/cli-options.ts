@@ -26,6 +26,28 @@ export class UsageError extends Error {
 }
 
 /**
+ * A command's parsed arguments, or the exit code the command ends with: 2 after printing
+ * the mistake and the help for a UsageError, 0 after printing the help for --help.
+ */
+export function parseCommandLine<T extends { readonly help?: boolean }>(
+  parse: () => T, help: string, out: { write(s: string): unknown }, err: { write(s: string): unknown }, prefix = '',
+): T | number {
+  let args: T;
+  try {
+    args = parse();
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err.write(`${prefix}${e.message}\n\n${help}`);
+    return 2;
+  }
+  if (args.help) {
+    out.write(help);
+    return 0;
+  }
+  return args;
+}
+
+/**
  * The signing key to use: --key-id/--secret if given; --key-id alone is looked up in the
  * configured keys; otherwise the first configured key, else the development key.
  */

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../shared/config.ts';
-import { parseDuration, UsageError } from '../simulate/cli-options.ts';
+import { parseCommandLine, parseDuration, UsageError } from '../simulate/cli-options.ts';
 import { flinkStateFiles, writeStopMarker } from './checkpoints.ts';
 
 const HELP = `usage: adclick savepoint [--stop] [--timeout D]
@@ -95,20 +95,8 @@ export function localPath(location: string): string {
 export async function runSavepoint(argv: readonly string[], deps: SavepointDeps = {}): Promise<number> {
   const out = deps.stdout ?? process.stdout;
   const err = deps.stderr ?? process.stderr;
-  let args: SavepointArgs;
-  try {
-    args = parseSavepointArgs(argv);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      err.write(`${e.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw e;
-  }
-  if (args.help) {
-    out.write(HELP);
-    return 0;
-  }
+  const args = parseCommandLine<SavepointArgs>(() => parseSavepointArgs(argv), HELP, out, err);
+  if (typeof args === 'number') return args;
   const config = deps.config ?? loadConfig();
   const doFetch = deps.fetch ?? fetch;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { adminRequest } from '../shared/admin-client.ts';
 import { loadConfig, type Config } from '../shared/config.ts';
 import { Ledger, type LedgerEntry } from '../simulate/ledger.ts';
-import { parseDuration, parseNumber, UsageError } from '../simulate/cli-options.ts';
+import { parseCommandLine, parseDuration, parseNumber, UsageError } from '../simulate/cli-options.ts';
 import { fetchGet, formatMismatch, verifyLedger, type ApiGet, type VerifyReport } from './ledger-verify.ts';
 
 const HELP = `usage: adclick verify --ledger FILE [--ledger FILE ...] [options]
@@ -43,20 +43,8 @@ export interface VerifyCommandDeps {
 export async function runVerify(argv: readonly string[], deps: VerifyCommandDeps = {}): Promise<number> {
   const out = deps.stdout ?? process.stdout;
   const err = deps.stderr ?? process.stderr;
-  let args;
-  try {
-    args = parseCli(argv);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      err.write(`${e.message}\n\n${HELP}`);
-      return 2;
-    }
-    throw e;
-  }
-  if (args.help) {
-    out.write(HELP);
-    return 0;
-  }
+  const args = parseCommandLine(() => parseCli(argv), HELP, out, err);
+  if (typeof args === 'number') return args;
   const config = deps.config ?? loadConfig();
   const entries: LedgerEntry[] = [];
   const seen = new Set<string>();
