@@ -18,9 +18,6 @@ import io.adclick.proto.v1.LateClick;
 import io.adclick.proto.v1.WindowAggregate;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.api.connector.sink2.Sink;
-import org.apache.flink.api.connector.sink2.SinkWriter;
-import org.apache.flink.api.connector.sink2.WriterInitContext;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
@@ -36,13 +33,11 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -61,34 +56,7 @@ class PipelineITCase {
                     .setNumberSlotsPerTaskManager(2)
                     .build());
 
-    static final Map<String, List<Object>> RESULTS = new ConcurrentHashMap<>();
-
-    /** Test sink collecting into a static map (same JVM). */
-    static final class CollectSink<T> implements Sink<T> {
-        private static final long serialVersionUID = 1L;
-        private final String name;
-
-        CollectSink(String name) {
-            this.name = name;
-        }
-
-        @Override
-        public SinkWriter<T> createWriter(WriterInitContext context) {
-            List<Object> list = RESULTS.computeIfAbsent(name, k -> Collections.synchronizedList(new ArrayList<>()));
-            return new SinkWriter<>() {
-                @Override
-                public void write(T element, Context ctx) {
-                    list.add(element);
-                }
-
-                @Override
-                public void flush(boolean endOfInput) {}
-
-                @Override
-                public void close() {}
-            };
-        }
-    }
+    static final Map<String, List<Object>> RESULTS = CollectSink.RESULTS;
 
     private static final long T0 = 1_700_000_000_000L; // not hour aligned on purpose
     private static final long[] SIZES = {60_000L, 300_000L, 3_600_000L};

@@ -9,9 +9,6 @@ import io.adclick.flink.model.WindowResult;
 
 import org.apache.flink.api.common.functions.FlatMapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.api.connector.sink2.Sink;
-import org.apache.flink.api.connector.sink2.SinkWriter;
-import org.apache.flink.api.connector.sink2.WriterInitContext;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
@@ -33,7 +30,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -59,38 +55,11 @@ class RestoreLatenessITCase {
                     .setNumberSlotsPerTaskManager(2)
                     .build());
 
-    static final Map<String, List<Object>> RESULTS = new ConcurrentHashMap<>();
+    static final Map<String, List<Object>> RESULTS = CollectSink.RESULTS;
     static final Map<String, List<IngestRecord>> INPUTS = new ConcurrentHashMap<>();
 
     private static final long T0 = 1_700_000_040_000L; // 1m aligned, 5m/1h not
     private static final long AD = 1;
-
-    /** Test sink collecting into a static map (same JVM). */
-    static final class CollectSink<T> implements Sink<T> {
-        private static final long serialVersionUID = 1L;
-        private final String name;
-
-        CollectSink(String name) {
-            this.name = name;
-        }
-
-        @Override
-        public SinkWriter<T> createWriter(WriterInitContext context) {
-            List<Object> list = RESULTS.computeIfAbsent(name, k -> Collections.synchronizedList(new ArrayList<>()));
-            return new SinkWriter<>() {
-                @Override
-                public void write(T element, Context ctx) {
-                    list.add(element);
-                }
-
-                @Override
-                public void flush(boolean endOfInput) {}
-
-                @Override
-                public void close() {}
-            };
-        }
-    }
 
     /**
      * Sequence number -> the n-th record of a named input; past its end it emits nothing and sleeps a
