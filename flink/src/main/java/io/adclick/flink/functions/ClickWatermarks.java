@@ -77,8 +77,19 @@ public final class ClickWatermarks {
         @Override
         public void onEvent(IngestRecord r, long eventTimestamp, WatermarkOutput output) {
             if (eventTimestamp == Long.MIN_VALUE) return; // dead letter: no time, not activity
-            maxEventTime = Math.max(maxEventTime, eventTimestamp);
+            maxEventTime = Math.max(maxEventTime, watermarkTimeOf(r, eventTimestamp));
             lastClickAt = clock.getAsLong();
+        }
+
+        /**
+         * The time a click vouches for: its event time, but never later than its gateway receive time.
+         * The gateway accepts event times up to its clock-skew allowance (5 min) in the future; such a
+         * click must not push the watermark past the honest clicks received with it (issue #15, defect 9).
+         * The click itself keeps its event time for its window.
+         */
+        static long watermarkTimeOf(IngestRecord r, long eventTimestamp) {
+            long received = r != null && r.click != null ? r.click.receivedAtMs : 0;
+            return received > 0 ? Math.min(eventTimestamp, received) : eventTimestamp;
         }
 
         @Override

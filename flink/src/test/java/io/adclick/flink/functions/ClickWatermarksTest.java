@@ -75,6 +75,33 @@ class ClickWatermarksTest {
         }
     }
 
+    /**
+     * Issue #15, defect 9: the gateway accepts event times up to its clock skew allowance (5 min)
+     * ahead of its receive time. Such a click must not push the watermark past the honest clicks
+     * received with it (they would all be late, beyond the 2-minute allowed lateness): for the
+     * watermark, a click's time is capped at its gateway receive time.
+     */
+    @Test
+    void aClickFromTheFutureDoesNotPushTheWatermarkPastHonestClicks() {
+        AtomicLong now = new AtomicLong(1_000_000);
+        var g = new ClickWatermarks.ClockFollowingWatermarks(5_000, 0, now::get);
+        Out out = new Out();
+        g.onEvent(received(1_000_000, 999_500), 999_500, out);
+        g.onEvent(received(1_000_100, 1_000_100 + 300_000), 1_000_100 + 300_000, out); // 5 min ahead
+        g.onPeriodicEmit(out);
+        assertEquals(1_000_100 - 5_001, out.last(), "watermark from the receive time, not the claimed future");
+        g.onEvent(received(1_200_000, 1_199_000), 1_199_000, out);
+        g.onPeriodicEmit(out);
+        assertEquals(1_199_000 - 5_001, out.last(), "honest clicks move it on as before");
+    }
+
+    static IngestRecord received(long receivedAtMs, long eventTimeMs) {
+        Click c = new Click();
+        c.eventTimeMs = eventTimeMs;
+        c.receivedAtMs = receivedAtMs;
+        return IngestRecord.ofClick(c);
+    }
+
     @Test
     void zeroIdleAfterDisablesClockFollowing() {
         AtomicLong now = new AtomicLong(1_000_000);
