@@ -134,11 +134,16 @@ export class AggregateSink {
     // After stop began nothing new is taken: uncommitted records are re-delivered later.
     if (this.stopping || msgs.length === 0) return;
     if (this.buffer.length === 0) this.firstAt = this.now();
-    for (const m of msgs) {
-      this.buffer.push(m);
-      const key = partitionKey(m.topic, m.partition);
-      const next = Number(m.offset) + 1;
-      if ((this.delivered.get(key) ?? -1) < next) this.delivered.set(key, next);
+    for (const m of msgs) this.buffer.push(m);
+    // The fence's "everything delivered is stored": one update per partition of the call
+    // (the consumer delivers one partition's records in order per call), not per record.
+    if (this.fence) {
+      let last: SinkMessage | undefined;
+      for (const m of msgs) {
+        if (last && (m.topic !== last.topic || m.partition !== last.partition)) this.noteDelivered(last);
+        last = m;
+      }
+      if (last) this.noteDelivered(last);
     }
     if (lag) this.metrics.consumerLag.set({ topic: lag.topic, partition: String(lag.partition) }, lag.lag);
     if (this.buffer.length >= this.maxRows) {
@@ -146,6 +151,12 @@ export class AggregateSink {
       if (this.buffer.length >= 2 * this.maxRows) this.setPaused(true);
       this.kick();
     }
+  }
+
+  private noteDelivered(m: SinkMessage): void {
+    const key = partitionKey(m.topic, m.partition);
+    const next = Number(m.offset) + 1;
+    if ((this.delivered.get(key) ?? -1) < next) this.delivered.set(key, next);
   }
 
   private setPaused(p: boolean): void {
