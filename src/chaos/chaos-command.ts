@@ -5,7 +5,8 @@ import { SCENARIOS } from './scenarios.ts';
 const USAGE = `usage: adclick chaos [--all | --scenario <name>...] [--clicks N] [--rate N] [--short] [--json] [--keep]
 
 Drives whole local stacks with signed simulator traffic, injects one fault per scenario,
-drains, and compares every (ad, window) count at 1m/5m/1h with the ground-truth ledger.
+drains, and compares every (ad, window) and (campaign, window) count at 1m/5m/1h, as
+each advertiser sees it, with the ground-truth ledger.
 
   --all              every scenario (the negative control included)
   --scenario NAME    one scenario (repeatable, or comma-separated)

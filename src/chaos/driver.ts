@@ -1,8 +1,9 @@
 // The chaos driver: for each stack kind it starts one whole stack, then runs that kind's
 // scenarios one after another. Per scenario: signed traffic from the simulator (its own
 // id range and ledger; duplicates, retries, out-of-order real-time event times) flows
-// before, during and after the fault; then the drain waits until every (ad, window)
-// count at 1m/5m/1h equals the ledger (or stops changing), and the checker reports.
+// before, during and after the fault; then the drain waits until every (ad, window) and
+// (campaign, window) count at 1m/5m/1h, as each advertiser sees it, equals the ledger (or
+// stops changing), and the checker reports.
 //
 // Time to recover (per fault): from the moment the fault was injected until the
 // scenario's total count in the query API first grows beyond the highest value seen
@@ -193,6 +194,7 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
   const advertiser = 1000 + index;
   const adIdBase = index * 100_000 + 1;
   const adIds = Array.from({ length: ADS_PER_SCENARIO }, (_, i) => adIdBase + i);
+  const campaignIdBase = index * 1000 + 1;
   const apiKey = await stack.apiKey(advertiser);
   const ledger = Ledger.inMemory();
   const ctx: ScenarioContext = {
@@ -219,7 +221,7 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
     url: stack.gatewayUrl, keyId: stack.keyId, secret: stack.secret, ledger,
     rate: o.rate, durationMs: 30 * 60_000, batchSize: 20, concurrency: 32,
     seed: index * 7919, ads: ADS_PER_SCENARIO, campaigns: CAMPAIGNS_PER_SCENARIO, advertisers: 1,
-    adIdBase, campaignIdBase: index * 1000 + 1, advertiserIdBase: advertiser,
+    adIdBase, campaignIdBase, advertiserIdBase: advertiser,
     duplicateShare: 0.05, maxAttempts: 100_000, ...(s.eventTime ? { eventTime: s.eventTime } : {}), requestTimeoutMs: 5000, backoffMaxMs: 2000, maxRetryAfterMs: 5000,
     drainTimeoutMs: 300_000, signal: stopTraffic.signal,
     onProgress: (p) => { generated = p.generated; }, progressIntervalMs: 200,
@@ -245,8 +247,12 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
   note(`  [${s.name}] traffic done: ${result.generated} clicks in ${trafficMs} ms, ${ledger.size} accepted, ${result.counters.retries} retries, ${result.unknown.length} unknown; draining`);
 
   const from = started - (s.lookbackMs ?? 10 * 60_000);
+  // Every advertiser the scenario's clicks were signed with is checked through its own key.
+  const keys = new Map<number, string>();
+  for (const e of ledger) if (e.advertiser_id !== advertiser && !keys.has(e.advertiser_id)) keys.set(e.advertiser_id, await stack.apiKey(e.advertiser_id));
+  const campaignIds = Array.from({ length: CAMPAIGNS_PER_SCENARIO }, (_, i) => campaignIdBase + i);
   const check: CheckResult & { drainMs: number } = await drainAndCheck(
-    () => ({ apiUrl: stack.apiUrl, apiKey, ledger, adIds, fromMs: from, toMs: Date.now() + 10 * 60_000 }),
+    () => ({ apiUrl: stack.apiUrl, apiKey, advertiserId: advertiser, keys, ledger, adIds, campaignIds, fromMs: from, toMs: Date.now() + 10 * 60_000 }),
     { timeoutMs: o.short ? 150_000 : 300_000, stableMs: s.expectDifference ? 20_000 : 60_000, note },
   );
   await sleep(600);
