@@ -19,7 +19,7 @@ import { freePort } from '../test/helpers/kafka.ts';
 const seconds = Number(process.argv[2] ?? 200);
 const dataDir = await mkdtemp(join(tmpdir(), 'adclick-fresh-'));
 const ports = { gatewayPort: await freePort(), queryPort: await freePort(), adminPort: await freePort(), kafkaPort: await freePort(), kafkaControllerPort: await freePort(), flinkUiPort: await freePort() };
-const config = loadConfig(process.env, { ...ports, kafkaBrokers: `127.0.0.1:${ports.kafkaPort}`, dataDir, signingKeys: 'fresh:fresh-secret', logLevel: 'warn', rateLimitPerSec: 100_000, rateLimitBurst: 100_000, queryRateLimitPerSec: 10_000, queryRateLimitBurst: 10_000 });
+const config = loadConfig(process.env, { ...ports, kafkaBrokers: `127.0.0.1:${ports.kafkaPort}`, dataDir, signingKeys: 'fresh:fresh-secret-at-least-32-bytes-long', logLevel: 'warn', rateLimitPerSec: 100_000, rateLimitBurst: 100_000, queryRateLimitPerSec: 10_000, queryRateLimitBurst: 10_000 });
 const log = createWriteStream(join(dataDir, 'stack.log'));
 const stack = await up(config, { logger: createLogger('freshness', 'warn'), print: (t) => log.write(t), output: (n, l) => log.write(`[${n}] ${l}\n`), color: false });
 const stop = async () => { await stack.stop(); log.end(); await rm(dataDir, { recursive: true, force: true }); };
@@ -31,7 +31,7 @@ try {
   const gw = `http://127.0.0.1:${config.gatewayPort}`;
   const api = `http://127.0.0.1:${config.queryPort}`;
   const ac = new AbortController();
-  const background = simulate({ url: gw, keyId: 'fresh', secret: 'fresh-secret', rate: 200, durationMs: seconds * 1000, batchSize: 20, ads: 2000, campaigns: 200, advertisers: 20, signal: ac.signal });
+  const background = simulate({ url: gw, keyId: 'fresh', secret: 'fresh-secret-at-least-32-bytes-long', rate: 200, durationMs: seconds * 1000, batchSize: 20, ads: 2000, campaigns: 200, advertisers: 20, signal: ac.signal });
 
   const accepted: { t: number; ts: number }[] = [];
   const visible = new Map<string, number[]>([['1m', []], ['5m', []], ['1h', []]]);
@@ -43,7 +43,7 @@ try {
   const sender = setInterval(async () => {
     if (Date.now() - t0 > (seconds - 20) * 1000) return;
     const c = { impression_id: `imp_fresh_${t0}_${++seq}`, event_type: 'click', ad_id: PROBE_AD, campaign_id: PROBE_CAMPAIGN, advertiser_id: ADV, user_id: 'probe', timestamp: Date.now(), key_id: 'fresh' };
-    const body = JSON.stringify({ ...c, signature: signClick(c, 'fresh-secret') });
+    const body = JSON.stringify({ ...c, signature: signClick(c, 'fresh-secret-at-least-32-bytes-long') });
     const res = await fetch(`${gw}/v1/clicks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     if (res.status === 202) accepted.push({ t: Date.now(), ts: c.timestamp });
   }, 1000);

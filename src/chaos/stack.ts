@@ -72,7 +72,7 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<ChaosStack>
       redisUrl: redis.url,
       clickhouseUrl: clickhouse?.url ?? '',
       clickhouseTimeoutMs: 5000,
-      signingKeys: 'chaos:chaos-secret',
+      signingKeys: 'chaos:chaos-secret-at-least-32-bytes-long',
       rateLimitPerSec: 1_000_000,
       rateLimitBurst: 1_000_000,
       queryRateLimitPerSec: 100_000,
@@ -105,7 +105,7 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<ChaosStack>
       checkpointDir: checkpointDirOf(config),
       sinkCrashFile,
       keyId: 'chaos',
-      secret: 'chaos-secret',
+      secret: 'chaos-secret-at-least-32-bytes-long',
       async apiKey(adv) {
         let k = keys.get(adv);
         if (!k) {

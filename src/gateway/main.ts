@@ -4,7 +4,7 @@
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { loadConfig, parseSigningKeys, DEV_SIGNING_KEYS } from '../shared/config.ts';
+import { loadConfig, signingKeysFor } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createRegistry, Counter } from '../shared/metrics.ts';
 import { createOptionalRedis } from '../shared/redis.ts';
@@ -20,9 +20,9 @@ const announce = !cluster.isWorker; // start-up warnings once per gateway, not o
 
 let signingKeys: Map<string, string>;
 try {
-  signingKeys = parseSigningKeys(config.signingKeys || DEV_SIGNING_KEYS);
+  signingKeys = signingKeysFor(config);
 } catch (err) {
-  logger.fatal({ err }, 'invalid signing keys');
+  logger.fatal({ err: (err as Error).message }, 'invalid signing keys');
   process.exit(2);
 }
 if (!config.signingKeys && announce) {

@@ -39,6 +39,17 @@ function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDef
 
 /** Default signing key for local development only; the gateway warns loudly when it is in use. */
 export const DEV_SIGNING_KEYS = 'dev:adclick-dev-secret-do-not-use-in-production';
+/** HMAC-SHA256 keys shorter than its 32-byte output are guessable sooner than the MAC itself. */
+export const MIN_SIGNING_SECRET_BYTES = 32;
+const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+// A deployment whose secret failed to render sets the variable to an empty string: that
+// must not mean "no keys configured" (the public dev key), only unset does.
+function signingKeysParser(raw: string, key: string): string {
+  if (!raw.split(',').some((p) => p.trim())) throw new Error(`${key} is set but empty: give key_id:secret pairs, or unset it to use the development key (loopback only)`);
+  parseSigningKeys(raw);
+  return raw;
+}
 
 export const SETTINGS = {
   dataDir: setting('ADCLICK_DATA_DIR', resolve('.data'), str, 'Where all local state lives: Kafka logs, checkpoints, embedded ClickHouse, ledgers', '`./.data`'),
@@ -58,7 +69,7 @@ export const SETTINGS = {
   clicksRetentionMs: setting('ADCLICK_CLICKS_RETENTION_MS', 7 * 24 * 3600 * 1000, int(3600_000), 'Retention of the clicks topic (at least 7 days)', '604800000 (7 d)'),
   redisUrl: setting('REDIS_URL', 'redis://127.0.0.1:6379', str, 'Redis for edge dedup and rate limiting; empty to run without (fail-open)'),
   clickhouseUrl: setting('CLICKHOUSE_URL', '', str, 'ClickHouse server URL (http://user:pass@host:8123/db); unset uses embedded chdb'),
-  signingKeys: setting('ADCLICK_SIGNING_KEYS', '', str, 'Accepted click signing keys, comma-separated key_id:secret pairs (rotation: list several)', 'dev key, with a warning'),
+  signingKeys: setting('ADCLICK_SIGNING_KEYS', '', signingKeysParser, 'Accepted click signing keys, comma-separated key_id:secret pairs (rotation: list several); each secret at least 32 bytes. Set but empty is an error', 'unset: dev key, loopback only'),
   ipHashKey: setting('ADCLICK_IP_HASH_KEY', '', str, 'Secret for the keyed hash of client IPs written to Kafka', 'random per process'),
   maxClickAgeMs: setting('ADCLICK_MAX_CLICK_AGE_MS', 24 * 3600 * 1000, int(60_000), 'Oldest accepted click timestamp relative to now', '86400000 (24 h)'),
   maxClockSkewMs: setting('ADCLICK_MAX_CLOCK_SKEW_MS', 5 * 60 * 1000, int(0), 'Furthest accepted click timestamp in the future', '300000 (5 min)'),
@@ -137,6 +148,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (problems.length) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   const config = Object.freeze({ ...(out as Config), ...overrides });
   const horizon = dedupHorizonProblem(config);
+  if ('signingKeys' in overrides && config.signingKeys !== '') {
+    try {
+      parseSigningKeys(config.signingKeys);
+    } catch (err) {
+      throw new Error(`invalid configuration:\n  - ${(err as Error).message}`);
+    }
+  }
   if (horizon) throw new Error(`invalid configuration:\n  - ${horizon}`);
   return config;
 }
@@ -161,25 +179,62 @@ export function dedupHorizonProblem(c: Pick<Config, 'dedupTtlSec' | 'maxClickAge
   return null;
 }
 
-/** Parse `key_id:secret,key_id:secret`. Empty secret or duplicate ids are configuration errors. */
+/**
+ * Parse `key_id:secret,key_id:secret`. Malformed entries, short secrets and duplicate ids
+ * are configuration errors; messages name entries by position and valid ids only, never
+ * secret text (a pair without ':' may be a bare secret).
+ */
 export function parseSigningKeys(raw: string): Map<string, string> {
   const keys = new Map<string, string>();
-  for (const pair of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+  const problems: string[] = [];
+  const pairs = raw.split(',').map((p) => p.trim()).filter(Boolean);
+  pairs.forEach((pair, n) => {
     const i = pair.indexOf(':');
-    if (i <= 0 || i === pair.length - 1) throw new Error(`ADCLICK_SIGNING_KEYS: "${pair.split(':')[0]}" must be key_id:secret`);
+    if (i <= 0 || i === pair.length - 1) return problems.push(`ADCLICK_SIGNING_KEYS: entry ${n + 1} must be key_id:secret`);
     const id = pair.slice(0, i);
-    if (keys.has(id)) throw new Error(`ADCLICK_SIGNING_KEYS: key id "${id}" listed twice`);
-    keys.set(id, pair.slice(i + 1));
-  }
+    const secret = pair.slice(i + 1);
+    if (!KEY_ID.test(id)) return problems.push(`ADCLICK_SIGNING_KEYS: entry ${n + 1}: the key id must be 1-64 characters of [A-Za-z0-9._-]`);
+    if (keys.has(id)) return problems.push(`ADCLICK_SIGNING_KEYS: key id "${id}" listed twice`);
+    if (Buffer.byteLength(secret, 'utf8') < MIN_SIGNING_SECRET_BYTES) {
+      return problems.push(`ADCLICK_SIGNING_KEYS: key "${id}": the secret is shorter than ${MIN_SIGNING_SECRET_BYTES} bytes (generate one with: openssl rand -hex 32)`);
+    }
+    keys.set(id, secret);
+  });
+  if (problems.length) throw new Error(problems.join('; '));
+  if (keys.size === 0) throw new Error('ADCLICK_SIGNING_KEYS holds no key_id:secret pair');
   return keys;
 }
 
-/** The environment that reproduces `config` in a child process (the launcher passes it on). */
+/** 127.0.0.0/8, ::1 and localhost: nobody off this machine can reach the bind. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * The keys the gateway accepts: the configured ones, or (unset) the public development
+ * key, which anyone can read in this repository, so only while the services bind to loopback.
+ */
+export function signingKeysFor(config: Pick<Config, 'signingKeys' | 'host'>): Map<string, string> {
+  if (config.signingKeys) return parseSigningKeys(config.signingKeys);
+  if (!isLoopbackHost(config.host)) {
+    throw new Error(`ADCLICK_SIGNING_KEYS is not set and ADCLICK_BIND_HOST (${config.host}) is not loopback: the public development signing key ` +
+      'would let anyone forge clicks. Set ADCLICK_SIGNING_KEYS to key_id:secret pairs (secrets of at least 32 bytes)');
+  }
+  return parseSigningKeys(DEV_SIGNING_KEYS);
+}
+
+/**
+ * The environment that reproduces `config` in a child process (the launcher passes it on).
+ * An empty value whose default is empty is left out: for ADCLICK_SIGNING_KEYS set-but-empty
+ * is an error while unset is the development default.
+ */
 export function configToEnv(config: Config): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, s] of Object.entries(SETTINGS) as [keyof Config, Setting<unknown>][]) {
     const v = config[name];
     env[s.env] = Array.isArray(v) ? v.join(',') : String(v);
+    if (v === '' && s.default === '') continue;
   }
   return env;
 }

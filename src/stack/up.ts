@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { configToEnv, type Config } from '../shared/config.ts';
+import { configToEnv, signingKeysFor, type Config } from '../shared/config.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { chooseRestorePoint, clearStopMarker, flinkStateFiles, type RestorePoint } from './checkpoints.ts';
 import { ensureFlinkJar, flinkJarPath } from './flink-jar.ts';
@@ -78,6 +78,8 @@ export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boole
 
 export function gatewayService(ctx: StackContext): ServiceSpec {
   const { config } = ctx;
+  // The gateway would refuse to start (dev key on a public bind): say so before anything waits on it.
+  signingKeysFor(config);
   return {
     name: 'gateway',
     command: process.execPath,

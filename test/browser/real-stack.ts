@@ -16,7 +16,7 @@ import { up, type RunningStack } from '../../src/stack/up.ts';
 
 export const CATALOGUE = { ads: 60, campaigns: 12, advertisers: 3 } as const;
 const HOUR = 3_600_000;
-const SIGNING = { keyId: 'browser', secret: 'browser-test-secret' };
+const SIGNING = { keyId: 'browser', secret: 'browser-test-secret-at-least-32-bytes' };
 
 export interface RealStack {
   readonly config: Config;

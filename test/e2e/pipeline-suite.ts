@@ -33,7 +33,7 @@ export interface PipelineE2EOptions {
 export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), `adclick-e2e-${o.label}-`));
   const keep = process.env.ADCLICK_E2E_KEEP === '1';
-  const config: Config = await testStackConfig(dataDir, { clickhouseUrl: o.clickhouseUrl ?? '', signingKeys: 'e2e:e2e-secret' });
+  const config: Config = await testStackConfig(dataDir, { clickhouseUrl: o.clickhouseUrl ?? '', signingKeys: 'e2e:e2e-secret-at-least-32-bytes-long' });
   const logFile = join(dataDir, 'stack.log');
   const log = createWriteStream(logFile);
   const logger = createLogger('e2e', 'warn');
@@ -60,7 +60,7 @@ export async function pipelineE2E(o: PipelineE2EOptions): Promise<void> {
   const span = 70 * 60_000;
   const main = 6000;
   const ledger = Ledger.inMemory();
-  const common = { url: gateway, keyId: 'e2e', secret: 'e2e-secret', ...catalogue, ledger, seed: 7, duplicateShare: 0.05, maxAttempts: 20, drainTimeoutMs: 60_000 };
+  const common = { url: gateway, keyId: 'e2e', secret: 'e2e-secret-at-least-32-bytes-long', ...catalogue, ledger, seed: 7, duplicateShare: 0.05, maxAttempts: 20, drainTimeoutMs: 60_000 };
   const r1 = await simulate({
     ...common, count: main, rate: 3000, batchSize: 100,
     eventTime: (seq, _now, rng) => base + Math.floor((seq / main) * span) - (rng.next() < 0.05 ? Math.floor(rng.next() * 30_000) : 0),

@@ -14,7 +14,7 @@ import { ensureTopics } from '../../src/stack/topics.ts';
 
 const kafka = await startTestKafka({ after });
 const logger = pino({ level: 'silent' });
-const SECRET = 'cluster-secret';
+const SECRET = 'cluster-secret-at-least-32-bytes-long';
 const run = randomBytes(4).toString('hex');
 let seq = 0;
 

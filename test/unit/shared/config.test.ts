@@ -57,10 +57,11 @@ test('gateway workers: a count, or auto = one per CPU', () => {
 });
 
 test('signing keys: pairs, rotation, errors', () => {
-  assert.deepEqual([...parseSigningKeys('k1:s1, k2:s:2')], [['k1', 's1'], ['k2', 's:2']]);
+  const s = 's'.repeat(32);
+  assert.deepEqual([...parseSigningKeys(`k1:${s}, k2:${s}:2`)], [['k1', s], ['k2', `${s}:2`]]);
   assert.throws(() => parseSigningKeys('k1'), /key_id:secret/);
   assert.throws(() => parseSigningKeys('k1:'), /key_id:secret/);
-  assert.throws(() => parseSigningKeys('k1:a,k1:b'), /twice/);
+  assert.throws(() => parseSigningKeys(`k1:${s},k1:${s}`), /twice/);
 });
 
 test('dedup horizons must nest: Redis TTL covers max click age + skew', async () => {

@@ -41,12 +41,12 @@ describe('adclick sign', () => {
   it('reads stdin, converts an ISO timestamp and defaults to the configured key', async () => {
     const out = sink();
     const input = Readable.from([JSON.stringify({ ...CLICK, timestamp: '2025-11-27T10:00:00.123Z' })]);
-    const code = await runSign([], { stdin: input, stdout: out, config: loadConfig({ ADCLICK_SIGNING_KEYS: 'a:one,b:two' }) });
+    const code = await runSign([], { stdin: input, stdout: out, config: loadConfig({ ADCLICK_SIGNING_KEYS: `a:${'1'.repeat(32)},b:${'2'.repeat(32)}` }) });
     assert.equal(code, 0);
     const signed = JSON.parse(out.text()) as Record<string, unknown>;
     assert.equal(signed.key_id, 'a');
     assert.equal(signed.timestamp, Date.UTC(2025, 10, 27, 10, 0, 0, 123));
-    assert.ok(verifySignature({ ...CLICK, timestamp: signed.timestamp as number, key_id: 'a', event_type: 'click' }, String(signed.signature), 'one'));
+    assert.ok(verifySignature({ ...CLICK, timestamp: signed.timestamp as number, key_id: 'a', event_type: 'click' }, String(signed.signature), '1'.repeat(32)));
   });
 
   it('uses the dev key when nothing is configured, and refuses bad input with exit 2', async () => {
@@ -63,11 +63,11 @@ describe('adclick sign', () => {
 
 describe('adclick simulate', () => {
   it('parses flags and fills defaults from config', () => {
-    const config = loadConfig({ ADCLICK_GATEWAY_PORT: '9999', ADCLICK_SIGNING_KEYS: 'k9:zz', ADCLICK_DATA_DIR: '/tmp/d' });
+    const config = loadConfig({ ADCLICK_GATEWAY_PORT: '9999', ADCLICK_SIGNING_KEYS: `k9:${'z'.repeat(32)}`, ADCLICK_DATA_DIR: '/tmp/d' });
     const { options, json } = parseSimulateArgs(['--rate', '50', '--duration', '2m', '--batch', '10', '--json'], config, Date.UTC(2026, 0, 2, 3, 4, 5));
     assert.equal(options.url, 'http://127.0.0.1:9999');
     assert.equal(options.keyId, 'k9');
-    assert.equal(options.secret, 'zz');
+    assert.equal(options.secret, 'z'.repeat(32));
     assert.equal(options.rate, 50);
     assert.equal(options.durationMs, 120_000);
     assert.equal(options.batchSize, 10);
