@@ -18,6 +18,7 @@ import type { FaultRecord } from './faults.ts';
 import { SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.ts';
 import { startChaosStack, type ChaosStack, type StackKind } from './stack.ts';
 import { sleep } from './util.ts';
+import type { Config } from '../shared/config.ts';
 
 export interface ChaosRunOptions {
   /** Scenario names, in any order (run grouped by stack kind). */
@@ -73,6 +74,8 @@ export interface ScenarioResult {
 const STACK_ORDER: StackKind[] = ['embedded', 'server', 'negative'];
 const ADS_PER_SCENARIO = 40;
 const CAMPAIGNS_PER_SCENARIO = 8;
+/** Scenario i's foreign advertiser is this + i (the catalogue's advertisers are 1000 + i). */
+const FOREIGN_ADVERTISER_BASE = 5000;
 
 export async function runChaosScenarios(o: ChaosRunOptions): Promise<ScenarioResult[]> {
   const note = o.note ?? (() => undefined);
@@ -82,13 +85,19 @@ export async function runChaosScenarios(o: ChaosRunOptions): Promise<ScenarioRes
     return s;
   });
   const results: ScenarioResult[] = [];
+  const groups: { kind: StackKind; config?: Partial<Config>; scenarios: Scenario[] }[] = [];
   for (const kind of STACK_ORDER) {
-    const group = chosen.filter((s) => s.stack === kind);
-    if (!group.length) continue;
-    note(`starting the ${kind} stack for: ${group.map((s) => s.name).join(', ')}`);
+    for (const s of chosen.filter((x) => x.stack === kind)) {
+      const same = groups.find((g) => g.kind === kind && JSON.stringify(g.config ?? {}) === JSON.stringify(s.stackConfig ?? {}));
+      if (same) same.scenarios.push(s);
+      else groups.push({ kind, config: s.stackConfig, scenarios: [s] });
+    }
+  }
+  for (const { kind, config, scenarios: group } of groups) {
+    note(`starting the ${kind} stack${config ? ` (with ${JSON.stringify(config)})` : ''} for: ${group.map((s) => s.name).join(', ')}`);
     let stack: ChaosStack;
     try {
-      stack = await startChaosStack({ kind, keep: o.keep, note });
+      stack = await startChaosStack({ kind, keep: o.keep, note, config });
     } catch (err) {
       for (const s of group) {
         const r = failedResult(s, `stack did not start: ${(err as Error).message.slice(0, 2000)}`);
@@ -197,8 +206,12 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
   const campaignIdBase = index * 1000 + 1;
   const apiKey = await stack.apiKey(advertiser);
   const ledger = Ledger.inMemory();
+  const ids = {
+    advertiser, foreignAdvertiser: FOREIGN_ADVERTISER_BASE + index, adIdBase, ads: ADS_PER_SCENARIO, campaignIdBase, campaigns: CAMPAIGNS_PER_SCENARIO,
+    trafficStartMs: Date.now(),
+  };
   const ctx: ScenarioContext = {
-    stack, short: o.short, faults: [], problems: [], notes: [], state: {},
+    stack, ledger, ids, short: o.short, faults: [], problems: [], notes: [], state: {},
     note: (l) => note(`  [${s.name}] ${l}`),
   };
   note(`scenario ${s.name}: ${s.description}`);
@@ -222,7 +235,7 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
     rate: o.rate, durationMs: 30 * 60_000, batchSize: 20, concurrency: 32,
     seed: index * 7919, ads: ADS_PER_SCENARIO, campaigns: CAMPAIGNS_PER_SCENARIO, advertisers: 1,
     adIdBase, campaignIdBase, advertiserIdBase: advertiser,
-    duplicateShare: 0.05, maxAttempts: 100_000, ...(s.eventTime ? { eventTime: s.eventTime } : {}), requestTimeoutMs: 5000, backoffMaxMs: 2000, maxRetryAfterMs: 5000,
+    duplicateShare: 0.05, maxAttempts: 100_000, ...(s.eventTime ? { eventTime: s.eventTime } : {}), ...(s.attribution ? { attribution: s.attribution(ctx) } : {}), requestTimeoutMs: 5000, backoffMaxMs: 2000, maxRetryAfterMs: 5000,
     drainTimeoutMs: 300_000, signal: stopTraffic.signal,
     onProgress: (p) => { generated = p.generated; }, progressIntervalMs: 200,
   });

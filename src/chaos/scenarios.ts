@@ -8,10 +8,31 @@ import {
   type FaultRecord,
 } from './faults.ts';
 import { signal, sleep } from './util.ts';
-import type { EventTimeFn } from '../simulate/traffic-model.ts';
+import { adminRequest } from '../shared/admin-client.ts';
+import { sendAllDirect, tally } from './direct-clicks.ts';
+import { lateCorrections, onTimeReportedLate } from './late-corrections.ts';
+import type { AttributionFn, EventTimeFn } from '../simulate/traffic-model.ts';
+import type { Ledger } from '../simulate/ledger.ts';
+import type { Config } from '../shared/config.ts';
+
+/** One scenario's id ranges (disjoint from every other scenario's). */
+export interface ScenarioIds {
+  readonly advertiser: number;
+  /** An advertiser id of this scenario's own that the catalogue never uses (foreign-signed clicks). */
+  readonly foreignAdvertiser: number;
+  readonly adIdBase: number;
+  readonly ads: number;
+  readonly campaignIdBase: number;
+  readonly campaigns: number;
+  /** When the scenario's traffic began (epoch ms). */
+  readonly trafficStartMs: number;
+}
 
 export interface ScenarioContext {
   readonly stack: ChaosStack;
+  /** The scenario's ground truth (the simulator records into it; so may the scenario's own sends). */
+  readonly ledger: Ledger;
+  readonly ids: ScenarioIds;
   /** CI form: shorter pauses, fewer repetitions. */
   readonly short: boolean;
   readonly faults: FaultRecord[];
@@ -36,6 +57,13 @@ export interface Scenario {
   readonly eventTime?: EventTimeFn;
   /** How far before the traffic started the ledger's event times reach (the check's range; default 10 min). */
   readonly lookbackMs?: number;
+  /** Re-signs the traffic's clicks (a catalogue that changes mid-stream); default: the catalogue's owners. */
+  attribution?(ctx: ScenarioContext): AttributionFn;
+  /**
+   * Stack configuration this scenario needs (e.g. compressed time). Scenarios with equal
+   * overrides share a stack; others get their own.
+   */
+  readonly stackConfig?: Partial<Config>;
   inject(ctx: ScenarioContext): Promise<void>;
   /** After the drain: extra checks (e.g. the dead-letter topic). */
   verify?(ctx: ScenarioContext): Promise<void>;
@@ -192,6 +220,122 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    name: 'ad-moves',
+    stack: 'embedded',
+    description: 'the catalogue changes mid-stream: half the ads move to another campaign of the same advertiser, and 4 % of clicks claim the ad for another advertiser (half under the same campaign id); then kill -9 Flink. Each click counts for the owner it was signed with, per (ad, window) and (campaign, window), and each advertiser sees only its own clicks',
+    attribution: (ctx) => movingCatalogue(ctx),
+    async inject(ctx) {
+      await pause(ctx, 10_000, 30_000);
+      const at = Date.now();
+      ctx.state.moved = true;
+      ctx.faults.push({ what: 'catalogue change: even-numbered ads moved to the next campaign', at, clearedAt: at });
+      // State written with both owners in open windows, then restored.
+      await pause(ctx, 6000, 20_000);
+      await nextCheckpoint(ctx.stack);
+      ctx.faults.push(await killAndWait(ctx.stack, 'flink', 'kill -9 flink after the move'));
+      await pause(ctx, 3000, 8000);
+    },
+    async verify(ctx) {
+      await campaignListsMatch(ctx);
+    },
+  },
+  {
+    name: 'flink-pause',
+    stack: 'server',
+    description: 'SIGSTOP the Flink job for 5 minutes (short form: 75 s) while the gateway keeps accepting, then SIGCONT: exact, and no click that was on time at the gateway becomes a late correction',
+    async inject(ctx) {
+      await nextCheckpoint(ctx.stack);
+      const pid = pidOf(ctx.stack, 'flink');
+      const at = Date.now();
+      signal(pid, 'SIGSTOP');
+      try {
+        await pause(ctx, 75_000, 300_000);
+      } finally {
+        signal(pid, 'SIGCONT');
+      }
+      ctx.faults.push({ what: `SIGSTOP flink ${Date.now() - at} ms`, at, clearedAt: Date.now() });
+      await pause(ctx, 5000, 10_000);
+    },
+    async verify(ctx) {
+      await noOnTimeLateCorrections(ctx);
+    },
+  },
+  {
+    name: 'backfill-lag',
+    stack: 'server',
+    description: 'backfills racing late clicks (a fifth of the traffic minutes or hours late), then the serving process SIGSTOPped so the sink falls behind, and backfills right after SIGCONT while it catches up: exact afterwards, and every backfill reports the windows it skipped (not closed for good yet)',
+    eventTime: mixedLateness,
+    lookbackMs: 3 * 3_600_000 + 10 * 60_000,
+    async inject(ctx) {
+      const from = ctx.ids.trafficStartMs - (3 * 3_600_000 + 10 * 60_000);
+      for (let i = 1; i <= 3; i++) {
+        await checkedBackfill(ctx, `racing late clicks #${i}`, from);
+        await pause(ctx, 3000, 10_000);
+      }
+      const pid = pidOf(ctx.stack, 'serving');
+      const at = Date.now();
+      signal(pid, 'SIGSTOP');
+      try {
+        await pause(ctx, 20_000, 60_000);
+      } finally {
+        signal(pid, 'SIGCONT');
+      }
+      ctx.faults.push({ what: `SIGSTOP serving ${Date.now() - at} ms (sink behind)`, at, clearedAt: Date.now() });
+      for (let i = 1; i <= 3; i++) {
+        await checkedBackfill(ctx, `sink behind #${i}`, from);
+        await sleep(1000);
+      }
+      await pause(ctx, 3000, 8000);
+    },
+  },
+  {
+    name: 'retry-after-a-day',
+    stack: 'embedded',
+    description: 'a retry of clicks accepted a (compressed) day earlier, sent while Flink has been stopped for most of that day and after Redis lost the edge-dedup keys: counted once; one more day later the gateway refuses them',
+    // Time compressed by configuration: a "day" (ADCLICK_MAX_CLICK_AGE_MS) is 90 s, the
+    // clock skew 5 s, the edge-dedup TTL 100 s (>= age + skew, as loadConfig demands). The
+    // Flink dedup horizon follows (the launcher passes age + skew + 1 h: its 1 h margin is
+    // not compressed). Flink is stopped for ~85 s of the 90 s day: "hours of lag".
+    stackConfig: { maxClickAgeMs: 90_000, maxClockSkewMs: 5_000, dedupTtlSec: 100 },
+    async inject(ctx) {
+      const cfg = ctx.stack.config;
+      const n = ctx.short ? 200 : 1000;
+      const t0 = Date.now();
+      const clicks = Array.from({ length: n }, (_, i) => ({
+        impression_id: `imp_dayold_${ctx.ids.advertiser}_${t0.toString(36)}_${i}`, event_type: 'click',
+        ad_id: ctx.ids.adIdBase + (i % ctx.ids.ads), campaign_id: ctx.ids.campaignIdBase + ((i % ctx.ids.ads) % ctx.ids.campaigns), advertiser_id: ctx.ids.advertiser,
+        user_id: `u_dayold_${i}`, timestamp: t0,
+      }));
+      const first = await sendAllDirect(ctx.stack, ctx.ledger, clicks);
+      ctx.notes.push(`${n} clicks with event time ${new Date(t0).toISOString()}: ${tally(first)}`);
+      if (first.some((a) => a.status !== 202)) ctx.problems.push(`first sends not all accepted: ${tally(first)}`);
+      // Flink has them in its dedup state (a checkpoint after they were sent).
+      await nextCheckpoint(ctx.stack);
+      await nextCheckpoint(ctx.stack);
+      const pid = pidOf(ctx.stack, 'flink');
+      const at = Date.now();
+      signal(pid, 'SIGSTOP');
+      try {
+        // The edge forgets (Redis restarted empty), so the retries reach Kafka and only
+        // Flink's dedup can drop them.
+        await ctx.stack.redis.kill();
+        await ctx.stack.redis.start();
+        await sleep(Math.max(0, t0 + cfg.maxClickAgeMs - 15_000 - Date.now()));
+        const retry = await sendAllDirect(ctx.stack, ctx.ledger, clicks);
+        ctx.notes.push(`retry ${Math.round((Date.now() - t0) / 1000)} s (of a ${cfg.maxClickAgeMs / 1000} s day) later, Flink stopped ${Math.round((Date.now() - at) / 1000)} s: ${tally(retry)}`);
+        if (retry.some((a) => a.status !== 202)) ctx.problems.push(`retries within the day not all answered 202: ${tally(retry)}`);
+        await sleep(Math.max(0, t0 + cfg.maxClickAgeMs + 2000 - Date.now()));
+        const tooOld = await sendAllDirect(ctx.stack, ctx.ledger, clicks.slice(0, 20));
+        ctx.notes.push(`retry of 20 after more than a day: ${tally(tooOld)}`);
+        if (tooOld.some((a) => a.outcome !== 'TIMESTAMP_OUT_OF_RANGE')) ctx.problems.push(`retries older than the max click age not refused: ${tally(tooOld)}`);
+      } finally {
+        signal(pid, 'SIGCONT');
+      }
+      ctx.faults.push({ what: `SIGSTOP flink ${Date.now() - at} ms, redis restarted empty, day-old retries`, at, clearedAt: Date.now() });
+      await pause(ctx, 5000, 10_000);
+    },
+  },
+  {
     name: 'negative-control',
     stack: 'negative',
     expectDifference: true,
@@ -210,6 +354,79 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
 ];
+
+/**
+ * The ad-moves catalogue: once `ctx.state.moved` is set, even-numbered ads are signed with
+ * the next campaign of the same advertiser; every 25th click claims its ad for the
+ * scenario's foreign advertiser, alternately under the ad's own campaign id and under a
+ * campaign id of the foreign advertiser's own.
+ */
+export function movingCatalogue(ctx: ScenarioContext): AttributionFn {
+  const { ids } = ctx;
+  const foreignCampaign = ids.campaignIdBase + 900;
+  return (ad, seq) => {
+    if (seq % 25 === 0) return { ad_id: ad.ad_id, campaign_id: seq % 50 === 0 ? ad.campaign_id : foreignCampaign, advertiser_id: ids.foreignAdvertiser };
+    if (ctx.state.moved === true && (ad.ad_id - ids.adIdBase) % 2 === 0) {
+      return { ...ad, campaign_id: ids.campaignIdBase + ((ad.campaign_id - ids.campaignIdBase + 1) % ids.campaigns) };
+    }
+    return ad;
+  };
+}
+
+/** GET /v1/campaigns of every advertiser in the ledger: exactly its own campaigns, with the ledger's totals. */
+async function campaignListsMatch(ctx: ScenarioContext): Promise<void> {
+  const want = new Map<number, Map<number, number>>();
+  for (const e of ctx.ledger) {
+    const m = want.get(e.advertiser_id) ?? new Map<number, number>();
+    m.set(e.campaign_id, (m.get(e.campaign_id) ?? 0) + 1);
+    want.set(e.advertiser_id, m);
+  }
+  for (const [adv, campaigns] of want) {
+    const res = await fetch(`${ctx.stack.apiUrl}/v1/campaigns`, { headers: { authorization: `Bearer ${await ctx.stack.apiKey(adv)}` }, signal: AbortSignal.timeout(15_000) });
+    const body = (await res.json()) as { campaigns: { campaign_id: number; total_clicks: number }[] };
+    const got = new Map(body.campaigns.map((c) => [c.campaign_id, c.total_clicks]));
+    const fmt = (m: Map<number, number>) => [...m].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}:${n}`).join(' ');
+    if (fmt(got) !== fmt(campaigns)) ctx.problems.push(`advertiser ${adv} GET /v1/campaigns: api ${fmt(got)} ledger ${fmt(campaigns)}`);
+    else ctx.notes.push(`advertiser ${adv} sees exactly its own ${campaigns.size} campaigns (${[...campaigns.values()].reduce((a, b) => a + b, 0)} clicks)`);
+  }
+}
+
+/** No click of the scenario that was on time at the gateway is stored as a late correction. */
+async function noOnTimeLateCorrections(ctx: ScenarioContext): Promise<void> {
+  const advertisers = [...new Set([...ctx.ledger].map((e) => e.advertiser_id))];
+  const rows = await lateCorrections(ctx.stack, { advertiserIds: advertisers.length ? advertisers : [ctx.ids.advertiser], adIdFrom: ctx.ids.adIdBase, adIdTo: ctx.ids.adIdBase + ctx.ids.ads });
+  const r = onTimeReportedLate(rows, ctx.ledger, ctx.stack.config.flinkAllowedLatenessMs);
+  ctx.notes.push(`late_clicks rows of the scenario: ${r.rows} (${r.onTimeClicks} clicks on time at the gateway among them, ${r.unknown} not in the ledger)`);
+  ctx.problems.push(...r.lines);
+  if (r.unknown) ctx.problems.push(`${r.unknown} late_clicks rows of clicks the ledger does not have`);
+}
+
+/**
+ * One backfill over [fromMs, now) through the admin surface. It may only recount windows
+ * closed for good (the stored watermark minus the allowed lateness); the rest of the
+ * requested range must be reported as skipped (`to_ms` < `requested_to_ms`, `clamped_by`).
+ */
+async function checkedBackfill(ctx: ScenarioContext, label: string, fromMs: number): Promise<void> {
+  const requested = Date.now();
+  let a: Record<string, unknown>;
+  try {
+    a = await adminRequest(ctx.stack.config, '/admin/backfill', { from_ms: fromMs, to_ms: requested });
+  } catch (err) {
+    ctx.problems.push(`backfill ${label}: ${(err as Error).message}`);
+    return;
+  }
+  const to = Number(a.to_ms);
+  const cb = a.complete_before_ms === null ? null : Number(a.complete_before_ms);
+  const closed = cb === null ? null : cb - ctx.stack.config.flinkAllowedLatenessMs;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  if (closed !== null && to > closed) ctx.problems.push(`backfill ${label} recounted windows up to ${iso(to)}, past the closed-for-good bound ${iso(closed)}`);
+  if (to < Number(a.requested_to_ms)) {
+    if (!a.clamped_by) ctx.problems.push(`backfill ${label} skipped [${iso(to)}, ${iso(Number(a.requested_to_ms))}) without saying why`);
+    else ctx.notes.push(`backfill ${label}: recounted ${JSON.stringify(a.windows)} windows in [${iso(Number(a.from_ms))}, ${iso(to)}), skipped [${iso(to)}, ${iso(Number(a.requested_to_ms))}) (${String(a.clamped_by).split(' (')[0]})`);
+  } else {
+    ctx.problems.push(`backfill ${label} reports no skipped windows though it was asked up to now (${iso(requested)})`);
+  }
+}
 
 export function scenarioNames(): string[] {
   return SCENARIOS.map((s) => s.name);

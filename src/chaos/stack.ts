@@ -43,6 +43,8 @@ export interface ChaosStackOptions {
   /** One-line progress notes. */
   readonly note?: (line: string) => void;
   readonly checkpointIntervalMs?: number;
+  /** Config a scenario needs on top of the chaos defaults (e.g. compressed time); applied last. */
+  readonly config?: Partial<Config>;
 }
 
 export async function startChaosStack(o: ChaosStackOptions): Promise<ChaosStack> {
@@ -85,6 +87,7 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<ChaosStack>
       logLevel: 'warn',
       faultSinkCrashFile: sinkCrashFile,
       faultUnsafeGatewayAckFirst: o.kind === 'negative',
+      ...o.config,
     });
     // The supervisor's own log lines go to the stack log too (stdout stays clean for --json).
     const logger = pino({ level: 'info', base: { service: 'chaos-supervisor' }, timestamp: pino.stdTimeFunctions.isoTime }, log);

@@ -7,7 +7,7 @@ import { signClick } from '../shared/signature.ts';
 import { ClickClient, type ClickOutcome, type ClientCounters, type OutgoingClick } from './click-client.ts';
 import { Ledger } from './ledger.ts';
 import { TokenBucket } from './token-bucket.ts';
-import { newRunId, TrafficModel, type ClickPayload, type EventTimeFn } from './traffic-model.ts';
+import { newRunId, TrafficModel, type AttributionFn, type ClickPayload, type EventTimeFn } from './traffic-model.ts';
 
 export interface SimulateOptions {
   /** Gateway base URL. */
@@ -42,6 +42,8 @@ export interface SimulateOptions {
   duplicateDelayMs?: readonly [number, number]; // [50, 3000]
   /** Overrides event times, e.g. `(seq) => windowStart + seq` to fill a chosen window. */
   eventTime?: EventTimeFn;
+  /** Re-signs a picked ad for another campaign or advertiser (see AttributionFn). */
+  attribution?: AttributionFn;
   /** Wall clock handed to the traffic model (event times). Default Date.now. */
   now?: () => number;
   /** Ledger to record into (kept open). Else `ledgerPath` is opened (and closed at the end), else in memory. */
@@ -195,6 +197,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
     duplicateShare: opts.duplicateShare,
     duplicateDelayMs: opts.duplicateDelayMs,
     eventTime: opts.eventTime,
+    attribution: opts.attribution,
   });
   const client = new ClickClient({
     url: opts.url,

@@ -77,6 +77,13 @@ export interface PlannedClick {
 /** Chooses a click's event time. `rng` is the model's own stream (keeps runs reproducible). */
 export type EventTimeFn = (seq: number, nowMs: number, rng: Rng) => number;
 
+/**
+ * Chooses whom a click is signed for, given the catalogue ad the model picked: the same ad
+ * id under another campaign (the catalogue changed mid-stream) or another advertiser (an
+ * issuer bug). Must not draw from the model's stream; absent = the catalogue's owner.
+ */
+export type AttributionFn = (ad: CatalogueAd, seq: number, nowMs: number) => CatalogueAd;
+
 export interface TrafficModelOptions extends CatalogueOptions {
   seed: number;
   /** Identifies the run inside impression ids; [A-Za-z0-9]{1,40}. Must differ between runs
@@ -94,6 +101,8 @@ export interface TrafficModelOptions extends CatalogueOptions {
   duplicateDelayMs?: readonly [number, number];
   /** Replaces the built-in event-time model (tests place clicks into chosen windows). */
   eventTime?: EventTimeFn;
+  /** Re-signs the picked ad for another owner (chaos scenarios move ads mid-stream). */
+  attribution?: AttributionFn;
 }
 
 export const RUN_ID_PATTERN = /^[A-Za-z0-9]{1,40}$/;
@@ -117,6 +126,7 @@ export class TrafficModel {
   private readonly dupShare: number;
   private readonly dupDelay: readonly [number, number];
   private readonly eventTime: EventTimeFn | undefined;
+  private readonly attribution: AttributionFn | undefined;
   private seq = 0;
 
   constructor(o: TrafficModelOptions) {
@@ -143,6 +153,7 @@ export class TrafficModel {
     if (!(this.dupDelay[0] >= 0 && this.dupDelay[1] >= this.dupDelay[0])) throw new Error('duplicateDelayMs must be [min, max] with 0 <= min <= max');
     if (!(this.maxDelayMs >= 0) || !(this.oooMaxMs >= 0)) throw new Error('delays must be >= 0');
     this.eventTime = o.eventTime;
+    this.attribution = o.attribution;
   }
 
   /** The ad at 0-based popularity rank `rank`. */
@@ -163,7 +174,8 @@ export class TrafficModel {
     const seq = ++this.seq;
     // Draw every random value on every click, whatever the options, so changing one
     // share does not reshuffle the rest of the stream.
-    const ad = this.adAtRank(this.zipf.sample(this.rng));
+    const picked = this.adAtRank(this.zipf.sample(this.rng));
+    const ad = this.attribution ? this.attribution(picked, seq, nowMs) : picked;
     const user = this.rng.int(1, this.users);
     const delay = this.rng.next() * this.maxDelayMs;
     const ooo = this.rng.next() < this.oooShare;
