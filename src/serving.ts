@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { loadConfig, type Config } from './shared/config.ts';
+import { flinkRestUrlFor, loadConfig, type Config } from './shared/config.ts';
 import { errorBody, type ErrorCode } from './shared/errors.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { AggregateSink, type SinkConsumer } from './sink/aggregate-sink.ts';
@@ -115,11 +115,10 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
  * the sink group's lag (not without a sink, or with a test consumer: no Kafka to ask).
  */
 function startPipelinePoller(config: Config, logger: Logger, store: Store, registry: Registry, noKafka: boolean, sink: AggregateSink | null): { stop(): Promise<void> } {
-  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   const lag = noKafka || !sink ? null : createConsumerLagReader({ brokers: config.kafkaBrokers, groupId: config.sinkGroupId, topics: Object.values(SINK_TOPICS), committed: () => sink.committedOffsets() });
   const poller = new PipelinePoller({
     registry, logger,
-    flinkRestUrl: config.flinkRestUrl || `http://${host.includes(':') ? `[${host}]` : host}:${config.flinkUiPort}`,
+    flinkRestUrl: flinkRestUrlFor(config),
     watermark: () => completeBefore(store),
     consumerLag: lag ? () => lag.read() : undefined,
     intervalMs: config.pipelinePollMs,

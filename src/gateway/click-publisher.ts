@@ -22,6 +22,8 @@ export interface OutRecord {
   value: Buffer;
   /** Kafka headers in the client's shape, one `{name: value}` per header (may be shared by records). */
   headers?: readonly Record<string, string>[];
+  /** An explicit partition (progress ticks); default: the key's partition (murmur2, as Java clients). */
+  partition?: number;
 }
 
 export interface ClickPublisher {
@@ -33,6 +35,8 @@ export interface ClickPublisher {
    * open or the in-flight cap is reached — then nothing was produced.
    */
   publish(records: readonly OutRecord[]): Promise<boolean[]>;
+  /** The topic's partition count as the broker reports it now (metadata request). */
+  partitionCount(): Promise<number>;
   ready(): boolean;
   inflight(): number;
   breakerState(): BreakerState;
@@ -68,9 +72,10 @@ export interface ProducerLike {
   on(event: 'disconnected', fn: () => void): unknown;
   connect(opts: { timeout: number }, cb: (err: unknown) => void): unknown;
   setPollInBackground(on: boolean): unknown;
-  produce(topic: string, partition: null, value: Buffer, key: string, timestamp: null, opaque: unknown, headers?: Record<string, string>[]): unknown;
+  produce(topic: string, partition: number | null, value: Buffer, key: string, timestamp: null, opaque: unknown, headers?: Record<string, string>[]): unknown;
   flush(timeoutMs: number, cb: (err?: unknown) => void): unknown;
   disconnect(cb: () => void): unknown;
+  getMetadata?(opts: { topic: string; timeout: number }, cb: (err: unknown, md: { topics: { name: string; partitions: unknown[] }[] }) => void): unknown;
 }
 
 /** Delivery bookkeeping of one publish() call; each record's opaque is (call, index). */
@@ -236,7 +241,7 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
         const gen = generation;
         records.forEach((r, index) => {
           try {
-            inst.producer.produce(o.topic, null, r.value, r.key, null, { call, index, gen } satisfies Opaque, r.headers as Record<string, string>[] | undefined);
+            inst.producer.produce(o.topic, r.partition ?? null, r.value, r.key, null, { call, index, gen } satisfies Opaque, r.headers as Record<string, string>[] | undefined);
             inflight++;
             inst.inflight++;
           } catch (err) {
@@ -244,6 +249,18 @@ export async function createClickPublisher(o: PublisherOptions): Promise<ClickPu
             log.warn({ err: String(err) }, 'Kafka producer queue refused a click');
             call.settle(index, false);
           }
+        });
+      });
+    },
+    partitionCount() {
+      const inst = current;
+      const get = inst.producer.getMetadata;
+      if (!inst.connected || !get) return Promise.reject(new AppError('UNAVAILABLE', 'Kafka is not connected'));
+      return new Promise<number>((resolve, reject) => {
+        get.call(inst.producer, { topic: o.topic, timeout: 5000 }, (err, md) => {
+          const n = md?.topics.find((t) => t.name === o.topic)?.partitions.length ?? 0;
+          if (err || n === 0) reject(new Error(`no metadata for topic ${o.topic}: ${String(err ?? 'no partitions')}`));
+          else resolve(n);
         });
       });
     },

@@ -10,6 +10,7 @@ import { createRegistry, Counter } from '../shared/metrics.ts';
 import { createOptionalRedis } from '../shared/redis.ts';
 import { buildGatewayApp } from './app.ts';
 import { createClickPublisher, type ClickPublisher } from './click-publisher.ts';
+import { startPartitionTicker } from './partition-ticks.ts';
 import { clusterMetrics, runClusterPrimary, workerIndex } from './cluster.ts';
 import { createEdgeDedup } from './edge-dedup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
@@ -62,6 +63,8 @@ async function runGateway() {
     clientId: `adclick-gateway-${gatewayId}`,
     logger,
   });
+  // Progress ticks on every partition (see partition-ticks.ts): the job's watermarks move by them.
+  const ticker = startPartitionTicker({ publisher: realPublisher, gatewayId, intervalMs: config.gatewayTickMs, logger });
   // UNSAFE negative control for the chaos suite: answer before the Kafka ack, so a click
   // can be acknowledged to the client and then lost. Never on unless explicitly asked for.
   const publisher: ClickPublisher = config.faultUnsafeGatewayAckFirst ? ackBeforeProduce(realPublisher) : realPublisher;
@@ -116,6 +119,7 @@ async function runGateway() {
     const force = setTimeout(() => process.exit(1), 15000);
     force.unref();
     await app.close();
+    ticker.stop();
     await publisher.close();
     redis?.disconnect();
     process.exit(0);

@@ -13,6 +13,7 @@ export const WatermarkProgress = adclick.v1.WatermarkProgress;
 export const LateClick = adclick.v1.LateClick;
 export const DeadLetter = adclick.v1.DeadLetter;
 export const WindowAudit = adclick.v1.WindowAudit;
+export const PartitionTick = adclick.v1.PartitionTick;
 export type WindowAudit = adclick.v1.WindowAudit;
 export const Granularity = adclick.v1.Granularity;
 export type IClickEvent = adclick.v1.IClickEvent;

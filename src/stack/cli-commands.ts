@@ -1,6 +1,6 @@
 // Handlers for `adclick up | down | status`; src/cli.ts parses argv and calls these.
 import { join } from 'node:path';
-import { DEV_SIGNING_KEYS, loadConfig, parseSigningKeys, type Config } from '../shared/config.ts';
+import { DEV_SIGNING_KEYS, flinkRestUrlFor, loadConfig, parseSigningKeys, type Config } from '../shared/config.ts';
 import { adminRequest } from '../shared/admin-client.ts';
 import { statusFigures } from './status-figures.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
@@ -104,7 +104,7 @@ interface DemoInfo {
 
 function stackUrls(config: Config): StackUrls {
   const h = config.host === '0.0.0.0' || config.host === '' ? '127.0.0.1' : config.host === '::' ? '[::1]' : config.host.includes(':') ? `[${config.host}]` : config.host;
-  return { gateway: `http://${h}:${config.gatewayPort}`, query: `http://${h}:${config.queryPort}`, flinkUi: `http://${h}:${config.flinkUiPort}` };
+  return { gateway: `http://${h}:${config.gatewayPort}`, query: `http://${h}:${config.queryPort}`, flinkUi: flinkRestUrlFor(config) };
 }
 
 /**

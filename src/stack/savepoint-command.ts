@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig, type Config } from '../shared/config.ts';
+import { flinkRestUrlFor, loadConfig, type Config } from '../shared/config.ts';
 import { parseCommandLine, parseDuration, UsageError } from '../simulate/cli-options.ts';
 import { flinkStateFiles, writeStopMarker } from './checkpoints.ts';
 
@@ -57,9 +57,8 @@ export function parseSavepointArgs(argv: readonly string[]): SavepointArgs {
 }
 
 /** The Flink REST base URL `adclick` talks to (ADCLICK_FLINK_REST_URL, else the local job's UI port). */
-export function flinkRestUrlOf(config: Pick<Config, 'flinkRestUrl' | 'host' | 'flinkUiPort'>): string {
-  const h = config.host === '0.0.0.0' || config.host === '' ? '127.0.0.1' : config.host === '::' ? '[::1]' : config.host.includes(':') ? `[${config.host}]` : config.host;
-  return (config.flinkRestUrl || `http://${h}:${config.flinkUiPort}`).replace(/\/$/, '');
+export function flinkRestUrlOf(config: Pick<Config, 'flinkRestUrl' | 'flinkBindHost' | 'flinkUiPort'>): string {
+  return flinkRestUrlFor(config);
 }
 
 class Failure extends Error {}

@@ -1,7 +1,7 @@
 // Key pipeline figures for `adclick status`, read from outside like an operator would:
 // the gateway's and the serving process's Prometheus endpoints and Flink's REST API.
 // Every source is optional: a part that does not answer shows as "n/a".
-import type { Config } from '../shared/config.ts';
+import { flinkRestUrlFor, type Config } from '../shared/config.ts';
 
 async function getText(url: string, timeoutMs = 1500): Promise<string | null> {
   try {
@@ -87,7 +87,7 @@ interface FlinkCheckpoints {
 
 export async function statusFigures(config: Config, now = Date.now()): Promise<string[]> {
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  const flinkUrl = (config.flinkRestUrl || `http://${host.includes(':') ? `[${host}]` : host}:${config.flinkUiPort}`).replace(/\/$/, '');
+  const flinkUrl = flinkRestUrlFor(config);
   const [gw, serving, jobs] = await Promise.all([
     getText(`http://${host}:${config.gatewayPort}/metrics`),
     getText(`http://127.0.0.1:${config.adminPort}/metrics`),

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { configToEnv, signingKeysFor, type Config } from '../shared/config.ts';
+import { configToEnv, flinkRestUrlFor, SETTINGS, signingKeysFor, type Config } from '../shared/config.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { chooseRestorePoint, clearStopMarker, flinkStateFiles, type RestorePoint } from './checkpoints.ts';
 import { ensureFlinkJar, flinkJarPath } from './flink-jar.ts';
@@ -25,8 +25,10 @@ export interface StackContext {
   readonly kafkaBootstrap: string;
   /** Whether Redis answered a PING at start-up. */
   readonly redisReachable: boolean;
-  /** Environment for Node/Java children: inherited + the stack's addresses. */
+  /** Environment for the Node services: inherited + this config + the stack's addresses (see serviceEnv). */
   readonly childEnv: NodeJS.ProcessEnv;
+  /** The environment `childEnv` was built from (the Flink JVM gets an allow-list of it). */
+  readonly baseEnv?: NodeJS.ProcessEnv;
   /** The launcher's logger (default: a new one at config.logLevel). */
   readonly logger?: Logger;
 }
@@ -52,6 +54,29 @@ export interface RunningStack {
   readonly context: StackContext;
   readonly summary: string;
   stop(): Promise<void>;
+}
+
+/**
+ * Environment of the Node services: the inherited one without any AdClick setting, plus
+ * `config` (which may carry overrides). An inherited value cannot stand in for a setting
+ * the config leaves unset (an unset ADCLICK_SIGNING_KEYS must stay unset).
+ */
+export function serviceEnv(config: Config, base: NodeJS.ProcessEnv, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const s of Object.values(SETTINGS)) delete env[s.env];
+  return { ...env, ...configToEnv(config), ...extra };
+}
+
+// What the Flink JVM may inherit. Its REST API is reachable by whoever reaches its port and
+// the job needs no secret (its settings are flags): signing keys, Redis/ClickHouse URLs with
+// passwords, the IP-hash key or cloud credentials in the launcher's environment stay out.
+const FLINK_ENV_ALLOWED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'JAVA_HOME', 'JAVA_TOOL_OPTIONS', 'JDK_JAVA_OPTIONS'];
+
+/** Environment of the Flink job JVM: an allow-list of the inherited one. */
+export function flinkJobEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of FLINK_ENV_ALLOWED) if (base[k] !== undefined) env[k] = base[k];
+  return env;
 }
 
 export const runDirOf = (config: Pick<Config, 'dataDir'>) => join(config.dataDir, 'run');
@@ -144,16 +169,16 @@ export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRo
         '--early-fire-interval-ms', String(config.flinkEarlyFireMs),
         '--parallelism', String(config.flinkParallelism),
         '--web-ui-port', String(config.flinkUiPort),
-        '--web-ui-bind-address', config.host,
+        '--web-ui-bind-address', config.flinkBindHost,
         // Dedup state must outlive the oldest click the gateway accepts (plus skew).
         '--dedup-ttl-ms', String(config.maxClickAgeMs + config.maxClockSkewMs + 3_600_000),
         ...(restore ? ['--restore-from', restore.path] : []),
       ];
     },
     cwd: ctx.repoRoot,
-    env: ctx.childEnv,
+    env: flinkJobEnv(ctx.baseEnv ?? process.env),
     // `adclick status` re-checks from outside through the job's REST API (a RUNNING job).
-    health: { kind: 'line', pattern: 'ADCLICK_FLINK_READY', outside: { kind: 'http', url: `http://${urlHost(config.host)}:${config.flinkUiPort}/jobs/overview`, bodyIncludes: '"state":"RUNNING"' } },
+    health: { kind: 'line', pattern: 'ADCLICK_FLINK_READY', outside: { kind: 'http', url: `${flinkRestUrlFor({ ...config, flinkRestUrl: '' })}/jobs/overview`, bodyIncludes: '"state":"RUNNING"' } },
     readyTimeoutMs: 180_000,
     stopTimeoutMs: 30_000,
     restart: { when: 'on-failure', backoffMs: 2000 },
@@ -231,8 +256,8 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
     }
 
     // Children get exactly this config (which may carry overrides), not just our env.
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...configToEnv(config), KAFKA_BROKERS: kafkaBootstrap };
-    const context: StackContext = { config, repoRoot, kafkaBootstrap, redisReachable, childEnv, logger: log };
+    const childEnv = serviceEnv(config, process.env, { KAFKA_BROKERS: kafkaBootstrap });
+    const context: StackContext = { config, repoRoot, kafkaBootstrap, redisReachable, childEnv, baseEnv: process.env, logger: log };
     const services = (opts.services ?? defaultServices)(context);
     for (const spec of services) {
       const entry = spec.command === process.execPath && Array.isArray(spec.args) ? (spec.args as readonly string[]).find((a) => a.endsWith('.ts')) : undefined;

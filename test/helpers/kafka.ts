@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import KafkaJs from '@confluentinc/kafka-javascript';
-import { ClickEvent } from '../../src/shared/proto.ts';
+import { ClickEvent, PartitionTick } from '../../src/shared/proto.ts';
 import { loadConfig } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { KafkaBroker } from '../../src/stack/kafka-broker.ts';
@@ -127,17 +127,31 @@ export async function startTestKafka(hooks: { after(fn: () => unknown): void }, 
 
 /** Every click record currently in the topic (read_committed, from the beginning), decoded, with its key and headers. */
 export async function readClicks(bootstrap: string, topic: string, expectAtLeast: number, timeoutMs = 20_000) {
+  return (await readClicksAndTicks(bootstrap, topic, expectAtLeast, timeoutMs)).clicks;
+}
+
+/**
+ * The topic's records split into clicks and gateway progress ticks (header
+ * `adclick-record: tick`, see src/gateway/partition-ticks.ts). Ticks keep arriving while a
+ * gateway runs, so only clicks count as growth for the final quiet second.
+ */
+export async function readClicksAndTicks(bootstrap: string, topic: string, expectAtLeast: number, timeoutMs = 20_000) {
   const consumer = new KafkaJs.KafkaJS.Kafka({ kafkaJS: { brokers: [bootstrap], logLevel: KafkaJs.KafkaJS.logLevel.NOTHING } }).consumer({
     kafkaJS: { groupId: `it-${randomBytes(4).toString('hex')}`, fromBeginning: true, autoCommit: false },
   });
   await consumer.connect();
   await consumer.subscribe({ topics: [topic] });
   const out: { key: string; value: ReturnType<typeof ClickEvent.decode>; headers: Record<string, string> }[] = [];
+  const ticks: { partition: number; value: ReturnType<typeof PartitionTick.decode> }[] = [];
   let lastGrowth = Date.now();
   await consumer.run({
-    eachMessage: async ({ message }) => {
+    eachMessage: async ({ partition, message }) => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v);
+      if (headers['adclick-record'] === 'tick') {
+        ticks.push({ partition, value: PartitionTick.decode(message.value!) });
+        return;
+      }
       out.push({ key: message.key!.toString(), value: ClickEvent.decode(message.value!), headers });
       lastGrowth = Date.now();
     },
@@ -146,5 +160,5 @@ export async function readClicks(bootstrap: string, topic: string, expectAtLeast
   // Wait for the expected count, then a quiet second to catch anything extra.
   while (Date.now() < deadline && (out.length < expectAtLeast || Date.now() - lastGrowth < 1500)) await new Promise((r) => setTimeout(r, 100));
   await consumer.disconnect();
-  return out;
+  return { clicks: out, ticks };
 }

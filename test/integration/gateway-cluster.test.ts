@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { pino } from 'pino';
-import { freePort, readClicks, startTestKafka } from '../helpers/kafka.ts';
+import { freePort, readClicks, readClicksAndTicks, startTestKafka } from '../helpers/kafka.ts';
 import { signClick } from '../../src/shared/signature.ts';
 // The gateway's workers are its children running node (what `adclick status` lists; not tsx's esbuild helper).
 import { sameExecutableChildren } from '../../src/stack/pid-files.ts';
@@ -110,8 +110,12 @@ test('two workers share the port, the IP-hash key, the edge dedup and one /metri
     assert.equal(res.status, 202, res.text);
     assert.equal(JSON.parse(res.text).status, 'accepted');
   }
-  const got = await readClicks(kafka.bootstrap, topic, sent.length);
+  const { clicks: got, ticks } = await readClicksAndTicks(kafka.bootstrap, topic, sent.length);
   assert.equal(got.length, sent.length, 'one record per accepted click');
+  // Progress ticks (the Flink job's watermarks move by them): every worker, every partition.
+  const ticked = new Set(ticks.map((t) => `${t.value.gatewayId}@${t.partition}`));
+  for (const w of ['w0', 'w1']) for (const p of [0, 1, 2]) assert.ok(ticked.has(`it-cluster-${run}/${w}@${p}`), `a tick from ${w} on partition ${p}: ${[...ticked].join(' ')}`);
+  assert.ok(ticks.every((t) => Number(t.value.atMs) > Date.now() - 120_000 && Number(t.value.atMs) <= Date.now()), 'ticks carry the gateway clock');
   const gatewayIds = new Set(got.map((r) => r.value.gatewayId));
   assert.deepEqual([...gatewayIds].sort(), [`it-cluster-${run}/w0`, `it-cluster-${run}/w1`], 'both workers took requests');
   const ipHashes = new Set(got.map((r) => Buffer.from(r.value.clientIpHash).toString('hex')));

@@ -13,6 +13,7 @@ export class FakePublisher implements ClickPublisher {
     this.records.push(...records);
     return Promise.resolve(records.map(() => true));
   }
+  partitionCount = async () => 3;
   ready = () => this.mode === 'ok';
   inflight = () => 0;
   breakerState = () => 'closed' as const;

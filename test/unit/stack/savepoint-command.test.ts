@@ -51,10 +51,10 @@ test('arguments: --stop, --timeout; anything else is a usage error (exit 2)', as
   assert.equal(await runSavepoint(['--help'], s.deps), 0);
 });
 
-test('REST URL: ADCLICK_FLINK_REST_URL, else the local job\'s UI port on the bind host', () => {
-  assert.equal(flinkRestUrlOf({ flinkRestUrl: '', host: '127.0.0.1', flinkUiPort: 8082 }), 'http://127.0.0.1:8082');
-  assert.equal(flinkRestUrlOf({ flinkRestUrl: '', host: '0.0.0.0', flinkUiPort: 9 }), 'http://127.0.0.1:9');
-  assert.equal(flinkRestUrlOf({ flinkRestUrl: 'http://jm:8081/', host: 'x', flinkUiPort: 9 }), 'http://jm:8081');
+test('REST URL: ADCLICK_FLINK_REST_URL, else the local job\'s UI port on the Flink bind host', () => {
+  assert.equal(flinkRestUrlOf({ flinkRestUrl: '', flinkBindHost: '127.0.0.1', flinkUiPort: 8082 }), 'http://127.0.0.1:8082');
+  assert.equal(flinkRestUrlOf({ flinkRestUrl: '', flinkBindHost: '0.0.0.0', flinkUiPort: 9 }), 'http://127.0.0.1:9');
+  assert.equal(flinkRestUrlOf({ flinkRestUrl: 'http://jm:8081/', flinkBindHost: 'x', flinkUiPort: 9 }), 'http://jm:8081');
   assert.equal(localPath('file:/tmp/a/savepoint-1'), '/tmp/a/savepoint-1');
   assert.equal(localPath('file:///tmp/a/savepoint-1'), '/tmp/a/savepoint-1');
   assert.equal(localPath('s3://b/savepoint-1'), 's3://b/savepoint-1');

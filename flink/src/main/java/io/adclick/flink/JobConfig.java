@@ -9,6 +9,7 @@ import org.apache.flink.configuration.RestOptions;
 import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.configuration.StateRecoveryOptions;
+import org.apache.flink.configuration.WebOptions;
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.util.ParameterTool;
 
@@ -49,7 +50,8 @@ public final class JobConfig implements Serializable {
         DEFAULTS.put("checkpoints-retained", "3");
         DEFAULTS.put("tolerable-checkpoint-failures", "3");
         DEFAULTS.put("out-of-orderness-ms", "5000");
-        DEFAULTS.put("idleness-ms", "10000");
+        // 0: never idle; gateway ticks move quiet partitions (issue #15, defect 2)
+        DEFAULTS.put("idleness-ms", "0");
         DEFAULTS.put("allowed-lateness-ms", "120000");
         DEFAULTS.put("early-fire-interval-ms", "2000");
         // dedup horizon in event time (not a processing-time TTL), see dedupTtlMs
@@ -226,6 +228,11 @@ public final class JobConfig implements Serializable {
         c.set(RestOptions.BIND_PORT, Integer.toString(webUiPort));
         c.set(RestOptions.ADDRESS, webUiBindAddress);
         c.set(RestOptions.BIND_ADDRESS, webUiBindAddress);
+        // Jar upload/run over REST would run anyone's code in this JVM (Kafka access, checkpoint
+        // files). The job is started from the command line, so the handlers are not even loaded.
+        // Cancel and stop-with-savepoint stay: `adclick savepoint --stop` uses them, and
+        // web.cancel.enable only hides the dashboard's button in this Flink version.
+        c.set(WebOptions.SUBMIT_ENABLE, false);
         return c;
     }
 

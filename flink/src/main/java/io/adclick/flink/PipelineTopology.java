@@ -143,12 +143,18 @@ public final class PipelineTopology {
     }
 
     /** A record as read: a valid click by its event time, a dead letter in window 0. */
-    static final class IngestClassifier implements AuditClassifier<IngestRecord> {
+    public static final class IngestClassifier implements AuditClassifier<IngestRecord> {
         private static final long serialVersionUID = 1L;
 
         @Override
         public long windowStartMs(IngestRecord r) {
             return r.click != null ? AuditClassifier.minuteOf(r.click.eventTimeMs) : 0L;
+        }
+
+        /** Gateway ticks are not records of the ledger: never accepted, never rejected. */
+        @Override
+        public boolean counts(IngestRecord r) {
+            return !r.isTick();
         }
 
         @Override

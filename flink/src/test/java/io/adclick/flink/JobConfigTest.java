@@ -25,7 +25,7 @@ class JobConfigTest {
         assertEquals("adclick-flink", c.groupId);
         assertEquals(5_000, c.checkpointIntervalMs);
         assertEquals(5_000, c.outOfOrdernessMs);
-        assertEquals(10_000, c.idlenessMs);
+        assertEquals(0, c.idlenessMs, "never idle by default: gateway ticks move quiet partitions");
         assertEquals(120_000, c.allowedLatenessMs);
         assertEquals(2_000, c.earlyFireIntervalMs);
         assertEquals(Duration.ofHours(26).toMillis(), c.dedupTtlMs);

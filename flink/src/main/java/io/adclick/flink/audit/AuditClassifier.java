@@ -11,6 +11,11 @@ public interface AuditClassifier<T> extends Serializable {
 
     int bucket(T element);
 
+    /** False for elements that are not counted at all (gateway progress ticks). */
+    default boolean counts(T element) {
+        return true;
+    }
+
     /** Floor to the 1-minute window; negative times floor too (never seen: the gateway bounds them). */
     static long minuteOf(long eventTimeMs) {
         return Math.floorDiv(eventTimeMs, MINUTE_MS) * MINUTE_MS;

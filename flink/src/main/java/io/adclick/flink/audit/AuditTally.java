@@ -46,6 +46,7 @@ public class AuditTally<T> extends AbstractStreamOperator<AuditDelta>
     @Override
     public void processElement(StreamRecord<T> element) {
         T e = element.getValue();
+        if (!classifier.counts(e)) return;
         long ws = classifier.windowStartMs(e);
         int bucket = classifier.bucket(e);
         // Per record on a full-rate stream: no capturing lambda, one lookup in the common case.

@@ -12,9 +12,14 @@ import java.io.Serializable;
 import java.util.function.LongSupplier;
 
 /**
- * Event time = ClickEvent.event_time_ms with bounded out-of-orderness, per Kafka partition.
+ * Event time = ClickEvent.event_time_ms with bounded out-of-orderness, per Kafka partition. Gateway
+ * progress ticks (PartitionTick in click.proto) advance a partition's watermark like a click with
+ * event time = tick time, so a quiet partition keeps moving while gateways are up and a partition with
+ * a backlog waits for its records (issue #15, defect 2). With ticks, {@code idleAfterMs} is 0 (the
+ * default): a partition is never taken for idle.
  *
- * <p>A partition that has delivered no click for {@code idleAfterMs} of processing time lets its
+ * <p>Only for producers that do not tick ({@code idleAfterMs > 0}): a partition that has delivered no
+ * record for {@code idleAfterMs} of processing time lets its
  * watermark follow the clock ({@code now − idleAfterMs − outOfOrderness}) instead of standing
  * still. Flink's {@code withIdleness} only leaves idle partitions out of the minimum, so when
  * <em>every</em> partition is quiet the watermark stops and the last windows never become final
@@ -22,7 +27,8 @@ import java.util.function.LongSupplier;
  * an idle partition from holding back busy ones, while a partition with a backlog (it keeps
  * delivering, however old the clicks) still holds the minimum. A click that arrives after its
  * window was closed this way is late like any other: updated in place within the allowed
- * lateness, a late correction after that, never lost.
+ * lateness, a late correction after that, never lost. Its flaw: a partition that is merely behind
+ * (back-pressure, a stopped job) is quiet too, and its backlog then becomes late.
  */
 public final class ClickWatermarks {
     private ClickWatermarks() {}
@@ -37,13 +43,13 @@ public final class ClickWatermarks {
                 .withTimestampAssigner(new EventTimeAssigner());
     }
 
-    /** Dead letters carry no event time; Long.MIN_VALUE never advances the watermark. */
+    /** A click's event time, a gateway tick's time; dead letters carry none (Long.MIN_VALUE never advances the watermark). */
     public static final class EventTimeAssigner implements SerializableTimestampAssigner<IngestRecord> {
         private static final long serialVersionUID = 1L;
 
         @Override
         public long extractTimestamp(IngestRecord r, long recordTimestamp) {
-            return r.click != null ? r.click.eventTimeMs : Long.MIN_VALUE;
+            return r.click != null ? r.click.eventTimeMs : r.tickAtMs; // tickAtMs is Long.MIN_VALUE unless a tick
         }
     }
 
@@ -76,7 +82,7 @@ public final class ClickWatermarks {
 
         @Override
         public void onEvent(IngestRecord r, long eventTimestamp, WatermarkOutput output) {
-            if (eventTimestamp == Long.MIN_VALUE) return; // dead letter: no time, not activity
+            if (eventTimestamp == Long.MIN_VALUE) return; // dead letter: no time, not activity (ticks are both)
             maxEventTime = Math.max(maxEventTime, watermarkTimeOf(r, eventTimestamp));
             lastClickAt = clock.getAsLong();
         }

@@ -8,7 +8,7 @@ import org.apache.flink.streaming.api.functions.ProcessFunction;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
 
-/** Valid clicks to the main output, dead letters to {@link #DEAD_LETTERS}. */
+/** Valid clicks to the main output, dead letters to {@link #DEAD_LETTERS}; gateway ticks end here (they only moved the watermark). */
 public class SplitDeadLetters extends ProcessFunction<IngestRecord, Click> {
     private static final long serialVersionUID = 1L;
 

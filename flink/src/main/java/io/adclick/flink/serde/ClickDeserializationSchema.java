@@ -4,6 +4,7 @@ import io.adclick.flink.model.Click;
 import io.adclick.flink.model.DeadLetterRecord;
 import io.adclick.flink.model.IngestRecord;
 import io.adclick.proto.v1.ClickEvent;
+import io.adclick.proto.v1.PartitionTick;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import org.apache.flink.api.common.serialization.DeserializationSchema;
@@ -12,9 +13,11 @@ import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDe
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.util.Collector;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.common.header.Header;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.nio.charset.StandardCharsets;
 import java.util.function.LongSupplier;
 
 /**
@@ -28,6 +31,9 @@ public class ClickDeserializationSchema implements KafkaRecordDeserializationSch
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(ClickDeserializationSchema.class);
     public static final String METRIC_DEAD_LETTERS = "deadLetters";
+    /** Header that marks a gateway progress tick (value {@link #TICK_KIND}); clicks carry none. */
+    public static final String RECORD_KIND_HEADER = "adclick-record";
+    public static final String TICK_KIND = "tick";
     /** The first this many dead letters of a reader are logged one by one, later ones every 1000th. */
     static final long LOG_EACH_FIRST = 20;
 
@@ -76,6 +82,7 @@ public class ClickDeserializationSchema implements KafkaRecordDeserializationSch
         } catch (RuntimeException e) {
             // a malformed header never makes a record a dead letter: the click is processed untraced
         }
+        if (isTick(record)) return convertTick(record, value);
         IngestRecord r = convertValue(record, value);
         if (trace != null) {
             if (r.click != null) {
@@ -87,6 +94,22 @@ public class ClickDeserializationSchema implements KafkaRecordDeserializationSch
             }
         }
         return r;
+    }
+
+    private static boolean isTick(ConsumerRecord<byte[], byte[]> record) {
+        Header h = record.headers() == null ? null : record.headers().lastHeader(RECORD_KIND_HEADER);
+        return h != null && h.value() != null && TICK_KIND.equals(new String(h.value(), StandardCharsets.UTF_8));
+    }
+
+    /** A tick that cannot be read is a dead letter like any other record (visible, never silently dropped). */
+    private IngestRecord convertTick(ConsumerRecord<byte[], byte[]> record, byte[] value) {
+        try {
+            PartitionTick t = PartitionTick.parseFrom(value == null ? new byte[0] : value);
+            if (t.getAtMs() <= 0) return deadLetter(record, ReasonCodes.INVALID_FIELD, "tick at_ms must be positive, got " + t.getAtMs());
+            return IngestRecord.ofTick(t.getAtMs());
+        } catch (InvalidProtocolBufferException e) {
+            return deadLetter(record, ReasonCodes.PROTOBUF_DECODE_FAILED, "tick: " + e.getMessage());
+        }
     }
 
     private IngestRecord convertValue(ConsumerRecord<byte[], byte[]> record, byte[] value) {

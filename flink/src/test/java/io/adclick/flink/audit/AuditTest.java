@@ -95,4 +95,19 @@ class AuditTest {
             }
         }
     }
+
+    /** Gateway ticks pass through the ingest stream but are no records of the ledger. */
+    @Test
+    void ticksAreNeverCountedAsAccepted() throws Exception {
+        try (var h = new OneInputStreamOperatorTestHarness<io.adclick.flink.model.IngestRecord, AuditDelta>(
+                new AuditTally<>(AuditKind.ACCEPTED, new PipelineTopology.IngestClassifier(), 1_000))) {
+            h.setProcessingTime(0);
+            h.open();
+            h.processElement(io.adclick.flink.model.IngestRecord.ofTick(60_500), 0);
+            h.processElement(io.adclick.flink.model.IngestRecord.ofClick(click(1, 60_000)), 0);
+            h.processElement(io.adclick.flink.model.IngestRecord.ofTick(61_500), 0);
+            h.prepareSnapshotPreBarrier(1);
+            assertEquals("60000/1:1,0,0", summary(h.extractOutputValues()));
+        }
+    }
 }

@@ -112,4 +112,49 @@ class ClickWatermarksTest {
         g.onPeriodicEmit(out);
         assertEquals(100_000 - 5_001, out.last());
     }
+
+    static IngestRecord tick(long atMs) {
+        return IngestRecord.ofTick(atMs);
+    }
+
+    /**
+     * Issue #15, defect 2: a partition that is behind (back-pressure, a slow fetch, a job that was
+     * stopped) also goes seconds without a record. With the job's default configuration its watermark
+     * must stay where its records put it, not jump to the clock, or the rest of its backlog (clicks that
+     * were on time at the gateway) becomes late corrections.
+     */
+    @Test
+    void withTheDefaultConfigAPartitionWithABacklogIsNeverTakenForIdle() {
+        io.adclick.flink.JobConfig cfg = io.adclick.flink.JobConfig.defaults();
+        AtomicLong now = new AtomicLong(1_000_000);
+        var g = new ClickWatermarks.ClockFollowingWatermarks(cfg.outOfOrdernessMs, cfg.idlenessMs, now::get);
+        Out out = new Out();
+        g.onEvent(received(700_000, 700_000), 700_000, out); // 5 min behind the clock: a backlog
+        g.onPeriodicEmit(out);
+        long wm = out.last();
+        assertEquals(700_000 - cfg.outOfOrdernessMs - 1, wm);
+        now.addAndGet(60_000); // a minute without a record: back-pressure, not idleness
+        g.onPeriodicEmit(out);
+        assertEquals(wm, out.last(), "the watermark waits for the partition's records");
+    }
+
+    /** Gateway ticks move a quiet partition's watermark like a click with event time = tick time. */
+    @Test
+    void ticksMoveTheWatermarkOfAQuietPartition() {
+        AtomicLong now = new AtomicLong(1_000_000);
+        var g = new ClickWatermarks.ClockFollowingWatermarks(5_000, 0, now::get);
+        Out out = new Out();
+        g.onEvent(click(990_000), 990_000, out);
+        g.onPeriodicEmit(out);
+        assertEquals(990_000 - 5_001, out.last());
+        var assigner = new ClickWatermarks.EventTimeAssigner();
+        IngestRecord t = tick(1_030_000);
+        g.onEvent(t, assigner.extractTimestamp(t, 0), out);
+        g.onPeriodicEmit(out);
+        assertEquals(1_030_000 - 5_001, out.last(), "a tick advances it");
+        IngestRecord old = tick(1_000_000);
+        g.onEvent(old, assigner.extractTimestamp(old, 0), out);
+        g.onPeriodicEmit(out);
+        assertEquals(1_030_000 - 5_001, out.last(), "an older tick (another gateway) never moves it back");
+    }
 }

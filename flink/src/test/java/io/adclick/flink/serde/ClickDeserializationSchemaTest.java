@@ -113,4 +113,31 @@ class ClickDeserializationSchemaTest {
             assertTrue(r.deadLetter.detail.startsWith(fields[i]), "case " + i + ": " + r.deadLetter.detail);
         }
     }
+
+    private IngestRecord runWithKind(byte[] value, String kind) {
+        var rec = TestClicks.record(42, "tick", value);
+        rec.headers().add(ClickDeserializationSchema.RECORD_KIND_HEADER, kind.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return schema.convert(rec);
+    }
+
+    @Test
+    void aGatewayTickBecomesATickNotAClickNorADeadLetter() {
+        byte[] v = io.adclick.proto.v1.PartitionTick.newBuilder().setAtMs(1_700_000_001_000L).setGatewayId("g1").build().toByteArray();
+        IngestRecord r = runWithKind(v, "tick");
+        assertTrue(r.isTick());
+        assertNull(r.click);
+        assertNull(r.deadLetter);
+        assertEquals(1_700_000_001_000L, r.tickAtMs);
+    }
+
+    @Test
+    void anUnreadableTickIsADeadLetterAndAClickWithoutTheHeaderStaysAClick() {
+        IngestRecord bad = runWithKind(new byte[] {(byte) 0xff, 0x01}, "tick");
+        assertNotNull(bad.deadLetter);
+        assertEquals(ReasonCodes.PROTOBUF_DECODE_FAILED, bad.deadLetter.reason);
+        IngestRecord zero = runWithKind(new byte[0], "tick");
+        assertNotNull(zero.deadLetter, "a tick without a time is refused, not taken for time 0");
+        IngestRecord other = runWithKind(TestClicks.event("imp-9", 7, 1_700_000_000_000L).toByteArray(), "something-else");
+        assertNotNull(other.click, "only the tick kind is special");
+    }
 }
