@@ -140,6 +140,7 @@ async function startQueryApi(config: Config, logger: Logger, store: Store, regis
       maxWindows: config.queryMaxWindows,
       retryAfterSec: config.retryAfterSec,
       storageTimeoutMs: config.queryStorageTimeoutMs,
+      authGuard: { negativeTtlMs: config.queryKeyNegativeCacheMs, failureBurst: config.queryAuthFailureBurst, failuresPerMin: config.queryAuthFailuresPerMin },
     },
   });
   await app.listen({ port: config.queryPort, host: config.host });

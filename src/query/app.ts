@@ -4,12 +4,13 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Registry } from 'prom-client';
 import { AppError, ERRORS, errorBody, isAppError, type ErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { ApiKeyAuthenticator, type Clock, type Principal } from './auth.ts';
+import { ApiKeyAuthenticator, type AuthGuardOptions, type Clock, type Principal } from './auth.ts';
 import { dashboardHandlers } from './dashboard.ts';
 import { createQueryMetrics } from './metrics.ts';
 import { QUERY_OPENAPI } from './openapi.ts';
 import { TokenBucketLimiter } from './rate-limit.ts';
 import type { QueryRepository } from './repository.ts';
+import { storageScopeHook } from './request-scope.ts';
 import { parseId, parseLimit } from './request-params.ts';
 import { formatInstant, resolveRange, type TimeRange } from './time-params.ts';
 import { GRANULARITY_MS, denseFill, type Granularity } from '../shared/window-math.ts';
@@ -35,6 +36,8 @@ export interface QueryAppOptions {
   readonly retryAfterSec: number;
   /** A storage call slower than this answers 503 UNAVAILABLE. */
   readonly storageTimeoutMs: number;
+  /** Failed-key memory and per-client failed-lookup budget (auth.ts; defaults DEFAULT_AUTH_GUARD). */
+  readonly authGuard?: Partial<AuthGuardOptions>;
 }
 
 export const DEFAULT_QUERY_APP_OPTIONS: QueryAppOptions = Object.freeze({
@@ -113,6 +116,7 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
   const authenticator = new ApiKeyAuthenticator((hash) => storage(() => repo.findApiKey(hash)), clock, {
     cacheTtlMs: opts.apiKeyCacheTtlMs,
     maxCachedKeys: opts.maxTrackedKeys,
+    ...opts.authGuard,
   });
   const limiter = new TokenBucketLimiter(clock, {
     perSec: opts.rateLimitPerSec,
@@ -122,7 +126,7 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
 
   /** Authenticate, then charge the key's bucket (invalid keys always get 401, never 429). */
   async function principalOf(request: FastifyRequest): Promise<Principal> {
-    const principal = await authenticator.authenticate(request.headers.authorization);
+    const principal = await authenticator.authenticate(request.headers.authorization, request.ip);
     const decision = limiter.take(principal.keyHash);
     if (!decision.allowed) throw withRetryAfter(new AppError('RATE_LIMITED'), decision.retryAfterSec);
     return principal;
@@ -185,6 +189,7 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     },
   });
 
+  app.addHook('onRequest', storageScopeHook);
   app.addHook('onRequest', async (_request, reply) => {
     // Answers are per key and change by the second: never cache them in shared caches.
     reply.header('cache-control', 'no-store');
@@ -209,7 +214,7 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     if (appErr.code === 'INTERNAL') request.log.error({ err }, 'unexpected error');
     else if (appErr.code === 'UNAVAILABLE') request.log.warn({ err: appErr.cause ?? appErr }, 'storage unavailable');
 
-    const retryAfter = retryAfterOf.get(appErr) ?? (appErr.code === 'UNAVAILABLE' ? opts.retryAfterSec : undefined);
+    const retryAfter = retryAfterOf.get(appErr) ?? appErr.retryAfterSec ?? (appErr.code === 'UNAVAILABLE' ? opts.retryAfterSec : undefined);
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
     if (appErr.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="adclick"');
     void reply.code(appErr.status).type('application/json; charset=utf-8').send(appErr.toBody());

@@ -8,23 +8,52 @@ import type { Store } from './store.ts';
 
 export interface ApiKeyRecord { advertiser_id: number; key_hash: string; created_at_ms: number; revoked: boolean }
 
-const KEY_FORMAT = /^ak_[A-Za-z0-9_-]{43}$/;
+const KEY_PREFIX = 'ak_';
+const KEY_BYTES = 32;
+// 32 bytes are 43 base64url characters; the last one carries 4 bits and two zero bits, so
+// it is one of 16 letters: a token with any other last character was never minted.
+const KEY_FORMAT = /^ak_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
 export function hashApiKey(apiKey: string): string {
   return createHash('sha256').update(apiKey, 'utf8').digest('hex');
 }
 
+/**
+ * Whether `s` can be a key createApiKey minted. Checked before any storage lookup, so a
+ * token that cannot be one costs no storage work.
+ */
 export function looksLikeApiKey(s: string): boolean {
   return KEY_FORMAT.test(s);
 }
 
+// Keys minted by this process so far. The query API remembers failed lookups for a few
+// seconds; a key minted here meanwhile must work at once, so a mint makes those memories
+// stale. (Another process minting is covered by the memories' short TTL.)
+let minted = 0;
+
+/** Changes whenever this process mints a key. */
+export function apiKeyMintEpoch(): number {
+  return minted;
+}
+
+/** For keys that enter storage by another path (tests' in-memory repositories). */
+export function noteApiKeyMinted(): void {
+  minted++;
+}
+
 export async function createApiKey(store: Store, advertiserId: number, nowMs = Date.now()): Promise<{ api_key: string; key_hash: string }> {
   if (!Number.isSafeInteger(advertiserId) || advertiserId <= 0) throw new Error('advertiser_id must be a positive integer below 2^53');
-  const api_key = 'ak_' + randomBytes(32).toString('base64url');
+  const api_key = KEY_PREFIX + randomBytes(KEY_BYTES).toString('base64url');
   const key_hash = hashApiKey(api_key);
-  await store.insert(`${DB}.api_keys`, [
-    { key_hash, advertiser_id: advertiserId, created_at: Math.floor(nowMs / 1000), revoked: 0, updated_at: nowMs },
-  ]);
+  try {
+    await store.insert(`${DB}.api_keys`, [
+      { key_hash, advertiser_id: advertiserId, created_at: Math.floor(nowMs / 1000), revoked: 0, updated_at: nowMs },
+    ]);
+  } finally {
+    // After the insert: a failed lookup that started before it is remembered under an
+    // older epoch, so it is stale however late it finishes.
+    noteApiKeyMinted();
+  }
   return { api_key, key_hash };
 }
 

@@ -1,6 +1,8 @@
 // Embedded transport: chdb (ClickHouse in-process) on `<dataDir>/clickhouse`. Only the
 // async API is used, so queries run off the event loop. libchdb allows one data
 // directory per process, and only one process may open it: the serving process owns it.
+// The engine runs one call at a time: calls wait in a StorageQueue (storage-queue.ts),
+// where a query API read nobody waits for any more is dropped before it runs.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Session } from 'chdb';
@@ -8,6 +10,7 @@ import type { Logger } from '../shared/logger.ts';
 import { capabilitiesFor, STORAGE_POLICY_QUERY, storagePolicyProblem } from './capabilities.ts';
 import { normaliseRows, type JsonResult } from './json-result.ts';
 import { serverParamValues } from './param-binder.ts';
+import { StorageQueue, type StorageQueueOptions, type StorageQueueStats } from './storage-queue.ts';
 import type { QueryParams, QuerySettings, Store, StoreCapabilities } from './store.ts';
 
 export interface EmbeddedStoreOptions {
@@ -19,6 +22,8 @@ export interface EmbeddedStoreOptions {
    * `clickhouse-cold` directory beside `path`.
    */
   readonly coldPath?: string;
+  /** Bounds and deadline of waiting query API work (defaults: DEFAULT_STORAGE_QUEUE). */
+  readonly queue?: Partial<StorageQueueOptions>;
 }
 
 /**
@@ -94,12 +99,16 @@ export class EmbeddedStore implements Store {
   readonly kind = 'embedded' as const;
   readonly storagePolicy = EMBEDDED_STORAGE_POLICY;
   private closed = false;
+  private readonly queue: StorageQueue;
 
   private constructor(
     private readonly session: Session,
     readonly capabilities: StoreCapabilities,
     readonly path: string,
-  ) {}
+    queue: Partial<StorageQueueOptions> = {},
+  ) {
+    this.queue = new StorageQueue(queue);
+  }
 
   static async open(opts: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     mkdirSync(opts.path, { recursive: true });
@@ -116,7 +125,7 @@ export class EmbeddedStore implements Store {
       const problem = storagePolicyProblem(EMBEDDED_STORAGE_POLICY, normaliseRows<{ policy_name: string; volume_name: string }>(policies.json<JsonResult>()));
       if (problem) throw new Error(`embedded ClickHouse: ${problem} (config ${configFile})`);
       opts.logger.info({ module: 'store', kind: 'embedded', path: opts.path, coldPath, storagePolicy: EMBEDDED_STORAGE_POLICY, capabilities: caps }, 'embedded ClickHouse (chdb) opened');
-      return new EmbeddedStore(session, caps, opts.path);
+      return new EmbeddedStore(session, caps, opts.path, opts.queue);
     } catch (err) {
       session.close();
       throw err;
@@ -131,9 +140,8 @@ export class EmbeddedStore implements Store {
     this.assertOpen();
     const qo = { format: 'JSON', timeout: opts.timeoutMs };
     const text = opts.settings ? withSettingsClause(sql, opts.settings) : sql;
-    const r = params && Object.keys(params).length
-      ? await this.session.queryBindAsync(text, serverParamValues(sql, params), qo)
-      : await this.session.queryAsync(text, qo);
+    const bound = params && Object.keys(params).length ? serverParamValues(sql, params) : null;
+    const r = await this.queue.run(() => (bound ? this.session.queryBindAsync(text, bound, qo) : this.session.queryAsync(text, qo)));
     return normaliseRows<T>(resultJson(r));
   }
 
@@ -142,23 +150,28 @@ export class EmbeddedStore implements Store {
     if (rows.length === 0) return;
     let body = '';
     for (const row of rows) body += JSON.stringify(row) + '\n';
-    await this.session.insert({ table, values: Buffer.from(body), format: 'JSONEachRow' });
+    await this.queue.run(() => this.session.insert({ table, values: Buffer.from(body), format: 'JSONEachRow' }));
   }
 
   async command(sql: string, params?: QueryParams): Promise<void> {
     this.assertOpen();
-    if (params && Object.keys(params).length) await this.session.queryBindAsync(sql, serverParamValues(sql, params));
-    else await this.session.queryAsync(sql);
+    const bound = params && Object.keys(params).length ? serverParamValues(sql, params) : null;
+    await this.queue.run(() => (bound ? this.session.queryBindAsync(sql, bound) : this.session.queryAsync(sql)));
   }
 
   async ping(): Promise<boolean> {
     if (this.closed) return false;
     try {
-      await this.session.queryAsync('SELECT 1');
+      await this.queue.run(() => this.session.queryAsync('SELECT 1'));
       return true;
     } catch {
       return false;
     }
+  }
+
+  /** What the waiting room did so far (shed and refused calls). */
+  queueStats(): StorageQueueStats {
+    return this.queue.stats();
   }
 
   async close(): Promise<void> {

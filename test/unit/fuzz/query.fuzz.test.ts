@@ -10,13 +10,13 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildQueryApp, type QueryAppOptions } from '../../../src/query/app.ts';
 import { ERRORS } from '../../../src/shared/errors.ts';
-import { FakeRepository } from '../query/fake-repository.ts';
+import { FakeRepository, testApiKey } from '../query/fake-repository.ts';
 
 const T = Date.UTC(2026, 10, 27, 10, 0, 0);
 const NOW = T + 90 * 60_000;
-const KEY = 'ak_live_advertiser7_secret';
-const OTHER_KEY = 'ak_live_advertiser8_secret';
-const REVOKED = 'ak_revoked_key';
+const KEY = testApiKey('advertiser7');
+const OTHER_KEY = testApiKey('advertiser8');
+const REVOKED = testApiKey('revoked');
 const G_MS: Record<string, number> = { '1m': 60_000, '5m': 300_000, '1h': 3_600_000 };
 const MAX_WINDOWS = 10_000;
 const MAX_TIME_MS = 253_402_300_799_999;

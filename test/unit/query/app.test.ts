@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildQueryApp, type QueryAppOptions } from '../../../src/query/app.ts';
-import { FakeRepository } from './fake-repository.ts';
+import { FakeRepository, testApiKey } from './fake-repository.ts';
 
 const T = Date.UTC(2026, 10, 27, 10, 0, 0); // 2026-11-27T10:00:00Z
-const KEY = 'ak_live_advertiser7_secret';
-const OTHER_KEY = 'ak_live_advertiser8_secret';
+const KEY = testApiKey('advertiser7');
+const OTHER_KEY = testApiKey('advertiser8');
+const REVOKED_KEY = testApiKey('revoked');
+const UNKNOWN_KEY = testApiKey('never-minted');
 const AUTH = { authorization: `Bearer ${KEY}` };
 
 function setup(options: Partial<QueryAppOptions> = {}) {
@@ -55,10 +57,10 @@ test('/healthz, /readyz, the dashboard page', async () => {
 
 test('401 for missing, malformed, unknown and revoked keys, all with one body', async () => {
   const { app, repo } = setup();
-  repo.addKey('revoked-key', 7);
-  repo.revokeKey('revoked-key');
+  repo.addKey(REVOKED_KEY, 7);
+  repo.revokeKey(REVOKED_KEY);
   const bodies = new Set<string>();
-  for (const authorization of [undefined, 'Basic Zm9vOmJhcg==', 'Bearer', `Bearer ${KEY} extra`, 'Bearer unknown-key', 'Bearer revoked-key']) {
+  for (const authorization of [undefined, 'Basic Zm9vOmJhcg==', 'Bearer', `Bearer ${KEY} extra`, 'Bearer unknown-key', `Bearer ${UNKNOWN_KEY}`, `Bearer ${REVOKED_KEY}`]) {
     const res = await app.inject({ url: '/v1/campaigns', headers: authorization === undefined ? {} : { authorization } });
     assertError(res, 401, 'UNAUTHORIZED');
     assert.match(String(res.headers['www-authenticate']), /^Bearer/);
@@ -75,10 +77,12 @@ test('the raw key never reaches the logs', async () => {
   const { app, logs } = setup();
   await app.inject({ url: '/v1/campaigns', headers: AUTH });
   await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer not-a-real-key' } });
+  await app.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${UNKNOWN_KEY}` } });
   assert.ok(logs.length > 0);
   const all = logs.join('\n');
   assert.ok(!all.includes(KEY));
   assert.ok(!all.includes('not-a-real-key'));
+  assert.ok(!all.includes(UNKNOWN_KEY));
 });
 
 test('GET /v1/campaigns lists only the key owner campaigns with totals', async () => {
@@ -443,11 +447,54 @@ test('revocation takes effect once the key cache expires', async () => {
   assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 401, 'UNAUTHORIZED');
 });
 
-test('a new key works at once: unknown keys are not cached', async () => {
+test('a new key works at once, even right after a failed try with it', async () => {
   const { app, repo } = setup();
-  assertError(await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer brand-new' } }), 401, 'UNAUTHORIZED');
-  repo.addKey('brand-new', 7);
-  assert.equal((await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer brand-new' } })).statusCode, 200);
+  const fresh = testApiKey('brand-new');
+  const auth = { authorization: `Bearer ${fresh}` };
+  assertError(await app.inject({ url: '/v1/campaigns', headers: auth }), 401, 'UNAUTHORIZED');
+  assertError(await app.inject({ url: '/v1/campaigns', headers: auth }), 401, 'UNAUTHORIZED');
+  assert.equal(repo.calls.findApiKey, 1, 'the failure is remembered');
+  repo.addKey(fresh, 7); // minting forgets remembered failures
+  assert.equal((await app.inject({ url: '/v1/campaigns', headers: auth })).statusCode, 200);
+});
+
+test('a failed key is remembered for the negative TTL only', async () => {
+  const { app, repo, clock } = setup({ authGuard: { negativeTtlMs: 1000 } });
+  const auth = { authorization: `Bearer ${UNKNOWN_KEY}` };
+  for (let i = 0; i < 5; i++) assertError(await app.inject({ url: '/v1/campaigns', headers: auth }), 401, 'UNAUTHORIZED');
+  assert.equal(repo.calls.findApiKey, 1);
+  clock.now += 1000;
+  assertError(await app.inject({ url: '/v1/campaigns', headers: auth }), 401, 'UNAUTHORIZED');
+  assert.equal(repo.calls.findApiKey, 2);
+});
+
+test('a token that cannot be a minted key is refused before any lookup', async () => {
+  const { app, repo } = setup();
+  const almost = KEY.slice(0, -1) + (KEY.endsWith('B') ? 'C' : 'B'); // a last character 32 bytes never give
+  for (const token of ['junk', 'ak_' + 'a'.repeat(42), 'ak_' + 'a'.repeat(44), KEY.toUpperCase(), 'xk_' + KEY.slice(3), almost]) {
+    assertError(await app.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${token}` } }), 401, 'UNAUTHORIZED');
+  }
+  assert.equal(repo.calls.findApiKey ?? 0, 0);
+});
+
+test('failed lookups are limited per client: 429 RATE_LIMITED + Retry-After; good keys and other clients unaffected', async () => {
+  const { app, repo, clock } = setup({ authGuard: { failureBurst: 3, failuresPerMin: 6 } });
+  const from = (remoteAddress: string, authorization: string) => app.inject({ url: '/v1/campaigns', headers: { authorization }, remoteAddress });
+  assert.equal((await from('192.0.2.1', `Bearer ${KEY}`)).statusCode, 200, 'cached before the failures');
+  for (let i = 0; i < 3; i++) assertError(await from('192.0.2.1', `Bearer ${testApiKey(`junk${i}`)}`), 401, 'UNAUTHORIZED');
+  const limited = await from('192.0.2.1', `Bearer ${testApiKey('junk3')}`);
+  assertError(limited, 429, 'RATE_LIMITED');
+  assert.equal(limited.headers['retry-after'], '10', '6 a minute: one back in 10 s');
+  const lookups = repo.calls.findApiKey;
+  assertError(await from('192.0.2.1', `Bearer ${OTHER_KEY}`), 429, 'RATE_LIMITED'); // unknown to the cache: no lookup for this client
+  assert.equal(repo.calls.findApiKey, lookups);
+  assert.equal((await from('192.0.2.1', `Bearer ${KEY}`)).statusCode, 200, 'a cached key is served');
+  assertError(await from('192.0.2.1', 'Bearer junk'), 401, 'UNAUTHORIZED'); // costs nothing: not limited
+  assert.equal((await from('192.0.2.2', `Bearer ${OTHER_KEY}`)).statusCode, 200, 'other clients unaffected');
+  clock.now += 10_000;
+  assert.equal((await from('192.0.2.1', `Bearer ${OTHER_KEY}`)).statusCode, 200, 'a good key gives its reservation back');
+  assertError(await from('192.0.2.1', `Bearer ${testApiKey('junk4')}`), 401, 'UNAUTHORIZED');
+  assertError(await from('192.0.2.1', `Bearer ${testApiKey('junk5')}`), 429, 'RATE_LIMITED');
 });
 
 test('per-key rate limit: 429 RATE_LIMITED with Retry-After, other keys unaffected', async () => {
@@ -458,7 +505,7 @@ test('per-key rate limit: 429 RATE_LIMITED with Retry-After, other keys unaffect
   assert.equal(limited.headers['retry-after'], '1');
   assert.equal((await app.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${OTHER_KEY}` } })).statusCode, 200);
   // Bad keys get 401, not 429, even while the good key is limited.
-  assertError(await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer nope' } }), 401, 'UNAUTHORIZED');
+  assertError(await app.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${UNKNOWN_KEY}` } }), 401, 'UNAUTHORIZED');
   clock.now += 200; // one token at 5/s
   assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200);
   assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 429, 'RATE_LIMITED');

@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ApiKeyAuthenticator, hashApiKey, parseBearer } from '../../../src/query/auth.ts';
+import { AuthFailureLimiter } from '../../../src/query/auth-failure-limiter.ts';
 import { TokenBucketLimiter } from '../../../src/query/rate-limit.ts';
+import { looksLikeApiKey } from '../../../src/store/api-keys.ts';
+import { currentStorageScope, runInStorageScope } from '../../../src/store/storage-scope.ts';
+import { testApiKey } from './fake-repository.ts';
 
 test('parseBearer', () => {
   assert.equal(parseBearer('Bearer abc.DEF-123_~+/='), 'abc.DEF-123_~+/=');
@@ -28,7 +32,7 @@ test('concurrent lookups of one key share a storage call', async () => {
     () => 0,
     { cacheTtlMs: 2000, maxCachedKeys: 10 },
   );
-  const got = await Promise.all([1, 2, 3].map(() => auth.authenticate('Bearer k')));
+  const got = await Promise.all([1, 2, 3].map(() => auth.authenticate(`Bearer ${testApiKey('k')}`)));
   assert.deepEqual(got.map((p) => p.advertiserId), [7, 7, 7]);
   assert.equal(calls, 1);
 });
@@ -42,4 +46,59 @@ test('token bucket: burst, then rate, with Retry-After', () => {
   now += 500; // one token back
   assert.deepEqual(limiter.take('a'), { allowed: true });
   assert.equal(limiter.take('a').allowed, false);
+});
+
+test('every key createApiKey can mint has the format; near misses do not', () => {
+  for (let i = 0; i < 2000; i++) {
+    const key = 'ak_' + randomBytes(32).toString('base64url');
+    assert.ok(looksLikeApiKey(key), key);
+  }
+  const key = testApiKey('x');
+  for (const bad of [key.slice(0, -1), key + 'A', 'AK_' + key.slice(3), key.slice(0, -1) + '=', key.slice(0, -1) + 'B', key.slice(0, 10) + '+' + key.slice(11), ` ${key}`]) {
+    assert.equal(looksLikeApiKey(bad), false, bad);
+  }
+});
+
+test('a key lookup runs in the lookup lane and is abandoned only when every waiting request has gone', async () => {
+  let release!: (v: { advertiserId: number; revoked: boolean } | null) => void;
+  let seen: AbortSignal | undefined;
+  const auth = new ApiKeyAuthenticator(
+    () => {
+      const scope = currentStorageScope();
+      assert.equal(scope?.lane, 'lookup');
+      seen = scope?.signal;
+      return new Promise((r) => { release = r; });
+    },
+    () => 0,
+    { cacheTtlMs: 2000, maxCachedKeys: 10 },
+  );
+  const a = new AbortController();
+  const b = new AbortController();
+  const header = `Bearer ${testApiKey('shared')}`;
+  const pa = runInStorageScope({ lane: 'interactive', signal: a.signal }, () => auth.authenticate(header, 'c1'));
+  const pb = runInStorageScope({ lane: 'interactive', signal: b.signal }, () => auth.authenticate(header, 'c2'));
+  a.abort();
+  assert.equal(seen?.aborted, false, 'one request still waits');
+  b.abort();
+  assert.equal(seen?.aborted, true, 'nobody waits any more');
+  release({ advertiserId: 7, revoked: false });
+  assert.deepEqual((await pa).advertiserId, 7);
+  await pb;
+});
+
+test('failure budget: reserve up front, refund on success, refill at the rate, bounded clients', () => {
+  let now = 0;
+  const l = new AuthFailureLimiter(() => now, { burst: 2, perMin: 60, maxClients: 2 });
+  assert.deepEqual(l.reserve('a'), { allowed: true });
+  assert.deepEqual(l.reserve('a'), { allowed: true });
+  assert.deepEqual(l.reserve('a'), { allowed: false, retryAfterSec: 1 });
+  l.refund('a');
+  assert.deepEqual(l.reserve('a'), { allowed: true });
+  now += 500;
+  assert.equal(l.reserve('a').allowed, false);
+  now += 500;
+  assert.equal(l.reserve('a').allowed, true);
+  l.reserve('b');
+  l.reserve('c'); // evicts a, the least recently seen
+  assert.deepEqual(l.reserve('a'), { allowed: true });
 });

@@ -13,13 +13,15 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildQueryApp } from '../../../src/query/app.ts';
 import { DASHBOARD_CSP, dashboardFiles, dashboardHandlers, etagMatches, loadDashboardFiles } from '../../../src/query/dashboard.ts';
-import { FakeRepository } from './fake-repository.ts';
+import { FakeRepository, testApiKey } from './fake-repository.ts';
+
+const KEY = testApiKey('dashboard');
 
 const SOURCE_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../../src/query/dashboard');
 
 function setup() {
   const repo = new FakeRepository();
-  repo.addKey('ak_test_key', 7);
+  repo.addKey(KEY, 7);
   const app = buildQueryApp({ repo, logger: pino({ level: 'silent' }), registry: new Registry() });
   return { app, repo };
 }
@@ -157,7 +159,7 @@ test('the /v1 API keeps its behaviour: no CSP, never cached, 401 without a key',
   assert.equal(res.statusCode, 401);
   assert.equal(res.headers['cache-control'], 'no-store');
   assert.equal(res.headers['content-security-policy'], undefined);
-  const ok = await app.inject({ url: '/v1/campaigns', headers: { authorization: 'Bearer ak_test_key' } });
+  const ok = await app.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${KEY}` } });
   assert.equal(ok.statusCode, 200);
   assert.deepEqual(ok.json(), { campaigns: [] });
   assert.equal(ok.headers['cache-control'], 'no-store');

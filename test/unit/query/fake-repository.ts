@@ -1,7 +1,9 @@
 // In-memory QueryRepository for unit tests of the query app. Integration tests use the
 // real ClickHouse-backed repository.
 import type { AdTotalsQuery, ApiKeyRecord, CampaignRangeQuery, QueryRepository, SeriesQuery } from '../../../src/query/repository.ts';
+import { createHash } from 'node:crypto';
 import { hashApiKey } from '../../../src/query/auth.ts';
+import { noteApiKeyMinted } from '../../../src/store/api-keys.ts';
 import { GRANULARITY_MS } from '../../../src/shared/window-math.ts';
 
 export interface FakeClick {
@@ -11,6 +13,11 @@ export interface FakeClick {
   /** Event time, epoch ms. */
   atMs: number;
   count?: number;
+}
+
+/** A key in the minted format (`ak_` + 32 bytes base64url), the same for the same name. */
+export function testApiKey(name: string): string {
+  return 'ak_' + createHash('sha256').update(name).digest('base64url');
 }
 
 export class FakeRepository implements QueryRepository {
@@ -23,8 +30,10 @@ export class FakeRepository implements QueryRepository {
   failure: Error | null = null;
   readonly calls: Record<string, number> = {};
 
+  /** Like minting (api-keys.ts): a key added now works at once, whatever failed before. */
   addKey(rawKey: string, advertiserId: number): void {
     this.keys.set(hashApiKey(rawKey), { advertiserId, revoked: false });
+    noteApiKeyMinted();
   }
 
   revokeKey(rawKey: string): void {

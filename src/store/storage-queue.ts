@@ -1,0 +1,149 @@
+// The embedded engine's waiting room. chdb runs one query at a time per process (measured:
+// four concurrent 0.5 s sleeps take 2 s, parameterised or not), and a call handed to it
+// cannot be taken back: it runs even after its caller gave up. So calls wait here, in JS,
+// where waiting work can still be dropped, and only one at a time goes to the engine.
+//
+// Lanes (storage-scope.ts), served in this order:
+//   interactive  a query API read someone waits for: bounded, shed when its client went
+//                away or it waited past the deadline;
+//   background   no scope (sink, migrations, monitors): never shed, never refused; behind
+//                interactive reads because a delayed sink write only makes its next batch
+//                bigger, while a delayed read is a user waiting;
+//   lookup       an API-key lookup for a key not known to be good: anyone can cause one,
+//                so they go last, in a smaller queue, and are shed the same way.
+import { AppError } from '../shared/errors.ts';
+import { currentStorageScope, type StorageLane, type StorageScope } from './storage-scope.ts';
+
+export interface StorageQueueOptions {
+  /**
+   * Most interactive calls waiting for the engine; a request whose first call would be one
+   * more is refused at once (503). Its later calls are let in (a request makes a few).
+   */
+  readonly maxQueued: number;
+  /** Most API-key lookups waiting for the engine; one more is refused at once (503). */
+  readonly maxLookupQueued: number;
+  /** Longest an interactive call or lookup waits for the engine; then 503, and it never runs. */
+  readonly maxWaitMs: number;
+  /** Retry-After (seconds) of those 503 answers. */
+  readonly retryAfterSec: number;
+}
+
+export const DEFAULT_STORAGE_QUEUE: StorageQueueOptions = Object.freeze({ maxQueued: 200, maxLookupQueued: 32, maxWaitMs: 2000, retryAfterSec: 1 });
+
+export interface StorageQueueStats {
+  /** Calls handed to the engine. */
+  readonly ran: number;
+  /** Dropped while waiting: the caller went away. */
+  readonly shedGone: number;
+  /** Dropped while waiting: past maxWaitMs. */
+  readonly shedLate: number;
+  /** Refused on arrival: their lane was full. */
+  readonly refusedFull: number;
+  readonly waiting: Readonly<Record<'interactive' | 'background' | 'lookup', number>>;
+}
+
+interface Waiting {
+  readonly work: () => Promise<unknown>;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
+  readonly lane: StorageLane | 'background';
+  timer?: NodeJS.Timeout;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+export class StorageQueue {
+  // Sets keep arrival order and drop a shed entry in O(1).
+  private readonly lanes = { interactive: new Set<Waiting>(), background: new Set<Waiting>(), lookup: new Set<Waiting>() };
+  private busy = false;
+  // Requests with a call already let in: their later calls are never refused as too many,
+  // or the queue would throw away the work it already did for them.
+  private readonly admitted = new WeakSet<StorageScope>();
+  private counts = { ran: 0, shedGone: 0, shedLate: 0, refusedFull: 0 };
+  private readonly opts: StorageQueueOptions;
+
+  constructor(opts: Partial<StorageQueueOptions> = {}) {
+    this.opts = { ...DEFAULT_STORAGE_QUEUE, ...opts };
+  }
+
+  /** Runs `work` when the engine is free and it is its turn; the lane comes from the caller's storage scope. */
+  run<T>(work: () => Promise<T>, scope: StorageScope | undefined = currentStorageScope()): Promise<T> {
+    const lane = scope?.lane ?? 'background';
+    const signal = scope?.signal;
+    if (lane !== 'background') {
+      if (signal?.aborted) {
+        this.counts.shedGone++;
+        return Promise.reject(this.unavailable('The caller went away before the storage call started'));
+      }
+      const bound = lane === 'lookup' ? this.opts.maxLookupQueued : this.opts.maxQueued;
+      if (!this.admitted.has(scope!) && this.lanes[lane].size >= bound && (this.busy || this.lanes[lane].size > 0)) {
+        this.counts.refusedFull++;
+        return Promise.reject(this.unavailable('Too many storage calls are waiting; retry later'));
+      }
+      this.admitted.add(scope!);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const w: Waiting = { work, resolve: resolve as (v: unknown) => void, reject, lane };
+      this.lanes[lane].add(w);
+      if (lane !== 'background') {
+        w.timer = setTimeout(() => this.shed(w, 'shedLate', 'The storage call waited too long for the engine; retry later'), this.opts.maxWaitMs);
+        if (signal) {
+          w.signal = signal;
+          w.onAbort = () => this.shed(w, 'shedGone', 'The caller went away before the storage call started');
+          signal.addEventListener('abort', w.onAbort, { once: true });
+        }
+      }
+      this.pump();
+    });
+  }
+
+  stats(): StorageQueueStats {
+    return { ...this.counts, waiting: { interactive: this.lanes.interactive.size, background: this.lanes.background.size, lookup: this.lanes.lookup.size } };
+  }
+
+  private unavailable(message: string): AppError {
+    return new AppError('UNAVAILABLE', message, { retryAfterSec: this.opts.retryAfterSec });
+  }
+
+  private shed(w: Waiting, why: 'shedGone' | 'shedLate', message: string): void {
+    if (!this.lanes[w.lane].delete(w)) return;
+    this.release(w);
+    this.counts[why]++;
+    w.reject(this.unavailable(message));
+  }
+
+  private release(w: Waiting): void {
+    if (w.timer) clearTimeout(w.timer);
+    if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
+  }
+
+  private next(): Waiting | undefined {
+    for (const lane of [this.lanes.interactive, this.lanes.background, this.lanes.lookup]) {
+      const first = lane.values().next();
+      if (!first.done) {
+        lane.delete(first.value);
+        return first.value;
+      }
+    }
+    return undefined;
+  }
+
+  private pump(): void {
+    if (this.busy) return;
+    const w = this.next();
+    if (!w) return;
+    this.release(w);
+    this.busy = true;
+    this.counts.ran++;
+    let p: Promise<unknown>;
+    try {
+      p = w.work();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(w.resolve, w.reject).finally(() => {
+      this.busy = false;
+      this.pump();
+    });
+  }
+}

@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isAppError } from '../../../src/shared/errors.ts';
+import { StorageQueue } from '../../../src/store/storage-queue.ts';
+import { runInStorageScope, type StorageScope } from '../../../src/store/storage-scope.ts';
+
+/** Work that runs only when released, recording that it started. */
+function gate(log: string[], name: string) {
+  let open!: () => void;
+  const released = new Promise<void>((r) => { open = r; });
+  return { work: async () => { log.push(name); await released; return name; }, open };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+function assertUnavailable(err: unknown, retryAfterSec: number): true {
+  assert.ok(isAppError(err) && err.code === 'UNAVAILABLE', String(err));
+  assert.equal(err.retryAfterSec, retryAfterSec);
+  return true;
+}
+
+test('one call at a time; waiting calls go interactive, then background, then lookups', async () => {
+  const q = new StorageQueue();
+  const log: string[] = [];
+  const first = gate(log, 'first');
+  const running = q.run(first.work);
+  const done = Promise.all([
+    q.run(async () => log.push('lookup'), { lane: 'lookup' }),
+    q.run(async () => log.push('background')),
+    q.run(async () => log.push('interactive'), { lane: 'interactive' }),
+  ]);
+  await tick();
+  assert.deepEqual(log, ['first']);
+  first.open();
+  await running;
+  await done;
+  assert.deepEqual(log, ['first', 'interactive', 'background', 'lookup']);
+  assert.equal(q.stats().ran, 4);
+});
+
+test('a waiting call whose caller went away never runs', async () => {
+  const q = new StorageQueue({ retryAfterSec: 3 });
+  const log: string[] = [];
+  const busy = gate(log, 'busy');
+  const running = q.run(busy.work);
+  const abort = new AbortController();
+  const scope: StorageScope = { lane: 'interactive', signal: abort.signal };
+  const waiting = q.run(async () => log.push('shed'), scope);
+  abort.abort();
+  await assert.rejects(waiting, (e) => assertUnavailable(e, 3));
+  await assert.rejects(q.run(async () => log.push('late'), scope), (e) => assertUnavailable(e, 3));
+  busy.open();
+  await running;
+  await tick();
+  assert.deepEqual(log, ['busy']);
+  assert.equal(q.stats().shedGone, 2);
+});
+
+test('a call waiting past the deadline answers UNAVAILABLE at the deadline and never runs; background work waits', async () => {
+  const q = new StorageQueue({ maxWaitMs: 30, retryAfterSec: 1 });
+  const log: string[] = [];
+  const busy = gate(log, 'busy');
+  const running = q.run(busy.work);
+  const t = Date.now();
+  const late = q.run(async () => log.push('late'), { lane: 'lookup' });
+  const background = q.run(async () => log.push('background'));
+  await assert.rejects(late, (e) => assertUnavailable(e, 1));
+  assert.ok(Date.now() - t < 1000);
+  busy.open();
+  await running;
+  await background;
+  assert.deepEqual(log, ['busy', 'background']);
+  assert.equal(q.stats().shedLate, 1);
+});
+
+test('bounded lanes: a new request beyond the bound is refused at once; an admitted request is not', async () => {
+  const q = new StorageQueue({ maxQueued: 2, maxLookupQueued: 1 });
+  const log: string[] = [];
+  const busy = gate(log, 'busy');
+  const running = q.run(busy.work);
+  const a: StorageScope = { lane: 'interactive' };
+  const b: StorageScope = { lane: 'interactive' };
+  const ok = [q.run(async () => 'a1', a), q.run(async () => 'b1', b)];
+  await assert.rejects(q.run(async () => 'c1', { lane: 'interactive' }), (e) => assertUnavailable(e, 1));
+  ok.push(q.run(async () => 'a2', a)); // a request already let in makes its next call
+  ok.push(q.run(async () => 'x')); // background is never refused
+  ok.push(q.run(async () => 'l1', { lane: 'lookup' }));
+  await assert.rejects(q.run(async () => 'l2', { lane: 'lookup' }), (e) => assertUnavailable(e, 1));
+  busy.open();
+  await running;
+  assert.deepEqual(await Promise.all(ok), ['a1', 'b1', 'a2', 'x', 'l1']);
+  assert.equal(q.stats().refusedFull, 1 + 1);
+});
+
+test('the lane and signal come from the caller\'s storage scope', async () => {
+  const q = new StorageQueue();
+  const log: string[] = [];
+  const busy = gate(log, 'busy');
+  const running = q.run(busy.work);
+  const abort = new AbortController();
+  const waiting = runInStorageScope({ lane: 'interactive', signal: abort.signal }, () => q.run(async () => log.push('x')));
+  assert.equal(q.stats().waiting.interactive, 1);
+  abort.abort();
+  await assert.rejects(waiting);
+  busy.open();
+  await running;
+  assert.deepEqual(log, ['busy']);
+});
