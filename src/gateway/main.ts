@@ -12,7 +12,8 @@ import { buildGatewayApp } from './app.ts';
 import { createClickPublisher, type ClickPublisher } from './click-publisher.ts';
 import { startPartitionTicker } from './partition-ticks.ts';
 import { clusterMetrics, runClusterPrimary, workerIndex } from './cluster.ts';
-import { createEdgeDedup } from './edge-dedup.ts';
+import { createEdgeDedup, verifiedAdmission } from './edge-dedup.ts';
+import { deriveFromSigningKeys } from '../shared/signature.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 
 const config = loadConfig();
@@ -85,6 +86,8 @@ async function runGateway() {
     burst: config.rateLimitBurst,
     onRedisError: () => redisFailures.inc({ use: 'rate_limit' }),
   });
+  // Marks are MACed with a key every gateway with these signing keys derives alike.
+  const dedup = createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' }), deriveFromSigningKeys(signingKeys, 'edge-dedup-mark/v1'));
   const app = buildGatewayApp({
     options: {
       signingKeys,
@@ -99,9 +102,10 @@ async function runGateway() {
       gatewayId,
     },
     publisher,
-    dedup: createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' })),
+    dedup,
     rateLimiter,
-    admission: rateLimiter, // rate limit + edge-dedup read in one Redis script
+    // Rate limit + edge-dedup read in one Redis script; a mark it finds counts only if it verifies.
+    admission: verifiedAdmission(rateLimiter, dedup),
     logger,
     registry,
     readiness: () => ({ redis: redis?.status === 'ready' }),

@@ -3,6 +3,7 @@
 // checked against this list by test/unit/config.test.ts.
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { redactUrl } from './redact-url.ts';
 
 type Parser<T> = (raw: string, key: string) => T;
 
@@ -37,6 +38,21 @@ function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDef
   return { env, default: def, parse, doc, shownDefault };
 }
 
+// redis://[user:password@]host[:port][/db] (AUTH/ACL) or rediss://… (TLS); empty: no Redis.
+const redisUrlParser: Parser<string> = (raw, key) => {
+  const v = raw.trim();
+  if (v === '') return '';
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch { /* reported below */ }
+  if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || !u.hostname || !/^(\/\d*)?$/.test(u.pathname)) {
+    throw new Error(`${key} must be redis://[user:password@]host[:port][/db] or rediss://… for TLS, got "${redactUrl(v)}"`);
+  }
+  // ioredis switches TLS on only for the lower-case scheme: a REDISS:// URL would go out in clear.
+  return u.protocol + v.slice(u.protocol.length);
+};
+
 /** Default signing key for local development only; the gateway warns loudly when it is in use. */
 export const DEV_SIGNING_KEYS = 'dev:adclick-dev-secret-do-not-use-in-production';
 /** HMAC-SHA256 keys shorter than its 32-byte output are guessable sooner than the MAC itself. */
@@ -58,7 +74,8 @@ export const SETTINGS = {
   gatewayWorkers: setting('ADCLICK_GATEWAY_WORKERS', 1, countOrAuto(1, 64), 'Gateway worker processes sharing its port (node:cluster); `auto` = one per CPU. Each has its own Kafka producer and Redis connection'),
   queryPort: setting('ADCLICK_QUERY_PORT', 8081, int(0, 65535), 'Query API and dashboard HTTP port'),
   flinkUiPort: setting('ADCLICK_FLINK_UI_PORT', 8082, int(0, 65535), 'Flink web UI port of the local job'),
-  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', str, "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager)", '`http://<bind host>:<Flink UI port>`'),
+  flinkBindHost: setting('ADCLICK_FLINK_BIND_HOST', '127.0.0.1', str, "Address the local Flink job's REST API and web UI bind to (not ADCLICK_BIND_HOST: that API can stop or cancel the job; jar upload is off)"),
+  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', str, "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager)", '`http://<Flink bind host>:<Flink UI port>`'),
   pipelinePollMs: setting('ADCLICK_PIPELINE_POLL_MS', 5000, int(500), 'How often the serving process polls Flink REST, the stored watermark and the sink group lag for /metrics'),
   kafkaBrokers: setting('KAFKA_BROKERS', '127.0.0.1:9092', str, 'Kafka bootstrap servers (comma-separated host:port)'),
   kafkaPort: setting('ADCLICK_KAFKA_PORT', 9092, int(1, 65535), 'Port of the local Kafka broker started by `adclick up`'),
@@ -67,7 +84,7 @@ export const SETTINGS = {
   clicksTopic: setting('ADCLICK_CLICKS_TOPIC', 'clicks', str, 'Topic of accepted clicks'),
   clicksPartitions: setting('ADCLICK_CLICKS_PARTITIONS', 4, int(1, 10000), 'Partitions of the clicks topic when `adclick up` creates it'),
   clicksRetentionMs: setting('ADCLICK_CLICKS_RETENTION_MS', 7 * 24 * 3600 * 1000, int(3600_000), 'Retention of the clicks topic (at least 7 days)', '604800000 (7 d)'),
-  redisUrl: setting('REDIS_URL', 'redis://127.0.0.1:6379', str, 'Redis for edge dedup and rate limiting; empty to run without (fail-open)'),
+  redisUrl: setting('REDIS_URL', 'redis://127.0.0.1:6379', redisUrlParser, 'Redis for edge dedup and rate limiting; empty to run without (fail-open). redis://user:password@host:port for AUTH/ACL, rediss:// for TLS (extra CAs: NODE_EXTRA_CA_CERTS)'),
   clickhouseUrl: setting('CLICKHOUSE_URL', '', str, 'ClickHouse server URL (http://user:pass@host:8123/db); unset uses embedded chdb'),
   signingKeys: setting('ADCLICK_SIGNING_KEYS', '', signingKeysParser, 'Accepted click signing keys, comma-separated key_id:secret pairs (rotation: list several); each secret at least 32 bytes. Set but empty is an error', 'unset: dev key, loopback only'),
   ipHashKey: setting('ADCLICK_IP_HASH_KEY', '', str, 'Secret for the keyed hash of client IPs written to Kafka', 'random per process'),
@@ -231,6 +248,13 @@ export function signingKeysFor(config: Pick<Config, 'signingKeys' | 'host'>): Ma
   return parseSigningKeys(DEV_SIGNING_KEYS);
 }
 
+/** The Flink REST base URL: ADCLICK_FLINK_REST_URL, else the local job's (a wildcard bind is reached on loopback). */
+export function flinkRestUrlFor(config: Pick<Config, 'flinkRestUrl' | 'flinkBindHost' | 'flinkUiPort'>): string {
+  const b = config.flinkBindHost;
+  const h = b === '0.0.0.0' || b === '' ? '127.0.0.1' : b === '::' ? '[::1]' : b.includes(':') ? `[${b}]` : b;
+  return (config.flinkRestUrl || `http://${h}:${config.flinkUiPort}`).replace(/\/$/, '');
+}
+
 /**
  * The environment that reproduces `config` in a child process (the launcher passes it on).
  * An empty value whose default is empty is left out: for ADCLICK_SIGNING_KEYS set-but-empty
@@ -240,8 +264,8 @@ export function configToEnv(config: Config): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, s] of Object.entries(SETTINGS) as [keyof Config, Setting<unknown>][]) {
     const v = config[name];
-    env[s.env] = Array.isArray(v) ? v.join(',') : String(v);
     if (v === '' && s.default === '') continue;
+    env[s.env] = Array.isArray(v) ? v.join(',') : String(v);
   }
   return env;
 }

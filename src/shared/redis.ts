@@ -1,8 +1,13 @@
 // Redis client for optional, fail-open uses (edge dedup, rate limit): commands never
 // queue while disconnected and time out fast, so a slow or dead Redis costs a request
 // at most a few milliseconds; reconnection goes on in the background.
+// AUTH/ACL come from the URL (redis://user:password@host), TLS from rediss:// (ioredis
+// does both); config.ts checks the URL's form, and it is only ever logged redacted.
 import { Redis } from 'ioredis';
 import type { Logger } from './logger.ts';
+import { redactUrl } from './redact-url.ts';
+
+export { redactUrl };
 
 export function createOptionalRedis(url: string, logger: Logger): Redis | null {
   const log = logger.child({ module: 'redis' });
@@ -31,8 +36,4 @@ export function createOptionalRedis(url: string, logger: Logger): Redis | null {
     log.warn({ err: err.message }, 'redis unavailable: failing open (edge dedup skipped, in-process rate limit)');
   });
   return redis;
-}
-
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }

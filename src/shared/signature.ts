@@ -1,6 +1,6 @@
 // Click signatures (API.md "Click ingestion"): HMAC-SHA256 over a canonical string,
 // lowercase hex. Ad servers sign with signClick; the gateway verifies in constant time.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 
 export interface SignableClick {
   key_id: string;
@@ -29,4 +29,14 @@ export function verifySignature(c: SignableClick, signature: string, secret: str
   if (!HEX64.test(signature)) return false;
   const expected = createHmac('sha256', secret).update(canonicalString(c)).digest();
   return timingSafeEqual(expected, Buffer.from(signature, 'hex'));
+}
+
+/**
+ * A gateway-side secret for `purpose`, derived (HKDF-SHA256) from every signing key, so
+ * gateways configured alike derive the same one without another secret to distribute, and
+ * nobody without the signing keys can. It changes whenever the key set does (rotation).
+ */
+export function deriveFromSigningKeys(keys: ReadonlyMap<string, string>, purpose: string): Buffer {
+  const ikm = [...keys].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, secret]) => `${id}:${secret}`).join('\n');
+  return Buffer.from(hkdfSync('sha256', ikm, 'adclick', purpose, 32));
 }

@@ -1,7 +1,7 @@
 // `<dataDir>/run/` layout: `<name>.pid` (the pid, plain) and `<name>.json` (what `status`
 // and `down` need to check it from another process), plus `supervisor.pid`.
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { HealthCheck } from './health.ts';
 
@@ -18,8 +18,20 @@ export interface PidRecord {
   readonly startedAt: string;
 }
 
+/**
+ * Create `dir` (and missing parents) as 0700: the data and run directories hold every
+ * tenant's clicks, API key hashes and the admin token. A directory this user owns that
+ * others can enter (made before this rule, or under a lax umask) is tightened; a shared one
+ * (sticky, like /tmp) or another user's is left alone.
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await stat(dir);
+  if ((st.mode & 0o077) !== 0 && (st.mode & 0o1000) === 0 && st.uid === process.getuid?.()) await chmod(dir, 0o700);
+}
+
 export async function writePidRecord(runDir: string, rec: PidRecord): Promise<void> {
-  await mkdir(runDir, { recursive: true });
+  await ensurePrivateDir(runDir);
   await writeFile(join(runDir, `${rec.name}.json`), JSON.stringify(rec, null, 2) + '\n');
   await writeFile(join(runDir, `${rec.name}.pid`), `${rec.pid}\n`);
 }
@@ -49,7 +61,7 @@ export function readSupervisorPid(runDir: string): Promise<number | undefined> {
 }
 
 export async function writeSupervisorPid(runDir: string, pid = process.pid): Promise<void> {
-  await mkdir(runDir, { recursive: true });
+  await ensurePrivateDir(runDir);
   await writeFile(join(runDir, `${SUPERVISOR_NAME}.pid`), `${pid}\n`);
 }
 

@@ -6,12 +6,13 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { configToEnv, flinkRestUrlFor, SETTINGS, signingKeysFor, type Config } from '../shared/config.ts';
+import { redactUrl } from '../shared/redact-url.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
 import { chooseRestorePoint, clearStopMarker, flinkStateFiles, type RestorePoint } from './checkpoints.ts';
 import { ensureFlinkJar, flinkJarPath } from './flink-jar.ts';
 import { ensureKafkaDist } from './kafka-dist.ts';
 import { brokerBootstrap, brokerServiceSpec } from './kafka-broker.ts';
-import { isAlive, readSupervisorPid } from './pid-files.ts';
+import { ensurePrivateDir, isAlive, readSupervisorPid } from './pid-files.ts';
 import { Supervisor, stopFromPidFiles, type ServiceSpec } from './supervisor.ts';
 import { ensureTopics, pipelineTopics } from './topics.ts';
 
@@ -222,6 +223,8 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
   const repoRoot = opts.repoRoot ?? DEFAULT_REPO_ROOT;
   const runDir = runDirOf(config);
 
+  await ensurePrivateDir(config.dataDir);
+  await ensurePrivateDir(runDir);
   const running = await readSupervisorPid(runDir);
   if (running !== undefined && running !== process.pid && isAlive(running)) {
     throw new Error(`an AdClick stack is already running (supervisor pid ${running}); run \`adclick down\` first`);
@@ -251,7 +254,7 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
 
     const redisReachable = await redisAnswers(config.redisUrl, opts.redisTimeoutMs);
     if (!redisReachable) {
-      log.warn({ redisUrl: config.redisUrl || '(unset)' },
+      log.warn({ redisUrl: config.redisUrl ? redactUrl(config.redisUrl) : '(unset)' },
         '!!! Redis is NOT reachable: the gateway runs fail-open WITHOUT edge dedup, and rate limiting falls back to in-process. Counts stay exact (Flink dedups), but duplicates reach Kafka. !!!');
     }
 
@@ -276,7 +279,7 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
   }
 }
 
-function renderSummary(ctx: StackContext, services: readonly ServiceSpec[], sup: Supervisor): string {
+export function renderSummary(ctx: StackContext, services: readonly ServiceSpec[], sup: Pick<Supervisor, 'get'>): string {
   const { config } = ctx;
   const h = urlHost(config.host);
   const rows: [string, string][] = [['kafka', `${ctx.kafkaBootstrap}  (pid ${sup.get('kafka')?.pid})`]];
@@ -285,7 +288,8 @@ function renderSummary(ctx: StackContext, services: readonly ServiceSpec[], sup:
       s.health?.kind === 'http' ? s.health.url : '';
     rows.push([s.name, `${url}  (pid ${sup.get(s.name)?.pid})`.trim()]);
   }
-  rows.push(['redis', ctx.redisReachable ? config.redisUrl : `UNREACHABLE (${config.redisUrl || 'unset'}): fail-open, no edge dedup`]);
+  const redis = config.redisUrl ? redactUrl(config.redisUrl) : '';
+  rows.push(['redis', ctx.redisReachable ? redis : `UNREACHABLE (${redis || 'unset'}): fail-open, no edge dedup`]);
   rows.push(['data dir', config.dataDir]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return `\nAdClick stack is up (Ctrl-C or \`adclick down\` to stop)\n${rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n')}\n\n`;
