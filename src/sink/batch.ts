@@ -6,7 +6,7 @@ import { auditRow, type WindowAuditRow } from '../store/audit.ts';
 import { DB } from '../store/migrations.ts';
 import { rawClickRow, type RawClickRow } from '../store/raw-clicks.ts';
 import {
-  aggregateRow, deadLetterRow, lateClickRow, RecordError, sinkDeadLetterRow, watermarkRow,
+  aggregateRow, deadLetterRow, isNewerAggregate, lateClickRow, RecordError, sinkDeadLetterRow, watermarkRow,
   type AdOwnerRow, type AggregateRow, type DeadLetterRow, type LateClickRow, type WatermarkRow,
 } from '../store/rows.ts';
 import type { Store } from '../store/store.ts';
@@ -87,7 +87,7 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
           const row = aggregateRow(decode(WindowAggregate, m));
           const key = `${row.granularity}|${row.advertiser_id}|${row.campaign_id}|${row.ad_id}|${row.window_start}`;
           const cur = aggregates.get(key);
-          if (!cur || cur.version < row.version) aggregates.set(key, row);
+          if (!cur || isNewerAggregate(row, cur)) aggregates.set(key, row);
           owners.set(`${row.ad_id}|${row.campaign_id}|${row.advertiser_id}`, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }

@@ -3,11 +3,16 @@
 //
 // Versions. click_aggregates is ReplacingMergeTree(version) and every read takes
 // argMax(clicks, version) per (granularity, ad, window) (reads.ts). Streaming rows have
-// version = clicks·2 + final (< 2^32: the sink refuses counts ≥ 2^31). A backfill run
-// claims a generation G ≥ 1 (a row in backfill_runs, written BEFORE any aggregate) and
-// writes version = G·2^32 + clicks·2 + 1. So a backfilled row beats every streaming
-// emission and every earlier backfill of its window, also with a LOWER count, and merges
-// keep exactly the row reads pick. G < 2^21 keeps versions below 2^53 (exact in JS).
+// version = clicks·2 + final (< 2^54: the sink holds counts up to 2^53 − 1 exactly and
+// dead-letters larger ones). A backfill run claims a generation G ≥ 1 (a row in
+// backfill_runs, written BEFORE any aggregate) and writes version = G·2^54 + clicks·2 + 1.
+// So a backfilled row beats every streaming emission and every earlier backfill of its
+// window, also with a LOWER count, and merges keep exactly the row reads pick. UInt64 leaves
+// 10 bits for G (at most 1023 runs). Versions pass the 2^53 of JS numbers: they are
+// computed in ClickHouse or as BigInt, never as JS numbers.
+// Before counts of 2^31 and more were accepted, generations sat at bit 32 (G·2^32 + …):
+// such rows still beat the streaming rows of their time (< 2^32) and lose to every newer
+// backfill (≥ 2^54); reads tell backfilled rows by version > clicks·2 + 1, true of both.
 //
 // Late corrections. Reads add late_clicks (per granularity, distinct clicks) on top of the
 // aggregate row. raw_clicks holds every deduplicated click, late ones included, so the
@@ -30,21 +35,25 @@ import { DB, RAW_CLICKS_RETENTION_DAYS } from './migrations.ts';
 import { GRANULARITY_MS, type GranularityName } from './rows.ts';
 import type { QueryParams, Store } from './store.ts';
 
-export const GENERATION_FACTOR = 2 ** 32;
-export const MAX_GENERATION = 2 ** 21 - 1;
+export const GENERATION_FACTOR = 2n ** 54n;
+export const MAX_GENERATION = 2 ** 10 - 1;
 const GRANULARITIES: readonly GranularityName[] = ['1m', '5m', '1h'];
 const ENUM: Record<GranularityName, number> = { '1m': 1, '5m': 2, '1h': 3 };
 
-/** Version of a backfilled row: beats any streaming row (< 2^32) and any older generation. */
-export function backfillVersion(generation: number, clicks: number): number {
+/** Version of a backfilled row: beats any streaming row (< 2^54) and any older generation. */
+export function backfillVersion(generation: number, clicks: number): bigint {
   if (!Number.isInteger(generation) || generation < 1 || generation > MAX_GENERATION) throw new Error(`generation ${generation} outside 1..${MAX_GENERATION}`);
-  if (!Number.isInteger(clicks) || clicks < 0 || clicks >= 2 ** 31) throw new Error(`clicks ${clicks} out of range`);
-  return generation * GENERATION_FACTOR + clicks * 2 + 1;
+  if (!Number.isSafeInteger(clicks) || clicks < 0) throw new Error(`clicks ${clicks} out of range`);
+  return BigInt(generation) * GENERATION_FACTOR + BigInt(clicks) * 2n + 1n;
 }
 
-/** The generation a stored version belongs to (0 = a streaming emission). */
-export function generationOf(version: number): number {
-  return Math.floor(version / GENERATION_FACTOR);
+/**
+ * The generation a stored version belongs to (0 = a streaming emission). Exact for a bigint
+ * or ClickHouse's decimal string; a version read as a JS number is rounded (to 2^12 near
+ * the top), which only crosses a generation boundary for counts within 2^11 of 2^53.
+ */
+export function generationOf(version: number | bigint | string): number {
+  return Number(BigInt(version) / GENERATION_FACTOR);
 }
 
 /** Window starts [first, end) of granularity g whose windows lie fully inside [fromMs, toMs); null if none. */
@@ -235,6 +244,6 @@ FROM (
 async function countRows(store: Store, b: Branch, p: QueryParams): Promise<number> {
   const [x] = await store.query<{ n: number }>(
     `SELECT count() AS n FROM ${DB}.click_aggregates WHERE granularity = '${b.g}' AND window_start >= ${b.f} AND window_start < ${b.t}
-  AND version >= {gen:UInt64} * ${GENERATION_FACTOR} AND version < ({gen:UInt64} + 1) * ${GENERATION_FACTOR}`, p);
+  AND intDiv(version, ${GENERATION_FACTOR}) = {gen:UInt64}`, p);
   return Number(x?.n ?? 0);
 }

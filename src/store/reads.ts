@@ -4,7 +4,7 @@
 // one row per owner its clicks were signed with (an ad moved between campaigns has two),
 // so every read takes argMax per owner row and sums them, never one row per ad. For streaming rows (version =
 // clicks·2 + final, the Flink job emits full, non-decreasing counts) that is the largest
-// count; a backfill (batch-path.ts) writes version = generation·2^32 + clicks·2 + 1, so its
+// count; a backfill (batch-path.ts) writes version = generation·2^54 + clicks·2 + 1, so its
 // row wins over every streaming row and earlier backfill, even with a LOWER count.
 // Late clicks are added per window as corrections,
 // only those recorded for the granularity being read (lateness is per granularity), and
@@ -56,10 +56,11 @@ async function series(store: Store, filter: string, params: QueryParams, r: Seri
   const { from, to } = alignedRange(r.granularity, r.from, r.to);
   const p: QueryParams = { ...params, adv: r.advertiserId, g: r.granularity, from, to };
   const [agg, late] = await Promise.all([
-    // Backfilled rows carry a generation above 2^32 in their version (batch-path.ts).
+    // A backfilled row's version holds a generation above clicks·2 + final (batch-path.ts;
+    // true of both the generation-at-bit-54 rows and older ones at bit 32).
     store.query<{ ws: number; clicks: number; backfilled: number }>(
       `SELECT toUInt32(window_start) AS ws, sum(c) AS clicks, max(bf) AS backfilled FROM (
-  SELECT window_start, campaign_id, ad_id, argMax(clicks, version) AS c, max(version) >= 4294967296 AS bf FROM ${DB}.click_aggregates
+  SELECT window_start, campaign_id, ad_id, argMax(clicks, version) AS c, argMax(version > clicks * 2 + 1, version) AS bf FROM ${DB}.click_aggregates
   WHERE advertiser_id = {adv:UInt64} AND ${filter} AND granularity = {g:String}
     AND window_start >= {from:DateTime} AND window_start < {to:DateTime}
   GROUP BY window_start, campaign_id, ad_id

@@ -26,7 +26,11 @@ export interface AggregateRow {
   window_start: number;
   clicks: number;
   final: 0 | 1;
-  version: number;
+  /**
+   * ReplacingMergeTree version as a decimal UInt64: clicks·2 + final reaches 2^54 − 1, past
+   * what a JS number holds exactly (JSONEachRow reads a quoted UInt64 on every version).
+   */
+  version: string;
   watermark_ms: number;
   emitted_at_ms: number;
   max_received_at_ms: number;
@@ -73,10 +77,31 @@ export interface AdOwnerRow { ad_id: number; campaign_id: number; advertiser_id:
  * Replacing version of one emission. The Flink job emits the full count so far, never a
  * delta, and it never decreases within a window; so a larger count is newer, and at equal
  * count the final firing beats a provisional one. Deterministic: a re-delivered record
- * gets the same version and collapses.
+ * gets the same version and collapses. Below 2^54 (counts up to MAX_EXACT_COUNT); bits 54+
+ * hold the backfill generation (batch-path.ts).
  */
-export function aggregateVersion(clicks: number, final: boolean): number {
-  return clicks * 2 + (final ? 1 : 0);
+export function aggregateVersion(clicks: number, final: boolean): bigint {
+  return BigInt(clicks) * 2n + (final ? 1n : 0n);
+}
+
+/** `a` is a newer emission of its window than `b`: the order of aggregateVersion, without big numbers. */
+export function isNewerAggregate(a: AggregateRow, b: AggregateRow): boolean {
+  return a.clicks > b.clicks || (a.clicks === b.clicks && a.final > b.final);
+}
+
+/**
+ * The largest count the sink stores and the query API serves exactly: counts are JS numbers
+ * in the sink and JSON numbers in the API. A larger one is dead-lettered with
+ * COUNT_OUT_OF_RANGE, never rounded.
+ */
+export const MAX_EXACT_COUNT = Number.MAX_SAFE_INTEGER;
+
+function count(v: unknown, field: string, reason: string): number {
+  const n = Number(v ?? 0);
+  if (!Number.isInteger(n) || n < 0) throw new RecordError(reason, `${field} must be a non-negative integer, got ${String(v)}`);
+  // protobufjs decodes a uint64 above 2^53 to the nearest double: the value shown is approximate.
+  if (n > MAX_EXACT_COUNT) throw new RecordError('COUNT_OUT_OF_RANGE', `${field} ${String(v)} is above 2^53-1 (${MAX_EXACT_COUNT}), the largest count stored and served exactly`);
+  return n;
 }
 
 /** A positive integer id below 2^53, or a RecordError with `reason`. */
@@ -110,8 +135,7 @@ export function aggregateRow(a: IWindowAggregate): AggregateRow {
   if (start % step !== 0 || start > MAX_DATETIME_MS) throw new RecordError(R, `window_start_ms ${start} is not aligned to ${granularity}`);
   const end = Number(a.windowEndMs ?? 0);
   if (end !== 0 && end !== start + step) throw new RecordError(R, `window_end_ms ${end} does not match a ${granularity} window starting ${start}`);
-  const clicks = nonNeg(a.clicks, 'clicks', R);
-  if (clicks >= 2 ** 31) throw new RecordError(R, `clicks ${clicks} too large`); // version bits 32+ hold the backfill generation (batch-path.ts)
+  const clicks = count(a.clicks, 'clicks', R);
   const final = a.final === true;
   return {
     granularity,
@@ -121,7 +145,7 @@ export function aggregateRow(a: IWindowAggregate): AggregateRow {
     window_start: start / 1000,
     clicks,
     final: final ? 1 : 0,
-    version: aggregateVersion(clicks, final),
+    version: String(aggregateVersion(clicks, final)),
     watermark_ms: watermark(a.watermarkMs),
     emitted_at_ms: nonNeg(a.emittedAtMs, 'emitted_at_ms', R),
     max_received_at_ms: nonNeg(a.maxReceivedAtMs, 'max_received_at_ms', R),

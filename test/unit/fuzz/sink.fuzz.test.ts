@@ -228,7 +228,7 @@ function assertAggregateRow(r: AggregateRow, ctx: string): void {
   assert.ok(GRANS.has(r.granularity), ctx);
   for (const k of ['advertiser_id', 'campaign_id', 'ad_id'] as const) assert.ok(isUInt(r[k]) && r[k] >= 1, `${ctx}: ${k}=${r[k]}`);
   assert.ok(isDateTime(r.window_start) && (r.window_start * 1000) % G_MS[r.granularity]! === 0, `${ctx}: window_start ${r.window_start}`);
-  assert.ok(isUInt(r.clicks) && isUInt(r.version) && (r.final === 0 || r.final === 1), ctx);
+  assert.ok(isUInt(r.clicks) && r.version === String(BigInt(r.clicks) * 2n + BigInt(r.final)) && (r.final === 0 || r.final === 1), ctx);
   assert.ok(isInt64(r.watermark_ms) && isUInt(r.emitted_at_ms) && isUInt(r.max_received_at_ms), ctx);
 }
 
@@ -353,9 +353,9 @@ test('sink: batches never throw, commit past every record, and keep every outcom
       const singles = messages.map((m) => buildBatch([m], undefined, NOW));
       assert.equal(b.deadLetters.length, singles.reduce((n, x) => n + x.deadLetters.length, 0), `${ctx}: dead letters`);
       const aggKey = (r: AggregateRow) => `${r.granularity}|${r.advertiser_id}|${r.campaign_id}|${r.ad_id}|${r.window_start}`;
-      const maxVersion = new Map<string, number>();
-      for (const x of singles) for (const r of x.aggregates) maxVersion.set(aggKey(r), Math.max(maxVersion.get(aggKey(r)) ?? -1, r.version));
-      assert.deepEqual(new Map(b.aggregates.map((r) => [aggKey(r), r.version])), maxVersion, `${ctx}: aggregates`);
+      const maxVersion = new Map<string, bigint>();
+      for (const x of singles) for (const r of x.aggregates) if ((maxVersion.get(aggKey(r)) ?? -1n) < BigInt(r.version)) maxVersion.set(aggKey(r), BigInt(r.version));
+      assert.deepEqual(new Map(b.aggregates.map((r) => [aggKey(r), BigInt(r.version)])), maxVersion, `${ctx}: aggregates`);
       assert.deepEqual(new Set(b.watermarks.map((r) => r.subtask)), new Set(singles.flatMap((x) => x.watermarks.map((r) => r.subtask))), ctx);
       const lateKey = (r: LateClickRow) => `${r.granularity}|${r.impression_id}|${r.event_type}`;
       assert.deepEqual(new Set(b.late.map(lateKey)), new Set(singles.flatMap((x) => x.late.map(lateKey))), ctx);

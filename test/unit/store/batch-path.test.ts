@@ -19,19 +19,23 @@ test('windows fully inside a range, per granularity', () => {
 });
 
 test('backfill versions beat every streaming emission and older generations, even with fewer clicks', () => {
-  const streamingMax = aggregateVersion(2 ** 31 - 1, true);
+  const streamingMax = aggregateVersion(2 ** 53 - 1, true);
   assert.ok(streamingMax < GENERATION_FACTOR);
   assert.ok(backfillVersion(1, 0) > streamingMax);
-  assert.ok(backfillVersion(2, 0) > backfillVersion(1, 2 ** 31 - 1));
+  assert.ok(backfillVersion(2, 0) > backfillVersion(1, 2 ** 53 - 1));
   assert.equal(generationOf(backfillVersion(7, 12)), 7);
   assert.equal(generationOf(aggregateVersion(12, true)), 0);
-  assert.ok(Number.isSafeInteger(backfillVersion(2 ** 21 - 1, 2 ** 31 - 1)));
+  assert.equal(generationOf(aggregateVersion(2 ** 53 - 1, true)), 0);
+  // Exact from ClickHouse's decimal string; from a (rounded) JS number while the count is far below 2^53.
+  assert.equal(generationOf(String(backfillVersion(1023, 2 ** 53 - 1))), 1023);
+  assert.equal(generationOf(Number(backfillVersion(1023, 2 ** 40))), 1023);
+  assert.ok(backfillVersion(1023, 2 ** 53 - 1) < 2n ** 64n, 'fits UInt64');
   assert.throws(() => backfillVersion(0, 1));
-  assert.throws(() => backfillVersion(2 ** 21, 1));
-  // The sink refuses a streaming count that would reach into the generation bits.
+  assert.throws(() => backfillVersion(2 ** 10, 1));
+  // A streaming count of 2^53-1 is kept exactly; above it the sink dead-letters the record.
   const agg = { granularity: 1, adId: 1, campaignId: 2, advertiserId: 3, windowStartMs: T0, windowEndMs: T0 + MIN, emittedAtMs: T0 };
-  assert.equal(aggregateRow({ ...agg, clicks: 2 ** 31 - 1 }).version, 2 ** 32 - 2);
-  assert.throws(() => aggregateRow({ ...agg, clicks: 2 ** 31 }), /too large/);
+  assert.equal(aggregateRow({ ...agg, clicks: 2 ** 53 - 1 }).version, String(2n ** 54n - 2n));
+  assert.throws(() => aggregateRow({ ...agg, clicks: 2 ** 53 }), /2\^53/);
 });
 
 test('planRange clamps to closed windows and refuses what cannot be recomputed', () => {

@@ -1,21 +1,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { aggregateRow, aggregateVersion, lateClickRow, RecordError, watermarkRow } from '../../../src/store/rows.ts';
+import { WindowAggregate } from '../../../src/shared/proto.ts';
+import { aggregateRow, aggregateVersion, isNewerAggregate, lateClickRow, RecordError, watermarkRow } from '../../../src/store/rows.ts';
 import { COMPLETE_BEFORE_FLOOR_SUBTASK, completeBeforeOf } from '../../../src/store/reads.ts';
 
 const T0 = Date.UTC(2026, 10, 27, 10, 0);
 const base = { granularity: 1, adId: 1, campaignId: 2, advertiserId: 3, windowStartMs: T0, windowEndMs: T0 + 60_000, clicks: 5, final: false, watermarkMs: T0, emittedAtMs: T0 + 61_000, maxReceivedAtMs: T0 + 100 };
 
 test('version: more clicks is newer; at equal clicks final beats provisional; deterministic', () => {
-  assert.equal(aggregateVersion(5, false), 10);
-  assert.equal(aggregateVersion(5, true), 11);
+  assert.equal(aggregateVersion(5, false), 10n);
+  assert.equal(aggregateVersion(5, true), 11n);
   assert.ok(aggregateVersion(6, false) > aggregateVersion(5, true));
   assert.deepEqual(aggregateRow(base), aggregateRow({ ...base }));
 });
 
 test('aggregate row mapping', () => {
   const r = aggregateRow({ ...base, granularity: 3, windowStartMs: T0, windowEndMs: T0 + 3_600_000, final: true });
-  assert.deepEqual(r, { granularity: '1h', advertiser_id: 3, campaign_id: 2, ad_id: 1, window_start: T0 / 1000, clicks: 5, final: 1, version: 11, watermark_ms: T0, emitted_at_ms: T0 + 61_000, max_received_at_ms: T0 + 100 });
+  assert.deepEqual(r, { granularity: '1h', advertiser_id: 3, campaign_id: 2, ad_id: 1, window_start: T0 / 1000, clicks: 5, final: 1, version: '11', watermark_ms: T0, emitted_at_ms: T0 + 61_000, max_received_at_ms: T0 + 100 });
   assert.equal(aggregateRow({ ...base, watermarkMs: -9223372036854775808 }).watermark_ms, -1);
 });
 
@@ -83,4 +84,34 @@ test('complete_before: min of newest per subtask, only when all report', () => {
   assert.equal(completeBeforeOf([floor, { subtask: 0, parallelism: 1, watermark_ms: 70, emitted_at_ms: 99 }]), 70);
   assert.equal(completeBeforeOf([floor, { subtask: 0, parallelism: 2, watermark_ms: 70, emitted_at_ms: 99 }]), 50, 'a rescaled job not fully reported yet');
   assert.equal(completeBeforeOf([floor]), 50);
+});
+
+test('counts of any size up to 2^53-1 map exactly; the version (clicks·2 + final) is written as a decimal UInt64', () => {
+  for (const clicks of [2 ** 31, 2 ** 32 + 1, 2 ** 53 - 1, 2 ** 31 - 1]) {
+    for (const final of [false, true]) {
+      const r = aggregateRow({ ...base, clicks, final });
+      assert.equal(r.clicks, clicks);
+      assert.equal(r.version, String(BigInt(clicks) * 2n + (final ? 1n : 0n)), `clicks ${clicks}`);
+    }
+  }
+  // Through the wire as the sink gets it (uint64 decoded without Long).
+  const wire = WindowAggregate.decode(WindowAggregate.encode({ ...base, clicks: 2 ** 53 - 1 }).finish());
+  assert.equal(aggregateRow(wire).clicks, 2 ** 53 - 1);
+});
+
+test('a count above 2^53-1 (not exact in the sink) is a COUNT_OUT_OF_RANGE dead letter, never a rounded count', () => {
+  for (const clicks of [2 ** 53, 2 ** 53 + 2, 2 ** 60, 2 ** 63]) {
+    const wire = WindowAggregate.decode(WindowAggregate.encode({ ...base, clicks }).finish());
+    assert.throws(() => aggregateRow(wire), (e: unknown) => e instanceof RecordError && e.reason === 'COUNT_OUT_OF_RANGE' && /2\^53/.test(e.message), String(clicks));
+  }
+});
+
+test('newer emission: more clicks, then final over provisional (the version order without big numbers)', () => {
+  const a = aggregateRow({ ...base, clicks: 2 ** 53 - 1, final: false });
+  const b = aggregateRow({ ...base, clicks: 2 ** 53 - 1, final: true });
+  const c = aggregateRow({ ...base, clicks: 2 ** 53 - 2, final: true });
+  assert.equal(isNewerAggregate(b, a), true);
+  assert.equal(isNewerAggregate(a, b), false);
+  assert.equal(isNewerAggregate(a, c), true);
+  assert.equal(isNewerAggregate(a, a), false);
 });
