@@ -2,18 +2,20 @@
 // batches (maxRows or maxWaitMs, whichever first); each batch is written with one insert
 // per table, and only after ClickHouse acknowledged are the batch's offsets (last + 1)
 // committed. A failed write is retried with back-off, consumption paused, nothing
-// committed. Rows have deterministic identity, so a batch written twice (crash between
+// committed; except rows ClickHouse refuses for good (bad values, not a bad engine): those
+// are quarantined in dead_letters and the rest of the batch goes on (quarantine.ts). Rows have deterministic identity, so a batch written twice (crash between
 // insert and commit) collapses instead of adding.
 import { existsSync, rmSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../store/store.ts';
-import { buildBatch, SINK_TOPICS, writeBatch, type SinkMessage, type SinkTopics, type TopicPartitionOffset } from './batch.ts';
+import { buildBatch, SINK_TABLES, SINK_TOPICS, writeBatch, type SinkMessage, type SinkTopics, type TopicPartitionOffset, type WriteProgress } from './batch.ts';
+import { quarantineDeadLetters, STORE_REFUSED, type RefusedRow } from './quarantine.ts';
 import { createSinkMetrics, type SinkMetrics } from './metrics.ts';
 import { traceSummary } from './trace-context.ts';
 import { partitionKey, WatermarkFence, type PartitionEnds } from './watermark-fence.ts';
 import { DB } from '../store/migrations.ts';
-import type { WatermarkRow } from '../store/rows.ts';
+import type { DeadLetterRow, WatermarkRow } from '../store/rows.ts';
 import { advanceCompleteBefore } from '../store/reads.ts';
 
 /** The part of a Kafka consumer the sink needs; see kafka-consumer.ts for the real one. */
@@ -106,6 +108,8 @@ export class AggregateSink {
     this.maxRows = Math.max(1, opts.maxRows ?? 50_000);
     this.maxWaitMs = Math.max(1, opts.maxWaitMs ?? 200);
     this.fence = opts.fenceEnds ? new WatermarkFence(opts.fenceEnds) : null;
+    // Zero samples from the start: an alert on increase() and `adclick status` see the first quarantine.
+    for (const table of SINK_TABLES) if (table !== 'dead_letters') this.metrics.quarantined.inc({ table }, 0);
   }
 
   private now(): number {
@@ -224,9 +228,20 @@ export class AggregateSink {
       this.crashIfAsked('after the offset commit, before the ClickHouse insert (UNSAFE order)');
     }
     let delay = this.opts.retryInitialMs ?? 100;
+    // Rows ClickHouse refuses for good are isolated and quarantined (quarantine.ts); the
+    // progress keeps a retry after a transient failure from redoing tables already done.
+    const progress: WriteProgress = { done: new Set(), refused: [] };
+    let quarantined: DeadLetterRow[] | null = null;
     for (let attempt = 1; ; attempt++) {
       try {
-        await writeBatch(this.opts.store, batch, (table, rows) => this.metrics.rowsTotal.inc({ table }, rows));
+        await writeBatch(this.opts.store, batch, (table, rows) => this.metrics.rowsTotal.inc({ table }, rows), progress);
+        if (progress.refused.length && !quarantined) {
+          const rows = quarantineDeadLetters(progress.refused, batch.sources, this.now());
+          // Never lost: until dead_letters takes them, the batch is retried and nothing committed.
+          await this.opts.store.insert(`${DB}.dead_letters`, rows as unknown as Record<string, unknown>[]);
+          this.metrics.rowsTotal.inc({ table: 'dead_letters' }, rows.length);
+          quarantined = rows;
+        }
         break;
       } catch (err) {
         this.metrics.writeFailures.inc();
@@ -245,6 +260,7 @@ export class AggregateSink {
     this.failing = false;
     for (const c of batch.commits) this.stored.set(partitionKey(c.topic, c.partition), Number(c.offset));
     if (sinkDead) this.metrics.deadLetters.inc(sinkDead);
+    if (quarantined) this.reportQuarantine(progress.refused, quarantined);
     if (batch.deadLetters.length) {
       // Rejected records: the sink's own (undecodable/invalid) and the job's (clicks-dlq), with their traces.
       const dl = traceSummary(batch.deadLetterTraceIds);
@@ -266,6 +282,17 @@ export class AggregateSink {
     }
     this.log.debug({ records: batch.records, aggregates: batch.aggregates.length, late: batch.late.length, watermarks: batch.watermarks.length, seconds, ...traces }, 'batch stored and committed');
     return true;
+  }
+
+  private reportQuarantine(refused: readonly RefusedRow[], deadLetters: readonly DeadLetterRow[]): void {
+    const byTable = new Map<string, number>();
+    for (const r of refused) byTable.set(r.table, (byTable.get(r.table) ?? 0) + 1);
+    for (const [table, n] of byTable) this.metrics.quarantined.inc({ table }, n);
+    this.metrics.deadLetters.inc(deadLetters.length);
+    this.log.error({
+      quarantined: Object.fromEntries(byTable), reason: STORE_REFUSED,
+      records: deadLetters.slice(0, 10).map((d) => `${d.source_topic}/${d.partition}@${d.offset}`), detail: deadLetters[0]?.detail,
+    }, 'ClickHouse refused rows for good: their records are quarantined in dead_letters (stage sink, reason STORE_REFUSED), the rest of the batch is stored and committed; the windows they belong to may be incomplete until replayed');
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   type AdOwnerRow, type AggregateRow, type DeadLetterRow, type LateClickRow, type WatermarkRow,
 } from '../store/rows.ts';
 import type { Store } from '../store/store.ts';
+import { insertIsolating, type RefusedRow } from './quarantine.ts';
 
 export const SINK_TOPICS = {
   aggregates: 'click-aggregates',
@@ -50,6 +51,8 @@ export interface SinkBatch {
   /** Next offset (last + 1) per partition, to commit after the write. */
   readonly commits: TopicPartitionOffset[];
   readonly records: number;
+  /** The record each row was built from (the newest one for a collapsed row): what a quarantined row's dead letter names. */
+  readonly sources: ReadonlyMap<object, SinkMessage>;
 }
 
 type Decoder<T> = { decode(b: Uint8Array): T };
@@ -74,6 +77,20 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
   const deadLetterTraceIds: string[] = [];
   const audit = new Map<string, WindowAuditRow>();
   const next = new Map<string, TopicPartitionOffset>();
+  const sources = new Map<object, SinkMessage>();
+  const setOwner = (m: SinkMessage, r: AdOwnerRow) => {
+    const k = `${r.ad_id}|${r.campaign_id}|${r.advertiser_id}`;
+    const cur = owners.get(k);
+    if (cur) sources.delete(cur);
+    owners.set(k, r);
+    sources.set(r, m);
+  };
+  const keep = <R extends object>(rows: Map<string | number, R>, key: string | number, row: R, m: SinkMessage) => {
+    const cur = rows.get(key);
+    if (cur) sources.delete(cur);
+    rows.set(key, row);
+    sources.set(row, m);
+  };
 
   for (const m of messages) {
     const offset = BigInt(m.offset);
@@ -87,27 +104,27 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
           const row = aggregateRow(decode(WindowAggregate, m));
           const key = `${row.granularity}|${row.advertiser_id}|${row.campaign_id}|${row.ad_id}|${row.window_start}`;
           const cur = aggregates.get(key);
-          if (!cur || isNewerAggregate(row, cur)) aggregates.set(key, row);
-          owners.set(`${row.ad_id}|${row.campaign_id}|${row.advertiser_id}`, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
+          if (!cur || isNewerAggregate(row, cur)) keep(aggregates, key, row, m);
+          setOwner(m, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }
         case topics.watermarks: {
           const row = watermarkRow(decode(WatermarkProgress, m));
           const cur = watermarks.get(row.subtask);
-          if (!cur || cur.emitted_at_ms <= row.emitted_at_ms) watermarks.set(row.subtask, row);
+          if (!cur || cur.emitted_at_ms <= row.emitted_at_ms) keep(watermarks, row.subtask, row, m);
           break;
         }
         case topics.late: {
           // One row per (granularity, click): the same click late for 1m and 5m is two corrections.
           const row = lateClickRow(decode(LateClick, m));
-          late.set(`${row.granularity}\u0000${row.impression_id}\u0000${row.event_type}`, row);
-          owners.set(`${row.ad_id}|${row.campaign_id}|${row.advertiser_id}`, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
+          keep(late, `${row.granularity}\u0000${row.impression_id}\u0000${row.event_type}`, row, m);
+          setOwner(m, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }
         case topics.deduped: {
           const row = rawClickRow(decode(ClickEvent, m));
-          raw.set(`${row.impression_id}\u0000${row.event_type}`, row);
-          owners.set(`${row.ad_id}|${row.campaign_id}|${row.advertiser_id}`, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
+          keep(raw, `${row.impression_id}\u0000${row.event_type}`, row, m);
+          setOwner(m, { ad_id: row.ad_id, campaign_id: row.campaign_id, advertiser_id: row.advertiser_id });
           break;
         }
         case topics.audit: {
@@ -120,11 +137,12 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
           }
           const key = `${row.window_start}|${row.bucket}`;
           const cur = audit.get(key);
-          if (!cur || cur.version < row.version) audit.set(key, row);
+          if (!cur || cur.version < row.version) keep(audit, key, row, m);
           break;
         }
         case topics.dlq:
           deadLetters.push(deadLetterRow(decode(DeadLetter, m), at));
+          sources.set(deadLetters.at(-1)!, m);
           if (m.traceId) deadLetterTraceIds.push(m.traceId);
           break;
         default:
@@ -133,6 +151,7 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
     } catch (err) {
       const reason = err instanceof RecordError ? err.reason : 'SINK_RECORD_FAILED';
       deadLetters.push(sinkDeadLetterRow(at, m.key, m.value, reason, (err as Error).message, nowMs));
+      sources.set(deadLetters.at(-1)!, m);
       if (m.traceId) deadLetterTraceIds.push(m.traceId);
     }
   }
@@ -147,11 +166,20 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
     audit: [...audit.values()],
     commits: [...next.values()],
     records: messages.length,
+    sources,
   };
 }
 
 export const SINK_TABLES = ['dead_letters', 'late_clicks', 'raw_clicks', 'ad_owners', 'click_aggregates', 'window_audit', 'pipeline_watermarks'] as const;
 export type SinkTable = (typeof SINK_TABLES)[number];
+
+/** What a flush has done so far: a retry after a transient failure resumes after it. */
+export interface WriteProgress {
+  /** Tables whose rows are all stored or quarantined. */
+  readonly done: Set<SinkTable>;
+  /** Rows ClickHouse refused for good (to quarantine; quarantine.ts). */
+  readonly refused: RefusedRow[];
+}
 
 /**
  * One insert per table. Order matters for readers, not for correctness: owners before
@@ -159,8 +187,12 @@ export type SinkTable = (typeof SINK_TABLES)[number];
  * never runs ahead of the counts it vouches for), late corrections before raw clicks (so
  * within a batch a late click is never in raw_clicks without its correction; see
  * batch-path.ts on why a backfill cares).
+ *
+ * With `progress`, rows ClickHouse refuses for good are isolated and collected in it
+ * instead of failing the batch; dead_letters is never bisected (a refused dead letter has
+ * nowhere else to go: the batch is retried until it is stored).
  */
-export async function writeBatch(store: Store, b: SinkBatch, onTable?: (table: SinkTable, rows: number) => void): Promise<void> {
+export async function writeBatch(store: Store, b: SinkBatch, onTable?: (table: SinkTable, rows: number) => void, progress?: WriteProgress): Promise<void> {
   const plan: [SinkTable, readonly Record<string, unknown>[]][] = [
     ['dead_letters', b.deadLetters as unknown as Record<string, unknown>[]],
     ['late_clicks', b.late as unknown as Record<string, unknown>[]],
@@ -171,8 +203,14 @@ export async function writeBatch(store: Store, b: SinkBatch, onTable?: (table: S
     ['pipeline_watermarks', b.watermarks as unknown as Record<string, unknown>[]],
   ];
   for (const [table, rows] of plan) {
-    if (rows.length === 0) continue;
-    await store.insert(`${DB}.${table}`, rows);
-    onTable?.(table, rows.length);
+    if (rows.length === 0 || progress?.done.has(table)) continue;
+    if (progress && table !== 'dead_letters') {
+      const refused = await insertIsolating(store, `${DB}.${table}`, rows, (n) => onTable?.(table, n));
+      for (const r of refused) progress.refused.push({ ...r, table });
+    } else {
+      await store.insert(`${DB}.${table}`, rows);
+      onTable?.(table, rows.length);
+    }
+    progress?.done.add(table);
   }
 }

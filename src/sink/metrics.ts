@@ -6,6 +6,7 @@ export interface SinkMetrics {
   rowsTotal: Counter<'table'>;
   recordsTotal: Counter<'kind'>;
   deadLetters: Counter;
+  quarantined: Counter<'table'>;
   writeFailures: Counter;
   commitFailures: Counter;
   consumerLag: Gauge<'topic' | 'partition'>;
@@ -20,6 +21,7 @@ export function createSinkMetrics(registry: Registry): SinkMetrics {
     rowsTotal: new Counter({ name: 'adclick_sink_rows_total', help: 'Rows inserted into ClickHouse, by table (a retried batch counts again)', labelNames: ['table'], registers }),
     recordsTotal: new Counter({ name: 'adclick_sink_records_total', help: 'Kafka records stored and committed, by kind (the topic role: aggregates, watermarks, late, dlq, deduped, ...)', labelNames: ['kind'], registers }),
     deadLetters: new Counter({ name: 'adclick_sink_dead_letters_total', help: 'Records the sink could not use and wrote to dead_letters', registers }),
+    quarantined: new Counter({ name: 'adclick_sink_quarantined_total', help: 'Rows ClickHouse refused for good, by table: their records are in dead_letters (reason STORE_REFUSED), the rest of their batch was stored; alert on any increase', labelNames: ['table'], registers }),
     writeFailures: new Counter({ name: 'adclick_sink_write_failures_total', help: 'Failed batch writes (the batch is retried, offsets not committed)', registers }),
     commitFailures: new Counter({ name: 'adclick_sink_commit_failures_total', help: 'Failed offset commits after a successful write (records will be re-delivered and collapse)', registers }),
     consumerLag: new Gauge({ name: 'adclick_sink_consumer_lag', help: 'Records behind the partition high watermark at the last fetched batch', labelNames: ['topic', 'partition'], registers }),

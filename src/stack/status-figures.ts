@@ -55,6 +55,12 @@ export function histogramMean(text: string, name: string): number | null {
   return sum === null || !count ? null : sum / count;
 }
 
+/** Rows ClickHouse refused for good (quarantined in dead_letters): loud when any, so an operator replays them. */
+function quarantine(rows: number | null): string {
+  if (rows === null) return '';
+  return rows > 0 ? `, QUARANTINED ${Math.round(rows).toLocaleString('en-US')} rows (dead_letters reason STORE_REFUSED: replay them)` : ', quarantined 0';
+}
+
 /** The pipeline lines of `adclick status` from the serving process's /metrics (the poller's figures and the sink's). */
 export function pipelineLines(serving: string): string[] {
   const n = (v: number | null) => (v === null ? 'n/a' : Math.round(v).toLocaleString('en-US'));
@@ -62,11 +68,13 @@ export function pipelineLines(serving: string): string[] {
   const late = samples(serving, 'adclick_flink_late_clicks');
   const lateBy = late.length ? ` (${late.map((s) => `${s.labels.granularity} ${n(s.value)}`).join(', ')})` : '';
   lines.push(`dropped   duplicates: ${n(sumMetric(serving, 'adclick_flink_duplicates_dropped'))} by the Flink dedup; late: ${n(late.length ? late.reduce((a, s) => a + s.value, 0) : null)}${lateBy}; dead letters: ${n(sumMetric(serving, 'adclick_flink_dead_letters'))} in Flink, ${n(sumMetric(serving, 'adclick_sink_dead_letters_total'))} in the sink`);
+  const lostCommits = sumMetric(serving, 'adclick_flink_commit_failures_total');
+  if (lostCommits) lines.push(`COMMITS   ${n(lostCommits)} Kafka transaction(s) of completed checkpoints Flink could NOT commit: their records may be LOST (serving log; docs/operations.md "Kafka transactions")`);
   const lag = samples(serving, 'adclick_sink_consumer_group_lag');
   const worst = lag.reduce<(typeof lag)[number] | null>((a, s) => (a === null || s.value > a.value ? s : a), null);
   const rows = histogramMean(serving, 'adclick_sink_batch_rows');
   const secs = histogramMean(serving, 'adclick_sink_batch_seconds');
-  lines.push(`sink      lag ${n(lag.length ? lag.reduce((a, s) => a + s.value, 0) : null)} records${worst && worst.value > 0 ? ` (most: ${worst.labels.topic}/${worst.labels.partition} ${n(worst.value)})` : ''}, batches ${n(sumMetric(serving, 'adclick_sink_batch_rows_count'))} (mean ${n(rows)} records, ${secs === null ? 'n/a' : `${Math.round(secs * 1000)} ms`}), rows written ${n(sumMetric(serving, 'adclick_sink_rows_total'))}, write failures ${n(sumMetric(serving, 'adclick_sink_write_failures_total'))}${sumMetric(serving, 'adclick_sink_paused') ? ', PAUSED' : ''}`);
+  lines.push(`sink      lag ${n(lag.length ? lag.reduce((a, s) => a + s.value, 0) : null)} records${worst && worst.value > 0 ? ` (most: ${worst.labels.topic}/${worst.labels.partition} ${n(worst.value)})` : ''}, batches ${n(sumMetric(serving, 'adclick_sink_batch_rows_count'))} (mean ${n(rows)} records, ${secs === null ? 'n/a' : `${Math.round(secs * 1000)} ms`}), rows written ${n(sumMetric(serving, 'adclick_sink_rows_total'))}, write failures ${n(sumMetric(serving, 'adclick_sink_write_failures_total'))}${quarantine(sumMetric(serving, 'adclick_sink_quarantined_total'))}${sumMetric(serving, 'adclick_sink_paused') ? ', PAUSED' : ''}`);
   const checked = sumMetric(serving, 'adclick_conservation_checked_windows');
   if (checked !== null) {
     const unb = sumMetric(serving, 'adclick_conservation_unbalanced_windows');
