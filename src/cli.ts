@@ -17,12 +17,12 @@ usage: adclick <command> [options]
   verify --ledger FILE... [--wait D] [--key ADV=KEY]
                            compare simulator ledgers with what the query API serves, every
                            (campaign|ad, window) at 1m/5m/1h; exit 1 on any difference
-  sign [--key-id K --secret S] '<click json>'
+  sign [--key-id K --secret S | --secret-file F] '<click json>'
                            sign a click (JSON on stdin if no argument)
   chaos --all | --scenario <name>... [--short] [--clicks N] [--rate N] [--json]
                            fault injection on a throwaway stack; compares counts with the ledger
   keys create --advertiser <id>   create an advertiser API key (printed once, last line)
-  keys revoke <api_key>           revoke an API key
+  keys revoke <api_key> | - | --key-file F   revoke an API key (- or none: read it from stdin)
   backfill --from <time> --to <time>
                            recompute 1m/5m/1h aggregates of the closed windows inside the range
                            from raw clicks (inside ClickHouse), replacing the streaming result

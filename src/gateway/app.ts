@@ -159,6 +159,10 @@ export function buildGatewayApp(deps: GatewayDeps) {
     return sendError(reply, appErr);
   });
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(errorBody('NOT_FOUND')));
+  // Answers echo client-supplied text (impression ids, field paths): no browser may sniff them into HTML.
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+  });
 
   // Only JSON is accepted. A missing Content-Type is "not JSON" too (415).
   app.removeAllContentTypeParsers();

@@ -2,16 +2,18 @@
 // SDK — add `key_id` and the HMAC `signature` (API.md canonical string via signClick).
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../shared/config.ts';
+import { readSecret } from '../shared/secret-input.ts';
 import { signClick } from '../shared/signature.ts';
 import { resolveSigningKey, UsageError } from './cli-options.ts';
 
-const HELP = `usage: adclick sign [--key-id K] [--secret S] ['<click json>']
+const HELP = `usage: adclick sign [--key-id K] [--secret S | --secret-file F] ['<click json>']
 
 Prints the click JSON with "key_id" and "signature" added. Reads the JSON from stdin when
 no argument is given. "event_type" defaults to "click"; an ISO-8601 "timestamp" is
 converted to epoch milliseconds (the form the signature covers).
 Key: --key-id/--secret, else --key-id looked up in ADCLICK_SIGNING_KEYS, else its first
-key, else the development key.
+key, else the development key. --secret-file F reads the secret from a file (- : stdin,
+then give the click as the argument), keeping it out of ps and shell history.
 `;
 
 export interface SignCommandDeps {
@@ -80,7 +82,7 @@ export async function runSign(argv: string[], deps: SignCommandDeps = {}): Promi
     try {
       parsed = parseArgs({
         args: argv,
-        options: { 'key-id': { type: 'string' }, secret: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+        options: { 'key-id': { type: 'string' }, secret: { type: 'string' }, 'secret-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
         allowPositionals: true,
         strict: true,
       });
@@ -92,7 +94,18 @@ export async function runSign(argv: string[], deps: SignCommandDeps = {}): Promi
       return 0;
     }
     if (parsed.positionals.length > 1) throw new UsageError('give one click JSON argument (quote it), or none to read stdin');
-    const key = resolveSigningKey(deps.config ?? loadConfig(), parsed.values['key-id'], parsed.values.secret);
+    const secretFile = parsed.values['secret-file'];
+    if (secretFile !== undefined && parsed.values.secret !== undefined) throw new UsageError('give either --secret or --secret-file');
+    if (secretFile === '-' && parsed.positionals.length === 0) throw new UsageError('--secret-file - reads the secret from stdin: give the click as an argument');
+    let secret = parsed.values.secret;
+    if (secretFile !== undefined) {
+      try {
+        secret = await readSecret(secretFile, 'signing secret', deps.stdin ?? process.stdin);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    }
+    const key = resolveSigningKey(deps.config ?? loadConfig(), parsed.values['key-id'], secret);
     const text = parsed.positionals[0] ?? (await readAll(deps.stdin ?? process.stdin));
     let input: unknown;
     try {
