@@ -140,6 +140,11 @@ async function startQueryApi(config: Config, logger: Logger, store: Store, regis
       maxWindows: config.queryMaxWindows,
       retryAfterSec: config.retryAfterSec,
       storageTimeoutMs: config.queryStorageTimeoutMs,
+      ipRateLimitPerSec: config.queryIpRateLimitPerSec,
+      ipRateLimitBurst: config.queryIpRateLimitBurst,
+      trustedProxies: config.trustedProxies,
+      ipv6BucketPrefix: config.ipv6BucketPrefix,
+      timeouts: { headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs },
       authGuard: { negativeTtlMs: config.queryKeyNegativeCacheMs, failureBurst: config.queryAuthFailureBurst, failuresPerMin: config.queryAuthFailuresPerMin },
     },
   });

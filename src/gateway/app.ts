@@ -9,11 +9,13 @@ import { AppError, errorBody, isAppError, type ErrorCode } from '../shared/error
 import { ClickEvent } from '../shared/proto.ts';
 import { Counter, Gauge, Histogram, httpMetrics, type Registry } from '../shared/metrics.ts';
 import { parseClick, verifyClick, type Click } from './click-validation.ts';
-import { clientIp } from './client-ip.ts';
+import { createClientAddress } from '../shared/client-ip.ts';
+import { exceedsJsonDepth } from '../shared/json-depth.ts';
 import { GATEWAY_OPENAPI } from './openapi.ts';
 import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
 import type { ClickPublisher, OutRecord } from './click-publisher.ts';
 import { separateAdmission, type Admission, type RateDecision, type RateLimiter } from './rate-limiter.ts';
+import { hasUnreadBody, serverTimeouts, MAX_RETRY_AFTER_SEC, type HttpTimeouts } from '../shared/http-admission.ts';
 import { traceContextFor, type TraceContext } from './trace-context.ts';
 
 export interface GatewayOptions {
@@ -23,7 +25,12 @@ export interface GatewayOptions {
   maxBodyBytes: number;
   maxBatchBodyBytes: number;
   maxBatchClicks: number;
+  /** Addresses, CIDR ranges or proxy-addr names whose X-Forwarded-For is believed. */
   trustedProxies: readonly string[];
+  /** IPv6 clients share a rate-limit bucket per prefix of this length (default 64). */
+  ipv6BucketPrefix?: number;
+  /** Header and whole-request (body) timeouts of the listening server (defaults: shared/http-admission.ts). */
+  timeouts?: Partial<HttpTimeouts>;
   retryAfterSec: number;
   ipHashKey: string;
   gatewayId: string;
@@ -52,7 +59,10 @@ type Outcome = { status: 'accepted' | 'duplicate' } | { status: 'rejected'; erro
 
 declare module 'fastify' {
   interface FastifyRequest {
+    /** Canonical client address (audit). */
     clientIp: string;
+    /** Its rate-limit bucket (the IPv6 prefix for IPv6 clients). */
+    rateKey: string;
     /** W3C trace context of this request (joined or started); its trace id is the request id. */
     trace: TraceContext;
     /** The rate-limit decision once taken (so an error after it does not count twice). */
@@ -71,20 +81,30 @@ function traceOf(raw: TracedMessage): TraceContext {
 const JSON_TYPE = 'application/json; charset=utf-8';
 const ACCEPTED_BODY = JSON.stringify({ status: 'accepted' });
 const DUPLICATE_BODY = JSON.stringify({ status: 'duplicate' });
+const NOT_FOUND_BODY = JSON.stringify(errorBody('NOT_FOUND'));
 const OPENAPI_BODY = JSON.stringify(GATEWAY_OPENAPI);
+const NO_KEYS: readonly string[] = [];
+/**
+ * Deepest JSON a request may hold: a batch is 3 levels ({"clicks": [{...}]}), the rest is
+ * slack for unknown fields. Checked before JSON.parse, so a deeply nested body costs a scan
+ * of its first bytes, not a parse.
+ */
+const MAX_JSON_DEPTH = 8;
 
 export function buildGatewayApp(deps: GatewayDeps) {
   const { options: o, publisher, dedup, rateLimiter, registry } = deps;
   const admission = deps.admission ?? separateAdmission(rateLimiter, dedup);
   const now = deps.now ?? Date.now;
-  const trusted = new Set(o.trustedProxies);
+  const clientAddress = createClientAddress({ trustedProxies: o.trustedProxies, ipv6Prefix: o.ipv6BucketPrefix ?? 64 });
   const app = Fastify({
     loggerInstance: deps.logger.child({ module: 'http' }),
     disableRequestLogging: true,
     genReqId: (raw) => traceOf(raw as TracedMessage).traceId,
     requestIdLogLabel: 'trace_id',
-    bodyLimit: o.maxBatchBodyBytes,
+    // The single-click limit everywhere; only the batch route takes more.
+    bodyLimit: o.maxBodyBytes,
     return503OnClosing: true,
+    ...serverTimeouts(o.timeouts),
   });
   const http = httpMetrics(registry, 'adclick_gateway');
   const clicks = new Counter({
@@ -130,7 +150,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
   const DUPLICATE: Outcome = { status: 'duplicate' };
   const notAcked = (): Outcome => ({ status: 'rejected', error: new AppError('UNAVAILABLE', 'click was not acknowledged by Kafka; retry') });
 
-  const rateLimited = (d: RateDecision) => new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.max(1, Math.ceil(d.retryAfterMs / 1000)) });
+  const rateLimited = (d: RateDecision) => new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.min(MAX_RETRY_AFTER_SEC, Math.max(1, Math.ceil(d.retryAfterMs / 1000))) });
 
   const sendError = (reply: FastifyReply, err: AppError) => {
     if (err.retryable) reply.header('retry-after', String(err.retryAfterSec ?? o.retryAfterSec));
@@ -140,12 +160,6 @@ export function buildGatewayApp(deps: GatewayDeps) {
   app.setErrorHandler(async (err: unknown, req, reply) => {
     const e = err as { code?: string; statusCode?: number };
     let appErr: AppError;
-    // A flood of bad requests is limited like good ones: 429 wins over any 4xx. A request
-    // that failed before its admission (bad JSON, bad signature, ...) is counted here.
-    if (req.method === 'POST' && !(isAppError(err) && (err.status >= 500 || err.code === 'RATE_LIMITED'))) {
-      const decision = (req.rateDecision ??= await rateLimiter.check(req.clientIp));
-      if (!decision.allowed) err = rateLimited(decision);
-    }
     if (isAppError(err)) appErr = err;
     else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') appErr = new AppError('PAYLOAD_TOO_LARGE');
     else if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') appErr = new AppError('UNSUPPORTED_MEDIA_TYPE');
@@ -167,6 +181,10 @@ export function buildGatewayApp(deps: GatewayDeps) {
   // Only JSON is accepted. A missing Content-Type is "not JSON" too (415).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json'], { parseAs: 'string' }, (_req, body, done) => {
+    if (exceedsJsonDepth(body as string, MAX_JSON_DEPTH)) {
+      done(new AppError('INVALID_JSON', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+      return;
+    }
     try {
       done(null, JSON.parse(body as string));
     } catch {
@@ -175,14 +193,30 @@ export function buildGatewayApp(deps: GatewayDeps) {
   });
 
   app.decorateRequest('clientIp', '');
+  app.decorateRequest('rateKey', '');
   app.decorateRequest('trace', null as unknown as TraceContext);
   app.decorateRequest('rateDecision', undefined);
-  app.addHook('onRequest', (req, reply, done) => {
-    req.clientIp = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted);
+  // Admission before anything is read: every request but the operational GETs (health,
+  // readiness, metrics, the document) is charged to its client's bucket here, before its
+  // body arrives, so a limited client, an unknown route or a bad body costs one bucket
+  // step. A flood of bad requests is limited like good ones: 429 wins over any 4xx.
+  app.addHook('onRequest', async (req, reply) => {
+    const addr = clientAddress(req.raw);
+    req.clientIp = addr.ip;
+    req.rateKey = addr.bucket;
     req.trace = traceOf(req.raw);
     reply.header('traceresponse', req.trace.header);
-    if (req.method === 'POST' && req.headers['content-type'] === undefined) done(new AppError('UNSUPPORTED_MEDIA_TYPE'));
-    else done();
+    if (!req.is404 && (req.method === 'GET' || req.method === 'HEAD')) return;
+    const t0 = performance.now();
+    const { decision } = await admission.admit(req.rateKey, NO_KEYS, 1);
+    admissionTime.observe((performance.now() - t0) / 1000);
+    req.rateDecision = decision;
+    // Refused before the body is read: the connection closes rather than reading the rest.
+    if ((!decision.allowed || req.is404) && hasUnreadBody(req.raw)) reply.header('connection', 'close');
+    if (!decision.allowed) throw rateLimited(decision);
+    // Only routes that take a body read one: an unknown route answers at once.
+    if (req.is404) return reply.code(404).type(JSON_TYPE).send(NOT_FOUND_BODY);
+    if (req.method === 'POST' && req.headers['content-type'] === undefined) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -222,16 +256,12 @@ export function buildGatewayApp(deps: GatewayDeps) {
 
   /**
    * The core of both endpoints: edge dedup, produce, wait for acks, mark as seen.
-   * Returns one outcome per valid click. Throws UNAVAILABLE when nothing could be sent.
+   * `seen`: the edge-dedup flags of `keys` when already read (a batch reads them with its
+   * charge). Returns one outcome per valid click. Throws UNAVAILABLE when nothing could be sent.
    */
-  async function ingest(valid: Click[], req: FastifyRequest): Promise<Outcome[]> {
-    const keys = valid.map((c) => dedupKey(c.event_type, c.impression_id));
-    // Rate limit and edge-dedup read: one Redis round trip before producing.
-    const t0 = performance.now();
-    const { decision, seen } = await admission.admit(req.clientIp, keys);
-    admissionTime.observe((performance.now() - t0) / 1000);
-    req.rateDecision = decision;
-    if (!decision.allowed) throw rateLimited(decision);
+  async function ingest(valid: Click[], req: FastifyRequest, keys = valid.map(keyOf), seen?: boolean[]): Promise<Outcome[]> {
+    // The request was charged on arrival: this is the edge-dedup read alone (cost 0).
+    seen ??= (await admission.admit(req.rateKey, keys, 0)).seen;
     const receivedAt = now();
     const ipH = ipHash(req.clientIp);
     const outcomes: (Outcome | Promise<Outcome> | undefined)[] = new Array(valid.length);
@@ -285,6 +315,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
     return settled;
   }
 
+  const keyOf = (c: Click) => dedupKey(c.event_type, c.impression_id);
   const verifyOpts = () => ({ keys: o.signingKeys, now: now(), maxClickAgeMs: o.maxClickAgeMs, maxClockSkewMs: o.maxClockSkewMs });
 
   app.post('/v1/clicks', { bodyLimit: o.maxBodyBytes }, async (req, reply) => {
@@ -297,7 +328,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
     return reply.code(202).type(JSON_TYPE).send(outcome!.status === 'accepted' ? ACCEPTED_BODY : DUPLICATE_BODY);
   });
 
-  app.post('/v1/clicks/batch', async (req, reply) => {
+  app.post('/v1/clicks/batch', { bodyLimit: o.maxBatchBodyBytes }, async (req, reply) => {
     const body = req.body as { clicks?: unknown } | null;
     if (typeof body !== 'object' || body === null || Array.isArray(body) || !Array.isArray(body.clicks)) {
       throw new AppError('INVALID_FIELD', 'body must be {"clicks": [...]}', { field: 'clicks' });
@@ -311,19 +342,21 @@ export function buildGatewayApp(deps: GatewayDeps) {
     const tally = new Map<string, number>();
     const count = (outcome: string) => tally.set(outcome, (tally.get(outcome) ?? 0) + 1);
     const results: { impression_id: string | null; status: string; error?: ReturnType<AppError['toBody']>['error'] }[] = new Array(items.length);
-    const valid: Click[] = [];
-    const validIdx: number[] = [];
+    const reject = (i: number, item: unknown, err: unknown) => {
+      const e = isAppError(err) ? err : new AppError('INVALID_FIELD');
+      const imp = (item as { impression_id?: unknown } | null)?.impression_id;
+      results[i] = { impression_id: typeof imp === 'string' ? imp : null, status: 'rejected', error: e.toBody().error };
+      count(e.code);
+    };
+    // The cheap part first: field checks of every click, no signature yet.
+    const parsed: Click[] = [];
+    const parsedIdx: number[] = [];
     items.forEach((item, i) => {
       try {
-        const c = parseClick(item, `clicks[${i}]`);
-        verifyClick(c, vo);
-        valid.push(c);
-        validIdx.push(i);
+        parsed.push(parseClick(item, `clicks[${i}]`));
+        parsedIdx.push(i);
       } catch (err) {
-        const e = isAppError(err) ? err : new AppError('INVALID_FIELD');
-        const imp = (item as { impression_id?: unknown } | null)?.impression_id;
-        results[i] = { impression_id: typeof imp === 'string' ? imp : null, status: 'rejected', error: e.toBody().error };
-        count(e.code);
+        reject(i, item, err);
       }
     });
     const flushTally = () => {
@@ -331,12 +364,31 @@ export function buildGatewayApp(deps: GatewayDeps) {
       tally.clear();
     };
     flushTally(); // the rejected ones count even when the rest is then refused (429, 503)
-    if (valid.length === 0) {
-      req.rateDecision = await rateLimiter.check(req.clientIp);
-      if (!req.rateDecision.allowed) throw rateLimited(req.rateDecision);
-    }
+    // One request per click: the rest of the charge (1 was paid on arrival) before any
+    // signature is checked, with the edge-dedup read of the well-formed clicks.
+    const parsedKeys = parsed.map(keyOf);
+    const t0 = performance.now();
+    const charged = await admission.admit(req.rateKey, parsedKeys, items.length - 1, 1);
+    admissionTime.observe((performance.now() - t0) / 1000);
+    if (!charged.decision.allowed) throw rateLimited(charged.decision);
+    const valid: Click[] = [];
+    const validIdx: number[] = [];
+    const validKeys: string[] = [];
+    const validSeen: boolean[] = [];
+    parsed.forEach((c, j) => {
+      try {
+        verifyClick(c, vo);
+        valid.push(c);
+        validIdx.push(parsedIdx[j]!);
+        validKeys.push(parsedKeys[j]!);
+        validSeen.push(charged.seen[j]!);
+      } catch (err) {
+        reject(parsedIdx[j]!, items[parsedIdx[j]!], err);
+      }
+    });
+    flushTally();
     if (valid.length) {
-      const outcomes = await ingest(valid, req);
+      const outcomes = await ingest(valid, req, validKeys, validSeen);
       outcomes.forEach((out, j) => {
         const i = validIdx[j]!;
         const imp = valid[j]!.impression_id;

@@ -84,6 +84,7 @@ async function runGateway() {
   const rateLimiter = createRateLimiter(redis, {
     perSecond: config.rateLimitPerSec,
     burst: config.rateLimitBurst,
+    workers: cluster.isWorker ? config.gatewayWorkers : 1,
     onRedisError: () => redisFailures.inc({ use: 'rate_limit' }),
   });
   // Marks are MACed with a key every gateway with these signing keys derives alike.
@@ -97,6 +98,8 @@ async function runGateway() {
       maxBatchBodyBytes: config.maxBatchBodyBytes,
       maxBatchClicks: config.maxBatchClicks,
       trustedProxies: config.trustedProxies,
+      ipv6BucketPrefix: config.ipv6BucketPrefix,
+      timeouts: { headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs },
       retryAfterSec: config.retryAfterSec,
       ipHashKey,
       gatewayId,

@@ -34,7 +34,8 @@ const NOTES: Partial<Record<ErrorCode, string>> = {
   INVALID_FIELD: 'a field is missing or invalid; `field` names it',
   PAYLOAD_TOO_LARGE: `body over the limit (default ${GATEWAY_DOC_DEFAULTS.maxBodyBytes} bytes single, ${GATEWAY_DOC_DEFAULTS.maxBatchBodyBytes} batch; ADCLICK_MAX_BODY_BYTES, ADCLICK_MAX_BATCH_BODY_BYTES)`,
   UNSUPPORTED_MEDIA_TYPE: 'Content-Type is missing or not application/json',
-  RATE_LIMITED: 'per-client-IP limit (default 100 requests/s, burst 200); bad requests count too',
+  INVALID_JSON: 'the body is not JSON, is empty, or nests deeper than 8 levels',
+  RATE_LIMITED: 'per-client-IP limit (default 100 requests/s, burst 200; IPv6 clients per /64), charged before the body is read, so bad requests count too; a batch pays one request per click before its signatures are checked. Retry-After at most 60 s',
   UNAVAILABLE: 'Kafka unreachable or its circuit breaker open; nothing was accepted, retry',
   INTERNAL: 'a bug; logged with details, never shown to the caller',
 };
@@ -151,8 +152,8 @@ const doc: OpenApiDocument = {
     },
   },
   [UNMATCHED_EXTENSION]: {
-    description: 'Any other path, or a documented path with another method.',
-    responses: errors(['NOT_FOUND'], { NOT_FOUND: 'no such route' }),
+    description: 'Any other path, or a documented path with another method: charged to the client\'s rate limit and answered before the body is read.',
+    responses: errors(['NOT_FOUND', 'RATE_LIMITED'], { ...NOTES, NOT_FOUND: 'no such route' }),
   },
   components: {
     schemas: {

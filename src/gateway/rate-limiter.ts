@@ -9,8 +9,17 @@ export interface RateDecision {
   retryAfterMs: number;
 }
 
+/**
+ * Charges. A batch pays one request per click in two steps: 1 when it arrives (before its
+ * body is read), the rest (`cost`, with `paid` = 1) once its clicks are counted. It must
+ * never need more than the burst free, or a batch larger than the burst could never pass:
+ * a charge is admitted when its share of min(paid + cost, burst) requests fits, and then
+ * takes the whole cost, so a big batch drives the bucket into a debt the client waits off
+ * and the sustained rate still holds per click.
+ */
 export interface RateLimiter {
-  check(ip: string): Promise<RateDecision>;
+  /** Charge `cost` requests (default 1) to the bucket `ip`; `paid` as above (default 0). */
+  check(ip: string, cost?: number, paid?: number): Promise<RateDecision>;
 }
 
 /** What a request needs before producing: its rate-limit decision and the edge-dedup read. */
@@ -21,8 +30,11 @@ export interface Admitted {
 }
 
 export interface Admission {
-  /** Rate limit of `ip` and edge-dedup read of `dedupKeys`. Never throws (fail-open). */
-  admit(ip: string, dedupKeys: readonly string[]): Promise<Admitted>;
+  /**
+   * Charge `cost` requests (default 1; 0: no rate limit, only the read) to `ip` and read
+   * the edge-dedup keys `dedupKeys`. Never throws (fail-open).
+   */
+  admit(ip: string, dedupKeys: readonly string[], cost?: number, paid?: number): Promise<Admitted>;
 }
 
 // One GCRA step as a Lua function (Redis clock, µs): returns 0 and advances the bucket's
@@ -32,19 +44,22 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
-local function gcra(bucket)
+local function gcra(bucket, cost, fit)
   local tat = tonumber(redis.call('GET', bucket)) or now
   if tat < now then tat = now end
-  local wait = tat - tolerance - now
-  if wait > 0 then return wait end
-  local new_tat = tat + interval
+  if fit > 0 then
+    local wait = tat + (fit - 1) * interval - tolerance - now
+    if wait > 0 then return wait end
+  end
+  local new_tat = tat + cost * interval
   redis.call('SET', bucket, new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
   return 0
 end
 `;
 
-// KEYS[1] = bucket key; ARGV[1] = emission interval (µs), ARGV[2] = burst tolerance (µs).
-const GCRA_LUA = `${GCRA_FN}return gcra(KEYS[1])
+// KEYS[1] = bucket key; ARGV[1] = emission interval (µs), ARGV[2] = burst tolerance (µs),
+// ARGV[3] = cost, ARGV[4] = fit (requests).
+const GCRA_LUA = `${GCRA_FN}return gcra(KEYS[1], tonumber(ARGV[3]), tonumber(ARGV[4]))
 `;
 
 export class LocalGcra {
@@ -57,14 +72,20 @@ export class LocalGcra {
     private readonly nowUs: () => number = () => Number(process.hrtime.bigint() / 1000n),
   ) {}
 
-  check(key: string): RateDecision {
+  check(key: string, cost = 1, paid = 0): RateDecision {
+    const fit = this.fitOf(cost, paid);
     const now = this.nowUs();
     if (now - this.lastSweep > 10_000_000) this.sweep(now);
     const tat = Math.max(this.tats.get(key) ?? now, now);
-    const wait = tat - this.toleranceUs - now;
+    const wait = fit > 0 ? tat + (fit - 1) * this.intervalUs - this.toleranceUs - now : 0;
     if (wait > 0) return { allowed: false, retryAfterMs: Math.ceil(wait / 1000) };
-    this.tats.set(key, tat + this.intervalUs);
+    this.tats.set(key, tat + cost * this.intervalUs);
     return { allowed: true, retryAfterMs: 0 };
+  }
+
+  /** Requests that must be free for a charge of `cost` after `paid` (see RateLimiter). */
+  fitOf(cost: number, paid: number): number {
+    return Math.max(0, Math.min(cost + paid, Math.round(this.toleranceUs / this.intervalUs) + 1) - paid);
   }
 
   private sweep(now: number): void {
@@ -76,6 +97,12 @@ export class LocalGcra {
 export interface RateLimiterOptions {
   perSecond: number;
   burst: number;
+  /**
+   * Gateway worker processes sharing this host's limit. Redis holds one bucket for all of
+   * them; the in-process fallback (Redis down) gives each worker its share, or a client
+   * spread over the workers would get N times the limit.
+   */
+  workers?: number;
   onRedisError?: (err: unknown) => void;
 }
 
@@ -89,15 +116,18 @@ export function gcraParams(o: RateLimiterOptions): { intervalUs: number; toleran
 // (only when allowed) EXISTS for each of its edge-dedup keys. Requests are taken in order,
 // so two requests of one IP in the same script see each other like two separate calls.
 // KEYS = per request: its bucket key, then its n dedup keys; ARGV[1], ARGV[2] as above,
-// ARGV[3..] = n of each request. Returns, per request: wait_us (0 = allowed), then n flags
-// (1 = already accepted; all 0 when limited: nothing is read for a limited request).
+// ARGV[3..] = cost, fit and n of each request (cost 0: no GCRA step, only the reads).
+// Returns, per request: wait_us (0 = allowed), then n flags (1 = already accepted; all 0
+// when limited: nothing is read for a limited request).
 // NOTE: a multi-key script needs all keys in one slot; on Redis Cluster use the separate
 // check + MGET path instead (this gateway talks to a single Redis today).
 const ADMIT_LUA = `${GCRA_FN}local out = {}
 local k = 1
-for r = 3, #ARGV do
-  local n = tonumber(ARGV[r])
-  local wait = gcra(KEYS[k])
+for r = 3, #ARGV, 3 do
+  local cost = tonumber(ARGV[r])
+  local n = tonumber(ARGV[r + 2])
+  local wait = 0
+  if cost > 0 then wait = gcra(KEYS[k], cost, tonumber(ARGV[r + 1])) end
   out[#out + 1] = wait
   for i = 1, n do out[#out + 1] = (wait > 0) and 0 or redis.call('EXISTS', KEYS[k + i]) end
   k = k + 1 + n
@@ -108,7 +138,7 @@ return out
 const MAX_KEYS_PER_ADMIT = 2000;
 
 type RedisWithGcra = Redis & {
-  adclickGcra(key: string, interval: number, tolerance: number): Promise<number>;
+  adclickGcra(key: string, interval: number, tolerance: number, cost: number, fit: number): Promise<number>;
   adclickAdmit(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
 };
 
@@ -119,6 +149,8 @@ const unseen = (keys: readonly string[]) => new Array<boolean>(keys.length).fill
 interface PendingAdmit {
   ip: string;
   keys: readonly string[];
+  cost: number;
+  paid: number;
   resolve: (a: Admitted) => void;
 }
 
@@ -132,9 +164,14 @@ interface PendingAdmit {
  */
 export function createRateLimiter(redis: Redis | null, o: RateLimiterOptions): RateLimiter & Admission {
   const { intervalUs, toleranceUs } = gcraParams(o);
-  const local = new LocalGcra(intervalUs, toleranceUs);
-  const localAdmit = (ip: string, keys: readonly string[]): Admitted => ({ decision: local.check(ip), seen: unseen(keys) });
-  if (!redis) return { check: async (ip) => local.check(ip), admit: async (ip, keys) => localAdmit(ip, keys) };
+  // Redis down: each worker limits alone, so it takes its share of the host's limit.
+  const workers = Math.max(1, o.workers ?? 1);
+  const share = gcraParams({ perSecond: o.perSecond / workers, burst: Math.max(1, Math.floor(o.burst / workers)) });
+  const local = new LocalGcra(share.intervalUs, share.toleranceUs);
+  const shared = new LocalGcra(intervalUs, toleranceUs); // only its fitOf: what a charge needs free in the Redis bucket
+  const localAdmit = (ip: string, keys: readonly string[], cost: number, paid: number): Admitted =>
+    ({ decision: cost > 0 ? local.check(ip, cost, paid) : ALLOWED, seen: unseen(keys) });
+  if (!redis) return { check: async (ip, cost = 1, paid = 0) => localAdmit(ip, [], cost, paid).decision, admit: async (ip, keys, cost = 1, paid = 0) => localAdmit(ip, keys, cost, paid) };
   redis.defineCommand('adclickGcra', { numberOfKeys: 1, lua: GCRA_LUA });
   redis.defineCommand('adclickAdmit', { lua: ADMIT_LUA });
   const r = redis as RedisWithGcra;
@@ -149,14 +186,14 @@ export function createRateLimiter(redis: Redis | null, o: RateLimiterOptions): R
     for (const p of batch) {
       keys.push(`adclick:rl:${p.ip}`);
       for (const k of p.keys) keys.push(k);
-      counts.push(p.keys.length);
+      counts.push(p.cost, shared.fitOf(p.cost, p.paid), p.keys.length);
     }
     let out: number[];
     try {
       out = await r.adclickAdmit(keys.length, ...keys, intervalUs, toleranceUs, ...counts);
     } catch (err) {
       o.onRedisError?.(err);
-      for (const p of batch) p.resolve(localAdmit(p.ip, p.keys));
+      for (const p of batch) p.resolve(localAdmit(p.ip, p.keys, p.cost, p.paid));
       return;
     }
     let at = 0;
@@ -176,19 +213,19 @@ export function createRateLimiter(redis: Redis | null, o: RateLimiterOptions): R
   };
 
   return {
-    async check(ip) {
-      if (r.status !== 'ready') return local.check(ip);
+    async check(ip, cost = 1, paid = 0) {
+      if (r.status !== 'ready' || cost <= 0) return localAdmit(ip, [], cost, paid).decision;
       try {
-        return allowed(await r.adclickGcra(`adclick:rl:${ip}`, intervalUs, toleranceUs));
+        return allowed(await r.adclickGcra(`adclick:rl:${ip}`, intervalUs, toleranceUs, cost, shared.fitOf(cost, paid)));
       } catch (err) {
         o.onRedisError?.(err);
-        return local.check(ip);
+        return localAdmit(ip, [], cost, paid).decision;
       }
     },
-    admit(ip, keys) {
-      if (r.status !== 'ready') return Promise.resolve(localAdmit(ip, keys));
+    admit(ip, keys, cost = 1, paid = 0) {
+      if (r.status !== 'ready') return Promise.resolve(localAdmit(ip, keys, cost, paid));
       return new Promise<Admitted>((resolve) => {
-        queue.push({ ip, keys, resolve });
+        queue.push({ ip, keys, cost, paid, resolve });
         queuedKeys += 1 + keys.length;
         if (queuedKeys >= MAX_KEYS_PER_ADMIT) flush();
         else if (!scheduled) {
@@ -204,8 +241,8 @@ export function createRateLimiter(redis: Redis | null, o: RateLimiterOptions): R
 /** Rate limiter and edge dedup as two calls (fakes, or a Redis that cannot run the script). */
 export function separateAdmission(limiter: RateLimiter, dedup: { seen(keys: readonly string[]): Promise<boolean[]> }): Admission {
   return {
-    async admit(ip, keys) {
-      const [decision, seen] = await Promise.all([limiter.check(ip), dedup.seen(keys)]);
+    async admit(ip, keys, cost = 1, paid = 0) {
+      const [decision, seen] = await Promise.all([cost > 0 ? limiter.check(ip, cost, paid) : ALLOWED, keys.length ? dedup.seen(keys) : []]);
       return decision.allowed ? { decision, seen } : { decision, seen: unseen(keys) };
     },
   };

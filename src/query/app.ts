@@ -4,6 +4,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Registry } from 'prom-client';
 import { AppError, ERRORS, errorBody, isAppError, type ErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
+import { createClientAddress } from '../shared/client-ip.ts';
+import { hasUnreadBody, serverTimeouts, type HttpTimeouts } from '../shared/http-admission.ts';
 import { ApiKeyAuthenticator, type AuthGuardOptions, type Clock, type Principal } from './auth.ts';
 import { dashboardHandlers } from './dashboard.ts';
 import { createQueryMetrics } from './metrics.ts';
@@ -36,6 +38,15 @@ export interface QueryAppOptions {
   readonly retryAfterSec: number;
   /** A storage call slower than this answers 503 UNAVAILABLE. */
   readonly storageTimeoutMs: number;
+  /** Per-client-address sustained rate and burst, charged on arrival (before the key is looked at). */
+  readonly ipRateLimitPerSec: number;
+  readonly ipRateLimitBurst: number;
+  /** Peers whose X-Forwarded-For is believed (addresses, CIDR ranges, proxy-addr names). */
+  readonly trustedProxies: readonly string[];
+  /** IPv6 clients share a bucket per prefix of this length. */
+  readonly ipv6BucketPrefix: number;
+  /** Header and whole-request timeouts of the listening server. */
+  readonly timeouts?: Partial<HttpTimeouts>;
   /** Failed-key memory and per-client failed-lookup budget (auth.ts; defaults DEFAULT_AUTH_GUARD). */
   readonly authGuard?: Partial<AuthGuardOptions>;
 }
@@ -52,6 +63,10 @@ export const DEFAULT_QUERY_APP_OPTIONS: QueryAppOptions = Object.freeze({
   maxAdsLimit: 1000,
   retryAfterSec: 2,
   storageTimeoutMs: 10_000,
+  ipRateLimitPerSec: 200,
+  ipRateLimitBurst: 400,
+  trustedProxies: [],
+  ipv6BucketPrefix: 64,
 });
 
 export interface QueryAppDeps {
@@ -123,6 +138,12 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     burst: opts.rateLimitBurst,
     maxKeys: opts.maxTrackedKeys,
   });
+  const clientAddress = createClientAddress({ trustedProxies: opts.trustedProxies, ipv6Prefix: opts.ipv6BucketPrefix });
+  const ipLimiter = new TokenBucketLimiter(clock, {
+    perSec: opts.ipRateLimitPerSec,
+    burst: opts.ipRateLimitBurst,
+    maxKeys: opts.maxTrackedKeys,
+  });
 
   /** Authenticate, then charge the key's bucket (invalid keys always get 401, never 429). */
   async function principalOf(request: FastifyRequest): Promise<Principal> {
@@ -180,6 +201,9 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger.child({ module: 'http' }),
     routerOptions: { maxParamLength: 64 },
+    // No route takes a body (unknown routes answer before one is read, see below).
+    bodyLimit: 1024,
+    ...serverTimeouts(opts.timeouts),
     // Errors raised before routing: an undecodable URL or an over-long path parameter
     // names nothing, so it is a 404 like any bad id; the rest is ours to fix (500).
     frameworkErrors: (err, request, reply) => {
@@ -194,6 +218,19 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     // Answers are per key and change by the second: never cache them in shared caches.
     reply.header('cache-control', 'no-store');
     reply.header('x-content-type-options', 'nosniff');
+  });
+
+  // Admission before anything else: the API, unknown routes and wrong methods are charged
+  // to the client's address (IPv6: its prefix), so a flood of junk keys or junk paths costs
+  // a bucket step each; the constant GETs (health, metrics, the dashboard's files) are not.
+  app.addHook('onRequest', async (request, reply) => {
+    const charged = request.is404 || (request.method !== 'GET' && request.method !== 'HEAD') || request.url.startsWith('/v1/');
+    if (!charged) return;
+    const decision = ipLimiter.take(clientAddress(request.raw).bucket);
+    // Refused before the body is read: close rather than read the rest.
+    if ((!decision.allowed || request.is404) && hasUnreadBody(request.raw)) reply.header('connection', 'close');
+    if (!decision.allowed) throw withRetryAfter(new AppError('RATE_LIMITED'), decision.retryAfterSec);
+    if (request.is404) return reply.code(404).type('application/json; charset=utf-8').send(errorBody('NOT_FOUND'));
   });
 
   app.addHook('onResponse', async (request, reply) => {

@@ -49,7 +49,7 @@ const NOTES: Partial<Record<ErrorCode, string>> = {
   QUERY_TOO_EXPENSIVE: 'the read would return or read more rows than the server allows (ADCLICK_QUERY_MAX_RESULT_ROWS, ADCLICK_QUERY_MAX_ROWS_TO_READ); narrow the range or use a coarser granularity',
   UNAUTHORIZED: 'API key missing, malformed, unknown or revoked',
   NOT_FOUND: 'no such campaign or ad, or one of another advertiser, or a malformed id (indistinguishable)',
-  RATE_LIMITED: 'per-API-key limit (default 50 requests/s, burst 100)',
+  RATE_LIMITED: 'per-client-IP limit, charged before anything else (default 200 requests/s, burst 400; IPv6 per /64), or per-API-key limit (default 50 requests/s, burst 100); Retry-After at most 60 s',
   UNAVAILABLE: 'ClickHouse unreachable or slower than the storage timeout, or a read past ADCLICK_QUERY_MAX_EXECUTION_SEC',
   INTERNAL: 'a bug; logged with details, never shown to the caller',
 };
@@ -65,9 +65,11 @@ const V1_OWNED_ERRORS = [...V1_ERRORS, 'NOT_FOUND'] as const satisfies readonly 
 
 const RANGE_PARAMS = [ref('from', 'parameters'), ref('to', 'parameters'), ref('granularity', 'parameters')];
 
+const IP_LIMITED = 'per-client-IP limit (default 200 requests/s, burst 400; IPv6 per /64), charged before the body is read; Retry-After at most 60 s';
+
 const otherMethods: JsonObject = {
   description: 'Any method other than GET and HEAD on this path (answered before the body is read).',
-  responses: errors(['METHOD_NOT_ALLOWED'], { METHOD_NOT_ALLOWED: 'the path exists with GET and HEAD only' }),
+  responses: errors(['METHOD_NOT_ALLOWED', 'RATE_LIMITED'], { METHOD_NOT_ALLOWED: 'the path exists with GET and HEAD only', RATE_LIMITED: IP_LIMITED }),
 };
 
 const pathItem = (item: JsonObject): JsonObject => ({ ...item, [OTHER_METHODS_EXTENSION]: otherMethods });
@@ -237,8 +239,8 @@ const doc: OpenApiDocument = {
     '/assets/{version}/{name}': asset('dashboardVersionedAsset', 'A dashboard file under the asset version the page names (cached for a year when current)', true),
   },
   [UNMATCHED_EXTENSION]: {
-    description: 'Any other path.',
-    responses: errors(['NOT_FOUND'], { NOT_FOUND: 'no such route' }),
+    description: 'Any other path (answered before the body is read).',
+    responses: errors(['NOT_FOUND', 'RATE_LIMITED'], { NOT_FOUND: 'no such route', RATE_LIMITED: IP_LIMITED }),
   },
   components: {
     securitySchemes: {

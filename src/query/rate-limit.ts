@@ -1,6 +1,8 @@
-// In-process token bucket per API key. Each query process limits on its own: with N
-// query processes a key gets up to N times the rate, which is acceptable for a guard
-// against runaway dashboards and scripts (it is not a billing quota).
+// In-process token bucket per API key (and per client address, app.ts). Each query
+// process limits on its own: with N query processes a key gets up to N times the rate,
+// which is acceptable for a guard against runaway dashboards and scripts (it is not a
+// billing quota).
+import { MAX_RETRY_AFTER_SEC } from '../shared/http-admission.ts';
 import type { Clock } from './auth.ts';
 
 export interface RateLimitOptions {
@@ -39,6 +41,6 @@ export class TokenBucketLimiter {
       return { allowed: true };
     }
     this.buckets.set(key, { tokens, at: now });
-    return { allowed: false, retryAfterSec: Math.max(1, Math.ceil((1 - tokens) / perSec)) };
+    return { allowed: false, retryAfterSec: Math.min(MAX_RETRY_AFTER_SEC, Math.max(1, Math.ceil((1 - tokens) / perSec))) };
   }
 }

@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { redactUrl } from './redact-url.ts';
+import { compileTrust } from './client-ip.ts';
 
 type Parser<T> = (raw: string, key: string) => T;
 
@@ -33,6 +34,18 @@ const bool: Parser<boolean> = (raw, key) => {
 const countOrAuto = (min: number, max: number): Parser<number> => (raw, key) =>
   raw.trim().toLowerCase() === 'auto' ? Math.max(min, Math.min(max, availableParallelism())) : int(min, max)(raw, key);
 const list: Parser<string[]> = (raw) => raw.split(',').map((s) => s.trim()).filter(Boolean);
+/** Addresses, CIDR ranges and proxy-addr's names, each checked now rather than on the first request. */
+const proxyList: Parser<string[]> = (raw, key) => {
+  const entries = list(raw, key);
+  for (const e of entries) {
+    try {
+      compileTrust([e]);
+    } catch {
+      throw new Error(`${key}: "${e}" is not an IP address, a CIDR range (10.0.0.0/8) or one of loopback, linklocal, uniquelocal`);
+    }
+  }
+  return entries;
+};
 
 function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDefault?: string): Setting<T> {
   return { env, default: def, parse, doc, shownDefault };
@@ -93,9 +106,12 @@ export const SETTINGS = {
   maxBodyBytes: setting('ADCLICK_MAX_BODY_BYTES', 4096, int(256), 'Body limit of POST /v1/clicks'),
   maxBatchBodyBytes: setting('ADCLICK_MAX_BATCH_BODY_BYTES', 1024 * 1024, int(1024), 'Body limit of POST /v1/clicks/batch'),
   maxBatchClicks: setting('ADCLICK_MAX_BATCH_CLICKS', 1000, int(1, 10000), 'Most clicks in one batch request'),
-  rateLimitPerSec: setting('ADCLICK_RATE_LIMIT_PER_SEC', 100, int(1), 'Per-client-IP request rate limit (requests/s)'),
-  rateLimitBurst: setting('ADCLICK_RATE_LIMIT_BURST', 200, int(1), 'Per-client-IP burst allowance (requests)'),
-  trustedProxies: setting('ADCLICK_TRUSTED_PROXIES', [] as string[], list, 'Peer IPs whose X-Forwarded-For is believed (comma-separated); others are ignored', '(none)'),
+  rateLimitPerSec: setting('ADCLICK_RATE_LIMIT_PER_SEC', 100, int(1), 'Per-client-IP request rate limit (requests/s; a batch counts one request per click). With Redis down each gateway worker allows its share'),
+  rateLimitBurst: setting('ADCLICK_RATE_LIMIT_BURST', 200, int(1), 'Per-client-IP burst allowance (requests); a batch larger than the burst passes from a full bucket and leaves the client in debt'),
+  trustedProxies: setting('ADCLICK_TRUSTED_PROXIES', [] as string[], proxyList, 'Peers whose X-Forwarded-For is believed, on both HTTP ports (comma-separated IPs, CIDR ranges, or loopback/linklocal/uniquelocal); others are ignored', '(none)'),
+  ipv6BucketPrefix: setting('ADCLICK_IPV6_BUCKET_PREFIX', 64, int(1, 128), 'IPv6 clients share one per-client rate-limit bucket per prefix of this length (one subscriber holds a /64 or more; 128: per address)'),
+  httpHeadersTimeoutMs: setting('ADCLICK_HTTP_HEADERS_TIMEOUT_MS', 10_000, int(100), 'Gateway and query API: longest wait for a request\'s headers; then 408 and the connection is closed'),
+  httpRequestTimeoutMs: setting('ADCLICK_HTTP_REQUEST_TIMEOUT_MS', 30_000, int(100), 'Gateway and query API: longest wait for a whole request, body included (slow bodies); then 408 and the connection is closed'),
   dedupTtlSec: setting('ADCLICK_EDGE_DEDUP_TTL_SEC', 25 * 3600, int(60), 'Redis edge-dedup key lifetime; longer than max click age + skew', '90000 (25 h)'),
   produceTimeoutMs: setting('ADCLICK_PRODUCE_TIMEOUT_MS', 5000, int(100), 'How long the gateway waits for a Kafka ack before answering 503'),
   maxInflightClicks: setting('ADCLICK_MAX_INFLIGHT_CLICKS', 50_000, int(1), 'Bound on clicks awaiting a Kafka ack; beyond it the gateway answers 503'),
@@ -123,6 +139,8 @@ export const SETTINGS = {
   queryKeyCacheMs: setting('ADCLICK_QUERY_KEY_CACHE_MS', 2000, int(0), 'How long a valid API key is trusted without a lookup (bounds revocation delay)'),
   queryRateLimitPerSec: setting('ADCLICK_QUERY_RATE_LIMIT_PER_SEC', 50, int(1), 'Per-API-key request rate of the query API'),
   queryRateLimitBurst: setting('ADCLICK_QUERY_RATE_LIMIT_BURST', 100, int(1), 'Per-API-key burst of the query API'),
+  queryIpRateLimitPerSec: setting('ADCLICK_QUERY_IP_RATE_LIMIT_PER_SEC', 200, int(1), 'Per-client-IP request rate of the query API (every request but health, metrics and dashboard files; charged before the API key is looked at), in-process'),
+  queryIpRateLimitBurst: setting('ADCLICK_QUERY_IP_RATE_LIMIT_BURST', 400, int(1), 'Per-client-IP burst of the query API'),
   queryMaxWindows: setting('ADCLICK_QUERY_MAX_WINDOWS', 10_000, int(1, 10_000), 'Most windows in one query response (more: RANGE_TOO_LARGE)'),
   queryStorageTimeoutMs: setting('ADCLICK_QUERY_STORAGE_TIMEOUT_MS', 10_000, int(100), 'A storage call slower than this answers 503'),
   queryMaxExecutionSec: setting('ADCLICK_QUERY_MAX_EXECUTION_SEC', 8, int(0, 3600), 'ClickHouse max_execution_time of every query API read, in seconds (0: none); past it 503 UNAVAILABLE. Keep it below the storage timeout so ClickHouse stops the work too'),

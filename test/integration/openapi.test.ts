@@ -219,7 +219,8 @@ async function startGateway(o: { brokers: string; perSecond: number; burst: numb
     redis?.disconnect();
   });
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${run}-${randomBytes(2).toString('hex')}`;
+  // A real address (garbage would fall back to the proxy's own bucket), in a /64 of its own.
+  const ip = `2001:db8:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}::1`;
   return { app, publisher, redis, base, ip };
 }
 
@@ -282,6 +283,9 @@ test('gateway: every documented answer of every operation, from a real broker an
   const limitedOne = await expect(post(limited, '/v1/clicks', JSON.stringify(click())), 429, 'RATE_LIMITED');
   assert.ok(Number(limitedOne.headers.get('retry-after')) >= 1);
   await expect(post(limited, '/v1/clicks/batch', JSON.stringify({ clicks: [click()] })), 429, 'RATE_LIMITED');
+  // Unknown routes are charged too, before their body is read.
+  await expect(post(limited, '/anything', JSON.stringify({ clicks: [click()] })), 429, 'RATE_LIMITED');
+  await expect(g.request(limited.base, 'GET', '/v1/clicks', { headers: { 'x-forwarded-for': limited.ip } }), 429, 'RATE_LIMITED');
 
   // Kafka bootstrap on a loopback port nothing listens on: never connected, nothing accepted.
   // Its /metrics stands for a worker whose cluster peers did not answer the aggregation.
@@ -415,6 +419,18 @@ test('query API: every documented answer of every operation, from the serving pr
     const a = await expect(get(url, auth, limited), 429, 'RATE_LIMITED');
     assert.ok(Number(a.headers.get('retry-after')) >= 1);
   }
+
+  // A limit of one request per client address: an unknown route takes it, then unknown
+  // routes and other methods on every documented path are 429 before anything else.
+  const ipLimited = await listen(buildQueryApp({ repo: storeQueryRepository(serving.store), logger, options: { ipRateLimitPerSec: 0.01, ipRateLimitBurst: 1 } }));
+  await expect(get('/nope', {}, ipLimited), 404, 'NOT_FOUND');
+  const ipLimitedNope = await expect(get('/nope', {}, ipLimited), 429, 'RATE_LIMITED');
+  assert.equal(ipLimitedNope.headers.get('retry-after'), '60', 'capped');
+  for (const [i, url] of paths.entries()) {
+    await expect(q.request(ipLimited, methods[i % methods.length]!, url, { headers: { 'content-type': 'application/json' }, body: '{' }), 429, 'RATE_LIMITED');
+  }
+  await expect(get('/v1/campaigns', auth, ipLimited), 429, 'RATE_LIMITED');
+  assert.equal((await get('/healthz', {}, ipLimited)).status, 200, 'health is never limited');
 
   // Storage gone: the serving process stopped (its chdb session closed) under an app still listening.
   const orphan = await listen(buildQueryApp({ repo: storeQueryRepository(serving.store), logger }));

@@ -183,9 +183,24 @@ function judge(v: unknown): Verdict {
   return { ok: true, key: `click:${c.impression_id as string}` };
 }
 
+/** Objects and arrays nested deeper than this are INVALID_JSON, like text that is not JSON. */
+const MAX_JSON_DEPTH = 8;
+
+function tooDeep(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > MAX_JSON_DEPTH) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 function tryParse(text: string): { ok: true; value: unknown } | { ok: false } {
   try {
-    return { ok: true, value: JSON.parse(text) };
+    const value: unknown = JSON.parse(text);
+    return tooDeep(value) ? { ok: false } : { ok: true, value };
   } catch {
     return { ok: false };
   }

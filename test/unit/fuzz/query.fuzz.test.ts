@@ -29,7 +29,7 @@ const STATUSES = new Set([200, 400, 401, 404, 405, 429]);
 let cases = 0;
 after(() => console.log(`fuzz: query ${cases} cases`));
 
-function setup(options: Partial<QueryAppOptions> = { rateLimitPerSec: 1e9, rateLimitBurst: 1e9 }) {
+function setup(options: Partial<QueryAppOptions> = { rateLimitPerSec: 1e9, rateLimitBurst: 1e9, ipRateLimitPerSec: 1e9, ipRateLimitBurst: 1e9 }) {
   const repo = new FakeRepository();
   repo.addKey(KEY, 7);
   repo.addKey(OTHER_KEY, 8);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CircuitBreaker } from '../../../src/gateway/circuit-breaker.ts';
 import { LocalGcra, gcraParams } from '../../../src/gateway/rate-limiter.ts';
-import { clientIp } from '../../../src/gateway/client-ip.ts';
+import { createClientAddress } from '../../../src/shared/client-ip.ts';
 
 test('circuit breaker opens after N failures, half-opens after the pause, closes on success', () => {
   let t = 0;
@@ -50,12 +50,13 @@ test('GCRA allows the burst, then the steady rate, and tells how long to wait', 
 });
 
 test('client IP: socket unless the peer is a trusted proxy; spoofed X-Forwarded-For ignored', () => {
-  const trusted = new Set(['10.0.0.1', '10.0.0.2']);
-  assert.equal(clientIp('::ffff:203.0.113.9', '1.1.1.1', trusted), '203.0.113.9');
-  assert.equal(clientIp('10.0.0.1', '198.51.100.7', trusted), '198.51.100.7');
+  const of = createClientAddress({ trustedProxies: ['10.0.0.1', '10.0.0.2'], ipv6Prefix: 64 });
+  const clientIp = (peer: string | undefined, xff: string | undefined) => of({ socket: { remoteAddress: peer }, headers: { 'x-forwarded-for': xff } }).ip;
+  assert.equal(clientIp('::ffff:203.0.113.9', '1.1.1.1'), '203.0.113.9');
+  assert.equal(clientIp('10.0.0.1', '198.51.100.7'), '198.51.100.7');
   // Client prepends a fake hop; the proxy appends the real one: the rightmost untrusted wins.
-  assert.equal(clientIp('10.0.0.1', '6.6.6.6, 198.51.100.7', trusted), '198.51.100.7');
-  assert.equal(clientIp('10.0.0.2', '198.51.100.7, 10.0.0.1', trusted), '198.51.100.7');
-  assert.equal(clientIp('10.0.0.1', undefined, trusted), '10.0.0.1');
-  assert.equal(clientIp(undefined, undefined, trusted), 'unknown');
+  assert.equal(clientIp('10.0.0.1', '6.6.6.6, 198.51.100.7'), '198.51.100.7');
+  assert.equal(clientIp('10.0.0.2', '198.51.100.7, 10.0.0.1'), '198.51.100.7');
+  assert.equal(clientIp('10.0.0.1', undefined), '10.0.0.1');
+  assert.equal(clientIp(undefined, undefined), 'unknown');
 });

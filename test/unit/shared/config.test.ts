@@ -43,9 +43,10 @@ test('loadConfig: defaults, parsing, and every bad key named at once', () => {
   assert.equal(loadConfig({ ADCLICK_GATEWAY_PORT: '9000', ADCLICK_TRUSTED_PROXIES: '10.0.0.1, 10.0.0.2' }).trustedProxies.length, 2);
   assert.throws(() => loadConfig({ ADCLICK_GATEWAY_PORT: 'x', ADCLICK_RATE_LIMIT_PER_SEC: '0' }), (err: Error) =>
     err.message.includes('ADCLICK_GATEWAY_PORT') && err.message.includes('ADCLICK_RATE_LIMIT_PER_SEC'));
-  const round = loadConfig(configToEnv(loadConfig({ ADCLICK_QUERY_PORT: '9999', ADCLICK_TRUSTED_PROXIES: 'a,b' })));
+  const round = loadConfig(configToEnv(loadConfig({ ADCLICK_QUERY_PORT: '9999', ADCLICK_TRUSTED_PROXIES: '10.0.0.0/8,loopback' })));
   assert.equal(round.queryPort, 9999);
-  assert.deepEqual(round.trustedProxies, ['a', 'b']);
+  assert.deepEqual(round.trustedProxies, ['10.0.0.0/8', 'loopback']);
+  assert.throws(() => loadConfig({ ADCLICK_TRUSTED_PROXIES: '10.0.0.1, proxy.example' }), /ADCLICK_TRUSTED_PROXIES: "proxy.example" is not an IP address/);
 });
 
 test('gateway workers: a count, or auto = one per CPU', () => {

@@ -1,0 +1,52 @@
+// The per-client limit in real Redis (the Lua scripts), as the gateway charges it: 1 on
+// arrival, the rest of a batch (one per click) with its edge-dedup read, and a batch larger
+// than the burst passing from a full bucket into debt.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { createRateLimiter } from '../../src/gateway/rate-limiter.ts';
+import { createOptionalRedis } from '../../src/shared/redis.ts';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const redis = createOptionalRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', logger);
+assert.ok(redis, 'Redis is configured');
+if (redis.status !== 'ready') await new Promise((r) => redis.once('ready', r));
+after(() => redis.disconnect());
+
+const bucket = () => `2001:db8:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}::/64`;
+
+test('Redis: a batch pays per click after its arrival charge; what does not fit is refused with the wait', async () => {
+  const limiter = createRateLimiter(redis, { perSecond: 1, burst: 10, onRedisError: (err) => assert.fail(String(err)) });
+  const ip = bucket();
+  const seenKey = `adclick:seen:click:imp_rl_${randomBytes(4).toString('hex')}`;
+  await redis.set(seenKey, '1', 'EX', 60);
+  assert.equal((await limiter.admit(ip, [], 1)).decision.allowed, true);
+  const rest = await limiter.admit(ip, [seenKey, `${seenKey}_new`], 5, 1);
+  assert.equal(rest.decision.allowed, true);
+  assert.deepEqual(rest.seen, [true, false], 'the dedup read rides with the charge');
+  // 6 of 10 spent: 1 + 4 more fits, 1 + 5 more does not.
+  assert.equal((await limiter.admit(ip, [], 1)).decision.allowed, true);
+  const refused = await limiter.admit(ip, [seenKey], 5, 1);
+  assert.equal(refused.decision.allowed, false);
+  assert.deepEqual(refused.seen, [false], 'nothing is read for a refused charge');
+  assert.ok(refused.decision.retryAfterMs > 500 && refused.decision.retryAfterMs <= 2000, String(refused.decision.retryAfterMs));
+  // A cost-0 admission is the dedup read alone: never limited.
+  assert.deepEqual((await limiter.admit(ip, [seenKey], 0)).seen, [true]);
+});
+
+test('Redis: a batch larger than the burst passes from a full bucket, then the client waits its debt off', async () => {
+  const limiter = createRateLimiter(redis, { perSecond: 1, burst: 10 });
+  const ip = bucket();
+  assert.equal((await limiter.admit(ip, [], 1)).decision.allowed, true);
+  assert.equal((await limiter.admit(ip, [], 29, 1)).decision.allowed, true, 'from a full bucket');
+  const next = await limiter.check(ip);
+  assert.equal(next.allowed, false);
+  // 30 requests at 1/s with 9 of tolerance: about 21 s.
+  assert.ok(next.retryAfterMs > 19_000 && next.retryAfterMs <= 22_000, String(next.retryAfterMs));
+  // The same charges through the one-call path (check with cost and paid).
+  const other = bucket();
+  assert.equal((await limiter.check(other)).allowed, true);
+  assert.equal((await limiter.check(other, 29, 1)).allowed, true);
+  assert.equal((await limiter.check(other)).allowed, false);
+});

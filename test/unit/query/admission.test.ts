@@ -1,0 +1,96 @@
+// Issue 16, HTTP admission on the query API port: every request but the cheap constant
+// GETs is charged to its client's bucket (IPv6 per /64) before anything else, no body is
+// ever read (no route takes one), and slow requests time out.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { buildQueryApp, type QueryAppOptions } from '../../../src/query/app.ts';
+import { FakeRepository } from './fake-repository.ts';
+
+const KEY = 'ak_live_advertiser7_secret';
+
+function setup(options: Partial<QueryAppOptions> = {}) {
+  const repo = new FakeRepository();
+  repo.addKey(KEY, 7);
+  repo.addAd(7, 55, 1234);
+  const clock = { now: Date.UTC(2026, 10, 27, 11, 30) };
+  const app = buildQueryApp({ repo, logger: pino({ level: 'silent' }), clock: () => clock.now, options, registry: new Registry() });
+  return { app, repo, clock };
+}
+
+async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('a POST to an unknown route answers 404 at once, without reading its body', async () => {
+  const { app } = setup();
+  const body = new PassThrough();
+  body.write('[[[[[[[[');
+  const res = await within(2000, app.inject({ method: 'POST', url: '/anything', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, payload: body }), 'POST /anything');
+  body.destroy();
+  assert.equal(res.statusCode, 404);
+  assert.equal(res.json().error.code, 'NOT_FOUND');
+  assert.equal(res.headers.connection, 'close', 'the unread body is not drained');
+});
+
+test('per-client-IP limit before the key is looked at: unknown routes, wrong methods and /v1 pay; constant GETs do not', async () => {
+  const { app, repo } = setup({ ipRateLimitPerSec: 1, ipRateLimitBurst: 2 });
+  const from = (remoteAddress: string, url: string, method: 'GET' | 'POST' = 'GET', headers: Record<string, string> = {}) =>
+    app.inject({ method, url, remoteAddress, headers });
+  assert.equal((await from('198.51.100.7', '/nope')).statusCode, 404);
+  assert.equal((await from('198.51.100.7', '/v1/campaigns', 'POST')).statusCode, 405);
+  const limited = await from('198.51.100.7', '/nope');
+  assert.equal(limited.statusCode, 429);
+  assert.equal(limited.json().error.code, 'RATE_LIMITED');
+  assert.equal(limited.headers['retry-after'], '1');
+  const lookups = repo.calls.findApiKey ?? 0;
+  assert.equal((await from('198.51.100.7', '/v1/campaigns', 'GET', { authorization: 'Bearer ak_junk_junk_junk_junk' })).statusCode, 429);
+  assert.equal(repo.calls.findApiKey ?? 0, lookups, 'a limited client causes no key lookup');
+  for (const url of ['/healthz', '/metrics', '/openapi.json', '/']) assert.equal((await from('198.51.100.7', url)).statusCode, 200, url);
+  assert.equal((await from('198.51.100.8', '/nope')).statusCode, 404, 'other clients unaffected');
+  // IPv6: one bucket per /64, whatever the spelling.
+  assert.equal((await from('2001:db8:5:6::1', '/nope')).statusCode, 404);
+  assert.equal((await from('2001:DB8:5:6:0:0:0:2', '/nope')).statusCode, 404);
+  assert.equal((await from('2001:db8:5:6:ffff::3', '/nope')).statusCode, 429);
+});
+
+test('behind a trusted proxy (CIDR) the forwarded client is the bucket', async () => {
+  const { app } = setup({ ipRateLimitPerSec: 1, ipRateLimitBurst: 1, trustedProxies: ['10.0.0.0/8'] });
+  const via = (proxy: string, client: string) => app.inject({ url: '/nope', remoteAddress: proxy, headers: { 'x-forwarded-for': client } });
+  assert.equal((await via('10.0.0.5', '198.51.100.9')).statusCode, 404);
+  assert.equal((await via('10.200.0.1', '198.51.100.9:4444')).statusCode, 429, 'same client through another proxy, with a port');
+  assert.equal((await via('10.0.0.5', '198.51.100.10')).statusCode, 404, 'another client through the same proxy');
+});
+
+test('slow requests: the connection is closed after the request timeout', async () => {
+  const { app } = setup({ timeouts: { headersTimeoutMs: 300, requestTimeoutMs: 600 } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const { port } = app.server.address() as AddressInfo;
+    const t0 = Date.now();
+    const closedAfter = await within(5000, new Promise<number>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.write('GET /v1/campaigns HTTP/1.1\r\nhost: x\r\n');
+        // Headers trickle in, a line now and then: never idle, never done.
+        const drip = setInterval(() => s.write('x-slow: 1\r\n'), 100);
+        s.on('close', () => {
+          clearInterval(drip);
+          resolve(Date.now() - t0);
+        });
+      });
+      s.on('error', () => undefined);
+      s.on('data', () => undefined);
+    }), 'slow request');
+    assert.ok(closedAfter >= 250 && closedAfter < 3000, `closed after ${closedAfter} ms`);
+  } finally {
+    await app.close();
+  }
+});
