@@ -41,11 +41,11 @@ test('chaos on embedded ClickHouse: kill -9 flink/serving/gateway/kafka, SIGSTOP
   assertExact(await runKind('embedded'));
 });
 
-test('chaos on a ClickHouse server: server stopped for a while, Flink stopped for 75 s, backfills racing late clicks and a lagging sink — no offset commits meanwhile, no on-time click as a late correction, zero lost, zero duplicated', { timeout: 720_000 }, async () => {
+test('chaos on a ClickHouse server: server stopped for a while, Flink stopped for 75 s, backfills racing late clicks and a lagging sink — no offset commits meanwhile, no on-time click as a late correction, zero lost, zero duplicated', { timeout: 900_000 }, async () => {
   assertExact(await runKind('server'));
 });
 
-test('chaos with compressed time (a 90 s "day"): a retry of a day-old click after most of a day of Flink lag is counted once', { timeout: 420_000 }, async () => {
+test('chaos with compressed time (a 90 s "day"): a retry of a day-old click after most of a day of Flink lag is counted once', { timeout: 600_000 }, async () => {
   assertExact(await runKind('embedded', (s) => Boolean(s.stackConfig)));
 });
 

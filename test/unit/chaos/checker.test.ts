@@ -8,11 +8,11 @@ import { Registry } from 'prom-client';
 import { buildQueryApp } from '../../../src/query/app.ts';
 import { check } from '../../../src/chaos/checker.ts';
 import { Ledger } from '../../../src/simulate/ledger.ts';
-import { FakeRepository } from '../query/fake-repository.ts';
+import { FakeRepository, testApiKey } from '../query/fake-repository.ts';
 
 const T = Date.UTC(2026, 10, 27, 10, 0, 0);
-const KEY7 = 'ak_test_advertiser7_secret';
-const KEY8 = 'ak_test_advertiser8_secret';
+const KEY7 = testApiKey('advertiser7');
+const KEY8 = testApiKey('advertiser8');
 
 /** Ownership per click, as the real store reads it: an ad's campaigns are those the advertiser has clicks under. */
 class PerClickRepository extends FakeRepository {
