@@ -9,9 +9,11 @@
 //      (negative TTL; a key minted in this process meanwhile makes those memories stale,
 //      so a fresh key works at once);
 //   3. each client has a budget of failed lookups (429 RATE_LIMITED + Retry-After when
-//      spent); a key already known good skips it, so its owner is served through a flood;
+//      spent), reserved before the lookup and given back when the key is good; a key
+//      known good (also one whose cache entry expired: its re-check) skips it, so its
+//      owner is served through a flood from the same address;
 //   4. the lookup runs in the storage queue's `lookup` lane: behind reads, bounded, and
-//      dropped when every request waiting for it has gone.
+//      dropped when every request waiting for it has gone (a re-check waits with the reads).
 import { apiKeyMintEpoch, hashApiKey, looksLikeApiKey } from '../store/api-keys.ts';
 import { currentStorageScope, runInStorageScope } from '../store/storage-scope.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
@@ -96,21 +98,23 @@ export class ApiKeyAuthenticator {
     const now = this.clock();
     const hit = this.cache.get(keyHash);
     if (hit && hit.expiresAt > now) return { advertiserId: hit.advertiserId, keyHash };
-    if (hit) this.cache.delete(keyHash);
-    if (this.knownFailed(keyHash, now)) throw new AppError('UNAUTHORIZED');
+    // An expired entry is a key that was good: its re-check is not a stranger's guess, so
+    // it costs no failure budget and waits with the reads, not with the lookups.
+    const recheck = hit !== undefined;
+    if (!recheck && this.knownFailed(keyHash, now)) throw new AppError('UNAUTHORIZED');
 
-    const decision = this.failures.reserve(client);
-    if (!decision.allowed) throw new AppError('RATE_LIMITED', 'Too many failed authentications; retry later', { retryAfterSec: decision.retryAfterSec });
+    if (!recheck) {
+      const decision = this.failures.reserve(client);
+      if (!decision.allowed) throw new AppError('RATE_LIMITED', 'Too many failed authentications; retry later', { retryAfterSec: decision.retryAfterSec });
+    }
     let found: { advertiserId: number } | null;
     try {
-      found = await this.lookupOnce(keyHash);
+      found = await this.lookupOnce(keyHash, recheck);
     } catch (err) {
-      // Storage could not tell: not a failed authentication.
-      this.failures.refund(client);
       throw isAppError(err) ? err : new AppError('UNAVAILABLE', undefined, { cause: err });
     }
     if (!found) throw new AppError('UNAUTHORIZED');
-    this.failures.refund(client);
+    if (!recheck) this.failures.refund(client);
     return { advertiserId: found.advertiserId, keyHash };
   }
 
@@ -126,14 +130,15 @@ export class ApiKeyAuthenticator {
    * Concurrent requests with the same uncached key share one storage lookup, which is
    * dropped from the storage queue once every request waiting for it has gone.
    */
-  private lookupOnce(keyHash: string): Promise<{ advertiserId: number } | null> {
+  private lookupOnce(keyHash: string, recheck: boolean): Promise<{ advertiserId: number } | null> {
     let entry = this.inflight.get(keyHash);
     if (!entry) {
       const abort = new AbortController();
       const epoch = apiKeyMintEpoch();
-      const promise = runInStorageScope({ lane: 'lookup', signal: abort.signal }, () => this.lookup(keyHash))
+      const promise = runInStorageScope({ lane: recheck ? 'interactive' : 'lookup', signal: abort.signal }, () => this.lookup(keyHash))
         .then((rec) => {
           if (!rec || rec.revoked) {
+            this.cache.delete(keyHash);
             this.rememberFailed(keyHash, epoch);
             return null;
           }

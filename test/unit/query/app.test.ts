@@ -540,3 +540,19 @@ test('two apps can share one registry', () => {
   buildQueryApp({ repo, logger, registry });
   assert.doesNotThrow(() => buildQueryApp({ repo, logger, registry }));
 });
+
+test('a good key whose cache entry expired is re-checked even when its client spent the failure budget', async () => {
+  const { app, repo, clock } = setup({ apiKeyCacheTtlMs: 2000, authGuard: { failureBurst: 2, failuresPerMin: 1 } });
+  const from = (authorization: string) => app.inject({ url: '/v1/campaigns', headers: { authorization }, remoteAddress: '192.0.2.9' });
+  assert.equal((await from(`Bearer ${KEY}`)).statusCode, 200);
+  for (let i = 0; i < 2; i++) assertError(await from(`Bearer ${testApiKey(`junk${i}`)}`), 401, 'UNAUTHORIZED');
+  assertError(await from(`Bearer ${testApiKey('junk2')}`), 429, 'RATE_LIMITED');
+  clock.now += 2000; // the good key's entry expired; the budget is still spent
+  const lookups = repo.calls.findApiKey;
+  assert.equal((await from(`Bearer ${KEY}`)).statusCode, 200);
+  assert.equal(repo.calls.findApiKey, (lookups ?? 0) + 1, 're-checked in storage');
+  repo.revokeKey(KEY);
+  clock.now += 2000;
+  assertError(await from(`Bearer ${KEY}`), 401, 'UNAUTHORIZED');
+  assertError(await from(`Bearer ${KEY}`), 401, 'UNAUTHORIZED');
+});
