@@ -27,7 +27,11 @@ export interface PipelinePollerOptions {
 }
 
 /** Flink counters the job registers (ClickDeserializationSchema, DedupFunction, LateClickFunction). */
-export const FLINK_COUNTERS = { deadLetters: 'deadLetters', duplicatesDropped: 'duplicatesDropped', lateClicks: 'lateClicks' } as const;
+export const FLINK_COUNTERS = {
+  deadLetters: 'deadLetters', duplicatesDropped: 'duplicatesDropped', lateClicks: 'lateClicks',
+  // Flink's own sink committer counters (SinkCommitterMetricGroup), one per Kafka sink.
+  commitFailures: 'failedCommittables', commitsDone: 'successfulCommittables',
+} as const;
 
 interface FlinkJobOverview { jobs?: { jid: string; name?: string; state: string; 'start-time'?: number }[] }
 interface FlinkJob { vertices?: { id: string; name: string }[] }
@@ -59,6 +63,8 @@ export interface PipelineMetrics {
   flinkDuplicatesDropped: Gauge;
   flinkLateClicks: Gauge<'granularity'>;
   flinkDeadLetters: Gauge;
+  flinkCommitted: Gauge;
+  flinkCommitFailures: Counter;
   watermarkDelay: Gauge;
   groupLag: Gauge<'topic' | 'partition'>;
   pollErrors: Counter<'source'>;
@@ -76,6 +82,8 @@ export function createPipelineMetrics(registry: Registry): PipelineMetrics {
     flinkDuplicatesDropped: new Gauge({ name: 'adclick_flink_duplicates_dropped', help: 'Clicks dropped by the Flink dedup (sum over subtasks since they last started)', registers }),
     flinkLateClicks: new Gauge({ name: 'adclick_flink_late_clicks', help: 'Clicks later than the allowed lateness, sent to clicks-late, by granularity (since the subtasks last started)', labelNames: ['granularity'], registers }),
     flinkDeadLetters: new Gauge({ name: 'adclick_flink_dead_letters', help: 'Records of topic clicks the job could not use, sent to clicks-dlq (since the subtasks last started)', registers }),
+    flinkCommitted: new Gauge({ name: 'adclick_flink_committables_committed', help: "Kafka transactions of completed checkpoints the job's sinks committed (since the subtasks last started)", registers }),
+    flinkCommitFailures: new Counter({ name: 'adclick_flink_commit_failures_total', help: 'Kafka transactions of completed checkpoints that Flink could NOT commit (aborted by the broker, fenced): their records may be lost. Counted across job restarts while serving polls; any increase is logged as an error and shown by adclick status', registers }),
     watermarkDelay: new Gauge({ name: 'adclick_pipeline_watermark_delay_seconds', help: 'Now minus the pipeline watermark stored by the sink (complete_before): how far closed windows trail the clock', registers }),
     groupLag: new Gauge({ name: 'adclick_sink_consumer_group_lag', help: "Records between the sink group's committed offset and the partition end (read_committed)", labelNames: ['topic', 'partition'], registers }),
     pollErrors: new Counter({ name: 'adclick_pipeline_poll_errors_total', help: 'Failed polls of a pipeline figure source (flink, watermark, lag)', labelNames: ['source'], registers }),
@@ -182,6 +190,8 @@ export class PipelinePoller {
   private lastLagKeys = new Set<string>();
   private lastLateKeys = new Set<string>();
   private failing = new Set<string>();
+  /** Commit failures Flink reported for the current job run (its counters restart with the subtasks). */
+  private commitFailuresSeen = 0;
 
   constructor(private readonly opts: PipelinePollerOptions) {
     this.metrics = createPipelineMetrics(opts.registry);
@@ -255,10 +265,27 @@ export class PipelinePoller {
     const counters = f?.counters ?? {};
     setOrReset(m.flinkDuplicatesDropped, sumCounters(counters, FLINK_COUNTERS.duplicatesDropped).get(''));
     setOrReset(m.flinkDeadLetters, sumCounters(counters, FLINK_COUNTERS.deadLetters).get(''));
+    setOrReset(m.flinkCommitted, sumCounters(counters, FLINK_COUNTERS.commitsDone).get(''));
+    this.noteCommitFailures(sumCounters(counters, FLINK_COUNTERS.commitFailures).get(''));
     const late = sumCounters(counters, FLINK_COUNTERS.lateClicks, granularityOf);
     for (const g of this.lastLateKeys) if (!late.has(g)) m.flinkLateClicks.remove({ granularity: g });
     for (const [g, v] of late) m.flinkLateClicks.set({ granularity: g }, v);
     this.lastLateKeys = new Set(late.keys());
+  }
+
+  /**
+   * Issue #15, defect 6: Flink's Kafka committer only logs a transaction it could not commit
+   * (aborted after a recovery longer than the transaction timeout, fenced) and goes on: the
+   * records of a completed checkpoint are then gone. Made loud here: a counter that survives job
+   * restarts (Flink's restarts with the subtasks; a lower sum means a new run) and an error line.
+   */
+  private noteCommitFailures(sum: number | undefined): void {
+    if (sum === undefined) return;
+    const fresh = sum < this.commitFailuresSeen ? sum : sum - this.commitFailuresSeen;
+    this.commitFailuresSeen = sum;
+    if (fresh <= 0) return;
+    this.metrics.flinkCommitFailures.inc(fresh);
+    this.log.error({ failedCommits: fresh, sinceJobStart: sum }, 'Flink could not commit Kafka transactions of completed checkpoints: their records may be LOST (aborted by the broker after a recovery longer than the transaction timeout, or fenced). Compare the conservation figures and the Flink log ("Unable to commit transaction")');
   }
 
   private async pollWatermark(): Promise<void> {

@@ -4,14 +4,16 @@
 //   real consumer reads it (SinkMessage.traceId);
 // - pipeline metrics: the serving poller reads the job's REST API (up, checkpoints, the
 //   dedup/dead-letter counters) and the sink group's lag from the broker;
-// - `adclick status`'s outside health check for the job answers healthy.
+// - `adclick status`'s outside health check for the job answers healthy;
+// - the sinks' Kafka transactions: timeout = the broker's maximum, ids from a bounded pool.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { after, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { PipelinePoller } from '../../src/observability/pipeline-poller.ts';
@@ -23,12 +25,14 @@ import { createConsumerLagReader } from '../../src/sink/consumer-lag.ts';
 import { createKafkaSinkConsumer } from '../../src/sink/kafka-consumer.ts';
 import { parseTraceparent } from '../../src/sink/trace-context.ts';
 import { ensureFlinkJar } from '../../src/stack/flink-jar.ts';
+import { TRANSACTION_MAX_TIMEOUT_MS } from '../../src/stack/kafka-broker.ts';
 import { httpProbe } from '../../src/stack/health.ts';
 import { ensureTopics, pipelineTopics } from '../../src/stack/topics.ts';
 import { sumMetric } from '../../src/stack/status-figures.ts';
 import { freePort, startTestKafka } from '../helpers/kafka.ts';
 
 const require = createRequire(import.meta.url);
+const execFileP = promisify(execFile);
 const { KafkaJS } = require('@confluentinc/kafka-javascript');
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const logger = createLogger('test', 'warn');
@@ -125,6 +129,25 @@ test('trace context and pipeline metrics through the real Flink job', { timeout:
   // Committed 0: lag = every committed record (plus transaction markers) on those topics.
   assert.ok((sumMetric(text, 'adclick_sink_consumer_group_lag', { topic: 'clicks-deduped' }) ?? 0) >= 1, text);
   assert.ok((sumMetric(text, 'adclick_sink_consumer_group_lag', { topic: 'clicks-dlq' }) ?? 0) >= 1, text);
+
+  // Issue #15, defects 6 and 7 on the real job and broker. The sinks' transaction timeout is the
+  // broker's maximum (read at start), and the committer counters the poller turns into the
+  // commit-failure alarm are found on the real job (a failure counter only exists beside them).
+  assert.match(stderr.join(''), new RegExp(`Kafka transaction timeout ${TRANSACTION_MAX_TIMEOUT_MS} ms \\(broker maximum ${TRANSACTION_MAX_TIMEOUT_MS} ms\\), transactional ids: pooling`));
+  assert.ok((sumMetric(text, 'adclick_flink_committables_committed') ?? 0) >= 1, `committer metrics read: ${text.split('\n').filter((l) => l.includes('commit')).join(' | ')}`);
+  assert.equal(sumMetric(text, 'adclick_flink_commit_failures_total'), 0);
+  // Transactional ids stay bounded: a pool per sink and subtask, reused checkpoint after checkpoint.
+  // One id per checkpoint (the old naming) would leave 6 sinks x (completed checkpoints) ids.
+  const countIds = async () => JSON.parse((await execFileP('java', ['-cp', jar, 'io.adclick.flink.tools.TransactionCount', kafka.bootstrap, `obs-${restPort}`], { timeout: 60_000 })).stdout) as { withPrefix: number };
+  const checkpoints = async () => (await poller.pollOnce(), sumMetric(await registry.metrics(), 'adclick_flink_checkpoints', { state: 'completed' }) ?? 0);
+  const cp1 = await checkpoints();
+  const ids1 = (await countIds()).withPrefix;
+  for (let i = 0; i < 120 && (await checkpoints()) < cp1 + 15; i++) await new Promise((r) => setTimeout(r, 1000));
+  const cp2 = await checkpoints();
+  const ids2 = (await countIds()).withPrefix;
+  assert.ok(cp2 >= cp1 + 15, `15 more checkpoints (${cp1} -> ${cp2})`);
+  assert.ok(ids2 <= 6 * 4, `transactional ids bounded: ${ids2} after ${cp2} checkpoints (one per checkpoint would be >= ${6 * cp2})`);
+  assert.ok(ids2 - ids1 <= 6, `flat: ${ids1} -> ${ids2} ids over ${cp2 - cp1} checkpoints`);
 
   // Flink down: up 0, no throw.
   job.kill('SIGKILL');

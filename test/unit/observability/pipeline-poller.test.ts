@@ -135,3 +135,41 @@ test('status helpers: label parsing; the Flink line check is re-checked from out
   assert.deepEqual(serialisableHealth({ kind: 'line', pattern: 'READY', outside }), outside);
   assert.deepEqual(serialisableHealth({ kind: 'line', pattern: 'READY' }), { kind: 'line', pattern: 'READY' });
 });
+
+test('poller: a Kafka transaction Flink could not commit is loud — a counter across job restarts, an error line, a status line', async () => {
+  const sinkVertex = 'v-sink';
+  const failures = { n: 0 };
+  const routes = (): Record<string, unknown> => ({
+    '/jobs/overview': { jobs: [{ jid: JID, name: 'adclick', state: 'RUNNING', 'start-time': 2 }] },
+    [`/jobs/${JID}`]: { jid: JID, vertices: [{ id: sinkVertex, name: 'window-1m -> Sink: sink-click-aggregates' }] },
+    [`/jobs/${JID}/vertices/${sinkVertex}/subtasks/metrics`]: [{ id: 'sink-click-aggregates__Committer.failedCommittables' }, { id: 'sink-click-aggregates__Committer.successfulCommittables' }, { id: 'numRecordsIn' }],
+    [`/jobs/${JID}/vertices/${sinkVertex}/subtasks/metrics?get=sink-click-aggregates__Committer.failedCommittables,sink-click-aggregates__Committer.successfulCommittables&agg=sum`]: [
+      { id: 'sink-click-aggregates__Committer.failedCommittables', sum: failures.n },
+      { id: 'sink-click-aggregates__Committer.successfulCommittables', sum: 40 },
+    ],
+  });
+  const errors: string[] = [];
+  const log = createLogger('test', 'error', { stdout: { write: (l: string) => { errors.push(l); return true; } } as unknown as NodeJS.WritableStream, format: 'json' });
+  const registry = new Registry();
+  const fetchFn = ((input: string | URL | Request) => fakeFlink(routes())(input)) as typeof fetch;
+  const poller = new PipelinePoller({ registry, logger: log, flinkRestUrl: 'http://flink.test:8082', fetch: fetchFn, now: () => NOW });
+  await poller.pollOnce();
+  let text = await registry.metrics();
+  assert.equal(sumMetric(text, 'adclick_flink_committables_committed'), 40);
+  assert.equal(sumMetric(text, 'adclick_flink_commit_failures_total'), 0);
+  assert.equal(errors.length, 0);
+  assert.ok(!pipelineLines(text).some((l) => l.startsWith('COMMITS')), 'no alarm while every commit succeeds');
+
+  failures.n = 2; // e.g. the recovery took longer than the transaction timeout
+  await poller.pollOnce();
+  await poller.pollOnce(); // the same two are not counted again
+  failures.n = 0; // the job restarted: Flink's counters start over
+  await poller.pollOnce();
+  failures.n = 1; // and the new run fails one more
+  await poller.pollOnce();
+  text = await registry.metrics();
+  assert.equal(sumMetric(text, 'adclick_flink_commit_failures_total'), 3, 'every failure once, across the restart');
+  assert.equal(errors.filter((l) => l.includes('could not commit Kafka transactions')).length, 2, errors.join('\n'));
+  const status = pipelineLines(text).find((l) => l.startsWith('COMMITS'));
+  assert.ok(status?.includes('3 Kafka transaction'), `adclick status shows it: ${status}`);
+});

@@ -5,12 +5,14 @@ import io.adclick.flink.functions.ClickWatermarks;
 import io.adclick.flink.model.IngestRecord;
 import io.adclick.flink.serde.ClickDeserializationSchema;
 import io.adclick.flink.serde.Serializers;
+import io.adclick.flink.serde.TopicDeclaringSerializer;
 
 import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
 import org.apache.flink.connector.kafka.sink.KafkaSink;
+import org.apache.flink.connector.kafka.sink.TransactionNamingStrategy;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.core.execution.JobClient;
@@ -81,6 +83,16 @@ public final class ClickAggregationJob {
             System.exit(2);
             return;
         }
+        try {
+            // Sized to the broker's maximum (issue #15, defect 6); a configured timeout above it fails here, clearly.
+            long brokerMax = TransactionTimeouts.brokerMaxTimeoutMs(cfg.bootstrapServers, java.time.Duration.ofMinutes(2));
+            cfg = cfg.withTransactionTimeoutMs(TransactionTimeouts.choose(cfg.transactionTimeoutMs, brokerMax));
+            LOG.info("Kafka transaction timeout {} ms (broker maximum {} ms), transactional ids: {}", cfg.transactionTimeoutMs, brokerMax, cfg.transactionNaming);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            System.err.println("adclick-flink: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
         LOG.info("starting with {}", cfg);
 
         StreamExecutionEnvironment env = createEnvironment(cfg.toFlinkConfiguration());
@@ -131,26 +143,29 @@ public final class ClickAggregationJob {
 
         PipelineTopology.Outputs out = PipelineTopology.build(ingest, cfg);
 
-        out.aggregates.sinkTo(kafkaSink(cfg, "aggregates", new Serializers.WindowAggregateSerializer(cfg.topicAggregates)))
+        out.aggregates.sinkTo(kafkaSink(cfg, "aggregates", cfg.topicAggregates, new Serializers.WindowAggregateSerializer(cfg.topicAggregates)))
                 .name("sink-click-aggregates").uid("sink-click-aggregates");
-        out.watermarks.sinkTo(kafkaSink(cfg, "watermarks", new Serializers.WatermarkProgressSerializer(cfg.topicWatermarks)))
+        out.watermarks.sinkTo(kafkaSink(cfg, "watermarks", cfg.topicWatermarks, new Serializers.WatermarkProgressSerializer(cfg.topicWatermarks)))
                 .name("sink-click-watermarks").uid("sink-click-watermarks");
-        out.lateClicks.sinkTo(kafkaSink(cfg, "late", new Serializers.LateClickSerializer(cfg.topicLate)))
+        out.lateClicks.sinkTo(kafkaSink(cfg, "late", cfg.topicLate, new Serializers.LateClickSerializer(cfg.topicLate)))
                 .name("sink-clicks-late").uid("sink-clicks-late");
-        out.deadLetters.sinkTo(kafkaSink(cfg, "dlq", new Serializers.DeadLetterSerializer(cfg.topicDlq)))
+        out.deadLetters.sinkTo(kafkaSink(cfg, "dlq", cfg.topicDlq, new Serializers.DeadLetterSerializer(cfg.topicDlq)))
                 .name("sink-clicks-dlq").uid("sink-clicks-dlq");
-        out.deduped.sinkTo(kafkaSink(cfg, "deduped", new Serializers.DedupedClickSerializer(cfg.topicDeduped)))
+        out.deduped.sinkTo(kafkaSink(cfg, "deduped", cfg.topicDeduped, new Serializers.DedupedClickSerializer(cfg.topicDeduped)))
                 .name("sink-clicks-deduped").uid("sink-clicks-deduped");
-        out.audit.sinkTo(kafkaSink(cfg, "audit", new WindowAuditSerializer(cfg.topicAudit)))
+        out.audit.sinkTo(kafkaSink(cfg, "audit", cfg.topicAudit, new WindowAuditSerializer(cfg.topicAudit)))
                 .name("sink-click-audit").uid("sink-click-audit");
     }
 
-    static <T> KafkaSink<T> kafkaSink(JobConfig cfg, String role, KafkaRecordSerializationSchema<T> serializer) {
+    static <T> KafkaSink<T> kafkaSink(JobConfig cfg, String role, String topic, KafkaRecordSerializationSchema<T> serializer) {
+        if (cfg.transactionTimeoutMs <= 0) throw new IllegalStateException("transaction timeout not resolved against the broker");
         return KafkaSink.<T>builder()
                 .setBootstrapServers(cfg.bootstrapServers)
-                .setRecordSerializer(serializer)
+                .setRecordSerializer(new TopicDeclaringSerializer<>(serializer, topic))
                 .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
                 .setTransactionalIdPrefix(cfg.transactionalIdPrefix + "-" + role)
+                .setTransactionNamingStrategy("incrementing".equals(cfg.transactionNaming)
+                        ? TransactionNamingStrategy.INCREMENTING : TransactionNamingStrategy.POOLING)
                 .setProperty("transaction.timeout.ms", Long.toString(cfg.transactionTimeoutMs))
                 .setProperty("acks", "all")
                 .build();

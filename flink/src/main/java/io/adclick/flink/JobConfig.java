@@ -56,7 +56,10 @@ public final class JobConfig implements Serializable {
         DEFAULTS.put("early-fire-interval-ms", "2000");
         // dedup horizon in event time (not a processing-time TTL), see dedupTtlMs
         DEFAULTS.put("dedup-ttl-ms", Long.toString(Duration.ofHours(26).toMillis()));
-        DEFAULTS.put("transaction-timeout-ms", "900000");
+        // 0: the broker's transaction.max.timeout.ms, read at start (issue #15, defect 6)
+        DEFAULTS.put("transaction-timeout-ms", "0");
+        // pooling: transactional ids reused from a bounded pool (issue #15, defect 7); incrementing: one per checkpoint
+        DEFAULTS.put("transaction-naming", "pooling");
         DEFAULTS.put("transactional-id-prefix", "adclick-agg");
         DEFAULTS.put("parallelism", "2");
         DEFAULTS.put("max-parallelism", "128");
@@ -98,7 +101,15 @@ public final class JobConfig implements Serializable {
      * before issue #15 it was a processing-time state TTL.)
      */
     public final long dedupTtlMs;
+    /**
+     * Kafka transaction timeout of the sinks. A checkpoint's transactions are committed after the checkpoint
+     * completes; if the job dies in between and recovers only after this long, the broker has aborted them and
+     * their records are gone. So it is sized to the broker's maximum: 0 (the default) means "read the broker's
+     * transaction.max.timeout.ms at start" ({@link #withTransactionTimeoutMs}).
+     */
     public final long transactionTimeoutMs;
+    /** {@code pooling} (bounded transactional ids, reused) or {@code incrementing} (a new id per checkpoint). */
+    public final String transactionNaming;
     public final String transactionalIdPrefix;
     public final int parallelism;
     public final int maxParallelism;
@@ -112,7 +123,10 @@ public final class JobConfig implements Serializable {
     public final long restartMaxBackoffMs;
     public final String jobName;
 
+    private final transient Function<String, String> source;
+
     private JobConfig(Function<String, String> get) {
+        source = get;
         bootstrapServers = str(get, "bootstrap-servers");
         groupId = str(get, "group-id");
         topicClicks = str(get, "topic-clicks");
@@ -133,7 +147,11 @@ public final class JobConfig implements Serializable {
         allowedLatenessMs = nonNegative(get, "allowed-lateness-ms");
         earlyFireIntervalMs = nonNegative(get, "early-fire-interval-ms");
         dedupTtlMs = positive(get, "dedup-ttl-ms");
-        transactionTimeoutMs = positive(get, "transaction-timeout-ms");
+        transactionTimeoutMs = nonNegative(get, "transaction-timeout-ms");
+        transactionNaming = str(get, "transaction-naming").toLowerCase(Locale.ROOT);
+        if (!transactionNaming.equals("pooling") && !transactionNaming.equals("incrementing")) {
+            throw new IllegalArgumentException("--transaction-naming must be pooling or incrementing, got " + transactionNaming);
+        }
         transactionalIdPrefix = str(get, "transactional-id-prefix");
         parallelism = (int) positive(get, "parallelism");
         maxParallelism = (int) positive(get, "max-parallelism");
@@ -150,7 +168,7 @@ public final class JobConfig implements Serializable {
         if (maxParallelism < parallelism) {
             throw new IllegalArgumentException("--max-parallelism must be >= --parallelism");
         }
-        if (transactionTimeoutMs <= checkpointIntervalMs + checkpointTimeoutMs) {
+        if (transactionTimeoutMs != 0 && transactionTimeoutMs <= checkpointIntervalMs + checkpointTimeoutMs) {
             throw new IllegalArgumentException("--transaction-timeout-ms must exceed checkpoint interval + timeout,"
                     + " otherwise Kafka may abort transactions Flink still has to commit");
         }
@@ -159,6 +177,11 @@ public final class JobConfig implements Serializable {
     /** Defaults only (tests). */
     public static JobConfig defaults() {
         return parse(new String[0], Map.of());
+    }
+
+    /** This configuration with the transaction timeout resolved (e.g. to the broker's maximum). */
+    public JobConfig withTransactionTimeoutMs(long ms) {
+        return new JobConfig(key -> "transaction-timeout-ms".equals(key) ? Long.toString(ms) : source.apply(key));
     }
 
     public static JobConfig parse(String[] args, Map<String, String> env) {
@@ -275,7 +298,7 @@ public final class JobConfig implements Serializable {
                 + ", checkpointIntervalMs=" + checkpointIntervalMs + ", parallelism=" + parallelism
                 + ", outOfOrdernessMs=" + outOfOrdernessMs + ", idlenessMs=" + idlenessMs
                 + ", allowedLatenessMs=" + allowedLatenessMs + ", earlyFireIntervalMs=" + earlyFireIntervalMs
-                + ", dedupTtlMs=" + dedupTtlMs + ", transactionTimeoutMs=" + transactionTimeoutMs
+                + ", dedupTtlMs=" + dedupTtlMs + ", transactionTimeoutMs=" + transactionTimeoutMs + ", transactionNaming=" + transactionNaming
                 + ", transactionalIdPrefix=" + transactionalIdPrefix + ", restoreFrom=" + restoreFrom
                 + ", webUi=" + webUiBindAddress + ":" + webUiPort + "}";
     }

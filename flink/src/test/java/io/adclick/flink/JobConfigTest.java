@@ -29,7 +29,10 @@ class JobConfigTest {
         assertEquals(120_000, c.allowedLatenessMs);
         assertEquals(2_000, c.earlyFireIntervalMs);
         assertEquals(Duration.ofHours(26).toMillis(), c.dedupTtlMs);
-        assertEquals(900_000, c.transactionTimeoutMs);
+        assertEquals(0, c.transactionTimeoutMs, "0: the broker's transaction.max.timeout.ms, read at start");
+        assertEquals("pooling", c.transactionNaming);
+        assertEquals(86_400_000, c.withTransactionTimeoutMs(86_400_000).transactionTimeoutMs);
+        assertEquals(c.checkpointIntervalMs, c.withTransactionTimeoutMs(86_400_000).checkpointIntervalMs, "the rest unchanged");
         assertEquals("adclick-agg", c.transactionalIdPrefix);
         assertEquals(2, c.parallelism);
         assertEquals(1_000, c.watermarkEmitIntervalMs);
