@@ -10,7 +10,7 @@ import { Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../store/store.ts';
 import { buildBatch, SINK_TABLES, SINK_TOPICS, writeBatch, type SinkMessage, type SinkTopics, type TopicPartitionOffset, type WriteProgress } from './batch.ts';
-import { quarantineDeadLetters, STORE_REFUSED, type RefusedRow } from './quarantine.ts';
+import { insertIsolating, quarantineDeadLetters, STORE_REFUSED, type RefusedRow } from './quarantine.ts';
 import { createSinkMetrics, type SinkMetrics } from './metrics.ts';
 import { traceSummary } from './trace-context.ts';
 import { partitionKey, WatermarkFence, type PartitionEnds } from './watermark-fence.ts';
@@ -277,6 +277,10 @@ export class AggregateSink {
     this.lastSuccessAt = this.now();
     this.countRecords(messages);
     if (this.fence) {
+      for (const w of built.watermarks) {
+        const m = built.sources.get(w);
+        if (m) this.watermarkSources.set(w, m);
+      }
       this.fence.hold(built.watermarks);
       this.scheduleRelease();
     }
@@ -321,6 +325,8 @@ export class AggregateSink {
   }
 
   private releasing: Promise<void> | null = null;
+  /** The record each held watermark row came from, for its dead letter if ClickHouse refuses it. */
+  private readonly watermarkSources = new WeakMap<object, SinkMessage>();
 
   private async releaseWatermarks(): Promise<void> {
     if (!this.fence) return;
@@ -328,8 +334,16 @@ export class AggregateSink {
       const rows = [...this.releasedUnwritten, ...(await this.fence.release(this.stored, (key, f) => this.caughtUp(key, f)))];
       this.releasedUnwritten = rows;
       if (rows.length === 0) return;
-      await this.opts.store.insert(`${DB}.pipeline_watermarks`, rows as unknown as Record<string, unknown>[]);
-      this.metrics.rowsTotal.inc({ table: 'pipeline_watermarks' }, rows.length);
+      // A watermark row refused for good would otherwise hold complete_before for good.
+      const refused = await insertIsolating(this.opts.store, `${DB}.pipeline_watermarks`, rows as unknown as Record<string, unknown>[],
+        (n) => this.metrics.rowsTotal.inc({ table: 'pipeline_watermarks' }, n));
+      if (refused.length) {
+        const table = 'pipeline_watermarks';
+        const dead = quarantineDeadLetters(refused.map((r) => ({ ...r, table })), this.watermarkSources, this.now());
+        await this.opts.store.insert(`${DB}.dead_letters`, dead as unknown as Record<string, unknown>[]);
+        this.metrics.rowsTotal.inc({ table: 'dead_letters' }, dead.length);
+        this.reportQuarantine(refused.map((r) => ({ ...r, table })), dead);
+      }
       this.releasedUnwritten = [];
       // complete_before never goes backwards (a restore or rescale can report lower watermarks).
       await advanceCompleteBefore(this.opts.store);

@@ -45,7 +45,7 @@ export async function insertIsolating(
  * in two tables is one dead letter naming both). `sources` maps each row to the record it
  * was built from (SinkBatch.sources).
  */
-export function quarantineDeadLetters(refused: readonly RefusedRow[], sources: ReadonlyMap<object, SinkMessage>, nowMs: number): DeadLetterRow[] {
+export function quarantineDeadLetters(refused: readonly RefusedRow[], sources: { get(row: object): SinkMessage | undefined }, nowMs: number): DeadLetterRow[] {
   const byRecord = new Map<string, { m: SinkMessage; tables: string[]; why: string }>();
   for (const r of refused) {
     const m = sources.get(r.row);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../../src/shared/logger.ts';
-import { ClickEvent, WindowAggregate } from '../../../src/shared/proto.ts';
+import { ClickEvent, WatermarkProgress, WindowAggregate } from '../../../src/shared/proto.ts';
 import { AggregateSink, type SinkConsumer } from '../../../src/sink/aggregate-sink.ts';
 import type { SinkMessage, TopicPartitionOffset } from '../../../src/sink/batch.ts';
 import { clickhouseErrorCode, isPermanentRefusal } from '../../../src/sink/store-refusal.ts';
@@ -175,4 +175,32 @@ test('a dead letter the store refuses is never bisected away: the batch waits un
   assert.equal(failTable.times, 0);
   assert.deepEqual(stored.get('adclick.dead_letters')!.map((d) => d.reason), ['PROTOBUF_DECODE_FAILED']);
   await sink.stop();
+});
+
+test('with the watermark fence: a watermark row refused for good is quarantined, later watermarks are still stored', async () => {
+  const c = new FakeConsumer();
+  const registry = new Registry();
+  const { store, stored } = refusingStore((table, r) => (table === 'adclick.pipeline_watermarks' && r.subtask === 0 && r.watermark_ms === T0 ? chError(321, 'VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE') : null));
+  const sink = new AggregateSink({ store, consumer: c, logger, registry, maxRows: 1000, maxWaitMs: 10, retryInitialMs: 5, fenceEnds: async () => new Map(), fenceCheckMs: 1, fenceSettleMs: 1 });
+  await sink.start();
+  const wm = (offset: number, subtask: number, watermarkMs: number): SinkMessage => ({
+    topic: 'click-watermarks', partition: 0, offset: String(offset), key: Buffer.from(`s${subtask}`),
+    value: Buffer.from(WatermarkProgress.encode({ subtask, parallelism: 2, watermarkMs, emittedAtMs: T0 + offset }).finish()),
+  });
+  const wmRows = () => (stored.get('adclick.pipeline_watermarks') ?? []).map((r) => [r.subtask, r.watermark_ms]);
+  try {
+    c.deliver([wm(0, 0, T0), wm(1, 1, T0 + 1000)]);
+    await until(() => wmRows().length === 1);
+    assert.deepEqual(wmRows(), [[1, T0 + 1000]]);
+    await until(() => (stored.get('adclick.dead_letters') ?? []).length === 1);
+    assert.deepEqual(stored.get('adclick.dead_letters')!.map((d) => [d.reason, d.source_topic, d.offset]), [['STORE_REFUSED', 'click-watermarks', 0]]);
+    assert.equal((await metric(registry, 'adclick_sink_quarantined_total')).find((v) => v.labels.table === 'pipeline_watermarks')?.value, 1);
+    // The next watermarks are not held behind the refused one.
+    c.deliver([wm(2, 0, T0 + 2000), wm(3, 1, T0 + 3000)]);
+    await until(() => wmRows().length === 3);
+    assert.deepEqual(wmRows().slice(1).sort(), [[0, T0 + 2000], [1, T0 + 3000]]);
+    assert.equal(sink.status().heldWatermarks, 0);
+  } finally {
+    await sink.stop();
+  }
 });
