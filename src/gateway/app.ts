@@ -10,7 +10,7 @@ import { ClickEvent } from '../shared/proto.ts';
 import { Counter, Gauge, Histogram, httpMetrics, type Registry } from '../shared/metrics.ts';
 import { parseClick, verifyClick, type Click } from './click-validation.ts';
 import { createClientAddress } from '../shared/client-ip.ts';
-import { exceedsJsonDepth } from '../shared/json-depth.ts';
+import { JsonDepthScanner } from '../shared/json-depth.ts';
 import { GATEWAY_OPENAPI } from './openapi.ts';
 import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
 import type { ClickPublisher, OutRecord } from './click-publisher.ts';
@@ -160,6 +160,8 @@ export function buildGatewayApp(deps: GatewayDeps) {
   app.setErrorHandler(async (err: unknown, req, reply) => {
     const e = err as { code?: string; statusCode?: number };
     let appErr: AppError;
+    // Refused before the whole body was read: close rather than read the rest.
+    if (hasUnreadBody(req.raw)) reply.header('connection', 'close');
     if (isAppError(err)) appErr = err;
     else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') appErr = new AppError('PAYLOAD_TOO_LARGE');
     else if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') appErr = new AppError('UNSUPPORTED_MEDIA_TYPE');
@@ -180,16 +182,40 @@ export function buildGatewayApp(deps: GatewayDeps) {
 
   // Only JSON is accepted. A missing Content-Type is "not JSON" too (415).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json'], { parseAs: 'string' }, (_req, body, done) => {
-    if (exceedsJsonDepth(body as string, MAX_JSON_DEPTH)) {
-      done(new AppError('INVALID_JSON', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
-      return;
-    }
-    try {
-      done(null, JSON.parse(body as string));
-    } catch {
-      done(new AppError('INVALID_JSON'), undefined);
-    }
+  // Read by hand rather than with parseAs, so nesting and size are refused while the body
+  // arrives: the rest of a refused upload is never read (the connection closes instead).
+  app.addContentTypeParser(['application/json'], (req, payload, done) => {
+    const limit = req.routeOptions.bodyLimit ?? o.maxBodyBytes;
+    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    if (declared !== undefined && declared > limit) return done(new AppError('PAYLOAD_TOO_LARGE'), undefined);
+    const depth = new JsonDepthScanner(MAX_JSON_DEPTH);
+    const parts: Buffer[] = [];
+    let received = 0;
+    let settled = false;
+    const settle = (err: Error | null, value?: unknown) => {
+      if (settled) return;
+      settled = true;
+      payload.removeListener('data', onData);
+      if (err) payload.pause();
+      done(err, value);
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > limit) return settle(new AppError('PAYLOAD_TOO_LARGE'));
+      if (depth.push(chunk)) return settle(new AppError('INVALID_JSON', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
+      parts.push(chunk);
+    };
+    payload.on('data', onData);
+    payload.on('error', (err) => settle(err));
+    payload.on('end', () => {
+      if (declared !== undefined && received !== declared) return settle(new AppError('INVALID_JSON', 'body length differs from Content-Length'));
+      const text = (parts.length === 1 ? parts[0]! : Buffer.concat(parts, received)).toString('utf8');
+      try {
+        settle(null, JSON.parse(text));
+      } catch {
+        settle(new AppError('INVALID_JSON'));
+      }
+    });
   });
 
   app.decorateRequest('clientIp', '');

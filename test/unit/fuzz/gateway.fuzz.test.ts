@@ -525,6 +525,12 @@ test('batch: mixed valid and invalid items — one result per input, statuses as
         assert.equal(res.statusCode, 413, ctx);
         return;
       }
+      if (!tryParse(text).ok) {
+        // Items each within the depth limit can still nest too deep inside {"clicks": [...]}.
+        assert.equal(res.statusCode, 400, ctx);
+        assert.equal(res.json().error.code, 'INVALID_JSON', ctx);
+        return;
+      }
       assert.ok(results, `${ctx}: ${res.statusCode} ${res.body}`);
       const acceptedKeys = new Set<string>();
       const published: Record<string, unknown>[] = [];

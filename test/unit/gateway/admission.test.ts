@@ -198,3 +198,23 @@ test('without Redis each of N gateway workers limits to its share of the host li
   assert.equal(await passed(alone), 10);
   assert.equal(await passed(oneOfTwo), 5, 'two workers together still allow the burst of 10');
 });
+
+test('nesting is refused while the body arrives: the first chunk decides, the rest is never read', async () => {
+  const { app } = setup();
+  const body = new PassThrough();
+  body.write('{"clicks": [' + '['.repeat(64 * 1024));
+  const res = await within(2000, app.inject({ method: 'POST', url: '/v1/clicks/batch', headers: { ...JSON_HEADERS, 'content-length': String(1024 * 1024) }, payload: body }), 'nested upload');
+  body.destroy();
+  assert.equal(res.statusCode, 400);
+  assert.equal(res.json().error.code, 'INVALID_JSON');
+  assert.equal(res.headers.connection, 'close', 'the unread rest is not drained');
+  // Split anywhere, an escaped quote or a bracket inside a string is still text.
+  const text = JSON.stringify({ clicks: [{ ...click(), user_id: 'a\\"[[[[[[[[[[[[' }] });
+  const split = new PassThrough();
+  const pending = app.inject({ method: 'POST', url: '/v1/clicks/batch', headers: JSON_HEADERS, payload: split });
+  for (let i = 0; i < text.length; i += 7) split.write(text.slice(i, i + 7));
+  split.end();
+  const ok = await pending;
+  assert.equal(ok.statusCode, 200, ok.body);
+  assert.equal(ok.json().results[0].error.field, 'clicks[0].user_id');
+});
