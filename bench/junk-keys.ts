@@ -45,7 +45,9 @@ async function serve(): Promise<void> {
   const { WindowAggregate } = await import('../src/shared/proto.ts');
   const { buildBatch, writeBatch } = await import('../src/sink/batch.ts');
   const config = loadConfig();
-  const serving = await startServing(config, createLogger('serving', 'error'), { consumer: null });
+  // At the configured level (LOG_LEVEL, default info), as deployed: what a flood makes the
+  // process log is part of its cost. Logs go to stderr, stdout carries the handshake.
+  const serving = await startServing(config, createLogger('serving', config.logLevel, { stdout: process.stderr, format: 'json' }), { consumer: null });
   const msgs = [];
   let offset = 0;
   for (const ad of [1, 2, 3, 4]) {
@@ -71,7 +73,7 @@ function freePort(): Promise<number> {
   });
 }
 
-interface Server { child: ChildProcess; port: number; apiKey: string; dataDir: string }
+interface Server { child: ChildProcess; port: number; apiKey: string; dataDir: string; logBytes(): number }
 
 async function startServer(env: Record<string, string>): Promise<Server> {
   const root = process.env.BENCH_ROOT ? resolve(process.env.BENCH_ROOT) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -80,7 +82,13 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'junk-keys.ts'), '--serve'], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ADCLICK_DATA_DIR: dataDir, ADCLICK_QUERY_PORT: String(queryPort), ADCLICK_ADMIN_PORT: String(adminPort), ADCLICK_FLINK_UI_PORT: String(flinkUiPort), ADCLICK_BIND_HOST: '127.0.0.1', ADCLICK_PIPELINE_POLL_MS: '600000', ADCLICK_CONSERVATION_INTERVAL_MS: '3600000', REDIS_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logTail = '';
+  let logBytes = 0;
+  child.stderr!.on('data', (d: Buffer) => {
+    logBytes += d.length;
+    logTail = (logTail + d.toString()).slice(-4000);
   });
   const line = await new Promise<string>((res, rej) => {
     let buf = '';
@@ -90,10 +98,10 @@ async function startServer(env: Record<string, string>): Promise<Server> {
       const i = buf.indexOf('\n');
       if (i >= 0) { clearTimeout(timer); res(buf.slice(0, i)); }
     });
-    child.once('exit', (code) => { clearTimeout(timer); rej(new Error(`serving process exited (${code})`)); });
+    child.once('exit', (code) => { clearTimeout(timer); rej(new Error(`serving process exited (${code}):\n${logTail}`)); });
   });
   const { port, apiKey } = JSON.parse(line) as { port: number; apiKey: string };
-  return { child, port, apiKey, dataDir };
+  return { child, port, apiKey, dataDir, logBytes: () => logBytes };
 }
 
 async function stopServer(s: Server): Promise<void> {
@@ -185,14 +193,16 @@ async function scenario(label: string, sources: (i: number) => string, floods: n
     // Quiet and flood phases alternate, so load from other processes on a shared machine
     // lands on both sides; each side's samples are pooled over the rounds.
     const base: number[] = [];
-    const per = new Map<number, { probes: number[]; statuses: Record<string, number>; junk: Record<string, number>; floodMs: number; cpu: number }>();
+    const per = new Map<number, { probes: number[]; statuses: Record<string, number>; junk: Record<string, number>; floodMs: number; cpu: number; log: number }>();
     for (let r = 0; r < rounds; r++) {
       for (const n of floods) {
         base.push(...(await quiet(s, probe, Math.ceil(probesN / (rounds * floods.length)))));
         const cpu0 = cpuMs(s.child.pid!);
+        const log0 = s.logBytes();
         const f = await flood(s, probe, n, roundTimeoutS, sources, connections);
-        const acc = per.get(n) ?? { probes: [], statuses: {}, junk: {}, floodMs: 0, cpu: 0 };
+        const acc = per.get(n) ?? { probes: [], statuses: {}, junk: {}, floodMs: 0, cpu: 0, log: 0 };
         acc.cpu += cpuMs(s.child.pid!) - cpu0;
+        acc.log += s.logBytes() - log0;
         acc.probes.push(...f.probes);
         for (const [k, v] of Object.entries(f.probeStatuses)) acc.statuses[k] = (acc.statuses[k] ?? 0) + v;
         for (const [k, v] of Object.entries(f.junk)) acc.junk[k] = (acc.junk[k] ?? 0) + v;
@@ -208,7 +218,7 @@ async function scenario(label: string, sources: (i: number) => string, floods: n
       const p50 = pct(a.probes, 50), p99 = pct(a.probes, 99);
       const verdict = p99 <= 2 * q99 && !Object.keys(a.statuses).some((k) => k !== '200') ? 'PASS' : 'MISS';
       console.log(`[${label}] flood of ${n} junk keys x${rounds}: legitimate p50 ${fmt(p50)} (${(p50 / q50).toFixed(2)}x quiet p50), p99 ${fmt(p99)} (${(p99 / q99).toFixed(2)}x quiet p99) ${verdict} (target <= 2x, all 200)`);
-      console.log(`    legitimate statuses ${JSON.stringify(a.statuses)} (n=${a.probes.length}), slowest ${[...a.probes].sort((x, y) => y - x).slice(0, 3).map(fmt).join(', ')}; junk statuses ${JSON.stringify(a.junk)}; slowest flood answered in ${fmt(a.floodMs)}; serving process CPU ${(a.cpu / (n * rounds)).toFixed(2)} ms per junk request (probes included)`);
+      console.log(`    legitimate statuses ${JSON.stringify(a.statuses)} (n=${a.probes.length}), slowest ${[...a.probes].sort((x, y) => y - x).slice(0, 3).map(fmt).join(', ')}; junk statuses ${JSON.stringify(a.junk)}; slowest flood answered in ${fmt(a.floodMs)}; serving process CPU ${(a.cpu / (n * rounds)).toFixed(2)} ms and log ${Math.round(a.log / (n * rounds))} bytes per junk request (probes included)`);
     }
   } finally {
     probe.destroy();

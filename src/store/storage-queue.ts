@@ -10,7 +10,10 @@
 //                interactive reads because a delayed sink write only makes its next batch
 //                bigger, while a delayed read is a user waiting;
 //   lookup       an API-key lookup for a key not known to be good: anyone can cause one,
-//                so they go last, in a smaller queue, and are shed the same way.
+//                so they go last, in a smaller queue, are shed the same way, and take at
+//                most `lookupShare` of the engine's time. A call cannot be interrupted,
+//                so a read arriving while a lookup runs waits for it: the share bounds
+//                how often that happens, whatever the flood.
 import { AppError } from '../shared/errors.ts';
 import { currentStorageScope, type StorageLane, type StorageScope } from './storage-scope.ts';
 
@@ -26,9 +29,14 @@ export interface StorageQueueOptions {
   readonly maxWaitMs: number;
   /** Retry-After (seconds) of those 503 answers. */
   readonly retryAfterSec: number;
+  /**
+   * Most of the engine's time lookups may take (0 < share <= 1): after a lookup that took
+   * d ms, the next waits d * (1 - share) / share ms, however idle the engine.
+   */
+  readonly lookupShare: number;
 }
 
-export const DEFAULT_STORAGE_QUEUE: StorageQueueOptions = Object.freeze({ maxQueued: 200, maxLookupQueued: 32, maxWaitMs: 2000, retryAfterSec: 1 });
+export const DEFAULT_STORAGE_QUEUE: StorageQueueOptions = Object.freeze({ maxQueued: 200, maxLookupQueued: 32, maxWaitMs: 2000, retryAfterSec: 1, lookupShare: 0.25 });
 
 export interface StorageQueueStats {
   /** Calls handed to the engine. */
@@ -56,14 +64,18 @@ export class StorageQueue {
   // Sets keep arrival order and drop a shed entry in O(1).
   private readonly lanes = { interactive: new Set<Waiting>(), background: new Set<Waiting>(), lookup: new Set<Waiting>() };
   private busy = false;
+  /** Lookups wait until then (the share of engine time they may take). */
+  private lookupsFrom = 0;
+  private lookupTimer: NodeJS.Timeout | undefined;
   // Requests with a call already let in: their later calls are never refused as too many,
   // or the queue would throw away the work it already did for them.
   private readonly admitted = new WeakSet<StorageScope>();
   private counts = { ran: 0, shedGone: 0, shedLate: 0, refusedFull: 0 };
   private readonly opts: StorageQueueOptions;
 
-  constructor(opts: Partial<StorageQueueOptions> = {}) {
+  constructor(opts: Partial<StorageQueueOptions> = {}, private readonly clock: () => number = performance.now.bind(performance)) {
     this.opts = { ...DEFAULT_STORAGE_QUEUE, ...opts };
+    if (!(this.opts.lookupShare > 0 && this.opts.lookupShare <= 1)) throw new Error('lookupShare must be in (0, 1]');
   }
 
   /** Runs `work` when the engine is free and it is its turn; the lane comes from the caller's storage scope. */
@@ -120,10 +132,19 @@ export class StorageQueue {
   private next(): Waiting | undefined {
     for (const lane of [this.lanes.interactive, this.lanes.background, this.lanes.lookup]) {
       const first = lane.values().next();
-      if (!first.done) {
-        lane.delete(first.value);
-        return first.value;
+      if (first.done) continue;
+      if (lane === this.lanes.lookup) {
+        const wait = this.lookupsFrom - this.clock();
+        if (wait > 0) {
+          this.lookupTimer ??= setTimeout(() => {
+            this.lookupTimer = undefined;
+            this.pump();
+          }, Math.ceil(wait));
+          return undefined;
+        }
       }
+      lane.delete(first.value);
+      return first.value;
     }
     return undefined;
   }
@@ -135,6 +156,7 @@ export class StorageQueue {
     this.release(w);
     this.busy = true;
     this.counts.ran++;
+    const started = this.clock();
     let p: Promise<unknown>;
     try {
       p = w.work();
@@ -143,6 +165,10 @@ export class StorageQueue {
     }
     p.then(w.resolve, w.reject).finally(() => {
       this.busy = false;
+      if (w.lane === 'lookup') {
+        const now = this.clock();
+        this.lookupsFrom = now + ((now - started) * (1 - this.opts.lookupShare)) / this.opts.lookupShare;
+      }
       this.pump();
     });
   }

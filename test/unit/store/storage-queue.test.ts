@@ -106,3 +106,24 @@ test('the lane and signal come from the caller\'s storage scope', async () => {
   await running;
   assert.deepEqual(log, ['busy']);
 });
+
+test('lookups take at most their share of the engine time, however idle it is', async () => {
+  let now = 0;
+  const q = new StorageQueue({ lookupShare: 0.25 }, () => now);
+  const log: string[] = [];
+  const first = gate(log, 'lookup1');
+  const p1 = q.run(first.work, { lane: 'lookup' });
+  const p2 = q.run(async () => log.push('lookup2'), { lane: 'lookup' });
+  await tick();
+  now += 10; // the first lookup took 10 ms: the next waits 30 ms
+  first.open();
+  await p1;
+  await tick();
+  assert.deepEqual(log, ['lookup1'], 'paused');
+  const read = q.run(async () => log.push('read'), { lane: 'interactive' });
+  await read;
+  assert.deepEqual(log, ['lookup1', 'read'], 'reads are not paused');
+  now += 30;
+  await p2; // the queue's timer fires after the pause
+  assert.deepEqual(log, ['lookup1', 'read', 'lookup2']);
+});
