@@ -145,9 +145,10 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     maxKeys: opts.maxTrackedKeys,
   });
 
-  /** Authenticate, then charge the key's bucket (invalid keys always get 401, never 429). */
+  /** Authenticate (401, or 429 once the client spent its failed-lookup budget), then charge the key's bucket. */
   async function principalOf(request: FastifyRequest): Promise<Principal> {
-    const principal = await authenticator.authenticate(request.headers.authorization, request.ip);
+    // The same client identity as the address limit (trusted proxies, IPv6 prefix).
+    const principal = await authenticator.authenticate(request.headers.authorization, clientAddress(request.raw).bucket);
     const decision = limiter.take(principal.keyHash);
     if (!decision.allowed) throw withRetryAfter(new AppError('RATE_LIMITED'), decision.retryAfterSec);
     return principal;
