@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { engineEnv } from './jvm-env.ts';
 
 export interface ClickHouseServer {
   readonly url: string;
@@ -76,7 +77,7 @@ export async function startClickHouseServer(opts: { timeoutMs?: number } = {}): 
 </yandex>
 `);
   const args = [...bin.slice(1), `--config-file=${join(dir, 'config.xml')}`];
-  const child = spawn(bin[0]!, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(bin[0]!, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: engineEnv() });
   live.add(child);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });

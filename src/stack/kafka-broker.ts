@@ -10,6 +10,7 @@ import { tcpProbe } from './health.ts';
 import { kafkaAnswersMetadata } from './kafka-admin.ts';
 import type { KafkaDist } from './kafka-dist.ts';
 import { Supervisor, type ManagedProcess, type ServiceSpec } from './supervisor.ts';
+import { engineEnv } from './jvm-env.ts';
 
 export interface KafkaBrokerOptions {
   readonly dist: KafkaDist;
@@ -148,7 +149,7 @@ export async function prepareBroker(o: KafkaBrokerOptions): Promise<PreparedBrok
     'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile, '--standalone'];
   o.logger.info({ stateDir: o.stateDir, clusterId }, 'formatting Kafka storage (first start)');
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(o.java ?? 'java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(o.java ?? 'java', args, { stdio: ['ignore', 'pipe', 'pipe'], env: engineEnv() });
     let out = '';
     child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
     child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
@@ -166,6 +167,7 @@ export function brokerServiceSpec(o: KafkaBrokerOptions & { readonly name?: stri
   return {
     name: o.name ?? 'kafka',
     command: o.java ?? 'java',
+    env: engineEnv(),
     args: async () => {
       ({ log4jFile } = await prepareBroker(o));
       return [...javaArgs(o, log4jFile), 'kafka.Kafka', join(o.stateDir, 'server.properties')];

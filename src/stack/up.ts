@@ -15,6 +15,7 @@ import { brokerBootstrap, brokerServiceSpec } from './kafka-broker.ts';
 import { ensurePrivateDir, isAlive, readSupervisorPid } from './pid-files.ts';
 import { Supervisor, stopFromPidFiles, type ServiceSpec } from './supervisor.ts';
 import { ensureTopics, pipelineTopics } from './topics.ts';
+import { engineEnv } from './jvm-env.ts';
 
 export const DEFAULT_REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -68,17 +69,8 @@ export function serviceEnv(config: Config, base: NodeJS.ProcessEnv, extra: Recor
   return { ...env, ...configToEnv(config), ...extra };
 }
 
-// What the Flink JVM may inherit. Its REST API is reachable by whoever reaches its port and
-// the job needs no secret (its settings are flags): signing keys, Redis/ClickHouse URLs with
-// passwords, the IP-hash key or cloud credentials in the launcher's environment stay out.
-const FLINK_ENV_ALLOWED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'JAVA_HOME', 'JAVA_TOOL_OPTIONS', 'JDK_JAVA_OPTIONS'];
-
-/** Environment of the Flink job JVM: an allow-list of the inherited one. */
-export function flinkJobEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const k of FLINK_ENV_ALLOWED) if (base[k] !== undefined) env[k] = base[k];
-  return env;
-}
+/** Environment of the Flink job JVM: an allow-list of the inherited one (jvm-env.ts). */
+export const flinkJobEnv = (base: NodeJS.ProcessEnv): NodeJS.ProcessEnv => engineEnv(base);
 
 export const runDirOf = (config: Pick<Config, 'dataDir'>) => join(config.dataDir, 'run');
 export const checkpointDirOf = (config: Pick<Config, 'dataDir'>) => join(config.dataDir, 'flink', 'checkpoints');

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../../src/shared/config.ts';
 import { createLogger } from '../../../src/shared/logger.ts';
 import { flinkJobEnv, flinkJobService, gatewayService, serviceEnv, type StackContext } from '../../../src/stack/up.ts';
+import { brokerServiceSpec } from '../../../src/stack/kafka-broker.ts';
 
 const KEYS = `k1:${'s'.repeat(40)}`;
 const LAUNCHER_ENV = {
@@ -65,4 +66,19 @@ test('Node services get the config, and an inherited AdClick variable cannot sta
 test('adclick up refuses the dev signing key on a public bind before starting anything', (t) => {
   const ctx = context(t, { PATH: '/usr/bin' }, { ADCLICK_BIND_HOST: '0.0.0.0' });
   assert.throws(() => gatewayService(ctx), /development signing key/);
+});
+
+test('the Kafka broker JVM gets the same allow-list: no signing keys, passwords or credentials of the launcher', () => {
+  const saved = { ...process.env };
+  try {
+    Object.assign(process.env, LAUNCHER_ENV);
+    const spec = brokerServiceSpec({ stateDir: '/tmp/adclick-env-kafka', port: 1, controllerPort: 2, logger: createLogger('test', 'silent'), dist: { classpath: '' } as never });
+    const env = spec.env ?? process.env;
+    for (const k of ['ADCLICK_SIGNING_KEYS', 'ADCLICK_IP_HASH_KEY', 'REDIS_URL', 'CLICKHOUSE_URL', 'AWS_SECRET_ACCESS_KEY']) assert.equal(env[k], undefined, `${k} reaches the broker`);
+    assert.equal(env.PATH, '/usr/bin');
+    assert.equal(env.JAVA_HOME, '/usr/lib/jvm/21');
+  } finally {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
 });
