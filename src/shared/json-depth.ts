@@ -19,15 +19,11 @@ export class JsonDepthScanner {
   constructor(private readonly max: number) {}
 
   /**
-   * Feeds the next piece of UTF-8 bytes (a piece may end inside a character: the bytes
-   * that matter here are ASCII, and no multi-byte sequence contains one) or text; true once
-   * the input nests deeper than `max`.
+   * Feeds the next piece of UTF-8 bytes; true once the input nests deeper than `max`. A
+   * piece may end inside a character: the bytes that matter here are ASCII, and no
+   * multi-byte sequence contains one.
    */
-  push(input: Uint8Array | string): boolean {
-    return typeof input === 'string' ? this.scan(input.length, (i) => input.charCodeAt(i)) : this.scanBytes(input);
-  }
-
-  private scanBytes(bytes: Uint8Array): boolean {
+  push(bytes: Uint8Array): boolean {
     let { depth, inString, escaped } = this;
     for (let i = 0; i < bytes.length; i++) {
       const c = bytes[i]!;
@@ -48,31 +44,4 @@ export class JsonDepthScanner {
     this.escaped = escaped;
     return false;
   }
-
-  private scan(length: number, at: (i: number) => number): boolean {
-    let { depth, inString, escaped } = this;
-    for (let i = 0; i < length; i++) {
-      const c = at(i);
-      if (inString) {
-        if (escaped) escaped = false;
-        else if (c === BACKSLASH) escaped = true;
-        else if (c === QUOTE) inString = false;
-      } else if (c === QUOTE) {
-        inString = true;
-      } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-        if (++depth > this.max) return true;
-      } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
-        depth--;
-      }
-    }
-    this.depth = depth;
-    this.inString = inString;
-    this.escaped = escaped;
-    return false;
-  }
-}
-
-/** True when `text` nests objects/arrays deeper than `max`. */
-export function exceedsJsonDepth(text: string, max: number): boolean {
-  return new JsonDepthScanner(max).push(text);
 }
