@@ -19,6 +19,24 @@ export interface KafkaBrokerOptions {
   readonly host?: string;
   readonly port: number;
   readonly controllerPort: number;
+  /**
+   * Cluster form: run the JVM inside this network namespace (`ip netns exec`), so `host` is
+   * the namespace's own address and the node can be killed or cut off like a real host.
+   */
+  readonly netns?: string;
+  /** KRaft node id (default 1). */
+  readonly nodeId?: number;
+  /**
+   * Cluster form: every controller of the static quorum (this node included). Absent: a
+   * single self-elected controller (`--standalone`), the single-box form.
+   */
+  readonly quorumVoters?: readonly QuorumVoter[];
+  /** Cluster form: one id shared by every node, formatted into each node's storage. */
+  readonly clusterId?: string;
+  /** Replication of internal topics and the default of new ones. Default 1 (single box). */
+  readonly replicationFactor?: number;
+  /** min.insync.replicas of the broker and of the transaction log. Default 1 (single box). */
+  readonly minInsyncReplicas?: number;
   /** Default partitions of topics created without an explicit count. Default 4. */
   readonly numPartitions?: number;
   readonly heapMin?: string;
@@ -32,6 +50,12 @@ export interface KafkaBrokerOptions {
   readonly readyTimeoutMs?: number;
   readonly stopTimeoutMs?: number;
   readonly logger: Logger;
+}
+
+export interface QuorumVoter {
+  readonly id: number;
+  readonly host: string;
+  readonly port: number;
 }
 
 export interface PreparedBroker {
@@ -49,24 +73,35 @@ export function brokerBootstrap(o: Pick<KafkaBrokerOptions, 'host' | 'port'>): s
 /** The broker's server.properties as a map (pure). */
 export function brokerProperties(o: Omit<KafkaBrokerOptions, 'dist' | 'logger'>): Record<string, string> {
   const host = o.host ?? '127.0.0.1';
+  const rf = String(o.replicationFactor ?? 1);
+  const minIsr = String(o.minInsyncReplicas ?? 1);
+  // A static voter set: every node knows the whole quorum from its first start, so no node
+  // has to be added to a running quorum (a dynamic quorum formatted with --standalone
+  // would elect itself alone and split the cluster).
+  const quorum: Record<string, string> = o.quorumVoters?.length
+    ? { 'controller.quorum.voters': o.quorumVoters.map((v) => `${v.id}@${v.host}:${v.port}`).join(',') }
+    : { 'controller.quorum.bootstrap.servers': `${host}:${o.controllerPort}` };
   return {
     'process.roles': 'broker,controller',
-    'node.id': '1',
+    'node.id': String(o.nodeId ?? 1),
     listeners: `PLAINTEXT://${host}:${o.port},CONTROLLER://${host}:${o.controllerPort}`,
     'advertised.listeners': `PLAINTEXT://${host}:${o.port}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
     'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'controller.quorum.bootstrap.servers': `${host}:${o.controllerPort}`,
+    ...quorum,
     'log.dirs': join(o.stateDir, 'logs'),
     'num.partitions': String(o.numPartitions ?? 4),
-    'default.replication.factor': '1',
-    'offsets.topic.replication.factor': '1',
-    'transaction.state.log.replication.factor': '1',
-    'transaction.state.log.min.isr': '1',
-    'share.coordinator.state.topic.replication.factor': '1',
-    'share.coordinator.state.topic.min.isr': '1',
-    'min.insync.replicas': '1',
+    'default.replication.factor': rf,
+    'offsets.topic.replication.factor': rf,
+    'transaction.state.log.replication.factor': rf,
+    'transaction.state.log.min.isr': minIsr,
+    'share.coordinator.state.topic.replication.factor': rf,
+    'share.coordinator.state.topic.min.isr': minIsr,
+    'min.insync.replicas': minIsr,
+    // Kafka's default, written out: a replica that was not in sync never becomes leader
+    // (it would silently drop what the old leader had acknowledged).
+    'unclean.leader.election.enable': 'false',
     'group.initial.rebalance.delay.ms': '0',
     'transaction.max.timeout.ms': String(TRANSACTION_MAX_TIMEOUT_MS),
     'auto.create.topics.enable': 'false',
@@ -135,18 +170,23 @@ export async function prepareBroker(o: KafkaBrokerOptions): Promise<PreparedBrok
 
   const idFile = join(o.stateDir, 'cluster-id');
   let clusterId: string;
-  try {
-    clusterId = (await readFile(idFile, 'utf8')).trim();
-  } catch {
-    clusterId = newClusterId();
+  if (o.clusterId) {
+    clusterId = o.clusterId;
     await writeFile(idFile, clusterId + '\n');
+  } else {
+    try {
+      clusterId = (await readFile(idFile, 'utf8')).trim();
+    } catch {
+      clusterId = newClusterId();
+      await writeFile(idFile, clusterId + '\n');
+    }
   }
   if (existsSync(join(o.stateDir, 'logs', 'meta.properties'))) return { propertiesFile, log4jFile, clusterId, formatted: false };
 
   const quiet = join(o.stateDir, 'log4j2-tools.properties');
   await writeFile(quiet, brokerLog4j('WARN'));
   const args = [...javaArgs({ ...o, heapMax: '256m', heapMin: '64m' }, quiet),
-    'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile, '--standalone'];
+    'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile, ...(o.quorumVoters?.length ? [] : ['--standalone'])];
   o.logger.info({ stateDir: o.stateDir, clusterId }, 'formatting Kafka storage (first start)');
   await new Promise<void>((resolve, reject) => {
     const child = spawn(o.java ?? 'java', args, { stdio: ['ignore', 'pipe', 'pipe'], env: engineEnv() });
@@ -164,13 +204,16 @@ export function brokerServiceSpec(o: KafkaBrokerOptions & { readonly name?: stri
   const bootstrap = brokerBootstrap(o);
   const host = o.host ?? '127.0.0.1';
   let log4jFile = join(o.stateDir, 'log4j2.properties');
+  const java = o.java ?? 'java';
   return {
     name: o.name ?? 'kafka',
-    command: o.java ?? 'java',
+    // `ip netns exec` execs the JVM in place, so the supervised pid is the JVM's own.
+    command: o.netns ? 'ip' : java,
     env: engineEnv(),
     args: async () => {
       ({ log4jFile } = await prepareBroker(o));
-      return [...javaArgs(o, log4jFile), 'kafka.Kafka', join(o.stateDir, 'server.properties')];
+      const jvm = [...javaArgs(o, log4jFile), 'kafka.Kafka', join(o.stateDir, 'server.properties')];
+      return o.netns ? ['netns', 'exec', o.netns, java, ...jvm] : jvm;
     },
     health: {
       kind: 'custom',
@@ -194,7 +237,7 @@ export class KafkaBroker {
   private supervisor: Supervisor;
   private proc: ManagedProcess | undefined;
 
-  constructor(readonly options: KafkaBrokerOptions & { readonly output?: (line: string) => void }) {
+  constructor(readonly options: KafkaBrokerOptions & { readonly output?: (line: string) => void; readonly name?: string }) {
     this.supervisor = this.newSupervisor();
   }
 

@@ -8,19 +8,57 @@ const DAY_MS = 24 * 3600 * 1000;
 export interface TopicSpec {
   readonly name: string;
   readonly partitions: number;
+  /** Default 1 (a single broker). */
+  readonly replicationFactor?: number;
   readonly configs: Readonly<Record<string, string>>;
 }
 
-function deleteTopic(name: string, partitions: number, retentionMs: number): TopicSpec {
+export type KafkaForm = 'single' | 'cluster';
+
+export interface KafkaDurability {
+  readonly replicationFactor: number;
+  readonly minInsyncReplicas: number;
+}
+
+/**
+ * Replication of the pipeline's topics: ADCLICK_KAFKA_REPLICATION_FACTOR and
+ * ADCLICK_KAFKA_MIN_INSYNC_REPLICAS, or (0, unset) the form's default: 1/1 on a single
+ * broker, 3/2 on the 3-broker cluster (one broker may fail without refusing acks=all writes,
+ * and no acknowledged write lives on one broker only). Inconsistent values are refused here,
+ * before a topic exists that can never take an acks=all write.
+ */
+export function kafkaDurability(config: Pick<Config, 'kafkaReplicationFactor' | 'kafkaMinInsyncReplicas'>, form: KafkaForm, brokers: number): KafkaDurability {
+  const replicationFactor = config.kafkaReplicationFactor || (form === 'cluster' ? Math.min(3, brokers) : 1);
+  const minInsyncReplicas = config.kafkaMinInsyncReplicas || (form === 'cluster' ? Math.max(1, replicationFactor - 1) : 1);
+  if (replicationFactor > brokers) {
+    throw new Error(`ADCLICK_KAFKA_REPLICATION_FACTOR (${replicationFactor}) is more than the ${brokers} broker(s) of the ${form} form`);
+  }
+  if (minInsyncReplicas > replicationFactor) {
+    throw new Error(`ADCLICK_KAFKA_MIN_INSYNC_REPLICAS (${minInsyncReplicas}) is more than the replication factor (${replicationFactor}): no acks=all write could ever succeed`);
+  }
+  return { replicationFactor, minInsyncReplicas };
+}
+
+function deleteTopicWith(name: string, partitions: number, retentionMs: number, d: KafkaDurability): TopicSpec {
   return {
     name,
     partitions,
-    configs: { 'retention.ms': String(retentionMs), 'cleanup.policy': 'delete', 'min.insync.replicas': '1' },
+    replicationFactor: d.replicationFactor,
+    configs: {
+      'retention.ms': String(retentionMs),
+      'cleanup.policy': 'delete',
+      'min.insync.replicas': String(d.minInsyncReplicas),
+      'unclean.leader.election.enable': 'false',
+    },
   };
 }
 
-/** The topics `adclick up` creates (pure). */
-export function pipelineTopics(config: Pick<Config, 'clicksTopic' | 'clicksPartitions' | 'clicksRetentionMs'>): TopicSpec[] {
+/** The topics `adclick up` creates (pure); `durability` defaults to the single-box form's. */
+export function pipelineTopics(
+  config: Pick<Config, 'clicksTopic' | 'clicksPartitions' | 'clicksRetentionMs'> & Partial<Pick<Config, 'kafkaReplicationFactor' | 'kafkaMinInsyncReplicas'>>,
+  durability: KafkaDurability = kafkaDurability({ kafkaReplicationFactor: config.kafkaReplicationFactor ?? 0, kafkaMinInsyncReplicas: config.kafkaMinInsyncReplicas ?? 0 }, 'single', 1),
+): TopicSpec[] {
+  const deleteTopic = (name: string, partitions: number, retentionMs: number) => deleteTopicWith(name, partitions, retentionMs, durability);
   return [
     // ≥ 7 days so a replay/backfill can always start from raw clicks.
     deleteTopic(config.clicksTopic, config.clicksPartitions, Math.max(config.clicksRetentionMs, 7 * DAY_MS)),
@@ -59,7 +97,7 @@ export async function ensureTopics(bootstrap: string, topics: readonly TopicSpec
           topics: missing.map((t) => ({
             topic: t.name,
             numPartitions: t.partitions,
-            replicationFactor: 1,
+            replicationFactor: t.replicationFactor ?? 1,
             configEntries: Object.entries(t.configs).map(([name, value]) => ({ name, value })),
           })),
         });
