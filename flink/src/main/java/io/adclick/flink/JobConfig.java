@@ -9,6 +9,7 @@ import org.apache.flink.configuration.RestOptions;
 import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.configuration.StateRecoveryOptions;
+import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.configuration.WebOptions;
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.util.ParameterTool;
@@ -232,6 +233,13 @@ public final class JobConfig implements Serializable {
         c.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");
         c.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, checkpointDir);
         c.set(CheckpointingOptions.INCREMENTAL_CHECKPOINTS, true);
+        // Back-pressure (a hot ad, a slow sink) must not time out checkpoints (issue #17): a barrier that
+        // waits longer than 1 s for alignment overtakes the in-flight buffers, which become part of the
+        // checkpoint (still exactly-once; savepoints stay aligned), and buffer debloating keeps in-flight
+        // data to about a second's worth, so neither aligned nor unaligned checkpoints carry much of it.
+        c.set(CheckpointingOptions.ENABLE_UNALIGNED, true);
+        c.set(CheckpointingOptions.ALIGNED_CHECKPOINT_TIMEOUT, Duration.ofSeconds(1));
+        c.set(TaskManagerOptions.BUFFER_DEBLOAT_ENABLED, true);
         c.set(StateBackendOptions.STATE_BACKEND, "rocksdb");
 
         c.set(RestartStrategyOptions.RESTART_STRATEGY, "exponential-delay");

@@ -60,6 +60,9 @@ class JobConfigTest {
                 CheckpointingOptions.EXTERNALIZED_CHECKPOINT_RETENTION.key());
         assertEquals("rocksdb", f.get(StateBackendOptions.STATE_BACKEND));
         assertTrue(f.get(CheckpointingOptions.INCREMENTAL_CHECKPOINTS));
+        assertTrue(f.get(CheckpointingOptions.ENABLE_UNALIGNED), "back-pressure cannot time out checkpoints");
+        assertEquals(Duration.ofSeconds(1), f.get(CheckpointingOptions.ALIGNED_CHECKPOINT_TIMEOUT));
+        assertTrue(f.get(org.apache.flink.configuration.TaskManagerOptions.BUFFER_DEBLOAT_ENABLED));
         assertEquals("file:///tmp/x/cp", f.get(CheckpointingOptions.CHECKPOINTS_DIRECTORY));
         assertEquals(8082, f.get(RestOptions.PORT));
         assertFalse(JobConfig.defaults().toFlinkConfiguration().contains(StateRecoveryOptions.SAVEPOINT_PATH));
