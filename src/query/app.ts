@@ -13,6 +13,7 @@ import { QUERY_OPENAPI } from './openapi.ts';
 import { TokenBucketLimiter } from './rate-limit.ts';
 import type { QueryRepository } from './repository.ts';
 import { storageScopeHook } from './request-scope.ts';
+import { isStorageShed } from '../store/storage-queue.ts';
 import { parseId, parseLimit } from './request-params.ts';
 import { formatInstant, resolveRange, type TimeRange } from './time-params.ts';
 import { GRANULARITY_MS, denseFill, type Granularity } from '../shared/window-math.ts';
@@ -250,7 +251,7 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
       appErr = new AppError(code, code === 'INTERNAL' ? undefined : ERRORS[code].message, { cause: err });
     }
     if (appErr.code === 'INTERNAL') request.log.error({ err }, 'unexpected error');
-    else if (appErr.code === 'UNAVAILABLE') request.log.warn({ err: appErr.cause ?? appErr }, 'storage unavailable');
+    else if (appErr.code === 'UNAVAILABLE' && !isStorageShed(appErr)) request.log.warn({ err: appErr.cause ?? appErr }, 'storage unavailable');
 
     const retryAfter = retryAfterOf.get(appErr) ?? appErr.retryAfterSec ?? (appErr.code === 'UNAVAILABLE' ? opts.retryAfterSec : undefined);
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));

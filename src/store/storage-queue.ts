@@ -50,6 +50,15 @@ export interface StorageQueueStats {
   readonly waiting: Readonly<Record<'interactive' | 'background' | 'lookup', number>>;
 }
 
+// Refusals and drops are the queue doing its job under load: callers answer them without
+// logging each one (a flood would otherwise turn into a flood of log lines).
+const shedErrors = new WeakSet<Error>();
+
+/** Whether `err` is the queue refusing or dropping work (not a storage failure). */
+export function isStorageShed(err: unknown): boolean {
+  return err instanceof Error && shedErrors.has(err);
+}
+
 interface Waiting {
   readonly work: () => Promise<unknown>;
   readonly resolve: (v: unknown) => void;
@@ -114,7 +123,9 @@ export class StorageQueue {
   }
 
   private unavailable(message: string): AppError {
-    return new AppError('UNAVAILABLE', message, { retryAfterSec: this.opts.retryAfterSec });
+    const err = new AppError('UNAVAILABLE', message, { retryAfterSec: this.opts.retryAfterSec });
+    shedErrors.add(err);
+    return err;
   }
 
   private shed(w: Waiting, why: 'shedGone' | 'shedLate', message: string): void {

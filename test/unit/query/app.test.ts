@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildQueryApp, type QueryAppOptions } from '../../../src/query/app.ts';
 import { FakeRepository, testApiKey } from './fake-repository.ts';
+import { StorageQueue } from '../../../src/store/storage-queue.ts';
 
 const T = Date.UTC(2026, 10, 27, 10, 0, 0); // 2026-11-27T10:00:00Z
 const KEY = testApiKey('advertiser7');
@@ -555,4 +556,21 @@ test('a good key whose cache entry expired is re-checked even when its client sp
   clock.now += 2000;
   assertError(await from(`Bearer ${KEY}`), 401, 'UNAUTHORIZED');
   assertError(await from(`Bearer ${KEY}`), 401, 'UNAUTHORIZED');
+});
+
+test('storage work the queue refused or dropped answers 503 without a warning per request; a storage failure still warns', async () => {
+  const { app, repo, logs } = setup();
+  const queue = new StorageQueue({ maxQueued: 1 });
+  let release!: () => void;
+  const busy = queue.run(() => new Promise<void>((r) => { release = r; })); // the engine is busy
+  queue.run(async () => undefined, { lane: 'interactive' }).catch(() => undefined); // and the lane full
+  repo.campaignTotals = () => queue.run(async () => [], { lane: 'interactive' });
+  const before = logs.filter((l) => l.includes('storage unavailable')).length;
+  for (let i = 0; i < 5; i++) assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 503, 'UNAVAILABLE');
+  assert.equal(logs.filter((l) => l.includes('storage unavailable')).length, before, 'refusals are counted in metrics, not logged one by one');
+  repo.campaignTotals = async () => { throw new Error('connect ECONNREFUSED'); };
+  assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 503, 'UNAVAILABLE');
+  assert.equal(logs.filter((l) => l.includes('storage unavailable')).length, before + 1);
+  release();
+  await busy;
 });
