@@ -8,6 +8,9 @@
 //   npm test -- chaos        only the fault-injection suite (test/chaos, short form)
 //   npm test -- browser      only the dashboard in headless Chromium (test/browser, real stack)
 //   npm test -- frontdoor    only the README's first command from a clean copy (test/frontdoor)
+//   npm test -- cluster      only the cluster form (test/cluster: 3 Kafka nodes in network
+//                            namespaces under faults; needs root, iproute2, nftables). Not in the
+//                            default run: its short form took 2 min 49 s on the shared 2-core box
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, mkdtempSync, existsSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -69,6 +72,7 @@ if (want('integration') || want('e2e')) nodeSuite('e2e', files(join(root, 'test/
 if (want('chaos')) nodeSuite('chaos', files(join(root, 'test/chaos')), 1);
 if (want('browser')) nodeSuite('browser', files(join(root, 'test/browser')), 1);
 if (want('frontdoor')) nodeSuite('frontdoor', files(join(root, 'test/frontdoor')), 1);
+if (only.includes('cluster')) nodeSuite('cluster', files(join(root, 'test/cluster')), 1);
 if (want('flink')) {
   console.log('\n=== flink (mvn verify) ===');
   const r = spawnSync('mvn', ['-B', '-q', '-f', 'flink/pom.xml', 'verify'], { cwd: root, stdio: 'inherit' });

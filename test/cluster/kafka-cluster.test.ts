@@ -1,0 +1,145 @@
+// The 3-node Kafka cluster, each node a JVM in its own network namespace, under real faults:
+// kill -9 of the busiest leader and a 10 s (long form: 30 s) cut of a broker, both while an
+// acks=all idempotent producer writes a ledger; a read_committed consumer must then read back
+// exactly the ledger. The negative control (acks=1, unclean election on, the leader cut off
+// from its followers and killed) must be caught as loss by the same check.
+//   npm test -- cluster                       short form
+//   ADCLICK_CLUSTER_TEST_LONG=1 npm test -- cluster   30 s cut
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { describePartitions, waitFullyInSync, type PartitionState } from '../../src/cluster/kafka-cluster.ts';
+import { checkLedger, longestAckGapMs, readBack, startLedgerProducer, type LedgerResult } from '../../src/cluster/kafka-ledger.ts';
+import { cutOff, heal, nftRuleset } from '../../src/cluster/netns.ts';
+import { loadConfig } from '../../src/shared/config.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { ensureTopics, kafkaDurability, pipelineTopics } from '../../src/stack/topics.ts';
+import { leftovers, startTestCluster } from './test-cluster.ts';
+
+const LONG = process.env.ADCLICK_CLUSTER_TEST_LONG === '1';
+const CUT_MS = LONG ? 30_000 : 10_000;
+const RATE = 100;
+const logger = createLogger('cluster-test', 'warn');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const cluster = await startTestCluster({ after });
+const { kafka, topology } = cluster;
+const bootstrap = kafka.bootstrap;
+console.log(`# cluster up in ${cluster.startMs} ms: ${kafka.status().map((n) => `${n.name}@${n.address} (${n.netns}, pid ${n.pid})`).join(', ')}`);
+
+after(async () => {
+  await cluster.stop();
+  assert.deepEqual(await leftovers(topology), [], 'no namespace or link of the test cluster is left');
+});
+
+/** The broker leading the most partitions of `topic`. */
+function busiestLeader(parts: readonly PartitionState[]): number {
+  const n = new Map<number, number>();
+  for (const p of parts) n.set(p.leader, (n.get(p.leader) ?? 0) + 1);
+  return [...n].sort((a, b) => b[1] - a[1])[0]![0];
+}
+
+function report(name: string, r: LedgerResult, c: ReturnType<typeof checkLedger>, extra: Record<string, unknown>): void {
+  console.log(`# ${name}: sent ${r.sent}, acked ${c.acked}, failed ${r.failed.length}, read ${c.read}, lost ${c.lost.length}, ` +
+    `duplicated ${c.duplicated.length}, read-but-unacked ${c.unacknowledged.length}, longest ack gap ${longestAckGapMs(r.ackTimes)} ms ${JSON.stringify(extra)}`);
+}
+
+async function ledgerTopic(name: string, partitions: number, configs: Record<string, string> = {}): Promise<string> {
+  const d = kafkaDurability({ kafkaReplicationFactor: 0, kafkaMinInsyncReplicas: 0 }, 'cluster', 3);
+  await ensureTopics(bootstrap, [{
+    name, partitions, replicationFactor: d.replicationFactor,
+    configs: { 'min.insync.replicas': String(d.minInsyncReplicas), 'unclean.leader.election.enable': 'false', ...configs },
+  }], logger);
+  await waitFullyInSync(bootstrap, [name], 60_000);
+  return name;
+}
+
+test('the pipeline topics are created with 3 replicas on 3 brokers in 3 namespaces', async () => {
+  assert.equal(new Set(kafka.status().map((n) => n.netns)).size, 3);
+  const config = loadConfig();
+  const topics = pipelineTopics(config, kafkaDurability(config, 'cluster', 3));
+  await ensureTopics(bootstrap, topics, logger);
+  const parts = await waitFullyInSync(bootstrap, topics.map((t) => t.name), 60_000);
+  for (const p of parts) assert.deepEqual([...p.replicas].sort(), [1, 2, 3], `${p.topic}/${p.partition}`);
+});
+
+test('kill -9 of the busiest leader and its restart: the read_committed read-back is exactly the acks=all ledger', async () => {
+  const topic = await ledgerTopic('ledger-kill', 3);
+  const producer = await startLedgerProducer({ bootstrap, topic, acks: -1, idempotent: true, ratePerSec: RATE, maxRecords: 60_000 });
+  await sleep(3000);
+  const victim = busiestLeader(await describePartitions(bootstrap, [topic]));
+  const killedAt = Date.now();
+  await kafka.kill(victim);
+  await sleep(5000);
+  await kafka.restart(victim);
+  const restartMs = Date.now() - killedAt;
+  await waitFullyInSync(bootstrap, [topic], 120_000);
+  const inSyncMs = Date.now() - killedAt;
+  await sleep(2000);
+  const r = await producer.stop();
+  const c = checkLedger(r, await readBack(bootstrap, topic));
+  report('kill -9 leader', r, c, { victim, downAndRestartMs: restartMs, backInSyncMs: inSyncMs });
+  assert.deepEqual(r.failed, [], `no acks=all send may fail while 2 of 3 replicas live (${r.firstError})`);
+  assert.ok(c.acked >= RATE * 5, `enough traffic to mean something (${c.acked} acked)`);
+  assert.deepEqual(c.lost, []);
+  assert.deepEqual(c.duplicated, []);
+  assert.deepEqual(c.unacknowledged, []);
+});
+
+test(`a broker cut off for ${CUT_MS / 1000} s and healed: the read-back is exactly the acks=all ledger`, async () => {
+  const topic = await ledgerTopic('ledger-cut', 3);
+  const producer = await startLedgerProducer({ bootstrap, topic, acks: -1, idempotent: true, ratePerSec: RATE, maxRecords: 60_000 });
+  await sleep(3000);
+  const victim = busiestLeader(await describePartitions(bootstrap, [topic]));
+  const ns = kafka.node(victim).netns;
+  const cutAt = Date.now();
+  await cutOff(ns);
+  assert.match(await nftRuleset(ns), /policy drop/);
+  await sleep(CUT_MS);
+  await heal(ns);
+  assert.doesNotMatch(await nftRuleset(ns), /adclick_cut/);
+  await waitFullyInSync(bootstrap, [topic], 120_000);
+  const inSyncMs = Date.now() - cutAt;
+  await sleep(2000);
+  const r = await producer.stop();
+  const c = checkLedger(r, await readBack(bootstrap, topic));
+  report(`cut ${CUT_MS / 1000} s`, r, c, { victim, cutMs: CUT_MS, backInSyncMs: inSyncMs });
+  assert.deepEqual(r.failed, [], `no acks=all send may fail while 2 of 3 replicas live (${r.firstError})`);
+  assert.ok(c.acked >= RATE * 5, `enough traffic to mean something (${c.acked} acked)`);
+  assert.deepEqual(c.lost, []);
+  assert.deepEqual(c.duplicated, []);
+  assert.deepEqual(c.unacknowledged, []);
+});
+
+test('negative control: acks=1 and unclean election on, the leader cut off from its followers and killed — the same check reports loss', async () => {
+  const topic = await ledgerTopic('ledger-unsafe', 1, { 'min.insync.replicas': '1', 'unclean.leader.election.enable': 'true' });
+  const producer = await startLedgerProducer({ bootstrap, topic, acks: 1, idempotent: false, ratePerSec: RATE, maxRecords: 60_000 });
+  await sleep(3000);
+  const [part] = await describePartitions(bootstrap, [topic]);
+  const leader = part!.leader;
+  const ns = kafka.node(leader).netns;
+  const peers = kafka.status().filter((n) => n.id !== leader).map((n) => n.address);
+  // The host (the producer) still reaches the old leader, which goes on acknowledging alone
+  // while the followers, in the majority, fence it and elect one of themselves.
+  await cutOff(ns, peers);
+  const cutAt = Date.now();
+  const followersTookOver = async () => {
+    for (;;) {
+      try {
+        const [p] = await describePartitions(kafka.status().filter((n) => n.id !== leader).map((n) => `${n.address}:9092`).join(','), [topic]);
+        if (p && p.leader !== leader && p.leader >= 0) return p.leader;
+      } catch { /* retry */ }
+      if (Date.now() - cutAt > 90_000) throw new Error('the followers never elected a new leader');
+      await sleep(500);
+    }
+  };
+  const newLeader = await followersTookOver();
+  await sleep(3000);
+  await kafka.kill(leader);
+  await heal(ns);
+  const r = await producer.stop();
+  await kafka.restart(leader);
+  await waitFullyInSync(bootstrap, [topic], 120_000);
+  const c = checkLedger(r, await readBack(bootstrap, topic));
+  report('negative control (acks=1, unclean on)', r, c, { oldLeader: leader, newLeader });
+  assert.ok(c.lost.length > 0, `the check must detect the loss the unsafe settings allow (lost ${c.lost.length} of ${c.acked} acked)`);
+});

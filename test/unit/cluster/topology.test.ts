@@ -1,0 +1,23 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseSubnet, planTopology } from '../../../src/cluster/topology.ts';
+
+test('planTopology: bridge at .1, nodes from .11 in order, names that fit Linux interface and namespace limits', () => {
+  const t = planTopology({ tag: 'c0', subnet: '10.231.0.0/24', nodes: ['kafka-1', 'kafka-2', 'kafka-3'] });
+  assert.equal(t.bridgeAddress, '10.231.0.1');
+  assert.deepEqual(t.nodes.map((n) => n.address), ['10.231.0.11', '10.231.0.12', '10.231.0.13']);
+  assert.deepEqual(t.nodes.map((n) => n.netns), ['adclick-c0-kafka-1', 'adclick-c0-kafka-2', 'adclick-c0-kafka-3']);
+  const big = planTopology({ tag: 'abcdef', subnet: '10.231.0.0/24', nodes: Array.from({ length: 200 }, (_, i) => `n${i}`) });
+  for (const name of [big.bridge, ...big.nodes.map((n) => n.hostVeth)]) assert.ok(name.length <= 15, name);
+  assert.equal(big.nodes.at(-1)!.address, '10.231.0.210');
+  assert.equal(new Set(big.nodes.map((n) => n.hostVeth)).size, 200);
+});
+
+test('only private /24s: the cluster never addresses anybody else\'s network', () => {
+  for (const ok of ['10.231.0.0/24', '172.16.5.0/24', '192.168.77.0/24']) assert.doesNotThrow(() => parseSubnet(ok), ok);
+  for (const bad of ['8.8.8.0/24', '10.231.0.0/16', '10.231.0.5/24', '172.32.0.0/24', '10.300.0.0/24', 'fd00::/64', '']) {
+    assert.throws(() => parseSubnet(bad), /ADCLICK_CLUSTER_SUBNET must be a private IPv4 \/24/, bad);
+  }
+  assert.throws(() => planTopology({ tag: 'Bad!', subnet: '10.231.0.0/24', nodes: ['a'] }), /tag/);
+  assert.throws(() => planTopology({ tag: 'ok', subnet: '10.231.0.0/24', nodes: ['a b'] }), /node name/);
+});
