@@ -8,7 +8,10 @@
 //                away or it waited past the deadline;
 //   background   no scope (sink, migrations, monitors): never shed, never refused; behind
 //                interactive reads because a delayed sink write only makes its next batch
-//                bigger, while a delayed read is a user waiting;
+//                bigger, while a delayed read is a user waiting — but never starved by
+//                them: after every BACKGROUND_EVERY reads run while background work waits,
+//                one background call runs (a dashboard crowd must not stop the sink, and
+//                with it freshness);
 //   lookup       an API-key lookup for a key not known to be good: anyone can cause one,
 //                so they go last, in a smaller queue, are shed the same way, and take at
 //                most `lookupShare` of the engine's time. A call cannot be interrupted,
@@ -35,6 +38,9 @@ export interface StorageQueueOptions {
    */
   readonly lookupShare: number;
 }
+
+/** While background work waits, one background call runs after this many interactive ones. */
+export const BACKGROUND_EVERY = 2;
 
 export const DEFAULT_STORAGE_QUEUE: StorageQueueOptions = Object.freeze({ maxQueued: 200, maxLookupQueued: 32, maxWaitMs: 2000, retryAfterSec: 1, lookupShare: 0.25 });
 
@@ -76,6 +82,8 @@ export class StorageQueue {
   /** Lookups wait until then (the share of engine time they may take). */
   private lookupsFrom = 0;
   private lookupTimer: NodeJS.Timeout | undefined;
+  /** Interactive calls run in a row while background work was waiting. */
+  private readsAheadOfBackground = 0;
   // Requests with a call already let in: their later calls are never refused as too many,
   // or the queue would throw away the work it already did for them.
   private readonly admitted = new WeakSet<StorageScope>();
@@ -141,7 +149,11 @@ export class StorageQueue {
   }
 
   private next(): Waiting | undefined {
-    for (const lane of [this.lanes.interactive, this.lanes.background, this.lanes.lookup]) {
+    const waitingBackground = this.lanes.background.size > 0;
+    const order = waitingBackground && this.readsAheadOfBackground >= BACKGROUND_EVERY
+      ? [this.lanes.background, this.lanes.interactive, this.lanes.lookup]
+      : [this.lanes.interactive, this.lanes.background, this.lanes.lookup];
+    for (const lane of order) {
       const first = lane.values().next();
       if (first.done) continue;
       if (lane === this.lanes.lookup) {
@@ -155,6 +167,8 @@ export class StorageQueue {
         }
       }
       lane.delete(first.value);
+      if (lane === this.lanes.interactive) this.readsAheadOfBackground = waitingBackground ? this.readsAheadOfBackground + 1 : 0;
+      else if (lane === this.lanes.background) this.readsAheadOfBackground = 0;
       return first.value;
     }
     return undefined;

@@ -127,3 +127,18 @@ test('lookups take at most their share of the engine time, however idle it is', 
   await p2; // the queue's timer fires after the pause
   assert.deepEqual(log, ['lookup1', 'read', 'lookup2']);
 });
+
+test('a stream of interactive reads cannot starve background work (the sink): one background call after every two reads', async () => {
+  const q = new StorageQueue();
+  const log: string[] = [];
+  const first = gate(log, 'first');
+  const running = q.run(first.work);
+  const reads = Array.from({ length: 8 }, (_, i) => q.run(async () => log.push(`read${i}`), { lane: 'interactive' }));
+  const sink = q.run(async () => log.push('sink'));
+  await tick();
+  first.open();
+  await running;
+  await Promise.all([...reads, sink]);
+  assert.ok(log.indexOf('sink') <= 3, `the sink write ran within the first reads, not after all of them: ${log.join(' ')}`);
+  assert.deepEqual(log.filter((l) => l.startsWith('read')), reads.map((_, i) => `read${i}`), 'reads keep their order');
+});
