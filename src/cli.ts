@@ -10,6 +10,8 @@ usage: adclick <command> [options]
                            demo API key and light traffic (20 clicks/s, 30 min) on reserved ids
   down                     stop a stack started by \`adclick up\` elsewhere
   status                   show each part of a running stack
+  cluster up|down|status   the cluster form, Kafka tier: 3 KRaft nodes, each in its own network
+                           namespace and address (ADCLICK_CLUSTER_SUBNET), topics replicated 3x
   savepoint [--stop]       savepoint of the running Flink job into <data dir>/flink/savepoints;
                            --stop: stop-with-savepoint, then \`down\`, upgrade, \`up\` resumes from it
   simulate [options]       send realistic signed traffic and write a ground-truth ledger
@@ -44,6 +46,8 @@ async function main(): Promise<number> {
       return (await import('./stack/cli-commands.ts')).downCommand();
     case 'status':
       return (await import('./stack/cli-commands.ts')).statusCommand();
+    case 'cluster':
+      return (await import('./cluster/cluster-command.ts')).runCluster(rest);
     case 'savepoint':
       return (await import('./stack/savepoint-command.ts')).runSavepoint(rest);
     case 'simulate':

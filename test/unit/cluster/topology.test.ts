@@ -21,3 +21,12 @@ test('only private /24s: the cluster never addresses anybody else\'s network', (
   assert.throws(() => planTopology({ tag: 'Bad!', subnet: '10.231.0.0/24', nodes: ['a'] }), /tag/);
   assert.throws(() => planTopology({ tag: 'ok', subnet: '10.231.0.0/24', nodes: ['a b'] }), /node name/);
 });
+
+test('the CLI cluster\'s names carry its subnet, so two subnets never share a namespace name', async () => {
+  const { clusterTopology } = await import('../../../src/cluster/cluster-command.ts');
+  const a = clusterTopology({ clusterSubnet: '10.231.0.0/24' });
+  const b = clusterTopology({ clusterSubnet: '10.231.1.0/24' });
+  assert.deepEqual(a.nodes.map((n) => n.netns), ['adclick-ce700-kafka-1', 'adclick-ce700-kafka-2', 'adclick-ce700-kafka-3']);
+  assert.equal(new Set([...a.nodes, ...b.nodes].map((n) => n.netns)).size, 6);
+  assert.notEqual(a.bridge, b.bridge);
+});

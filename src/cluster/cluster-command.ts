@@ -1,0 +1,201 @@
+// `adclick cluster up|down|status`: the cluster form on one machine, each node a host of its
+// own (network namespace, own address on a private bridge). This slice runs the Kafka tier:
+// 3 KRaft nodes, pipeline topics with replication factor 3 and min.insync.replicas 2.
+//   up      foreground; Ctrl-C (or `adclick cluster down` elsewhere) stops it and removes the network
+//   down    stops a running `cluster up` and removes whatever a crashed one left (from the state file)
+//   status  each node: namespace, address, process, cut or not, answering or not; partitions' ISR
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../shared/config.ts';
+import { createLogger } from '../shared/logger.ts';
+import { tcpProbe } from '../stack/health.ts';
+import { kafkaAnswersMetadata } from '../stack/kafka-admin.ts';
+import { ensureKafkaDist } from '../stack/kafka-dist.ts';
+import { ensurePrivateDir, isAlive } from '../stack/pid-files.ts';
+import { ensureTopics, kafkaDurability, pipelineTopics } from '../stack/topics.ts';
+import { describePartitions, KafkaCluster } from './kafka-cluster.ts';
+import { CUT_TABLE, listNamespaces, namespacePids, nftRuleset } from './netns.ts';
+import { createNetwork, destroyNetwork, parseSubnet, planTopology, readNetworkState, type Topology } from './topology.ts';
+
+const USAGE = `usage: adclick cluster up | down | status
+
+  up       start 3 Kafka nodes (KRaft broker+controller), each in its own network namespace
+           with its own address in ADCLICK_CLUSTER_SUBNET, create the pipeline topics with
+           replication factor 3 / min.insync.replicas 2, print the nodes; runs in the
+           foreground until Ctrl-C, then stops the nodes and removes the network
+  down     stop a running \`cluster up\`; remove namespaces, links and rules a crashed one left
+  status   each node's namespace, address, process, cut or not, and whether Kafka answers
+`;
+
+const NODES = ['kafka-1', 'kafka-2', 'kafka-3'];
+
+interface UpRecord {
+  readonly pid: number;
+  readonly bootstrap: string;
+  readonly startedAt: string;
+}
+
+function paths(config: Config) {
+  const dir = join(config.dataDir, 'cluster');
+  return { dir, stateFile: join(dir, 'network.json'), upFile: join(dir, 'up.json') };
+}
+
+/**
+ * The names carry the subnet (10.231.0.0/24 → tag `ce700`, namespaces `adclick-ce700-kafka-1`…),
+ * so clusters on different subnets (a second data dir, a test) never share a name.
+ */
+export function clusterTopology(config: Pick<Config, 'clusterSubnet'>): Topology {
+  const { base } = parseSubnet(config.clusterSubnet);
+  const tag = `c${base[1].toString(16).padStart(2, '0')}${base[2].toString(16).padStart(2, '0')}`;
+  return planTopology({ tag, subnet: config.clusterSubnet, nodes: NODES });
+}
+
+export async function runCluster(argv: readonly string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (rest.length) {
+    process.stderr.write(`adclick cluster ${sub}: unexpected arguments ${rest.join(' ')}\n\n${USAGE}`);
+    return 2;
+  }
+  switch (sub) {
+    case 'up': return clusterUp(loadConfig());
+    case 'down': return clusterDown(loadConfig());
+    case 'status': return clusterStatus(loadConfig());
+    case 'help': case '--help': case '-h':
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`${sub ? `unknown cluster command "${sub}"` : 'missing cluster command'}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function readUp(upFile: string): Promise<UpRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(upFile, 'utf8')) as UpRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function clusterUp(config: Config, print: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  const log = createLogger('cluster', config.logLevel);
+  const { dir, stateFile, upFile } = paths(config);
+  await ensurePrivateDir(config.dataDir);
+  await ensurePrivateDir(dir);
+  const running = await readUp(upFile);
+  if (running && running.pid !== process.pid && isAlive(running.pid)) {
+    throw new Error(`a cluster is already running (pid ${running.pid}); run \`adclick cluster down\` first`);
+  }
+  const durability = kafkaDurability(config, 'cluster', NODES.length);
+  const topology = clusterTopology(config);
+  const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
+  const kafka = new KafkaCluster({
+    dist, stateDir: dir, nodes: topology.nodes, port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
+    durability, heapMax: config.kafkaHeapMax, readyTimeoutMs: Math.max(config.kafkaReadyTimeoutMs, 180_000), logger: log,
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= (async () => {
+    await kafka.stop();
+    await destroyNetwork(stateFile);
+    await rm(upFile, { force: true });
+  })());
+  // Signals during start-up stop the half-started cluster too: nothing outlives `up`.
+  let signalled: NodeJS.Signals | undefined;
+  let wake: () => void = () => undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled = sig;
+    log.info({ signal: sig }, 'stopping the cluster');
+    void stop().finally(() => wake());
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await writeFile(upFile, JSON.stringify({ pid: process.pid, bootstrap: kafka.bootstrap, startedAt: new Date().toISOString() } satisfies UpRecord) + '\n', { mode: 0o600 });
+    await createNetwork(topology, stateFile);
+    const t0 = Date.now();
+    await kafka.start();
+    await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
+    print(renderNodes(topology, kafka, Date.now() - t0, durability));
+    if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
+    await stop();
+    return 0;
+  } catch (err) {
+    await stop().catch((e: unknown) => log.error({ err: e }, 'cleanup after a failed start failed; run `adclick cluster down`'));
+    if (signalled) return 130;
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function renderNodes(t: Topology, kafka: KafkaCluster, startMs: number, d: { replicationFactor: number; minInsyncReplicas: number }): string {
+  const rows = kafka.status().map((n) => `  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pid ${n.pid ?? '-'}`);
+  return [
+    `AdClick cluster (Kafka tier) up in ${(startMs / 1000).toFixed(0)} s on ${t.subnet} (host side ${t.bridgeAddress} on ${t.bridge}):`,
+    ...rows,
+    `  topics: replication factor ${d.replicationFactor}, min.insync.replicas ${d.minInsyncReplicas}, unclean leader election off`,
+    `  clients: KAFKA_BROKERS=${kafka.bootstrap}`,
+    '  Ctrl-C or `adclick cluster down` stops it and removes its namespaces.',
+    '',
+  ].join('\n');
+}
+
+export async function clusterDown(config: Config, print: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  const { stateFile, upFile } = paths(config);
+  const up = await readUp(upFile);
+  if (up && up.pid !== process.pid && isAlive(up.pid)) {
+    process.kill(up.pid, 'SIGTERM');
+    const deadline = Date.now() + config.stopTimeoutMs + 60_000;
+    while (isAlive(up.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    if (isAlive(up.pid)) print(`cluster up (pid ${up.pid}) did not stop in time; removing its network anyway\n`);
+  }
+  // Whatever a crashed `up` left: the state file names it.
+  const res = await destroyNetwork(stateFile, config.stopTimeoutMs);
+  await rm(upFile, { force: true });
+  print(res.namespaces.length || res.killed.length
+    ? `removed ${res.namespaces.length} namespace(s), ${res.links.length} link(s)${res.killed.length ? `, stopped ${res.killed.length} leftover process(es)` : ''}\n`
+    : up ? 'cluster stopped\n' : 'no cluster was running\n');
+  return 0;
+}
+
+export async function clusterStatus(config: Config, print: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  const { stateFile } = paths(config);
+  const state = await readNetworkState(stateFile);
+  if (!state) {
+    print('no cluster (nothing recorded in ' + stateFile + ')\n');
+    return 1;
+  }
+  const present = new Set(await listNamespaces());
+  let healthy = true;
+  const lines: string[] = [`cluster on ${state.topology.subnet} (bridge ${state.bridge ?? '-'} ${state.topology.bridgeAddress})`];
+  const answering: string[] = [];
+  for (const n of state.topology.nodes) {
+    const exists = present.has(n.netns);
+    const pids = exists ? await namespacePids(n.netns) : [];
+    const cut = exists && (await nftRuleset(n.netns)).includes(CUT_TABLE);
+    const bootstrap = `${n.address}:${config.kafkaPort}`;
+    const answers = exists && !cut && (await tcpProbe(n.address, config.kafkaPort, 1000)) && (await kafkaAnswersMetadata(bootstrap, 3000));
+    if (answers) answering.push(bootstrap);
+    healthy &&= answers;
+    const st = !exists ? 'no namespace' : cut ? 'CUT OFF' : answers ? 'kafka answering' : pids.length ? 'kafka not answering' : 'no process';
+    lines.push(`  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pids ${pids.join(',') || '-'}  ${st}`);
+  }
+  if (answering.length) {
+    try {
+      const topics = pipelineTopics(config).map((t) => t.name);
+      const parts = await describePartitions(answering.join(','), topics);
+      const under = parts.filter((p) => p.isr.length < p.replicas.length);
+      const leaderless = parts.filter((p) => p.leader < 0);
+      lines.push(`  partitions of the pipeline topics: ${parts.length}, under-replicated ${under.length}, without leader ${leaderless.length}`);
+      for (const p of [...leaderless, ...under].slice(0, 10)) lines.push(`    ${p.topic}/${p.partition}: leader ${p.leader}, replicas ${p.replicas.join(',')}, isr ${p.isr.join(',')}`);
+      healthy &&= under.length === 0 && leaderless.length === 0;
+    } catch (err) {
+      lines.push(`  partitions: cannot describe (${(err as Error).message})`);
+      healthy = false;
+    }
+  }
+  print(lines.join('\n') + '\n');
+  return healthy ? 0 : 1;
+}

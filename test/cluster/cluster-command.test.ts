@@ -1,0 +1,57 @@
+// `adclick cluster up | status | down` as a user runs them: up in the foreground (its own data
+// dir and a random subnet, so it never meets a real `cluster up`), status from another
+// process, down from a third; nothing of the cluster may remain afterwards.
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, test } from 'node:test';
+import { clusterTopology } from '../../src/cluster/cluster-command.ts';
+import { destroyNetworkSync } from '../../src/cluster/topology.ts';
+import { loadConfig } from '../../src/shared/config.ts';
+import { leftovers, randomTopologyName } from './test-cluster.ts';
+
+const execFileP = promisify(execFile);
+const root = join(import.meta.dirname, '../..');
+const bin = join(root, 'bin/adclick');
+
+test('cluster up prints every node with its address, status sees them answering, down removes everything', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'adclick-cluster-cli-'));
+  // The Kafka jars are large: share the project's cache rather than fetching them again.
+  await mkdir(join(loadConfig().dataDir, 'cache'), { recursive: true });
+  await symlink(join(loadConfig().dataDir, 'cache'), join(dataDir, 'cache'));
+  const { subnet } = randomTopologyName();
+  const env = { ...process.env, ADCLICK_DATA_DIR: dataDir, ADCLICK_CLUSTER_SUBNET: subnet, LOG_LEVEL: 'warn' };
+  const topology = clusterTopology({ clusterSubnet: subnet });
+  const up = spawn(process.execPath, [bin, 'cluster', 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  up.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  up.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+  const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+  after(async () => {
+    up.kill('SIGKILL');
+    destroyNetworkSync(join(dataDir, 'cluster', 'network.json'));
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const deadline = Date.now() + 300_000;
+  while (!/up in \d+ s/.test(out)) {
+    if (Date.now() > deadline || up.exitCode !== null) assert.fail(`cluster up did not come up:\n${out}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  for (const n of topology.nodes) assert.match(out, new RegExp(`${n.name}\\s+${n.address.replace(/\./g, '\\.')}\\s+${n.netns}\\s+pid \\d+`));
+  assert.match(out, /replication factor 3, min\.insync\.replicas 2/);
+
+  const status = await execFileP(process.execPath, [bin, 'cluster', 'status'], { env });
+  for (const n of topology.nodes) assert.match(status.stdout, new RegExp(`${n.name}.*kafka answering`));
+  assert.match(status.stdout, /under-replicated 0, without leader 0/);
+
+  const down = await execFileP(process.execPath, [bin, 'cluster', 'down'], { env, timeout: 180_000 });
+  assert.match(down.stdout, /cluster stopped/);
+  assert.equal(await exited, 0, `cluster up ends cleanly on down:\n${out}`);
+  assert.deepEqual(await leftovers(topology), []);
+  await assert.rejects(execFileP(process.execPath, [bin, 'cluster', 'status'], { env }), (err: { code?: number; stdout?: string }) =>
+    err.code === 1 && /no cluster/.test(err.stdout ?? ''));
+});
