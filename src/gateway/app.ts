@@ -16,6 +16,7 @@ import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
 import type { ClickPublisher, OutRecord } from './click-publisher.ts';
 import { separateAdmission, type Admission, type RateDecision, type RateLimiter } from './rate-limiter.ts';
 import { hasUnreadBody, serverTimeouts, MAX_RETRY_AFTER_SEC, type HttpTimeouts } from '../shared/http-admission.ts';
+import { cachedAnswer } from '../shared/cached-answer.ts';
 import { traceContextFor, type TraceContext } from './trace-context.ts';
 
 export interface GatewayOptions {
@@ -438,10 +439,13 @@ export function buildGatewayApp(deps: GatewayDeps) {
     const ready = checks.kafka;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
+  // One collection across the workers per second at most, however many scrapes ask (one
+  // process alone reads its own registry: cheap, and always current).
+  const metricsText = deps.metricsText ? cachedAnswer(deps.metricsText, 1000) : () => registry.metrics();
   app.get('/metrics', async (req, reply) => {
     let text: string;
     try {
-      text = deps.metricsText ? await deps.metricsText() : await registry.metrics();
+      text = await metricsText();
     } catch (err) {
       req.log.warn({ err }, 'metrics aggregation across workers failed');
       return sendError(reply, new AppError('UNAVAILABLE', 'metrics of the other gateway workers could not be collected; retry'));

@@ -17,6 +17,7 @@ import { isStorageShed } from '../store/storage-queue.ts';
 import { parseId, parseLimit } from './request-params.ts';
 import { formatInstant, resolveRange, type TimeRange } from './time-params.ts';
 import { GRANULARITY_MS, denseFill, type Granularity } from '../shared/window-math.ts';
+import { cachedAnswer } from '../shared/cached-answer.ts';
 
 export interface QueryAppOptions {
   /** How long a valid API key is trusted without a storage lookup; bounds revocation delay. */
@@ -284,9 +285,11 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
 
   get('/healthz', async () => ({ status: 'ok' }));
 
+  // One storage round trip per second at most, however many probes ask (cached-answer.ts).
+  const ping = cachedAnswer(() => repo.ping(), 1000, clock);
   get('/readyz', async () => {
     // A rejection becomes UNAVAILABLE (with its cause logged) inside storage().
-    const ok = await storage(() => repo.ping());
+    const ok = await storage(ping);
     if (ok !== true) throw new AppError('UNAVAILABLE', 'Storage is not reachable');
     return { status: 'ready' };
   });
