@@ -266,7 +266,7 @@ async function runScenario(stack: ChaosStack, s: Scenario, index: number, o: Cha
   const campaignIds = Array.from({ length: CAMPAIGNS_PER_SCENARIO }, (_, i) => campaignIdBase + i);
   const check: CheckResult & { drainMs: number } = await drainAndCheck(
     () => ({ apiUrl: stack.apiUrl, apiKey, advertiserId: advertiser, keys, ledger, adIds, campaignIds, fromMs: from, toMs: Date.now() + 10 * 60_000 }),
-    { timeoutMs: o.short ? 150_000 : 300_000, stableMs: s.expectDifference ? 20_000 : 60_000, note },
+    { timeoutMs: o.short ? 150_000 : s.drainTimeoutMs ?? 300_000, stableMs: s.expectDifference ? 20_000 : o.short ? 60_000 : s.drainStableMs ?? 60_000, note },
   );
   await sleep(600);
   monitoring = false;

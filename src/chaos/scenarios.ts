@@ -57,6 +57,10 @@ export interface Scenario {
   readonly eventTime?: EventTimeFn;
   /** How far before the traffic started the ledger's event times reach (the check's range; default 10 min). */
   readonly lookbackMs?: number;
+  /** Longest drain of the long form (default 300 s); the short form always has 150 s. */
+  readonly drainTimeoutMs?: number;
+  /** Long form: how long unchanged counts end the drain early (default 60 s). */
+  readonly drainStableMs?: number;
   /** Re-signs the traffic's clicks (a catalogue that changes mid-stream); default: the catalogue's owners. */
   attribution?(ctx: ScenarioContext): AttributionFn;
   /**
@@ -243,6 +247,14 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'flink-pause',
     stack: 'server',
     description: 'SIGSTOP the Flink job for 5 minutes (short form: 75 s) while the gateway keeps accepting, then SIGCONT: exact, and no click that was on time at the gateway becomes a late correction',
+    // After 5 minutes stopped, the job's Kafka producers find their batches expired
+    // (delivery timeout) and the job fails; measured twice: the MiniCluster lost its only
+    // TaskManager, in-job restarts found no slots for ~3 min until the restart strategy
+    // gave up and the process exited, and the supervisor restarted it from the last
+    // checkpoint. Counts do not move meanwhile, so "unchanged for 60 s" must not end the
+    // drain; then five minutes of backlog to read.
+    drainTimeoutMs: 900_000,
+    drainStableMs: 420_000,
     async inject(ctx) {
       await nextCheckpoint(ctx.stack);
       const pid = pidOf(ctx.stack, 'flink');
