@@ -47,6 +47,10 @@ local tolerance = tonumber(ARGV[2])
 local function gcra(bucket, cost, fit)
   local tat = tonumber(redis.call('GET', bucket)) or now
   if tat < now then tat = now end
+  -- No honest charge puts a bucket further ahead than the burst plus the largest batch
+  -- (ADCLICK_MAX_BATCH_CLICKS <= 10000) of debt: a bucket beyond that was planted by
+  -- someone who can write to Redis (or is garbage) and is not believed (issue 16).
+  if tat > now + tolerance + 10000 * interval then tat = now end
   if fit > 0 then
     local wait = tat + (fit - 1) * interval - tolerance - now
     if wait > 0 then return wait end

@@ -50,3 +50,22 @@ test('Redis: a batch larger than the burst passes from a full bucket, then the c
   assert.equal((await limiter.check(other, 29, 1)).allowed, true);
   assert.equal((await limiter.check(other)).allowed, false);
 });
+
+// Issue 16, "Redis holds decisions": anyone who can write to Redis could plant a bucket whose
+// next allowed time is years away and keep an address limited for as long. No honest charge
+// puts a bucket further ahead than the burst plus the largest batch (10,000 clicks, the config
+// bound) of debt; a bucket beyond that is not believed.
+test('Redis: a planted bucket years ahead does not limit the address', async () => {
+  const limiter = createRateLimiter(redis, { perSecond: 100, burst: 200 });
+  const ip = bucket();
+  const [sec] = (await redis.time()) as [string, string];
+  const yearsAheadUs = (Number(sec) + 5 * 365 * 86_400) * 1_000_000;
+  await redis.set(`adclick:rl:${ip}`, String(yearsAheadUs));
+  const first = await limiter.admit(ip, [], 1);
+  assert.equal(first.decision.allowed, true, `limited by a planted bucket: retry after ${first.decision.retryAfterMs} ms`);
+  // An honest debt is still honoured: 200 (burst) + a 1,000-click batch, then refused.
+  const honest = bucket();
+  assert.equal((await limiter.admit(honest, [], 1)).decision.allowed, true);
+  assert.equal((await limiter.admit(honest, [], 1000, 1)).decision.allowed, true);
+  assert.equal((await limiter.admit(honest, [], 1)).decision.allowed, false, 'a client in honest debt waits');
+});
