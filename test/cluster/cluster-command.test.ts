@@ -3,22 +3,21 @@
 // process, down from a third; nothing of the cluster may remain afterwards.
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
 import { clusterTopology } from '../../src/cluster/cluster-command.ts';
 import { destroyNetworkSync } from '../../src/cluster/topology.ts';
 import { loadConfig } from '../../src/shared/config.ts';
-import { leftovers, randomTopologyName } from './test-cluster.ts';
+import { leftovers, randomTopologyName, testStateDir } from './test-cluster.ts';
 
 const execFileP = promisify(execFile);
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/adclick');
 
 test('cluster up prints every node with its address, status sees them answering, down removes everything', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'adclick-cluster-cli-'));
+  const dataDir = await testStateDir('cli');
   // The Kafka jars are large: share the project's cache rather than fetching them again.
   await mkdir(join(loadConfig().dataDir, 'cache'), { recursive: true });
   await symlink(join(loadConfig().dataDir, 'cache'), join(dataDir, 'cache'));

@@ -4,21 +4,22 @@
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
 import { createConnection } from 'node:net';
 import { cutOff, heal, namespacePids, nftRuleset } from '../../src/cluster/netns.ts';
 import { createNetwork, destroyNetwork, destroyNetworkSync, planTopology, readNetworkState } from '../../src/cluster/topology.ts';
-import { leftovers, randomTopologyName } from './test-cluster.ts';
+import { leftovers, onExitOrSignal, randomTopologyName, testStateDir } from './test-cluster.ts';
 
 const execFileP = promisify(execFile);
-const dir = await mkdtemp(join(tmpdir(), 'adclick-netns-'));
+const dir = await testStateDir('netns');
 const cleanups: string[] = [];
+const unhook = onExitOrSignal(() => { for (const f of cleanups) destroyNetworkSync(f); });
 after(async () => {
   for (const f of cleanups) destroyNetworkSync(f);
+  unhook();
   await rm(dir, { recursive: true, force: true });
 });
 

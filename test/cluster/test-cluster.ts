@@ -1,11 +1,11 @@
 // A throwaway 3-node Kafka cluster for the cluster tests: its own private /24 and tag (so it
 // can run next to `adclick cluster up` or another test), torn down in the caller's `after`
-// hook, and, as a last resort, when the process exits.
+// hook, as a last resort when the process exits or is interrupted, and otherwise by the next
+// test run (state under `<data dir>/cluster-tests/`, see testStateDir).
 //   const cluster = await startTestCluster({ after });   // top level of the test file
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KafkaCluster } from '../../src/cluster/kafka-cluster.ts';
 import { listLinks, listNamespaces } from '../../src/cluster/netns.ts';
@@ -13,6 +13,7 @@ import { createNetwork, destroyNetwork, destroyNetworkSync, planTopology, type T
 import { loadConfig } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { ensureKafkaDist } from '../../src/stack/kafka-dist.ts';
+import { isAlive } from '../../src/stack/pid-files.ts';
 import { kafkaDurability } from '../../src/stack/topics.ts';
 
 export interface TestCluster {
@@ -38,10 +39,48 @@ export async function leftovers(t: Topology): Promise<string[]> {
   return [...(await listNamespaces()), ...(await listLinks())].filter(ours);
 }
 
+/**
+ * A state dir for one test run under `<data dir>/cluster-tests/`, after removing what runs
+ * whose process died without cleaning up (SIGKILL, a crash) left there: their network state
+ * files name their namespaces and links.
+ */
+export async function testStateDir(prefix: string): Promise<string> {
+  const parent = join(loadConfig().dataDir, 'cluster-tests');
+  await mkdir(parent, { recursive: true });
+  for (const name of await readdir(parent)) {
+    const dir = join(parent, name);
+    const owner = Number((await readFile(join(dir, 'owner.pid'), 'utf8').catch(() => '')).trim());
+    if (owner && isAlive(owner)) continue;
+    // Network state files: the run's own (*.json) or a `cluster up` data dir's (cluster/network.json).
+    const files = [...(await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json')), join('cluster', 'network.json')];
+    for (const f of files) await destroyNetwork(join(dir, f)).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+  const dir = await mkdtemp(join(parent, `${prefix}-`));
+  await writeFile(join(dir, 'owner.pid'), `${process.pid}\n`);
+  return dir;
+}
+
+/** Ctrl-C ends a test process without 'exit' hooks: run the last resort on signals too. */
+export function onExitOrSignal(fn: () => void): () => void {
+  const onSignal = (sig: NodeJS.Signals) => {
+    fn();
+    process.kill(process.pid, sig);
+  };
+  process.once('exit', fn);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.off('exit', fn);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
 export async function startTestCluster(hooks: { after(fn: () => unknown): void }, opts: { keepStateDir?: boolean } = {}): Promise<TestCluster> {
   const config = loadConfig();
   const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion });
-  const stateDir = await mkdtemp(join(tmpdir(), 'adclick-cluster-'));
+  const stateDir = await testStateDir('kafka');
   const stateFile = join(stateDir, 'network.json');
   const topology = planTopology({ ...randomTopologyName(), nodes: ['kafka-1', 'kafka-2', 'kafka-3'] });
   const kafka = new KafkaCluster({
@@ -53,14 +92,14 @@ export async function startTestCluster(hooks: { after(fn: () => unknown): void }
     kafka.killNow();
     destroyNetworkSync(stateFile);
   };
-  process.once('exit', lastResort);
+  const unhook = onExitOrSignal(lastResort);
   let stopped: Promise<void> | undefined;
   const stop = () => (stopped ??= (async () => {
     try {
       await kafka.stop();
       await destroyNetwork(stateFile);
     } finally {
-      process.off('exit', lastResort);
+      unhook();
       if (!opts.keepStateDir) await rm(stateDir, { recursive: true, force: true });
     }
   })());
@@ -72,7 +111,7 @@ export async function startTestCluster(hooks: { after(fn: () => unknown): void }
     await kafka.start();
   } catch (err) {
     lastResort();
-    process.off('exit', lastResort);
+    unhook();
     if (!opts.keepStateDir) rmSync(stateDir, { recursive: true, force: true });
     throw err;
   }
