@@ -148,7 +148,7 @@ export const SETTINGS = {
   queryStorageTimeoutMs: setting('ADCLICK_QUERY_STORAGE_TIMEOUT_MS', 10_000, int(100), 'A storage call slower than this answers 503'),
   queryMaxExecutionSec: setting('ADCLICK_QUERY_MAX_EXECUTION_SEC', 8, int(0, 3600), 'ClickHouse max_execution_time of every query API read, in seconds (0: none); past it 503 UNAVAILABLE. Keep it below the storage timeout so ClickHouse stops the work too'),
   queryMaxResultRows: setting('ADCLICK_QUERY_MAX_RESULT_ROWS', 100_000, int(0), 'ClickHouse max_result_rows of every query API read (0: none); more: 400 QUERY_TOO_EXPENSIVE'),
-  queryMaxRowsToRead: setting('ADCLICK_QUERY_MAX_ROWS_TO_READ', 0, int(0), 'ClickHouse max_rows_to_read of every query API read (0: none; all-time campaign totals read every 1m row of the advertiser); more: 400 QUERY_TOO_EXPENSIVE'),
+  queryMaxRowsToRead: setting('ADCLICK_QUERY_MAX_ROWS_TO_READ', 0, int(0), 'ClickHouse max_rows_to_read of every query API read (0: none; all-time campaign totals read the 1h rows of the advertiser, and 1m rows after the last closed hour); more: 400 QUERY_TOO_EXPENSIVE'),
   queryKeyNegativeCacheMs: setting('ADCLICK_QUERY_KEY_NEGATIVE_CACHE_MS', 5000, int(0), 'How long a failed API key is refused without a lookup (0: never remembered); a key minted by this serving process works at once, one minted by another within this time'),
   queryAuthFailureBurst: setting('ADCLICK_QUERY_AUTH_FAILURE_BURST', 20, int(1), 'Failed API-key lookups one client address may cause at once; then 429 RATE_LIMITED for keys not already known good'),
   queryAuthFailuresPerMin: setting('ADCLICK_QUERY_AUTH_FAILURES_PER_MIN', 30, int(1), 'Failed API-key lookups per minute one client address may cause in the long run'),

@@ -126,10 +126,46 @@ WHERE ${where} AND granularity = {g:String}${t.sql} GROUP BY k`, p),
   return m;
 }
 
-/** Total clicks per campaign of one advertiser, optionally within [from, to). Sorted by campaign_id. */
+/** Total clicks per campaign of one advertiser, optionally within [from, to) (1m windows). Sorted by campaign_id. */
 export async function campaignTotals(store: Store, advertiserId: number, from?: number | Date, to?: number | Date): Promise<CampaignTotal[]> {
+  if (from === undefined && to === undefined) {
+    const split = closedHoursEnd(await completeBefore(store));
+    if (split > 0) return allTimeCampaignTotals(store, advertiserId, split);
+  }
   const m = await totalsBy(store, 'campaign_id', 'advertiser_id = {adv:UInt64}', { adv: advertiserId }, from, to);
   return [...m.entries()].sort((a, b) => a[0] - b[0]).map(([campaign_id, total_clicks]) => ({ campaign_id, total_clicks }));
+}
+
+/** End of the closed hours: complete_before rounded down to the hour (a 1h window [s, s+1h) is closed when s+1h <= it); 0 when unknown. */
+export function closedHoursEnd(completeBeforeMs: number | null): number {
+  const step = GRANULARITY_MS['1h'];
+  return completeBeforeMs === null || completeBeforeMs <= 0 ? 0 : Math.floor(completeBeforeMs / step) * step;
+}
+
+/**
+ * All-time totals per campaign, counted from 1h windows before `splitMs` (closed hours) and
+ * 1m windows from it on: the same number as summing every 1m window, from ~60x fewer rows
+ * (a month of 1m rows is what made the campaign list slow). Each granularity on its own
+ * counts every click once (aggregate + the late corrections recorded for that
+ * granularity), and a 1m window lies in exactly one side of an hour-aligned split, so the
+ * sides add up. Caveat: a backfill over part of an hour recomputes that hour's 1m windows
+ * but not its 1h window; if the two then disagree the all-time total follows the 1h one.
+ */
+export async function allTimeCampaignTotals(store: Store, advertiserId: number, splitMs: number): Promise<CampaignTotal[]> {
+  const side = (g: GranularityName, cmp: '<' | '>=') => `SELECT campaign_id AS k, argMax(clicks, version) AS c FROM ${DB}.click_aggregates
+  WHERE advertiser_id = {adv:UInt64} AND granularity = '${g}' AND window_start ${cmp} {split:DateTime}
+  GROUP BY campaign_id, ad_id, window_start
+  UNION ALL
+  SELECT campaign_id AS k, uniqExact(impression_id, event_type) AS c FROM ${DB}.late_clicks
+  WHERE advertiser_id = {adv:UInt64} AND granularity = '${g}' AND window_start ${cmp} {split:DateTime}
+  GROUP BY campaign_id`;
+  const rows = await store.query<{ k: number; clicks: number }>(
+    `SELECT k, sum(c) AS clicks FROM (
+  ${side('1h', '<')}
+  UNION ALL
+  ${side('1m', '>=')}
+) GROUP BY k ORDER BY k`, { adv: advertiserId, split: splitMs });
+  return rows.map((r) => ({ campaign_id: Number(r.k), total_clicks: Number(r.clicks) }));
 }
 
 /** Clicks of one campaign within a range, as the series endpoints count them. */

@@ -8,7 +8,7 @@ import { buildBatch, writeBatch, type SinkMessage } from '../../src/sink/batch.t
 import { createApiKey, findApiKey, getApiKeyRecord, hashApiKey, revokeApiKey } from '../../src/store/api-keys.ts';
 import { DB, migrate } from '../../src/store/migrations.ts';
 import { backfill, generationOf, reconcile } from '../../src/store/batch-path.ts';
-import { adTotals, advanceCompleteBefore, advertiserAdCampaigns, advertiserHasCampaign, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
+import { adTotals, advanceCompleteBefore, advertiserAdCampaigns, allTimeCampaignTotals, closedHoursEnd, advertiserHasCampaign, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd as seriesForAdWithFlags, seriesForCampaign as seriesForCampaignWithFlags, type SeriesPoint } from '../../src/store/reads.ts';
 
 // Most assertions here are about counts; the `revised` flag is asserted on its own below.
 const counts = (pts: SeriesPoint[]) => pts.map(({ window_start_ms, clicks }) => ({ window_start_ms, clicks }));
@@ -520,6 +520,44 @@ WHERE advertiser_id = {adv:UInt64} GROUP BY g, ad, ws ORDER BY g, ad, ws`, { adv
     } finally {
       await app.close();
     }
+  });
+
+  test(`${name}: all-time campaign totals from closed 1h windows + 1m after them = the old all-1m sum`, async () => {
+    // Consistent rows as the pipeline writes them (every granularity counts each click once,
+    // as an aggregate or as a late correction of that granularity), on their own day and ids.
+    const HA = T0 - 2 * 86_400_000, HOUR = 60 * MIN;
+    const adv = 96, c0 = { adv, camp: 960 }, c1 = { adv, camp: 961 };
+    await writeBatch(store, buildBatch([
+      // Hour HA, ad 9600: 3 clicks at :00 (an older streaming emission too), 2 at :05, one
+      // late for 1m only at :07 (on time for 5m and 1h), one late for every granularity at :20.
+      agg({ g: 1, ...c0, ad: 9600, ws: HA, clicks: 1 }), agg({ g: 1, ...c0, ad: 9600, ws: HA, clicks: 3, final: true }),
+      agg({ g: 1, ...c0, ad: 9600, ws: HA + 5 * MIN, clicks: 2, final: true }),
+      agg({ g: 2, ...c0, ad: 9600, ws: HA, clicks: 3, final: true }), agg({ g: 2, ...c0, ad: 9600, ws: HA + 5 * MIN, clicks: 3, final: true }),
+      agg({ g: 3, ...c0, ad: 9600, ws: HA, clicks: 4 }), agg({ g: 3, ...c0, ad: 9600, ws: HA, clicks: 6, final: true }),
+      ...lateFor([1], { ...c0, ad: 9600, imp: 'alltime-late-1m', t: HA + 7 * MIN + 1_000 }),
+      ...lateFor([1, 2, 3], { ...c0, ad: 9600, imp: 'alltime-late-all', t: HA + 20 * MIN + 1_000 }),
+      // Hour HA+1h: ad 9601 moves from campaign 960 (4 clicks at :00) to 961 (5 clicks at :30).
+      agg({ g: 1, ...c0, ad: 9601, ws: HA + HOUR, clicks: 4, final: true }), agg({ g: 1, ...c1, ad: 9601, ws: HA + HOUR + 30 * MIN, clicks: 5, final: true }),
+      agg({ g: 2, ...c0, ad: 9601, ws: HA + HOUR, clicks: 4, final: true }), agg({ g: 2, ...c1, ad: 9601, ws: HA + HOUR + 30 * MIN, clicks: 5, final: true }),
+      agg({ g: 3, ...c0, ad: 9601, ws: HA + HOUR, clicks: 4, final: true }), agg({ g: 3, ...c1, ad: 9601, ws: HA + HOUR, clicks: 5, final: true }),
+      // Hour HA+2h, still open for 1h: its 1m window is final, the 1h row an early emission.
+      agg({ g: 1, ...c0, ad: 9600, ws: HA + 2 * HOUR + 3 * MIN, clicks: 2, final: true }), agg({ g: 3, ...c0, ad: 9600, ws: HA + 2 * HOUR, clicks: 1 }),
+    ]));
+    const old = await campaignTotals(store, adv, HA - HOUR, HA + 4 * HOUR); // the 1m path
+    assert.deepEqual(old, [{ campaign_id: 960, total_clicks: 7 + 4 + 2 }, { campaign_id: 961, total_clicks: 5 }]);
+    for (const split of [HA, HA + HOUR, HA + 2 * HOUR]) {
+      assert.deepEqual(await allTimeCampaignTotals(store, adv, split), old, `split at HA + ${(split - HA) / HOUR} h`);
+    }
+    // Past an hour still open for 1h, its early 1h emission would count: why the split is
+    // complete_before rounded down to the hour, never later.
+    assert.notDeepEqual(await allTimeCampaignTotals(store, adv, HA + 3 * HOUR), old);
+    // Once the watermark passes the hour its final 1h row is stored; the all-time path splits
+    // at this store's complete_before (other tests set it; none: all from 1m).
+    await writeBatch(store, buildBatch([agg({ g: 3, ...c0, ad: 9600, ws: HA + 2 * HOUR, clicks: 2, final: true })]));
+    assert.deepEqual(await campaignTotals(store, adv), old, 'the all-time path at whatever complete_before is');
+    assert.equal(closedHoursEnd(null), 0);
+    assert.equal(closedHoursEnd(HA + HOUR - 1), HA);
+    assert.equal(closedHoursEnd(HA + HOUR), HA + HOUR);
   });
 
   test(`${name}: conservation per window: accepted = served (streaming + late) + duplicates + rejected`, async () => {
