@@ -1,7 +1,7 @@
 // Adapts the read helpers to the query API's QueryRepository (src/query/repository.ts).
 // Typed structurally: store/ does not import query/ (parts only import shared/ and store/).
 import { findApiKey, getApiKeyRecord } from './api-keys.ts';
-import { adTotals, advertiserAdCampaigns, advertiserHasCampaign, campaignRangeClicks, campaignTotals, completeBefore, seriesForAd, seriesForCampaign } from './reads.ts';
+import { adTotals, advertiserAdCampaigns, advertiserHasCampaign, campaignRangeClicks, campaignTotalsAt, completeBefore, seriesForAd, seriesForCampaign } from './reads.ts';
 import { capError, withLimits, type QueryLimits } from './query-limits.ts';
 import type { GranularityName } from './rows.ts';
 import type { Store } from './store.ts';
@@ -20,6 +20,12 @@ export function storeQueryRepository(raw: Store, opts: { timeoutMs?: number; lim
       throw capError(err) ?? err;
     }
   };
+  // The campaign list asks for complete_before twice at once (its answer, and where the
+  // all-time totals switch from 1h to 1m windows): reads that overlap share one statement.
+  // A caller that joins a read in flight gets an answer at most one statement old, and
+  // complete_before only grows: never ahead of what is stored.
+  let completeBeforeInFlight: Promise<number | null> | null = null;
+  const sharedCompleteBefore = () => (completeBeforeInFlight ??= completeBefore(store).finally(() => { completeBeforeInFlight = null; }));
   return {
     findApiKey: (keyHash: string) => capped(async () => {
       const r = await getApiKeyRecord(store, keyHash);
@@ -28,7 +34,7 @@ export function storeQueryRepository(raw: Store, opts: { timeoutMs?: number; lim
     hasCampaign: (advertiserId: number, campaignId: number) => capped(() => advertiserHasCampaign(store, advertiserId, campaignId)),
     adCampaigns: (advertiserId: number, adId: number) => capped(() => advertiserAdCampaigns(store, advertiserId, adId)),
     campaignTotals: (advertiserId: number) => capped(async () =>
-      (await campaignTotals(store, advertiserId)).map((t) => ({ campaignId: t.campaign_id, clicks: t.total_clicks }))),
+      (await campaignTotalsAt(store, advertiserId, await sharedCompleteBefore())).map((t) => ({ campaignId: t.campaign_id, clicks: t.total_clicks }))),
     campaignRangeClicks: (q: { advertiserId: number; granularity: GranularityName; fromMs: number; toMs: number }) => capped(async () =>
       (await campaignRangeClicks(store, { advertiserId: q.advertiserId, granularity: q.granularity, from: q.fromMs, to: q.toMs }))
         .map((t) => ({ campaignId: t.campaign_id, clicks: t.clicks }))),
@@ -43,7 +49,7 @@ export function storeQueryRepository(raw: Store, opts: { timeoutMs?: number; lim
       const rows = await adTotals(store, { advertiserId: q.advertiserId, campaignId: q.campaignId, granularity: q.granularity, from: q.fromMs, to: q.toMs, limit: q.limit });
       return rows.map((r) => ({ adId: r.ad_id, clicks: r.clicks }));
     }),
-    completeBefore: () => capped(() => completeBefore(store)),
+    completeBefore: () => capped(() => sharedCompleteBefore()),
     ping: () => raw.ping(),
   };
 }

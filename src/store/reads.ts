@@ -128,11 +128,16 @@ WHERE ${where} AND granularity = {g:String}${t.sql} GROUP BY k`, p),
 
 /** Total clicks per campaign of one advertiser, optionally within [from, to) (1m windows). Sorted by campaign_id. */
 export async function campaignTotals(store: Store, advertiserId: number, from?: number | Date, to?: number | Date): Promise<CampaignTotal[]> {
-  if (from === undefined && to === undefined) {
-    const split = closedHoursEnd(await completeBefore(store));
-    if (split > 0) return allTimeCampaignTotals(store, advertiserId, split);
-  }
+  if (from === undefined && to === undefined) return campaignTotalsAt(store, advertiserId, await completeBefore(store));
   const m = await totalsBy(store, 'campaign_id', 'advertiser_id = {adv:UInt64}', { adv: advertiserId }, from, to);
+  return [...m.entries()].sort((a, b) => a[0] - b[0]).map(([campaign_id, total_clicks]) => ({ campaign_id, total_clicks }));
+}
+
+/** All-time totals per campaign given the pipeline's complete_before (completeBefore()); null: every 1m window. */
+export async function campaignTotalsAt(store: Store, advertiserId: number, completeBeforeMs: number | null): Promise<CampaignTotal[]> {
+  const split = closedHoursEnd(completeBeforeMs);
+  if (split > 0) return allTimeCampaignTotals(store, advertiserId, split);
+  const m = await totalsBy(store, 'campaign_id', 'advertiser_id = {adv:UInt64}', { adv: advertiserId });
   return [...m.entries()].sort((a, b) => a[0] - b[0]).map(([campaign_id, total_clicks]) => ({ campaign_id, total_clicks }));
 }
 
