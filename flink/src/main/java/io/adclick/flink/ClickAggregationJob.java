@@ -97,6 +97,9 @@ public final class ClickAggregationJob {
 
         StreamExecutionEnvironment env = createEnvironment(cfg.toFlinkConfiguration());
         buildJob(env, cfg);
+        if (env instanceof LocalStreamEnvironment && cfg.webUiPort > 0) {
+            LocalTaskManagerWatchdog.start(cfg.webUiBindAddress, cfg.webUiPort, 5_000, 15_000, () -> Runtime.getRuntime().halt(1));
+        }
 
         JobClient client = env.executeAsync(cfg.jobName);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -168,6 +171,11 @@ public final class ClickAggregationJob {
                         ? TransactionNamingStrategy.INCREMENTING : TransactionNamingStrategy.POOLING)
                 .setProperty("transaction.timeout.ms", Long.toString(cfg.transactionTimeoutMs))
                 .setProperty("acks", "all")
+                // A record waits up to 10 min for its send (Kafka's default: 2 min). A frozen JVM (a long GC
+                // pause, a stopped container) otherwise expires its batches on resume, which fails the task
+                // and, in the local form, the only TaskManager (see LocalTaskManagerWatchdog). Checkpoints
+                // still fail after --checkpoint-timeout-ms when the broker is really gone.
+                .setProperty("delivery.timeout.ms", "600000")
                 .build();
     }
 
