@@ -4,7 +4,6 @@
 // time out.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -13,6 +12,7 @@ import { createRateLimiter, type RateLimiter } from '../../../src/gateway/rate-l
 import { signClick } from '../../../src/shared/signature.ts';
 import { createRegistry } from '../../../src/shared/metrics.ts';
 import { FakeDedup, FakeLimiter, FakePublisher } from './fakes.ts';
+import { msUntilServerCloses, within } from '../../helpers/slow-client.ts';
 
 const NOW = Date.now();
 const KEYS = new Map([['k1', 'secret-one']]);
@@ -43,15 +43,6 @@ function endlessBody(): PassThrough {
   const s = new PassThrough();
   s.write('{"clicks": [');
   return s;
-}
-
-async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 test('a limited client is refused before its body is read (429, Retry-After, connection closed)', async () => {
@@ -167,20 +158,7 @@ test('slow bodies: the connection is closed after the request timeout', async ()
   await app.listen({ host: '127.0.0.1', port: 0 });
   try {
     const { port } = app.server.address() as AddressInfo;
-    const t0 = Date.now();
-    const closedAfter = await within(5000, new Promise<number>((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.write(`POST /v1/clicks/batch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{"clicks": [`);
-        // A byte now and then: never idle, never done.
-        const drip = setInterval(() => s.write(' '), 100);
-        s.on('close', () => {
-          clearInterval(drip);
-          resolve(Date.now() - t0);
-        });
-      });
-      s.on('error', () => undefined);
-      s.on('data', () => undefined);
-    }), 'slow body');
+    const closedAfter = await msUntilServerCloses(port, `POST /v1/clicks/batch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{"clicks": [`, ' ', 5000, 'slow body');
     assert.ok(closedAfter >= 500 && closedAfter < 3000, `closed after ${closedAfter} ms`);
   } finally {
     await app.close();

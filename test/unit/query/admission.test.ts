@@ -3,12 +3,13 @@
 // ever read (no route takes one), and slow requests time out.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildQueryApp, type QueryAppOptions } from '../../../src/query/app.ts';
 import { FakeRepository } from './fake-repository.ts';
+import { msUntilServerCloses, within } from '../../helpers/slow-client.ts';
 
 const KEY = 'ak_live_advertiser7_secret';
 
@@ -19,15 +20,6 @@ function setup(options: Partial<QueryAppOptions> = {}) {
   const clock = { now: Date.UTC(2026, 10, 27, 11, 30) };
   const app = buildQueryApp({ repo, logger: pino({ level: 'silent' }), clock: () => clock.now, options, registry: new Registry() });
   return { app, repo, clock };
-}
-
-async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 test('a POST to an unknown route answers 404 at once, without reading its body', async () => {
@@ -75,20 +67,7 @@ test('slow requests: the connection is closed after the request timeout', async 
   await app.listen({ host: '127.0.0.1', port: 0 });
   try {
     const { port } = app.server.address() as AddressInfo;
-    const t0 = Date.now();
-    const closedAfter = await within(5000, new Promise<number>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.write('GET /v1/campaigns HTTP/1.1\r\nhost: x\r\n');
-        // Headers trickle in, a line now and then: never idle, never done.
-        const drip = setInterval(() => s.write('x-slow: 1\r\n'), 100);
-        s.on('close', () => {
-          clearInterval(drip);
-          resolve(Date.now() - t0);
-        });
-      });
-      s.on('error', () => undefined);
-      s.on('data', () => undefined);
-    }), 'slow request');
+    const closedAfter = await msUntilServerCloses(port, 'GET /v1/campaigns HTTP/1.1\r\nhost: x\r\n', 'x-slow: 1\r\n', 5000, 'slow request');
     assert.ok(closedAfter >= 250 && closedAfter < 3000, `closed after ${closedAfter} ms`);
   } finally {
     await app.close();
