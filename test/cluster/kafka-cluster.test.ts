@@ -6,6 +6,7 @@
 //   npm test -- cluster                       short form
 //   ADCLICK_CLUSTER_TEST_LONG=1 npm test -- cluster   30 s cut
 import assert from 'node:assert/strict';
+import KafkaJs from '@confluentinc/kafka-javascript';
 import { after, test } from 'node:test';
 import { describePartitions, waitFullyInSync, type PartitionState } from '../../src/cluster/kafka-cluster.ts';
 import { checkLedger, longestAckGapMs, readBack, startLedgerProducer, type LedgerResult } from '../../src/cluster/kafka-ledger.ts';
@@ -13,8 +14,9 @@ import { cutOff, heal, nftRuleset } from '../../src/cluster/netns.ts';
 import { loadConfig } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { ensureTopics, kafkaDurability, pipelineTopics } from '../../src/stack/topics.ts';
-import { leftovers, startTestCluster } from './test-cluster.ts';
+import { describeConfigs, leftovers, startTestCluster } from './test-cluster.ts';
 
+const { KafkaJS } = KafkaJs;
 const LONG = process.env.ADCLICK_CLUSTER_TEST_LONG === '1';
 const CUT_MS = LONG ? 30_000 : 10_000;
 const RATE = 100;
@@ -60,6 +62,40 @@ test('the pipeline topics are created with 3 replicas on 3 brokers in 3 namespac
   await ensureTopics(bootstrap, topics, logger);
   const parts = await waitFullyInSync(bootstrap, topics.map((t) => t.name), 60_000);
   for (const p of parts) assert.deepEqual([...p.replicas].sort(), [1, 2, 3], `${p.topic}/${p.partition}`);
+  const clicks = await describeConfigs(cluster, 'topics', config.clicksTopic);
+  assert.equal(clicks['min.insync.replicas'], '2');
+  assert.equal(clicks['unclean.leader.election.enable'], 'false');
+});
+
+test('the offsets topic and the transaction log are replicated 3 ways with min ISR 2', async () => {
+  // Both internal topics appear on first use: a transactional write read back by a group.
+  const topic = await ledgerTopic('ledger-txn', 1);
+  const client = new KafkaJS.Kafka({ kafkaJS: { brokers: bootstrap.split(','), logLevel: KafkaJS.logLevel.NOTHING } });
+  // The first transactional client finds the new log's coordinator still loading
+  // (COORDINATOR_LOAD_IN_PROGRESS, retriable): retry as an application would. An attempt that
+  // failed after its send was never committed, so read_committed still sees the record once.
+  for (let attempt = 1; ; attempt++) {
+    const producer = client.producer({ kafkaJS: { transactionalId: 'cluster-test-txn', idempotent: true, acks: -1 } });
+    try {
+      await producer.connect();
+      const txn = await producer.transaction();
+      await txn.send({ topic, messages: [{ key: 'k', value: 'v' }] });
+      await txn.commit();
+      break;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(2000);
+    } finally {
+      await producer.disconnect().catch(() => undefined);
+    }
+  }
+  assert.equal((await readBack(bootstrap, topic)).get('k'), 1);
+  const parts = await waitFullyInSync(bootstrap, ['__consumer_offsets', '__transaction_state'], 60_000);
+  assert.deepEqual(new Set(parts.map((p) => p.topic)), new Set(['__consumer_offsets', '__transaction_state']));
+  for (const p of parts) assert.equal(p.replicas.length, 3, `${p.topic}/${p.partition}`);
+  const broker = await describeConfigs(cluster, 'brokers', '1');
+  assert.equal(broker['transaction.state.log.min.isr'], '2');
+  assert.equal(broker['min.insync.replicas'], '2');
 });
 
 test('kill -9 of the busiest leader and its restart: the read_committed read-back is exactly the acks=all ledger', async () => {

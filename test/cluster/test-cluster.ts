@@ -3,7 +3,9 @@
 // hook, as a last resort when the process exits or is interrupted, and otherwise by the next
 // test run (state under `<data dir>/cluster-tests/`, see testStateDir).
 //   const cluster = await startTestCluster({ after });   // top level of the test file
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +27,24 @@ export interface TestCluster {
   readonly startMs: number;
   /** Stop the brokers and remove the network (idempotent; the after hook calls it too). */
   stop(): Promise<void>;
+}
+
+const execFileP = promisify(execFile);
+
+/**
+ * Configs as a broker reports them (Kafka's ConfigCommand, every value incl. defaults):
+ * `topics`/name or `brokers`/node id.
+ */
+export async function describeConfigs(cluster: TestCluster, entityType: 'topics' | 'brokers', entityName: string): Promise<Record<string, string>> {
+  const dist = cluster.kafka.options.dist;
+  const { stdout } = await execFileP('java', [
+    '-Xmx128m', `-Dlog4j2.configurationFile=${join(cluster.stateDir, 'kafka-1', 'log4j2-tools.properties')}`, '-cp', dist.classpath,
+    'kafka.admin.ConfigCommand', '--bootstrap-server', cluster.kafka.bootstrap,
+    '--entity-type', entityType, '--entity-name', entityName, '--describe', '--all',
+  ], { timeout: 120_000 });
+  const out: Record<string, string> = {};
+  for (const m of stdout.matchAll(/^\s+([\w.]+)=(.*?) sensitive=/gm)) out[m[1]!] = m[2]!;
+  return out;
 }
 
 /** A tag and a 10.231.x.0/24 no other test run is likely to hold at the same moment. */
