@@ -49,8 +49,6 @@ export async function startLedgerProducer(o: LedgerProducerOptions): Promise<Led
     kafkaJS: { acks: o.acks, idempotent: o.idempotent, ...(o.idempotent ? {} : { maxInFlightRequests: 5 }) },
     'message.timeout.ms': o.deliveryTimeoutMs ?? 180_000,
     'linger.ms': 5,
-    // A record that was never acknowledged must not be retried by a fresh request with
-    // acks=1 beyond what librdkafka does itself; the defaults are what a client would run.
   } as never);
   await producer.connect();
   const run = randomBytes(3).toString('hex');
