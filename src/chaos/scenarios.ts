@@ -247,12 +247,12 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'flink-pause',
     stack: 'server',
     description: 'SIGSTOP the Flink job for 5 minutes (short form: 75 s) while the gateway keeps accepting, then SIGCONT: exact, and no click that was on time at the gateway becomes a late correction',
-    // After 5 minutes stopped, the job's Kafka producers find their batches expired
-    // (delivery timeout) and the job fails; measured twice: the MiniCluster lost its only
-    // TaskManager, in-job restarts found no slots for ~3 min until the restart strategy
-    // gave up and the process exited, and the supervisor restarted it from the last
-    // checkpoint. Counts do not move meanwhile, so "unchanged for 60 s" must not end the
-    // drain; then five minutes of backlog to read.
+    // Found by this long form (fixed in 616dc0d): after 5 minutes stopped the job's Kafka
+    // producers expired their batches (2 min delivery timeout), the MiniCluster lost its
+    // only TaskManager and got no slots for ~3 min until the process exited. Now the sinks
+    // wait 10 min and a watchdog restarts a TaskManager-less job at once; on SIGCONT the
+    // job still restarts in-job (heartbeats timed out), during which counts do not move,
+    // so "unchanged for 60 s" must not end the drain; then five minutes of backlog to read.
     drainTimeoutMs: 900_000,
     drainStableMs: 420_000,
     async inject(ctx) {
