@@ -4,6 +4,7 @@
 // key turns out good. In-process, like the per-key limit: N query processes give a client
 // up to N times the budget.
 import type { Clock } from './auth.ts';
+import { TokenBucketLimiter } from './rate-limit.ts';
 
 export interface AuthFailureLimitOptions {
   /** Failed lookups a client may cause at once. */
@@ -16,47 +17,21 @@ export interface AuthFailureLimitOptions {
 
 export type FailureDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterSec: number };
 
+/** The per-key token bucket of rate-limit.ts, counting failures instead of requests. */
 export class AuthFailureLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly bucket: TokenBucketLimiter;
 
-  constructor(private readonly clock: Clock, private readonly opts: AuthFailureLimitOptions) {}
+  constructor(clock: Clock, opts: AuthFailureLimitOptions) {
+    this.bucket = new TokenBucketLimiter(clock, { perSec: opts.perMin / 60, burst: opts.burst, maxKeys: opts.maxClients });
+  }
 
   /** Takes one failure from the client's budget, or says how long until one is back. */
   reserve(client: string): FailureDecision {
-    const now = this.clock();
-    const tokens = this.tokensAt(client, now);
-    if (tokens >= 1) {
-      this.put(client, tokens - 1, now);
-      return { allowed: true };
-    }
-    this.put(client, tokens, now);
-    const perMs = this.opts.perMin / 60_000;
-    return { allowed: false, retryAfterSec: Math.max(1, Math.ceil((1 - tokens) / perMs / 1000)) };
+    return this.bucket.take(client);
   }
 
   /** The reserved lookup did not fail: give the failure back. */
   refund(client: string): void {
-    const now = this.clock();
-    if (!this.buckets.has(client)) return;
-    this.put(client, Math.min(this.opts.burst, this.tokensAt(client, now) + 1), now);
-  }
-
-  private tokensAt(client: string, now: number): number {
-    const prev = this.buckets.get(client);
-    if (!prev) return this.opts.burst;
-    return Math.min(this.opts.burst, prev.tokens + (Math.max(0, now - prev.at) * this.opts.perMin) / 60_000);
-  }
-
-  private put(client: string, tokens: number, now: number): void {
-    // Map order doubles as recency order.
-    if (!this.buckets.delete(client)) {
-      while (this.buckets.size >= this.opts.maxClients) {
-        const oldest = this.buckets.keys().next();
-        if (oldest.done) break;
-        this.buckets.delete(oldest.value);
-      }
-    }
-    this.buckets.set(client, { tokens, at: now });
+    this.bucket.refund(client);
   }
 }
-

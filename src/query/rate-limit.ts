@@ -43,4 +43,13 @@ export class TokenBucketLimiter {
     this.buckets.set(key, { tokens, at: now });
     return { allowed: false, retryAfterSec: Math.min(MAX_RETRY_AFTER_SEC, Math.max(1, Math.ceil((1 - tokens) / perSec))) };
   }
+
+  /** Gives back one token `take` took (the work it paid for turned out free); never above the burst. */
+  refund(key: string): void {
+    const prev = this.buckets.get(key);
+    if (!prev) return;
+    const now = this.clock();
+    const tokens = Math.min(this.opts.burst, prev.tokens + (Math.max(0, now - prev.at) / 1000) * this.opts.perSec + 1);
+    this.buckets.set(key, { tokens, at: now });
+  }
 }
