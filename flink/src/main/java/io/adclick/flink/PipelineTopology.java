@@ -54,16 +54,22 @@ public final class PipelineTopology {
         public final DataStream<Click> deduped;
         /** Cumulative per-(1m window, bucket) counts of accepted, duplicate and rejected records. */
         public final DataStream<AuditRecord> audit;
+        /**
+         * What crosses the ad-keyed exchange into the window operators (for tests that measure how a hot
+         * ad's work is spread): one record per deduplicated click.
+         */
+        public final DataStream<?> windowInput;
 
         Outputs(DataStream<WindowResult> aggregates, DataStream<WatermarkProgressRecord> watermarks,
                 DataStream<LateClickRecord> lateClicks, DataStream<DeadLetterRecord> deadLetters,
-                DataStream<Click> deduped, DataStream<AuditRecord> audit) {
+                DataStream<Click> deduped, DataStream<AuditRecord> audit, DataStream<?> windowInput) {
             this.aggregates = aggregates;
             this.watermarks = watermarks;
             this.lateClicks = lateClicks;
             this.deadLetters = deadLetters;
             this.deduped = deduped;
             this.audit = audit;
+            this.windowInput = windowInput;
         }
     }
 
@@ -103,7 +109,7 @@ public final class PipelineTopology {
 
         DataStream<AuditRecord> audit = audit(ingest, deduped.getSideOutput(DedupFunction.DUPLICATES), deadLetters, cfg);
 
-        return new Outputs(aggregates, watermarks, late, deadLetters, deduped, audit);
+        return new Outputs(aggregates, watermarks, late, deadLetters, deduped, audit, deduped);
     }
 
     /**
