@@ -7,6 +7,8 @@ import io.adclick.flink.audit.AuditKind;
 import io.adclick.flink.audit.AuditRecord;
 import io.adclick.flink.audit.AuditTally;
 import io.adclick.flink.functions.ClickCountAggregate;
+import io.adclick.flink.functions.ClickPreAggregator;
+import io.adclick.flink.functions.LatePartialGuard;
 import io.adclick.flink.functions.DedupFunction;
 import io.adclick.flink.functions.DedupKeySelector;
 import io.adclick.flink.functions.EarlyFiringEventTimeTrigger;
@@ -16,6 +18,7 @@ import io.adclick.flink.functions.SplitDeadLetters;
 import io.adclick.flink.functions.WatermarkProgressOperator;
 import io.adclick.flink.functions.WindowResultFunction;
 import io.adclick.flink.model.Click;
+import io.adclick.flink.model.ClickPartial;
 import io.adclick.flink.model.DeadLetterRecord;
 import io.adclick.flink.model.IngestRecord;
 import io.adclick.flink.model.LateClickRecord;
@@ -30,7 +33,9 @@ import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.DataStreamUtils;
 import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.windowing.assigners.TumblingEventTimeWindows;
+import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
 
 import java.time.Duration;
@@ -54,16 +59,22 @@ public final class PipelineTopology {
         public final DataStream<Click> deduped;
         /** Cumulative per-(1m window, bucket) counts of accepted, duplicate and rejected records. */
         public final DataStream<AuditRecord> audit;
+        /**
+         * What crosses the ad-keyed exchange into the window operators (for tests that measure how a hot
+         * ad's work is spread): {@link ClickPartial}s of the pre-aggregation.
+         */
+        public final DataStream<?> windowInput;
 
         Outputs(DataStream<WindowResult> aggregates, DataStream<WatermarkProgressRecord> watermarks,
                 DataStream<LateClickRecord> lateClicks, DataStream<DeadLetterRecord> deadLetters,
-                DataStream<Click> deduped, DataStream<AuditRecord> audit) {
+                DataStream<Click> deduped, DataStream<AuditRecord> audit, DataStream<?> windowInput) {
             this.aggregates = aggregates;
             this.watermarks = watermarks;
             this.lateClicks = lateClicks;
             this.deadLetters = deadLetters;
             this.deduped = deduped;
             this.audit = audit;
+            this.windowInput = windowInput;
         }
     }
 
@@ -78,18 +89,27 @@ public final class PipelineTopology {
                 .process(new DedupFunction(cfg.dedupTtlMs), TypeInformation.of(Click.class))
                 .name("dedup-impression-event").uid("dedup-impression-event");
 
-        KeyedStream<Click, Long> byAd = byAdBehindRestoredWatermarkGate(deduped);
+        // Hot keys (issue #17): the restored-watermark gate and the pre-aggregation run chained behind dedup
+        // (spread by impression); only partial counts cross the ad-keyed exchange into the windows.
+        Map<WindowGranularity, OutputTag<Click>> lateTags = new EnumMap<>(WindowGranularity.class);
+        for (WindowGranularity g : WindowGranularity.values()) lateTags.put(g, lateTag(g));
+        SingleOutputStreamOperator<ClickPartial> partials = preAggregate(deduped, cfg, lateTags);
+        Map<WindowGranularity, KeyedStream<ClickPartial, Long>> byAd = partialsByAd(partials);
         Map<WindowGranularity, SingleOutputStreamOperator<WindowResult>> windows = new EnumMap<>(WindowGranularity.class);
         DataStream<WindowResult> aggregates = null;
         DataStream<LateClickRecord> late = null;
         for (WindowGranularity g : WindowGranularity.values()) {
-            OutputTag<Click> lateTag = lateTag(g);
+            OutputTag<ClickPartial> guardTag = latePartialTag(g);
             SingleOutputStreamOperator<WindowResult> w =
-                    windowAggregate(byAd, g, cfg.allowedLatenessMs, cfg.earlyFireIntervalMs, lateTag);
+                    windowAggregate(byAd.get(g), g, cfg.allowedLatenessMs, cfg.earlyFireIntervalMs, guardTag);
             windows.put(g, w);
-            DataStream<LateClickRecord> l = w.getSideOutput(lateTag)
+            DataStream<LateClickRecord> guard = w.getSideOutput(guardTag)
+                    .process(new LatePartialGuard(g), TypeInformation.of(LateClickRecord.class))
+                    .name("late-partial-guard-" + g.label).uid("late-partial-guard-" + g.label);
+            DataStream<LateClickRecord> l = partials.getSideOutput(lateTags.get(g))
                     .process(new LateClickFunction(g), TypeInformation.of(LateClickRecord.class))
-                    .name("late-clicks-" + g.label).uid("late-clicks-" + g.label);
+                    .name("late-clicks-" + g.label).uid("late-clicks-" + g.label)
+                    .union(guard);
             aggregates = aggregates == null ? w : aggregates.union(w);
             late = late == null ? l : late.union(l);
         }
@@ -103,7 +123,7 @@ public final class PipelineTopology {
 
         DataStream<AuditRecord> audit = audit(ingest, deduped.getSideOutput(DedupFunction.DUPLICATES), deadLetters, cfg);
 
-        return new Outputs(aggregates, watermarks, late, deadLetters, deduped, audit);
+        return new Outputs(aggregates, watermarks, late, deadLetters, deduped, audit, partials);
     }
 
     /**
@@ -182,27 +202,81 @@ public final class PipelineTopology {
         return new OutputTag<>("late-" + g.label, TypeInformation.of(Click.class));
     }
 
+    /** The window operator's own late side output: never used (see {@link LatePartialGuard}). */
+    public static OutputTag<ClickPartial> latePartialTag(WindowGranularity g) {
+        return new OutputTag<>("late-partial-" + g.label, TypeInformation.of(ClickPartial.class));
+    }
+
+    /** How often the pre-aggregation flushes without a watermark advance or a checkpoint. */
+    static long preAggregateFlushMs(JobConfig cfg) {
+        return cfg.earlyFireIntervalMs > 0 ? Math.min(cfg.earlyFireIntervalMs, 200L) : 200L;
+    }
+
     /**
-     * Deduplicated clicks keyed by ad, behind the {@link RestoredWatermarkGate}: after a restore the
-     * window operators judge lateness against the pre-restart watermark instead of starting from
-     * {@code Long.MIN_VALUE}. The gate runs keyed (one exchange instead of one per window size) and the
-     * three window operators read its output as the same keyed stream over forward edges (chained), so
-     * each window subtask sees exactly the gate's watermarks: the restored watermark always precedes
-     * the first element it processes. New operator with its own uid: checkpoints taken before it
-     * existed restore unchanged (it then starts without a restored watermark).
+     * Deduplicated clicks behind the {@link RestoredWatermarkGate}, pre-aggregated into partial counts
+     * ({@link ClickPreAggregator}); clicks late for a window size leave on that size's side output. Gate
+     * and pre-aggregation are chained behind dedup (forward edges, same parallelism): the operator that
+     * judges lateness reads exactly one gate, so the restored watermark precedes the first click it judges.
+     * The gate keeps its uid and state: it used to run keyed by ad in front of the windows (until issue
+     * #17); its state is operator union state, so a checkpoint or savepoint from then restores into it.
      */
-    public static KeyedStream<Click, Long> byAdBehindRestoredWatermarkGate(DataStream<Click> deduped) {
+    public static SingleOutputStreamOperator<ClickPartial> preAggregate(
+            DataStream<Click> deduped, JobConfig cfg, Map<WindowGranularity, OutputTag<Click>> lateTags) {
         DataStream<Click> gated = deduped
-                .keyBy(new AdIdKey(), Types.LONG)
                 .transform("restored-watermark-gate", deduped.getType(), new RestoredWatermarkGate<Click>())
                 .uid("restored-watermark-gate");
-        return DataStreamUtils.reinterpretAsKeyedStream(gated, new AdIdKey(), Types.LONG);
+        return gated
+                .transform("pre-aggregate", TypeInformation.of(ClickPartial.class),
+                        new ClickPreAggregator(cfg.allowedLatenessMs, preAggregateFlushMs(cfg), lateTags))
+                .uid("pre-aggregate");
+    }
+
+    /**
+     * Partials keyed by ad, one stream per window size (the sizes each partial counts for). One exchange:
+     * a keyed router sends each partial to a side output per size, and the three window operators read
+     * those as keyed streams over forward edges (chained).
+     */
+    public static Map<WindowGranularity, KeyedStream<ClickPartial, Long>> partialsByAd(DataStream<ClickPartial> partials) {
+        SingleOutputStreamOperator<ClickPartial> routed = partials
+                .keyBy(new PartialAdIdKey(), Types.LONG)
+                .process(new RouteByGranularity(), TypeInformation.of(ClickPartial.class))
+                .name("partials-by-ad").uid("partials-by-ad");
+        Map<WindowGranularity, KeyedStream<ClickPartial, Long>> out = new EnumMap<>(WindowGranularity.class);
+        for (WindowGranularity g : WindowGranularity.values()) {
+            out.put(g, DataStreamUtils.reinterpretAsKeyedStream(routed.getSideOutput(RouteByGranularity.tag(g)),
+                    new PartialAdIdKey(), Types.LONG));
+        }
+        return out;
+    }
+
+    /** Each partial to the side output of every window size it counts for; no main output. */
+    public static final class RouteByGranularity extends KeyedProcessFunction<Long, ClickPartial, ClickPartial> {
+        private static final long serialVersionUID = 1L;
+
+        static OutputTag<ClickPartial> tag(WindowGranularity g) {
+            return new OutputTag<>("partials-" + g.label, TypeInformation.of(ClickPartial.class));
+        }
+
+        private transient EnumMap<WindowGranularity, OutputTag<ClickPartial>> tags;
+
+        @Override
+        public void open(org.apache.flink.api.common.functions.OpenContext ctx) {
+            tags = new EnumMap<>(WindowGranularity.class);
+            for (WindowGranularity g : WindowGranularity.values()) tags.put(g, tag(g));
+        }
+
+        @Override
+        public void processElement(ClickPartial p, Context ctx, Collector<ClickPartial> out) {
+            for (WindowGranularity g : WindowGranularity.values()) {
+                if (p.countsFor(g)) ctx.output(tags.get(g), p);
+            }
+        }
     }
 
     /** One tumbling event-time window aggregation per ad (exposed for the operator harness test). */
     public static SingleOutputStreamOperator<WindowResult> windowAggregate(
-            KeyedStream<Click, Long> byAd, WindowGranularity g, long allowedLatenessMs, long earlyFireIntervalMs,
-            OutputTag<Click> lateTag) {
+            KeyedStream<ClickPartial, Long> byAd, WindowGranularity g, long allowedLatenessMs, long earlyFireIntervalMs,
+            OutputTag<ClickPartial> lateTag) {
         return byAd
                 .window(TumblingEventTimeWindows.of(g.size))
                 .trigger(new EarlyFiringEventTimeTrigger(earlyFireIntervalMs))
@@ -213,6 +287,15 @@ public final class PipelineTopology {
                         TypeInformation.of(ClickCountAggregate.Acc.class),
                         TypeInformation.of(WindowResult.class))
                 .name("window-" + g.label).uid("window-" + g.label);
+    }
+
+    public static final class PartialAdIdKey implements KeySelector<ClickPartial, Long> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public Long getKey(ClickPartial p) {
+            return p.adId;
+        }
     }
 
     public static final class AdIdKey implements KeySelector<Click, Long> {

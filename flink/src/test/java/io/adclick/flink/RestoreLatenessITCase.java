@@ -177,21 +177,30 @@ class RestoreLatenessITCase {
         }
     }
 
-    /** Race-free only if each window subtask reads exactly one gate subtask: same chain, forward edges. */
+    /**
+     * Race-free only if the operator that judges lateness reads exactly one gate subtask: same chain, forward
+     * edges. Since issue #17 that operator is the pre-aggregation behind dedup (the gate moved with it); the
+     * window operators sit behind the single ad-keyed exchange, chained to its router.
+     */
     @Test
-    void gateRunsInTheSameChainAsTheWindowOperators() {
+    void gateRunsInTheSameChainAsTheOperatorThatJudgesLateness() {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(2);
         INPUTS.put("graph", List.of());
         topology(env, "graph", 0);
         JobGraph graph = env.getStreamGraph().getJobGraph();
         List<String> gateVertices = new ArrayList<>();
+        List<String> windowVertices = new ArrayList<>();
         for (JobVertex v : graph.getVertices()) {
             if (v.getName().contains("restored-watermark-gate")) gateVertices.add(v.getName());
+            if (v.getName().contains("window-1m")) windowVertices.add(v.getName());
         }
         assertEquals(1, gateVertices.size(), "one gate vertex: " + gateVertices);
+        assertTrue(gateVertices.get(0).contains("pre-aggregate"), gateVertices.get(0));
+        assertEquals(1, windowVertices.size(), "one window vertex: " + windowVertices);
+        assertTrue(windowVertices.get(0).contains("partials-by-ad"), windowVertices.get(0));
         for (WindowGranularity g : WindowGranularity.values()) {
-            assertTrue(gateVertices.get(0).contains("window-" + g.label), gateVertices.get(0));
+            assertTrue(windowVertices.get(0).contains("window-" + g.label), windowVertices.get(0));
         }
     }
 }

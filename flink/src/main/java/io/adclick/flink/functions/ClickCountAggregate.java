@@ -1,21 +1,23 @@
 package io.adclick.flink.functions;
 
-import io.adclick.flink.model.Click;
+import io.adclick.flink.model.ClickPartial;
 
 import org.apache.flink.api.common.functions.AggregateFunction;
 
 /**
- * Incremental per-(ad, window) aggregate, counted per owner: every click counts for exactly the
+ * Incremental per-(ad, window) aggregate of {@link ClickPartial}s (issue #17: the window operators add up
+ * the partial counts of the pre-aggregation instead of counting clicks), counted per owner: every click counts for exactly the
  * (advertiser, campaign) it was signed with (issue #15, defect 3). Nearly every window has one owner
  * (the fields {@code campaignId}, {@code advertiserId}, {@code count}, {@code maxReceivedAtMs}); an ad
  * moved between campaigns, or a click claiming another advertiser's ad, adds an entry to the
  * {@code other*} arrays, and {@link WindowResultFunction} emits one result per owner. Also keeps the W3C
- * trace of the most recent click (observability only; counts never depend on it).
+ * trace of the most recent click (observability only; counts never depend on it): the last partial's.
  *
  * <p>The window key stays the ad id: the window state of existing checkpoints restores unchanged
- * (POJO schema evolution: the new array fields restore as null = no other owner).
+ * (POJO schema evolution: the new array fields restore as null = no other owner). The accumulator is the
+ * same whether its input is a click or a partial, so window state taken before issue #17 restores as is.
  */
-public class ClickCountAggregate implements AggregateFunction<Click, ClickCountAggregate.Acc, ClickCountAggregate.Acc> {
+public class ClickCountAggregate implements AggregateFunction<ClickPartial, ClickCountAggregate.Acc, ClickCountAggregate.Acc> {
     private static final long serialVersionUID = 1L;
 
     /** Accumulator (Flink POJO). */
@@ -84,10 +86,10 @@ public class ClickCountAggregate implements AggregateFunction<Click, ClickCountA
     }
 
     @Override
-    public Acc add(Click c, Acc acc) {
-        acc.addOwned(c.campaignId, c.advertiserId, 1, c.receivedAtMs);
-        acc.traceId = c.traceId;
-        acc.traceFlags = c.traceFlags;
+    public Acc add(ClickPartial p, Acc acc) {
+        acc.addOwned(p.campaignId, p.advertiserId, p.clicks, p.maxReceivedAtMs);
+        acc.traceId = p.traceId;
+        acc.traceFlags = p.traceFlags;
         return acc;
     }
 

@@ -32,13 +32,17 @@ import java.util.List;
  * that increases, so the output stays monotonic. A restore from a checkpoint without this operator's
  * state (taken before the gate existed) simply restores nothing.
  *
- * <p>Where: keyed by ad, directly in front of the window operators, which read its output as a keyed
- * stream over a forward edge (same chain). Each window subtask therefore sees only this gate's
- * output, and the restored watermark always precedes the first element it processes. (A gate in front
- * of the keyBy exchange would not be enough: a window subtask combines the watermarks of all its input
- * channels, and an element from one channel can arrive before another channel has sent the restored
- * watermark.) With aligned checkpoints every subtask has combined the same watermarks when it
- * snapshots, so the minimum is each subtask's exact pre-restart watermark.
+ * <p>Where (since issue #17): chained directly behind dedup, in front of the {@link ClickPreAggregator},
+ * which judges lateness (the window operators behind the ad-keyed exchange never see a late click). The
+ * operator that judges lateness therefore reads only this gate's output, and the restored watermark
+ * always precedes the first click it judges. (A gate in front of an exchange would not be enough for an
+ * operator behind it: that operator combines the watermarks of all its input channels, and an element
+ * from one channel can arrive before another channel has sent the restored watermark.) Until issue #17
+ * the gate ran keyed by ad in front of the window operators, with the same uid and the same (operator
+ * union) state, so checkpoints and savepoints from then restore into it. The minimum over all subtasks
+ * is a lower bound of every subtask's watermark at the checkpoint, and every window operator's watermark
+ * was at most the minimum of the pre-aggregations' watermarks it had received, so a window purged before
+ * the restart is late for the pre-aggregation after it.
  *
  * <p>Watermark status passes through unchanged; the restored watermark is emitted before the first
  * status change, i.e. while the output is still ACTIVE (an output drops watermarks while IDLE).

@@ -3,6 +3,7 @@ package io.adclick.flink.functions;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.adclick.flink.model.Click;
+import io.adclick.flink.model.ClickPartial;
 import io.adclick.flink.model.WindowGranularity;
 import io.adclick.flink.model.WindowResult;
 import io.adclick.flink.serde.ProtoConverters;
@@ -32,7 +33,7 @@ class ClickCountLargeTest {
         c.campaignId = 2;
         c.advertiserId = 3;
         c.receivedAtMs = 10;
-        f.add(c, a);
+        f.add(ClickPartial.of(c, ClickPartial.ALL), a);
         assertEquals(INT_MAX + 1, a.count);
 
         ClickCountAggregate.Acc b = f.createAccumulator();

@@ -3,6 +3,7 @@ package io.adclick.flink.functions;
 import io.adclick.flink.PipelineTopology;
 import io.adclick.flink.TestClicks;
 import io.adclick.flink.model.Click;
+import io.adclick.flink.model.ClickPartial;
 import io.adclick.flink.model.WindowGranularity;
 import io.adclick.flink.model.WindowResult;
 
@@ -18,12 +19,15 @@ import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.watermarkstatus.WatermarkStatus;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.apache.flink.util.OutputTag;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -32,15 +36,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The real window operator as wired by PipelineTopology (assigner + custom trigger + allowed lateness
- * + late side output + aggregate/process functions), driven through a keyed harness.
+ * + late side output + aggregate/process functions), driven through a keyed harness. Since issue #17 it
+ * adds up {@link ClickPartial}s; here each click is fed as a partial of one click, so every count and
+ * firing below is the one a click-by-click window gave before. The restore test chains gate,
+ * pre-aggregation and window operator as PipelineTopology does.
  */
 class WindowOperatorTest {
     private static final long W0 = 1_700_000_040_000L; // minute aligned
     private static final long LATENESS = 120_000;
     private static final long EARLY = 2_000;
-    private static final OutputTag<Click> LATE = PipelineTopology.lateTag(WindowGranularity.MINUTE_1);
+    private static final OutputTag<ClickPartial> LATE = PipelineTopology.latePartialTag(WindowGranularity.MINUTE_1);
 
-    private KeyedOneInputStreamOperatorTestHarness<Long, Click, WindowResult> h;
+    private KeyedOneInputStreamOperatorTestHarness<Long, ClickPartial, WindowResult> h;
 
     @BeforeEach
     void setUp() throws Exception {
@@ -50,15 +57,19 @@ class WindowOperatorTest {
     }
 
     @SuppressWarnings("unchecked")
-    private static KeyedOneInputStreamOperatorTestHarness<Long, Click, WindowResult> windowHarness() throws Exception {
+    private static KeyedOneInputStreamOperatorTestHarness<Long, ClickPartial, WindowResult> windowHarness() throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        DataStream<Click> src = env.fromData(TypeInformation.of(Click.class), TestClicks.click("x", 1, W0));
+        DataStream<ClickPartial> src = env.fromData(TypeInformation.of(ClickPartial.class), one(TestClicks.click("x", 1, W0)));
         SingleOutputStreamOperator<WindowResult> w =
-                PipelineTopology.windowAggregate(src.keyBy(new PipelineTopology.AdIdKey(), Types.LONG),
+                PipelineTopology.windowAggregate(src.keyBy(new PipelineTopology.PartialAdIdKey(), Types.LONG),
                         WindowGranularity.MINUTE_1, LATENESS, EARLY, LATE);
         StreamOperatorFactory<WindowResult> factory =
-                ((OneInputTransformation<Click, WindowResult>) w.getTransformation()).getOperatorFactory();
-        return new KeyedOneInputStreamOperatorTestHarness<>(factory, new PipelineTopology.AdIdKey(), Types.LONG);
+                ((OneInputTransformation<ClickPartial, WindowResult>) w.getTransformation()).getOperatorFactory();
+        return new KeyedOneInputStreamOperatorTestHarness<>(factory, new PipelineTopology.PartialAdIdKey(), Types.LONG);
+    }
+
+    private static ClickPartial one(Click c) {
+        return ClickPartial.of(c, ClickPartial.ALL);
     }
 
     @AfterEach
@@ -67,7 +78,7 @@ class WindowOperatorTest {
     }
 
     private void add(String id, long ad, long ts) throws Exception {
-        h.processElement(new StreamRecord<>(TestClicks.click(id, ad, ts), ts));
+        h.processElement(new StreamRecord<>(one(TestClicks.click(id, ad, ts)), ts));
     }
 
     private List<WindowResult> drain() {
@@ -137,7 +148,7 @@ class WindowOperatorTest {
         assertEquals(List.of(), drain(), "never counted");
         var late = h.getSideOutput(LATE);
         assertEquals(1, late.size(), "goes to the late side output instead of being dropped");
-        assertEquals("g", late.peek().getValue().impressionId);
+        assertEquals("g", late.peek().getValue().click.impressionId);
 
         add("h", 1, W0 + 60_000); // a later window that is itself within lateness: immediate final update
         assertEquals(List.of("1:1F"), brief(drain()));
@@ -180,89 +191,116 @@ class WindowOperatorTest {
         Click c = TestClicks.click(id, ad, ts);
         c.campaignId = campaign;
         c.advertiserId = advertiser;
-        h.processElement(new StreamRecord<>(c, ts));
+        h.processElement(new StreamRecord<>(one(c), ts));
     }
 
     /**
      * Issue #15, defect 1: watermarks are not checkpointed. After a restore, a click older than the
      * pre-restart watermark minus the allowed lateness must still go to the late side output (a late
      * correction), never open a fresh window whose clicks=1 row would lose to the stored row downstream.
-     * Gate and window operator are chained as in PipelineTopology: everything the gate emits (elements,
-     * watermarks, in order) is what the window operator processes.
+     * Gate, pre-aggregation and window operator are chained as in PipelineTopology (since issue #17 the
+     * pre-aggregation judges lateness, behind the gate in the same chain): everything the gate emits is what
+     * the pre-aggregation processes, and its partials and watermarks, in order, are the window's input.
      */
     @Test
     void veryLateClickAfterRestoreGoesToLateOutputNotAFreshWindow() throws Exception {
-        KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gate = gateHarness();
+        OneInputStreamOperatorTestHarness<Click, Click> gate = gateHarness();
         gate.open();
-        gatedAdd(gate, "a", 1, W0 + 10_000);
-        gatedAdd(gate, "b", 1, W0 + 20_000);
+        OneInputStreamOperatorTestHarness<Click, ClickPartial> pre = preHarness();
+        pre.open();
+        gatedAdd(gate, pre, "a", 1, W0 + 10_000);
+        gatedAdd(gate, pre, "b", 1, W0 + 20_000);
         long wm = W0 + 59_999 + LATENESS + 60_000; // window closed, final and purged a minute ago
-        gatedWatermark(gate, wm);
+        gatedWatermark(gate, pre, wm);
         assertEquals(List.of("1:2F"), brief(drain()));
         assertEquals(0, h.numKeyedStateEntries(), "window purged before the checkpoint");
         OperatorSubtaskState gateSnapshot = gate.snapshot(1L, 1L);
         OperatorSubtaskState windowSnapshot = h.snapshot(1L, 1L);
         gate.close();
+        pre.close();
         h.close();
 
         gate = gateHarness();
         gate.initializeState(gateSnapshot);
         gate.open();
+        pre = preHarness();
+        pre.open();
         h = windowHarness();
         h.setProcessingTime(0);
         h.initializeState(windowSnapshot);
         h.open();
-        gatedAdd(gate, "c", 1, W0 + 30_000); // first record after the restore, far beyond the allowed lateness
+        gatedAdd(gate, pre, "c", 1, W0 + 30_000); // first record after the restore, far beyond the allowed lateness
         h.setProcessingTime(10_000);
-        gatedWatermark(gate, W0 + 59_999 + LATENESS + 70_000); // the job moves on
+        gatedWatermark(gate, pre, W0 + 59_999 + LATENESS + 70_000); // the job moves on
         assertEquals(List.of(), brief(drain()), "no fresh window (its clicks=1 row would lose to the stored 2)");
-        var late = h.getSideOutput(LATE);
+        assertEquals(null, h.getSideOutput(LATE), "nothing is late at the window operator itself");
+        var late = pre.getSideOutput(PipelineTopology.lateTag(WindowGranularity.MINUTE_1));
         assertEquals(1, late == null ? 0 : late.size(), "the click is a late correction");
         assertEquals("c", late.peek().getValue().impressionId);
         gate.close();
+        pre.close();
     }
 
     /** The same, with a fresh (not restored) job: the first click is simply counted. */
     @Test
     void withoutRestoreTheGateChangesNothing() throws Exception {
-        try (var gate = gateHarness()) {
+        try (var gate = gateHarness(); var pre = preHarness()) {
             gate.open();
-            gatedAdd(gate, "a", 1, W0 + 10_000);
-            gatedWatermark(gate, W0 + 60_000);
+            pre.open();
+            gatedAdd(gate, pre, "a", 1, W0 + 10_000);
+            gatedWatermark(gate, pre, W0 + 60_000);
             assertEquals(List.of("1:1F"), brief(drain()));
             assertEquals(null, h.getSideOutput(LATE));
+            assertEquals(null, pre.getSideOutput(PipelineTopology.lateTag(WindowGranularity.MINUTE_1)));
         }
     }
 
-    private static KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gateHarness() throws Exception {
-        return new KeyedOneInputStreamOperatorTestHarness<>(
-                new RestoredWatermarkGate<Click>(), new PipelineTopology.AdIdKey(), Types.LONG);
+    private static OneInputStreamOperatorTestHarness<Click, Click> gateHarness() throws Exception {
+        return new OneInputStreamOperatorTestHarness<>(new RestoredWatermarkGate<Click>());
     }
 
-    private void gatedAdd(KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gate, String id, long ad, long ts)
-            throws Exception {
+    private static OneInputStreamOperatorTestHarness<Click, ClickPartial> preHarness() throws Exception {
+        Map<WindowGranularity, OutputTag<Click>> tags = new EnumMap<>(WindowGranularity.class);
+        for (WindowGranularity g : WindowGranularity.values()) tags.put(g, PipelineTopology.lateTag(g));
+        return new OneInputStreamOperatorTestHarness<>(new ClickPreAggregator(LATENESS, EARLY, tags));
+    }
+
+    private void gatedAdd(OneInputStreamOperatorTestHarness<Click, Click> gate, OneInputStreamOperatorTestHarness<Click, ClickPartial> pre,
+                          String id, long ad, long ts) throws Exception {
         gate.processElement(new StreamRecord<>(TestClicks.click(id, ad, ts), ts));
-        pump(gate);
+        pump(gate, pre);
     }
 
-    private void gatedWatermark(KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gate, long wm) throws Exception {
+    private void gatedWatermark(OneInputStreamOperatorTestHarness<Click, Click> gate, OneInputStreamOperatorTestHarness<Click, ClickPartial> pre,
+                                long wm) throws Exception {
         gate.processWatermark(new Watermark(wm));
-        pump(gate);
+        pump(gate, pre);
     }
 
-    /** Chains the gate to the window operator: its output, in order, becomes the window's input. */
+    /** Chains gate -> pre-aggregation -> window operator: each one's output, in order, is the next one's input. */
     @SuppressWarnings("unchecked")
-    private void pump(KeyedOneInputStreamOperatorTestHarness<Long, Click, Click> gate) throws Exception {
+    private void pump(OneInputStreamOperatorTestHarness<Click, Click> gate, OneInputStreamOperatorTestHarness<Click, ClickPartial> pre)
+            throws Exception {
         for (Object o : gate.getOutput()) {
             if (o instanceof StreamRecord) {
-                h.processElement((StreamRecord<Click>) o);
+                pre.processElement((StreamRecord<Click>) o);
             } else if (o instanceof Watermark) {
-                h.processWatermark((Watermark) o);
+                pre.processWatermark((Watermark) o);
             } else if (o instanceof WatermarkStatus) {
-                h.processWatermarkStatus((WatermarkStatus) o);
+                pre.processWatermarkStatus((WatermarkStatus) o);
             }
         }
         gate.getOutput().clear();
+        pre.prepareSnapshotPreBarrier(0); // flush what is buffered (as a barrier would), then forward in order
+        for (Object o : pre.getOutput()) {
+            if (o instanceof StreamRecord) {
+                StreamRecord<ClickPartial> r = (StreamRecord<ClickPartial>) o;
+                if (r.getValue().countsFor(WindowGranularity.MINUTE_1)) h.processElement(r); // the router's job in the topology
+            } else if (o instanceof Watermark) {
+                h.processWatermark((Watermark) o);
+            }
+        }
+        pre.getOutput().clear();
     }
 
     @Test
@@ -278,16 +316,16 @@ class WindowOperatorTest {
     @Test
     void earlyFiringDisabledWithZeroInterval() throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        DataStream<Click> src = env.fromData(TypeInformation.of(Click.class), TestClicks.click("x", 1, W0));
+        DataStream<ClickPartial> src = env.fromData(TypeInformation.of(ClickPartial.class), one(TestClicks.click("x", 1, W0)));
         @SuppressWarnings("unchecked")
-        StreamOperatorFactory<WindowResult> factory = ((OneInputTransformation<Click, WindowResult>) PipelineTopology
-                .windowAggregate(src.keyBy(new PipelineTopology.AdIdKey(), Types.LONG), WindowGranularity.MINUTE_5, LATENESS, 0, LATE)
+        StreamOperatorFactory<WindowResult> factory = ((OneInputTransformation<ClickPartial, WindowResult>) PipelineTopology
+                .windowAggregate(src.keyBy(new PipelineTopology.PartialAdIdKey(), Types.LONG), WindowGranularity.MINUTE_5, LATENESS, 0, LATE)
                 .getTransformation())
                 .getOperatorFactory();
-        try (var h2 = new KeyedOneInputStreamOperatorTestHarness<Long, Click, WindowResult>(
-                factory, new PipelineTopology.AdIdKey(), Types.LONG)) {
+        try (var h2 = new KeyedOneInputStreamOperatorTestHarness<Long, ClickPartial, WindowResult>(
+                factory, new PipelineTopology.PartialAdIdKey(), Types.LONG)) {
             h2.open();
-            h2.processElement(new StreamRecord<>(TestClicks.click("a", 1, W0), W0));
+            h2.processElement(new StreamRecord<>(one(TestClicks.click("a", 1, W0)), W0));
             assertEquals(0, h2.numProcessingTimeTimers());
             h2.processWatermark(new Watermark(W0 + 300_000));
             List<WindowResult> out = h2.extractOutputValues();

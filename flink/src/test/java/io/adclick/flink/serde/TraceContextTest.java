@@ -3,6 +3,7 @@ package io.adclick.flink.serde;
 import io.adclick.flink.TestClicks;
 import io.adclick.flink.functions.ClickCountAggregate;
 import io.adclick.flink.model.Click;
+import io.adclick.flink.model.ClickPartial;
 import io.adclick.flink.model.DeadLetterRecord;
 import io.adclick.flink.model.IngestRecord;
 import io.adclick.flink.model.LateClickRecord;
@@ -116,8 +117,8 @@ public class TraceContextTest {
         ClickCountAggregate.Acc acc = agg.createAccumulator();
         Click first = TestClicks.click("imp-t3", 42, T);
         first.traceId = "11111111111111111111111111111111";
-        agg.add(first, acc);
-        agg.add(c, acc);
+        agg.add(ClickPartial.of(first, ClickPartial.ALL), acc); // the window adds partials (issue #17); one click each here
+        agg.add(ClickPartial.of(c, ClickPartial.ALL), acc);
         assertEquals(2, acc.count);
         assertEquals(TRACE, acc.traceId);
         WindowResult r = new WindowResult();
