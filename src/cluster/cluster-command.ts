@@ -125,7 +125,7 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
     const t0 = Date.now();
     await kafka.start();
     await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
-    const job = await startFlinkTier(flink, jar, config, kafka.bootstrap);
+    const job = await startFlinkTier(flink, jar, config, kafka.bootstrap, log);
     print(renderNodes(topology, kafka, Date.now() - t0, durability, renderFlinkTier(flink, job)));
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     await stop();

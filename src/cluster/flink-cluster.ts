@@ -46,6 +46,11 @@ export interface FlinkClusterOptions {
   readonly jobManagerMemory?: string;
   readonly taskManagerMemory?: string;
   readonly readyTimeoutMs?: number;
+  /**
+   * Start a node again when its JVM dies (`cluster up`); the tests kill and restart by hand.
+   * A JobManager started again this way gets the job resubmitted (see `keepJobRunning`).
+   */
+  readonly restartOnFailure?: boolean;
   readonly logger: Logger;
 }
 
@@ -192,6 +197,7 @@ export class FlinkCluster {
         : { kind: 'line', pattern: 'Successful registration at resource manager' },
       readyTimeoutMs: this.options.readyTimeoutMs ?? 240_000,
       stopTimeoutMs: 30_000,
+      ...(this.options.restartOnFailure ? { restart: { when: 'on-failure' as const, backoffMs: 2000, maxBackoffMs: 30_000 } } : {}),
     };
   }
 
@@ -282,6 +288,22 @@ export class FlinkCluster {
     if (choice.exhausted) throw new Error(`every restore point under ${this.checkpointDir} was given up on; not starting the job without its state`);
     const jobId = await this.submit({ ...submission, restoreFrom: choice.point?.path });
     return { jobId, restoredFrom: choice.point?.path, choice };
+  }
+
+  /**
+   * With `restartOnFailure`: each time the JobManager comes back after dying, resubmit the job
+   * from the newest retained checkpoint (no HA: the job died with it). `onJob` hears each new job id.
+   */
+  keepJobRunning(submission: Omit<JobSubmission, 'restoreFrom'>, onJob: (r: { jobId: string; restoredFrom?: string } | Error) => void): void {
+    const jm = this.proc(this.options.jobManager.name);
+    jm.on('healthy', () => {
+      if (jm.restarts === 0) return;
+      void (async () => {
+        await this.waitSlots(this.totalSlots, this.options.readyTimeoutMs ?? 240_000);
+        const r = await this.submitFromLatest(submission);
+        onJob({ jobId: r.jobId, restoredFrom: r.restoredFrom });
+      })().catch((err: unknown) => onJob(err as Error));
+    });
   }
 
   status(): FlinkNodeStatus[] {

@@ -27,16 +27,25 @@ export async function prepareFlinkTier(o: { config: Config; topology: Topology; 
     dist, stateDir: o.stateDir, jobManager: node('flink-jm'), taskManagers: [node('flink-tm-1'), node('flink-tm-2')],
     restPort: o.config.clusterFlinkRestPort, slotsPerTaskManager: o.config.clusterFlinkSlots,
     jobManagerMemory: o.config.clusterFlinkJmMemory, taskManagerMemory: o.config.clusterFlinkTmMemory,
-    readyTimeoutMs: 300_000, logger: o.logger,
+    readyTimeoutMs: 300_000, restartOnFailure: true, logger: o.logger,
   });
   return { flink, jar };
 }
 
-/** Start the JVMs, submit the job (from the newest retained checkpoint, if any), wait until all its tasks run. */
-export async function startFlinkTier(flink: FlinkCluster, jar: string, config: Config, kafkaBootstrap: string): Promise<{ jobId: string; restoredFrom?: string }> {
+/**
+ * Start the JVMs, submit the job (from the newest retained checkpoint, if any), wait until all
+ * its tasks run. From then on a node whose JVM dies is started again, and a JobManager started
+ * again gets the job resubmitted from the newest retained checkpoint.
+ */
+export async function startFlinkTier(flink: FlinkCluster, jar: string, config: Config, kafkaBootstrap: string, logger: Logger): Promise<{ jobId: string; restoredFrom?: string }> {
+  const submission = { jar, args: flinkJobFlags(config, kafkaBootstrap, flink.checkpointDir) };
   await flink.start();
-  const res = await flink.submitFromLatest({ jar, args: flinkJobFlags(config, kafkaBootstrap, flink.checkpointDir) });
+  const res = await flink.submitFromLatest(submission);
   await flink.waitJobRunning(res.jobId, 300_000);
+  flink.keepJobRunning(submission, (r) => {
+    if (r instanceof Error) logger.error({ err: r }, 'resubmitting the Flink job after the JobManager restarted failed');
+    else logger.warn({ jobId: r.jobId, restoredFrom: r.restoredFrom }, 'JobManager restarted: Flink job resubmitted from its newest retained checkpoint');
+  });
   return { jobId: res.jobId, restoredFrom: res.restoredFrom };
 }
 
