@@ -1,6 +1,7 @@
 // `adclick cluster up|down|status`: the cluster form on one machine, each node a host of its
-// own (network namespace, own address on a private bridge). This slice runs the Kafka tier:
-// 3 KRaft nodes, pipeline topics with replication factor 3 and min.insync.replicas 2.
+// own (network namespace, own address on a private bridge). Tiers: Kafka (3 KRaft nodes,
+// pipeline topics with replication factor 3 and min.insync.replicas 2), then Flink (a session
+// cluster, JobManager + 2 TaskManagers, running the job; flink-tier.ts).
 //   up      foreground; Ctrl-C (or `adclick cluster down` elsewhere) stops it and removes the network
 //   down    stops a running `cluster up` and removes whatever a crashed one left (from the state file)
 //   status  each node: namespace, address, process, cut or not, answering or not; partitions' ISR
@@ -13,6 +14,8 @@ import { kafkaAnswersMetadata } from '../stack/kafka-admin.ts';
 import { ensureKafkaDist } from '../stack/kafka-dist.ts';
 import { ensurePrivateDir, isAlive } from '../stack/pid-files.ts';
 import { ensureTopics, kafkaDurability, pipelineTopics } from '../stack/topics.ts';
+import { DEFAULT_REPO_ROOT } from '../stack/up.ts';
+import { FLINK_NODES, flinkTierStatus, isFlinkNode, prepareFlinkTier, renderFlinkTier, startFlinkTier } from './flink-tier.ts';
 import { describePartitions, KafkaCluster } from './kafka-cluster.ts';
 import { CUT_TABLE, listNamespaces, namespacePids, nftRuleset } from './netns.ts';
 import { createNetwork, destroyNetwork, parseSubnet, planTopology, readNetworkState, type Topology } from './topology.ts';
@@ -21,13 +24,17 @@ const USAGE = `usage: adclick cluster up | down | status
 
   up       start 3 Kafka nodes (KRaft broker+controller), each in its own network namespace
            with its own address in ADCLICK_CLUSTER_SUBNET, create the pipeline topics with
-           replication factor 3 / min.insync.replicas 2, print the nodes; runs in the
-           foreground until Ctrl-C, then stops the nodes and removes the network
+           replication factor 3 / min.insync.replicas 2; then a Flink session cluster
+           (JobManager + 2 TaskManagers, each in its own namespace) and submit the job
+           through its REST API (from its newest retained checkpoint, if any); print the
+           nodes; runs in the foreground until Ctrl-C, then stops the nodes and removes the network
   down     stop a running \`cluster up\`; remove namespaces, links and rules a crashed one left
-  status   each node's namespace, address, process, cut or not, and whether Kafka answers
+  status   each node's namespace, address, process, cut or not, whether Kafka answers,
+           the Flink JobManager, its TaskManagers and the job's state
 `;
 
-const NODES = ['kafka-1', 'kafka-2', 'kafka-3'];
+const KAFKA_NODES = ['kafka-1', 'kafka-2', 'kafka-3'];
+const NODES = [...KAFKA_NODES, ...FLINK_NODES];
 
 interface UpRecord {
   readonly pid: number;
@@ -86,16 +93,18 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   if (running && running.pid !== process.pid && isAlive(running.pid)) {
     throw new Error(`a cluster is already running (pid ${running.pid}); run \`adclick cluster down\` first`);
   }
-  const durability = kafkaDurability(config, 'cluster', NODES.length);
+  const durability = kafkaDurability(config, 'cluster', KAFKA_NODES.length);
   const topology = clusterTopology(config);
   const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
   const kafka = new KafkaCluster({
-    dist, stateDir: dir, nodes: topology.nodes, port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
+    dist, stateDir: dir, nodes: topology.nodes.filter((n) => KAFKA_NODES.includes(n.name)), port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
     durability, heapMax: config.kafkaHeapMax, readyTimeoutMs: Math.max(config.kafkaReadyTimeoutMs, 180_000), logger: log,
   });
+  const { flink, jar } = await prepareFlinkTier({ config, topology, stateDir: dir, repoRoot: DEFAULT_REPO_ROOT, logger: log });
 
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
+    await flink.stop();
     await kafka.stop();
     await destroyNetwork(stateFile);
     await rm(upFile, { force: true });
@@ -116,7 +125,8 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
     const t0 = Date.now();
     await kafka.start();
     await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
-    print(renderNodes(topology, kafka, Date.now() - t0, durability));
+    const job = await startFlinkTier(flink, jar, config, kafka.bootstrap, log);
+    print(renderNodes(topology, kafka, Date.now() - t0, durability, renderFlinkTier(flink, job)));
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     await stop();
     return 0;
@@ -130,13 +140,14 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   }
 }
 
-function renderNodes(t: Topology, kafka: KafkaCluster, startMs: number, d: { replicationFactor: number; minInsyncReplicas: number }): string {
+function renderNodes(t: Topology, kafka: KafkaCluster, startMs: number, d: { replicationFactor: number; minInsyncReplicas: number }, flinkLines: readonly string[]): string {
   const rows = kafka.status().map((n) => `  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pid ${n.pid ?? '-'}`);
   return [
-    `AdClick cluster (Kafka tier) up in ${(startMs / 1000).toFixed(0)} s on ${t.subnet} (host side ${t.bridgeAddress} on ${t.bridge}):`,
+    `AdClick cluster (Kafka and Flink tiers) up in ${(startMs / 1000).toFixed(0)} s on ${t.subnet} (host side ${t.bridgeAddress} on ${t.bridge}):`,
     ...rows,
     `  topics: replication factor ${d.replicationFactor}, min.insync.replicas ${d.minInsyncReplicas}, unclean leader election off`,
     `  clients: KAFKA_BROKERS=${kafka.bootstrap}`,
+    ...flinkLines,
     '  Ctrl-C or `adclick cluster down` stops it and removes its namespaces.',
     '',
   ].join('\n');
@@ -171,10 +182,16 @@ export async function clusterStatus(config: Config, print: (s: string) => void =
   let healthy = true;
   const lines: string[] = [`cluster on ${state.topology.subnet} (bridge ${state.bridge ?? '-'} ${state.topology.bridgeAddress})`];
   const answering: string[] = [];
+  const flinkState = await flinkTierStatus(config, state.topology);
   for (const n of state.topology.nodes) {
     const exists = present.has(n.netns);
     const pids = exists ? await namespacePids(n.netns) : [];
     const cut = exists && (await nftRuleset(n.netns)).includes(CUT_TABLE);
+    if (isFlinkNode(n.name)) {
+      const st = !exists ? 'no namespace' : cut ? 'CUT OFF' : flinkState.nodeState.get(n.name) ?? 'unknown';
+      lines.push(`  ${n.name.padEnd(10)} ${n.address.padEnd(15)} ${n.netns.padEnd(26)} pids ${pids.join(',') || '-'}  ${st}`);
+      continue;
+    }
     const bootstrap = `${n.address}:${config.kafkaPort}`;
     const answers = exists && !cut && (await tcpProbe(n.address, config.kafkaPort, 1000)) && (await kafkaAnswersMetadata(bootstrap, 3000));
     if (answers) answering.push(bootstrap);
@@ -196,6 +213,8 @@ export async function clusterStatus(config: Config, print: (s: string) => void =
       healthy = false;
     }
   }
+  lines.push(...flinkState.lines);
+  healthy &&= flinkState.healthy;
   print(lines.join('\n') + '\n');
   return healthy ? 0 : 1;
 }

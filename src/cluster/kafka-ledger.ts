@@ -23,6 +23,8 @@ export interface LedgerProducerOptions {
   readonly maxRecords: number;
   /** How long a record may wait for its ack (librdkafka message.timeout.ms). */
   readonly deliveryTimeoutMs?: number;
+  /** The record for ledger id `id` (default: key and value both the id), e.g. a ClickEvent for the Flink job. */
+  readonly message?: (id: string) => { key: string; value: string | Buffer };
 }
 
 export interface LedgerResult {
@@ -68,7 +70,7 @@ export async function startLedgerProducer(o: LedgerProducerOptions): Promise<Led
       while (sent < due && !stopping) {
         const id = `${run}-${String(sent).padStart(7, '0')}`;
         sent++;
-        const p = producer.send({ topic: o.topic, messages: [{ key: id, value: id }] }).then(
+        const p = producer.send({ topic: o.topic, messages: [o.message ? o.message(id) : { key: id, value: id }] }).then(
           () => { acked.push(id); ackTimes.push(Date.now()); },
           (err: unknown) => { failed.push(id); firstError ??= String((err as Error)?.message ?? err); },
         );

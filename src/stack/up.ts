@@ -110,6 +110,22 @@ export function gatewayService(ctx: StackContext): ServiceSpec {
   };
 }
 
+/** The job's flags common to the local MiniCluster and a session cluster (cluster/flink-cluster.ts submits with them). */
+export function flinkJobFlags(config: Config, kafkaBootstrap: string, checkpointDir: string): string[] {
+  return [
+    '--bootstrap-servers', kafkaBootstrap,
+    '--checkpoint-dir', checkpointDir,
+    '--checkpoint-interval-ms', String(config.flinkCheckpointIntervalMs),
+    '--out-of-orderness-ms', String(config.flinkOutOfOrdernessMs),
+    '--idleness-ms', String(config.flinkIdlenessMs),
+    '--allowed-lateness-ms', String(config.flinkAllowedLatenessMs),
+    '--early-fire-interval-ms', String(config.flinkEarlyFireMs),
+    '--parallelism', String(config.flinkParallelism),
+    // Dedup state must outlive the oldest click the gateway accepts (plus skew).
+    '--dedup-ttl-ms', String(config.maxClickAgeMs + config.maxClockSkewMs + 3_600_000),
+  ];
+}
+
 /**
  * The Flink job in a local MiniCluster (its own JVM). Before every start (args are
  * recomputed each time) it picks its restore point: the newest completed checkpoint or
@@ -153,18 +169,9 @@ export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRo
       if (restore === 'refuse') return ['-XX:+AdClickEveryRestorePointGivenUp']; // "Unrecognized VM option": exit 1
       return [
         `-Xmx${config.flinkHeap}`, '-cp', jar, 'io.adclick.flink.ClickAggregationJob',
-        '--bootstrap-servers', ctx.kafkaBootstrap,
-        '--checkpoint-dir', checkpointDir,
-        '--checkpoint-interval-ms', String(config.flinkCheckpointIntervalMs),
-        '--out-of-orderness-ms', String(config.flinkOutOfOrdernessMs),
-        '--idleness-ms', String(config.flinkIdlenessMs),
-        '--allowed-lateness-ms', String(config.flinkAllowedLatenessMs),
-        '--early-fire-interval-ms', String(config.flinkEarlyFireMs),
-        '--parallelism', String(config.flinkParallelism),
+        ...flinkJobFlags(config, ctx.kafkaBootstrap, checkpointDir),
         '--web-ui-port', String(config.flinkUiPort),
         '--web-ui-bind-address', config.flinkBindHost,
-        // Dedup state must outlive the oldest click the gateway accepts (plus skew).
-        '--dedup-ttl-ms', String(config.maxClickAgeMs + config.maxClockSkewMs + 3_600_000),
         ...(restore ? ['--restore-from', restore.path] : []),
       ];
     },

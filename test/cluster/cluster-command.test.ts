@@ -35,19 +35,39 @@ test('cluster up prints every node with its address, status sees them answering,
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  const deadline = Date.now() + 300_000;
+  const deadline = Date.now() + 900_000; // 9 JVMs (3 Kafka, 3 Flink) and the job on 2 shared cores
   while (!/up in \d+ s/.test(out)) {
     if (Date.now() > deadline || up.exitCode !== null) assert.fail(`cluster up did not come up:\n${out}`);
     await new Promise((r) => setTimeout(r, 500));
   }
   for (const n of topology.nodes) assert.match(out, new RegExp(`${n.name}\\s+${n.address.replace(/\./g, '\\.')}\\s+${n.netns}\\s+pid \\d+`));
   assert.match(out, /replication factor 3, min\.insync\.replicas 2/);
+  assert.match(out, /Flink job [0-9a-f]{32} RUNNING/);
 
   const status = await execFileP(process.execPath, [bin, 'cluster', 'status'], { env });
-  for (const n of topology.nodes) assert.match(status.stdout, new RegExp(`${n.name}.*kafka answering`));
+  for (const n of topology.nodes.filter((x) => x.name.startsWith('kafka-'))) assert.match(status.stdout, new RegExp(`${n.name}.*kafka answering`));
   assert.match(status.stdout, /under-replicated 0, without leader 0/);
+  assert.match(status.stdout, /flink-jm .*jobmanager answering/);
+  for (const tm of ['flink-tm-1', 'flink-tm-2']) assert.match(status.stdout, new RegExp(`${tm} .*taskmanager registered \\([1-9]/\\d+ slots used\\)`));
+  assert.match(status.stdout, /job [0-9a-f]{32} adclick-click-aggregation RUNNING/);
 
-  const down = await execFileP(process.execPath, [bin, 'cluster', 'down'], { env, timeout: 180_000 });
+  // kill -9 the JobManager: `up` starts it again and resubmits the job from its newest checkpoint.
+  const firstJob = /Flink job ([0-9a-f]{32}) RUNNING/.exec(out)![1]!;
+  const jmNs = topology.nodes.find((n) => n.name === 'flink-jm')!.netns;
+  const jmPids = (await execFileP('ip', ['netns', 'pids', jmNs])).stdout.split(/\s+/).filter(Boolean).map(Number);
+  assert.ok(jmPids.length > 0, 'the JobManager runs in its namespace');
+  const killedAt = Date.now();
+  for (const pid of jmPids) process.kill(pid, 'SIGKILL');
+  let again = '';
+  while (!new RegExp(`job (?!${firstJob})[0-9a-f]{32} adclick-click-aggregation RUNNING`).test(again)) {
+    if (Date.now() - killedAt > 600_000) assert.fail(`the job did not run again within 10 min of the JobManager's kill:\n${again}\n${out.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 5000));
+    again = (await execFileP(process.execPath, [bin, 'cluster', 'status'], { env }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))).stdout;
+  }
+  assert.match(out, /Flink job resubmitted from its newest retained checkpoint/);
+  console.log(`# JobManager killed; job running again (new id) ${Date.now() - killedAt} ms later`);
+
+  const down = await execFileP(process.execPath, [bin, 'cluster', 'down'], { env, timeout: 300_000 });
   assert.match(down.stdout, /cluster stopped/);
   assert.equal(await exited, 0, `cluster up ends cleanly on down:\n${out}`);
   assert.deepEqual(await leftovers(topology), []);

@@ -58,6 +58,13 @@ import java.util.concurrent.TimeUnit;
  * Prints "ADCLICK_FLINK_JOB_ID <id>" and then "ADCLICK_FLINK_READY" on stdout once the job is RUNNING, then
  * blocks until the job ends (exit 0 = finished, 1 = failed, 2 = bad arguments). Logs go to stderr.
  * Every flag also reads env var ADCLICK_<FLAG_IN_UPPER_SNAKE>; see JobConfig or run with --help.
+ *
+ * Submitted to a session cluster (the JobManager's REST API: /jars/upload then /jars/:id/run, see
+ * src/cluster/flink-cluster.ts), main runs inside the JobManager's JVM: it submits the job and returns.
+ * There it never calls System.exit (that would end the JobManager and every job on it), registers no
+ * shutdown hook (the JobManager's own shutdown must not cancel the job) and does not wait for the job
+ * (a web submission's JobClient cannot even report the job's status). Bad arguments are thrown instead,
+ * so /jars/:id/run answers with the message.
  */
 public final class ClickAggregationJob {
     private static final Logger LOG = LoggerFactory.getLogger(ClickAggregationJob.class);
@@ -74,10 +81,12 @@ public final class ClickAggregationJob {
                 return;
             }
         }
+        boolean inCluster = submittedToCluster();
         JobConfig cfg;
         try {
             cfg = JobConfig.parse(args, System.getenv());
         } catch (IllegalArgumentException e) {
+            if (inCluster) throw new IllegalArgumentException("adclick-flink: " + e.getMessage(), e);
             System.err.println("adclick-flink: " + e.getMessage());
             System.err.print(JobConfig.usage());
             System.exit(2);
@@ -89,6 +98,7 @@ public final class ClickAggregationJob {
             cfg = cfg.withTransactionTimeoutMs(TransactionTimeouts.choose(cfg.transactionTimeoutMs, brokerMax));
             LOG.info("Kafka transaction timeout {} ms (broker maximum {} ms), transactional ids: {}", cfg.transactionTimeoutMs, brokerMax, cfg.transactionNaming);
         } catch (IllegalArgumentException | IllegalStateException e) {
+            if (inCluster) throw new IllegalStateException("adclick-flink: " + e.getMessage(), e);
             System.err.println("adclick-flink: " + e.getMessage());
             System.exit(2);
             return;
@@ -97,6 +107,14 @@ public final class ClickAggregationJob {
 
         StreamExecutionEnvironment env = createEnvironment(cfg.toFlinkConfiguration());
         buildJob(env, cfg);
+        if (!(env instanceof LocalStreamEnvironment)) {
+            // Inside a JobManager (web submission) or a Flink client: submit and return, nothing more.
+            JobClient client = env.executeAsync(cfg.jobName);
+            System.out.println(JOB_ID_PREFIX + client.getJobID());
+            System.out.flush();
+            LOG.info("job {} submitted to the cluster", client.getJobID());
+            return;
+        }
         if (env instanceof LocalStreamEnvironment && cfg.webUiPort > 0) {
             LocalTaskManagerWatchdog.start(cfg.webUiBindAddress, cfg.webUiPort, 5_000, 15_000, () -> Runtime.getRuntime().halt(1));
         }
@@ -116,6 +134,14 @@ public final class ClickAggregationJob {
 
         int exit = awaitRunningThenEnd(client);
         System.exit(exit);
+    }
+
+    /**
+     * True when a Flink client or a JobManager runs this main (a context environment is installed, e.g. by
+     * /jars/:id/run): then the job goes to that cluster, and this JVM is not ours to exit.
+     */
+    static boolean submittedToCluster() {
+        return !(StreamExecutionEnvironment.getExecutionEnvironment() instanceof LocalStreamEnvironment);
     }
 
     /** In-process MiniCluster with web UI unless we are running inside a Flink client/cluster. */
