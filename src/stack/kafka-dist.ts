@@ -113,7 +113,8 @@ export async function ensureKafkaDist(opts: EnsureKafkaDistOptions): Promise<Ens
   return { ...dist, fetched: true, elapsedMs };
 }
 
-function runMaven(mvn: string, cwd: string, args: string[], timeoutMs: number): Promise<void> {
+/** Runs Maven in `cwd`; `what` names the artifacts in the error (the ZooKeeper tier fetches its jars the same way). */
+export function runMaven(mvn: string, cwd: string, args: string[], timeoutMs: number, what = 'the Kafka broker', versionKey = 'ADCLICK_KAFKA_VERSION'): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(mvn, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -129,8 +130,8 @@ function runMaven(mvn: string, cwd: string, args: string[], timeoutMs: number): 
       clearTimeout(timer);
       if (code === 0) resolve();
       else reject(new Error(
-        `Maven failed to fetch the Kafka broker (${signal ? `killed by ${signal}` : `exit ${code}`}) in ${cwd}; ` +
-        `check that Maven Central is reachable and the version exists (ADCLICK_KAFKA_VERSION).\n${out.trim()}`));
+        `Maven failed to fetch ${what} (${signal ? `killed by ${signal}` : `exit ${code}`}) in ${cwd}; ` +
+        `check that Maven Central is reachable and the version exists (${versionKey}).\n${out.trim()}`));
     });
   });
 }
