@@ -33,7 +33,10 @@ export interface ServerStoreOptions {
  * shard's writes while one of its replicas is down).
  */
 export function clusterSettings(insertQuorum: number): ClickHouseSettings {
-  const s: Record<string, unknown> = { insert_distributed_sync: 1, load_balancing: 'in_order' };
+  // distributed_product_mode global: a subquery over a Distributed table inside IN (the
+  // backfill's NOT IN late_clicks) runs once on the entry node and is shipped to the shards,
+  // which is right wherever the rows live (the default refuses such queries).
+  const s: Record<string, unknown> = { insert_distributed_sync: 1, load_balancing: 'in_order', distributed_product_mode: 'global' };
   if (insertQuorum > 1) s.insert_quorum = insertQuorum;
   return s as ClickHouseSettings;
 }

@@ -55,8 +55,18 @@ test('migrations run once per cluster: a second node migrating finds them applie
       assert.ok(dist.every((x) => x.engine === 'Distributed'), `${r.node.name}: ${JSON.stringify(dist)}`);
       assert.deepEqual(local.map((x) => x.name), expected, `${r.node.name}: local tables`);
       assert.ok(local.every((x) => x.engine === 'ReplicatedReplacingMergeTree'), `${r.node.name}: ${JSON.stringify(local)}`);
-      const [m] = await s.query<{ shard: string; replica: string }>(`SELECT getMacro('shard') AS shard, getMacro('replica') AS replica`);
-      assert.deepEqual(m, { shard: String(r.shard), replica: r.node.name });
+      // 18.16 has no getMacro(); system.macros is there.
+      const macros = await s.query<{ macro: string; substitution: string }>(`SELECT macro, substitution FROM system.macros ORDER BY macro`);
+      assert.deepEqual(macros, [{ macro: 'replica', substitution: r.node.name }, { macro: 'shard', substitution: String(r.shard) }]);
+      // Each local table is a replica of its shard's table, both replicas registered in ZooKeeper.
+      const reps = await s.query<{ table: string; zookeeper_path: string; total_replicas: number; is_readonly: number }>(
+        `SELECT table, zookeeper_path, total_replicas, is_readonly FROM system.replicas WHERE database = {db:String} ORDER BY table`, { db: LOCAL_DB });
+      assert.deepEqual(reps.map((x) => x.table), expected);
+      for (const x of reps) {
+        assert.equal(x.zookeeper_path, `/clickhouse/${TEST_CH_CLUSTER}/tables/${r.shard}/${DB}/${x.table}`);
+        assert.equal(Number(x.total_replicas), 2, `${r.node.name} ${x.table}`);
+        assert.equal(Number(x.is_readonly), 0, `${r.node.name} ${x.table}`);
+      }
     } finally {
       await s.close();
     }
