@@ -13,6 +13,7 @@ import { kafkaAnswersMetadata } from '../stack/kafka-admin.ts';
 import { ensureKafkaDist } from '../stack/kafka-dist.ts';
 import { ensurePrivateDir, isAlive } from '../stack/pid-files.ts';
 import { ensureTopics, kafkaDurability, pipelineTopics } from '../stack/topics.ts';
+import { CLICKHOUSE_TIER_NODES, clickhouseTier, clickhouseTierNodeStatus } from './clickhouse-tier.ts';
 import { describePartitions, KafkaCluster } from './kafka-cluster.ts';
 import { CUT_TABLE, listNamespaces, namespacePids, nftRuleset } from './netns.ts';
 import { createNetwork, destroyNetwork, parseSubnet, planTopology, readNetworkState, type Topology } from './topology.ts';
@@ -21,13 +22,16 @@ const USAGE = `usage: adclick cluster up | down | status
 
   up       start 3 Kafka nodes (KRaft broker+controller), each in its own network namespace
            with its own address in ADCLICK_CLUSTER_SUBNET, create the pipeline topics with
-           replication factor 3 / min.insync.replicas 2, print the nodes; runs in the
+           replication factor 3 / min.insync.replicas 2; then 3 ZooKeeper nodes and
+           ClickHouse 2 shards x 2 replicas, schema migrated ON CLUSTER; print the nodes; runs in the
            foreground until Ctrl-C, then stops the nodes and removes the network
   down     stop a running \`cluster up\`; remove namespaces, links and rules a crashed one left
-  status   each node's namespace, address, process, cut or not, and whether Kafka answers
+  status   each node's namespace, address, process, cut or not, and whether it answers
 `;
 
-const NODES = ['kafka-1', 'kafka-2', 'kafka-3'];
+const KAFKA_NODES = ['kafka-1', 'kafka-2', 'kafka-3'];
+// ClickHouse tier (clickhouse-tier.ts): zk-1..3, ch-<shard>-<replica>; started after Kafka.
+const NODES = [...KAFKA_NODES, ...CLICKHOUSE_TIER_NODES];
 
 interface UpRecord {
   readonly pid: number;
@@ -86,16 +90,18 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   if (running && running.pid !== process.pid && isAlive(running.pid)) {
     throw new Error(`a cluster is already running (pid ${running.pid}); run \`adclick cluster down\` first`);
   }
-  const durability = kafkaDurability(config, 'cluster', NODES.length);
+  const durability = kafkaDurability(config, 'cluster', KAFKA_NODES.length);
   const topology = clusterTopology(config);
   const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
   const kafka = new KafkaCluster({
-    dist, stateDir: dir, nodes: topology.nodes, port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
+    dist, stateDir: dir, nodes: topology.nodes.filter((n) => KAFKA_NODES.includes(n.name)), port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
     durability, heapMax: config.kafkaHeapMax, readyTimeoutMs: Math.max(config.kafkaReadyTimeoutMs, 180_000), logger: log,
   });
 
+  const chTier = clickhouseTier({ config, topology, stateDir: dir, logger: log });
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
+    await chTier.stop();
     await kafka.stop();
     await destroyNetwork(stateFile);
     await rm(upFile, { force: true });
@@ -116,7 +122,8 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
     const t0 = Date.now();
     await kafka.start();
     await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
-    print(renderNodes(topology, kafka, Date.now() - t0, durability));
+    await chTier.start();
+    print(renderNodes(topology, kafka, Date.now() - t0, durability, chTier.render()));
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     await stop();
     return 0;
@@ -130,13 +137,14 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   }
 }
 
-function renderNodes(t: Topology, kafka: KafkaCluster, startMs: number, d: { replicationFactor: number; minInsyncReplicas: number }): string {
+function renderNodes(t: Topology, kafka: KafkaCluster, startMs: number, d: { replicationFactor: number; minInsyncReplicas: number }, more: readonly string[] = []): string {
   const rows = kafka.status().map((n) => `  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pid ${n.pid ?? '-'}`);
   return [
-    `AdClick cluster (Kafka tier) up in ${(startMs / 1000).toFixed(0)} s on ${t.subnet} (host side ${t.bridgeAddress} on ${t.bridge}):`,
+    `AdClick cluster (Kafka, ZooKeeper, ClickHouse) up in ${(startMs / 1000).toFixed(0)} s on ${t.subnet} (host side ${t.bridgeAddress} on ${t.bridge}):`,
     ...rows,
     `  topics: replication factor ${d.replicationFactor}, min.insync.replicas ${d.minInsyncReplicas}, unclean leader election off`,
     `  clients: KAFKA_BROKERS=${kafka.bootstrap}`,
+    ...more,
     '  Ctrl-C or `adclick cluster down` stops it and removes its namespaces.',
     '',
   ].join('\n');
@@ -175,6 +183,13 @@ export async function clusterStatus(config: Config, print: (s: string) => void =
     const exists = present.has(n.netns);
     const pids = exists ? await namespacePids(n.netns) : [];
     const cut = exists && (await nftRuleset(n.netns)).includes(CUT_TABLE);
+    if (!KAFKA_NODES.includes(n.name)) {
+      const other = exists && !cut ? await clickhouseTierNodeStatus(n) : undefined;
+      healthy &&= !!other?.answers;
+      const st = !exists ? 'no namespace' : cut ? 'CUT OFF' : other?.text ?? 'unknown node';
+      lines.push(`  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pids ${pids.join(',') || '-'}  ${st}`);
+      continue;
+    }
     const bootstrap = `${n.address}:${config.kafkaPort}`;
     const answers = exists && !cut && (await tcpProbe(n.address, config.kafkaPort, 1000)) && (await kafkaAnswersMetadata(bootstrap, 3000));
     if (answers) answering.push(bootstrap);

@@ -194,19 +194,21 @@ test('kill -9 a replica: writes and reads keep going through its peer; restarted
   const repo = storeQueryRepository(store);
   const counts = { writesBefore: 0, writesDuring: 0, writeErrors: 0, reads: 0, readErrors: 0, readsEqual: 0, readsDiffer: 0 };
   let round = 0;
-  const writeAndRead = async () => {
-    // As the sink does: a failed batch is written again (bounded here) until it is stored.
-    const batch = buildBatch(ledger.batch(round++, 8, 3, 10));
+  // As the sink does: a failed batch is written again (bounded here) until it is stored.
+  const writeStored = async (windows: number): Promise<number> => {
+    const batch = buildBatch(ledger.batch(round++, 8, 3, windows));
     for (let attempt = 1; ; attempt++) {
       try {
         await writeBatch(store, batch);
-        break;
+        return attempt;
       } catch (err) {
-        counts.writeErrors++;
         if (attempt >= 10) throw err;
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
+  };
+  const writeAndRead = async () => {
+    counts.writeErrors += (await writeStored(10)) - 1;
     counts.reads++;
     try {
       const got = await readCampaignTotals(repo, ledger.adv);
@@ -215,9 +217,14 @@ test('kill -9 a replica: writes and reads keep going through its peer; restarted
       counts.readErrors++;
     }
   };
+  let inFlightAttempts = 0;
   try {
     for (let i = 0; i < 5; i++) { await writeAndRead(); counts.writesBefore++; }
+    // The kill lands while a larger batch (200 windows) is being written.
+    const inFlight = writeStored(200);
+    await new Promise((r) => setTimeout(r, 30));
     await cluster.clickhouse.kill(victim);
+    inFlightAttempts = await inFlight;
     assert.equal(await cluster.clickhouse.answers(victim), false, 'the victim is down');
     const faultStart = Date.now();
     // Bounded: 20 rounds, 2 minutes at most.
@@ -234,7 +241,7 @@ test('kill -9 a replica: writes and reads keep going through its peer; restarted
       [v, p] = [await localDigest(victim), await localDigest(peer)];
     }
     const catchUpMs = Date.now() - t0 - restartMs;
-    console.log(`# replica fault: ${counts.writesBefore} batches before, ${counts.writesDuring} during (${counts.writeErrors} failed); ${counts.reads} reads, ${counts.readErrors} failed, ${counts.readsEqual} equal to the ledger, ${counts.readsDiffer} not; restart ${(restartMs / 1000).toFixed(1)} s, catch-up ${(catchUpMs / 1000).toFixed(1)} s after /ping (${v.rows} rows on ${victim}, ${p.rows} on ${peer})`);
+    console.log(`# replica fault: ${counts.writesBefore} batches before; the batch in flight at the kill stored on attempt ${inFlightAttempts}; ${counts.writesDuring} during (${counts.writeErrors} failed attempts); ${counts.reads} reads, ${counts.readErrors} failed, ${counts.readsEqual} equal to the ledger, ${counts.readsDiffer} not; restart ${(restartMs / 1000).toFixed(1)} s, catch-up ${(catchUpMs / 1000).toFixed(1)} s after /ping (${v.rows} rows on ${victim}, ${p.rows} on ${peer})`);
     assert.deepEqual(v, p, `${victim} caught up with ${peer}`);
     assert.ok(p.rows > 0);
     assert.equal(counts.writeErrors, 0, 'writes kept going through the surviving replica');

@@ -16,7 +16,7 @@ const execFileP = promisify(execFile);
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/adclick');
 
-test('cluster up prints every node with its address, status sees them answering, down removes everything', async () => {
+test('cluster up prints every node (Kafka, ZooKeeper, ClickHouse) with its address, status sees them answering, down removes everything', async () => {
   const dataDir = await testStateDir('cli');
   // The Kafka jars are large: share the project's cache rather than fetching them again.
   await mkdir(join(loadConfig().dataDir, 'cache'), { recursive: true });
@@ -35,16 +35,22 @@ test('cluster up prints every node with its address, status sees them answering,
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  const deadline = Date.now() + 300_000;
+  // Kafka, then ZooKeeper and four ClickHouse servers and the ON CLUSTER schema: on the
+  // shared 2-core box the first run of all ten nodes took about 5 minutes.
+  const deadline = Date.now() + 900_000;
   while (!/up in \d+ s/.test(out)) {
     if (Date.now() > deadline || up.exitCode !== null) assert.fail(`cluster up did not come up:\n${out}`);
     await new Promise((r) => setTimeout(r, 500));
   }
   for (const n of topology.nodes) assert.match(out, new RegExp(`${n.name}\\s+${n.address.replace(/\./g, '\\.')}\\s+${n.netns}\\s+pid \\d+`));
   assert.match(out, /replication factor 3, min\.insync\.replicas 2/);
+  assert.match(out, /CLICKHOUSE_URL=http:\/\/[\d.]+:8123 ADCLICK_CLICKHOUSE_CLUSTER=adclick/);
 
   const status = await execFileP(process.execPath, [bin, 'cluster', 'status'], { env });
-  for (const n of topology.nodes) assert.match(status.stdout, new RegExp(`${n.name}.*kafka answering`));
+  // Each tier's nodes answer their own protocol: Kafka metadata, ZooKeeper in the quorum, ClickHouse /ping.
+  const expect = (name: string) => name.startsWith('kafka-') ? 'kafka answering' : name.startsWith('zk-') ? 'zookeeper (leader|follower)' : 'clickhouse answering';
+  for (const n of topology.nodes) assert.match(status.stdout, new RegExp(`${n.name}.*${expect(n.name)}`));
+  assert.equal((status.stdout.match(/zookeeper leader/g) ?? []).length, 1, status.stdout);
   assert.match(status.stdout, /under-replicated 0, without leader 0/);
 
   const down = await execFileP(process.execPath, [bin, 'cluster', 'down'], { env, timeout: 180_000 });
