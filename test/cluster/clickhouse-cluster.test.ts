@@ -258,3 +258,51 @@ test('kill -9 a replica: writes and reads keep going through its peer; restarted
     await store.close();
   }
 });
+
+test('ADCLICK_CLICKHOUSE_INSERT_QUORUM=2: with a replica of a shard down its writes are refused, not acknowledged; back up, the retried batch is stored', async () => {
+  const ledger = new Ledger(910_003);
+  const c = cluster.clickhouse;
+  const store = await openStore({ clickhouseUrl: c.url('ch-1-1'), clickhouseCluster: TEST_CH_CLUSTER, clickhouseInsertQuorum: 2, clickhouseTimeoutMs: 120_000, dataDir: '/nonexistent' }, logger);
+  try {
+    await migrate(store, logger); // idempotent; lets this test run alone (--test-name-pattern)
+    await writeBatch(store, buildBatch(ledger.batch(0, 8, 3, 10)));
+    await c.kill('ch-1-2');
+    // The quorum counts replicas active in ZooKeeper: the killed one leaves when its session expires.
+    const s11 = await openReplica('ch-1-1');
+    const t0 = Date.now();
+    try {
+      for (;;) {
+        const [r] = await s11.query<{ a: number }>(`SELECT min(active_replicas) AS a FROM system.replicas WHERE database = {db:String}`, { db: LOCAL_DB });
+        if (Number(r!.a) < 2) break;
+        if (Date.now() - t0 > 120_000) assert.fail('ch-1-2 still active in ZooKeeper after 120 s');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    } finally {
+      await s11.close();
+    }
+    const sessionGoneMs = Date.now() - t0;
+    const batch = buildBatch(ledger.batch(1, 8, 3, 10));
+    const err = await writeBatch(store, batch).then(() => undefined, (e: Error) => e);
+    assert.ok(err, 'a write to a shard below its quorum is refused');
+    assert.match(err.message, /quorum/i);
+    const t1 = Date.now();
+    await c.startReplica('ch-1-2');
+    // As the sink does: the refused batch is retried until stored (bounded).
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      try {
+        await writeBatch(store, batch);
+        break;
+      } catch (e) {
+        if (Date.now() - t1 > 180_000) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    const storedMs = Date.now() - t1;
+    assert.deepEqual(await readCampaignTotals(storeQueryRepository(store), ledger.adv), ledger.campaignTotals());
+    console.log(`# insert quorum 2: ch-1-2 left ZooKeeper ${(sessionGoneMs / 1000).toFixed(1)} s after the kill; the write was refused (${err.message.split('\n')[0]!.slice(0, 140)}); stored on attempt ${attempts}, ${(storedMs / 1000).toFixed(1)} s after the restart; totals equal the ledger`);
+  } finally {
+    await store.close();
+  }
+});
