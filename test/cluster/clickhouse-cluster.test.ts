@@ -34,6 +34,14 @@ async function openReplica(node: string): Promise<Store> {
 
 storeSuite('clickhouse cluster (2 shards × 2 replicas)', () => openClusterStore(), (s) => s.close());
 
+test('a cluster name the server does not define, or a quorum above its replicas, is refused at open with the reason', async () => {
+  const url = cluster.clickhouse.url('ch-1-1');
+  await assert.rejects(openStore({ clickhouseUrl: url, clickhouseCluster: 'adclick_tset', dataDir: '/nonexistent' }, logger),
+    /ADCLICK_CLICKHOUSE_CLUSTER: cluster "adclick_tset" is not defined in the server's remote_servers \(defines: .*adclick_test/);
+  await assert.rejects(openStore({ clickhouseUrl: url, clickhouseCluster: TEST_CH_CLUSTER, clickhouseInsertQuorum: 3, dataDir: '/nonexistent' }, logger),
+    /INSERT_QUORUM 3 exceeds the replicas of the smallest shard \(2\)/);
+});
+
 test('migrations run once per cluster: a second node migrating finds them applied; every replica has every table', async () => {
   const other = await openClusterStore('ch-2-2');
   try {
