@@ -16,6 +16,7 @@ import { ensurePrivateDir, isAlive } from '../stack/pid-files.ts';
 import { ensureTopics, kafkaDurability, pipelineTopics } from '../stack/topics.ts';
 import { DEFAULT_REPO_ROOT } from '../stack/up.ts';
 import { FLINK_NODES, flinkTierStatus, isFlinkNode, prepareFlinkTier, renderFlinkTier, startFlinkTier } from './flink-tier.ts';
+import { CLICKHOUSE_TIER_NODES, clickhouseTier, clickhouseTierNodeStatus } from './clickhouse-tier.ts';
 import { describePartitions, KafkaCluster } from './kafka-cluster.ts';
 import { CUT_TABLE, listNamespaces, namespacePids, nftRuleset } from './netns.ts';
 import { createNetwork, destroyNetwork, parseSubnet, planTopology, readNetworkState, type Topology } from './topology.ts';
@@ -24,17 +25,19 @@ const USAGE = `usage: adclick cluster up | down | status
 
   up       start 3 Kafka nodes (KRaft broker+controller), each in its own network namespace
            with its own address in ADCLICK_CLUSTER_SUBNET, create the pipeline topics with
-           replication factor 3 / min.insync.replicas 2; then a Flink session cluster
-           (JobManager + 2 TaskManagers, each in its own namespace) and submit the job
+           replication factor 3 / min.insync.replicas 2; then 3 ZooKeeper nodes and
+           ClickHouse 2 shards x 2 replicas (schema migrated ON CLUSTER), then a Flink session
+           cluster (JobManager + 2 TaskManagers, each in its own namespace) and submit the job
            through its REST API (from its newest retained checkpoint, if any); print the
            nodes; runs in the foreground until Ctrl-C, then stops the nodes and removes the network
   down     stop a running \`cluster up\`; remove namespaces, links and rules a crashed one left
-  status   each node's namespace, address, process, cut or not, whether Kafka answers,
-           the Flink JobManager, its TaskManagers and the job's state
+  status   each node's namespace, address, process, cut or not, and whether it answers:
+           Kafka, ZooKeeper, ClickHouse, the Flink JobManager, its TaskManagers and the job's state
 `;
 
 const KAFKA_NODES = ['kafka-1', 'kafka-2', 'kafka-3'];
-const NODES = [...KAFKA_NODES, ...FLINK_NODES];
+// ClickHouse tier (clickhouse-tier.ts): zk-1..3, ch-<shard>-<replica>; Flink tier (flink-tier.ts).
+const NODES = [...KAFKA_NODES, ...FLINK_NODES, ...CLICKHOUSE_TIER_NODES];
 
 interface UpRecord {
   readonly pid: number;
@@ -102,9 +105,11 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   });
   const { flink, jar } = await prepareFlinkTier({ config, topology, stateDir: dir, repoRoot: DEFAULT_REPO_ROOT, logger: log });
 
+  const chTier = clickhouseTier({ config, topology, stateDir: dir, logger: log });
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
     await flink.stop();
+    await chTier.stop();
     await kafka.stop();
     await destroyNetwork(stateFile);
     await rm(upFile, { force: true });
@@ -125,8 +130,9 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
     const t0 = Date.now();
     await kafka.start();
     await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
+    await chTier.start();
     const job = await startFlinkTier(flink, jar, config, kafka.bootstrap, log);
-    print(renderNodes(topology, kafka, Date.now() - t0, durability, renderFlinkTier(flink, job)));
+    print(renderNodes(topology, kafka, Date.now() - t0, durability, [...chTier.render(), ...renderFlinkTier(flink, job)]));
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     await stop();
     return 0;
@@ -140,14 +146,14 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   }
 }
 
-function renderNodes(t: Topology, kafka: KafkaCluster, startMs: number, d: { replicationFactor: number; minInsyncReplicas: number }, flinkLines: readonly string[]): string {
+function renderNodes(t: Topology, kafka: KafkaCluster, startMs: number, d: { replicationFactor: number; minInsyncReplicas: number }, more: readonly string[] = []): string {
   const rows = kafka.status().map((n) => `  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pid ${n.pid ?? '-'}`);
   return [
-    `AdClick cluster (Kafka and Flink tiers) up in ${(startMs / 1000).toFixed(0)} s on ${t.subnet} (host side ${t.bridgeAddress} on ${t.bridge}):`,
+    `AdClick cluster (Kafka, ZooKeeper, ClickHouse, Flink) up in ${(startMs / 1000).toFixed(0)} s on ${t.subnet} (host side ${t.bridgeAddress} on ${t.bridge}):`,
     ...rows,
     `  topics: replication factor ${d.replicationFactor}, min.insync.replicas ${d.minInsyncReplicas}, unclean leader election off`,
     `  clients: KAFKA_BROKERS=${kafka.bootstrap}`,
-    ...flinkLines,
+    ...more,
     '  Ctrl-C or `adclick cluster down` stops it and removes its namespaces.',
     '',
   ].join('\n');
@@ -190,6 +196,13 @@ export async function clusterStatus(config: Config, print: (s: string) => void =
     if (isFlinkNode(n.name)) {
       const st = !exists ? 'no namespace' : cut ? 'CUT OFF' : flinkState.nodeState.get(n.name) ?? 'unknown';
       lines.push(`  ${n.name.padEnd(10)} ${n.address.padEnd(15)} ${n.netns.padEnd(26)} pids ${pids.join(',') || '-'}  ${st}`);
+      continue;
+    }
+    if (!KAFKA_NODES.includes(n.name)) {
+      const other = exists && !cut ? await clickhouseTierNodeStatus(n) : undefined;
+      healthy &&= !!other?.answers;
+      const st = !exists ? 'no namespace' : cut ? 'CUT OFF' : other?.text ?? 'unknown node';
+      lines.push(`  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pids ${pids.join(',') || '-'}  ${st}`);
       continue;
     }
     const bootstrap = `${n.address}:${config.kafkaPort}`;

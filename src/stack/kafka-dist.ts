@@ -113,7 +113,7 @@ export async function ensureKafkaDist(opts: EnsureKafkaDistOptions): Promise<Ens
   return { ...dist, fetched: true, elapsedMs };
 }
 
-/** Runs Maven in `cwd`; `what` names the artifacts in the error (also used by the cluster's Flink jars). */
+/** Runs Maven in `cwd`; `what` names the artifacts in the error (the cluster's Flink and ZooKeeper jars are fetched the same way). */
 export function runMaven(mvn: string, cwd: string, args: string[], timeoutMs: number, what = 'the Kafka broker', versionKey = 'ADCLICK_KAFKA_VERSION'): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(mvn, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -51,3 +51,25 @@ export function storagePolicyProblem(policy: string, rows: readonly { policy_nam
 }
 
 export const STORAGE_POLICY_QUERY = 'SELECT policy_name, volume_name FROM system.storage_policies';
+
+/** The cluster definitions a server knows (remote_servers), one row per replica. */
+export const CLUSTER_QUERY = 'SELECT cluster, shard_num, replica_num, host_address, port FROM system.clusters';
+export interface ClusterRow { cluster: string; shard_num: number; replica_num: number; host_address: string; port: number }
+
+/**
+ * Null when the server at the store's URL defines `cluster` with at least `insertQuorum`
+ * replicas in every shard; else why not (a typo in the name would otherwise surface as
+ * every ON CLUSTER statement failing, a quorum above the replica count as every insert failing).
+ */
+export function clusterProblem(cluster: string, insertQuorum: number, rows: readonly ClusterRow[]): string | null {
+  const mine = rows.filter((r) => r.cluster === cluster);
+  if (mine.length === 0) {
+    const known = [...new Set(rows.map((r) => r.cluster))];
+    return `cluster "${cluster}" is not defined in the server's remote_servers (defines: ${known.join(', ') || 'none'})`;
+  }
+  const perShard = new Map<number, number>();
+  for (const r of mine) perShard.set(Number(r.shard_num), (perShard.get(Number(r.shard_num)) ?? 0) + 1);
+  const smallest = Math.min(...perShard.values());
+  if (insertQuorum > smallest) return `ADCLICK_CLICKHOUSE_INSERT_QUORUM ${insertQuorum} exceeds the replicas of the smallest shard (${smallest})`;
+  return null;
+}

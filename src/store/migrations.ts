@@ -5,6 +5,7 @@
 // capabilities; what a variant leaves out is logged as a notice, never silently.
 import type { Logger } from '../shared/logger.ts';
 import { policyNameProblem } from './capabilities.ts';
+import { clusterStatements } from './cluster-ddl.ts';
 import type { Store, StoreCapabilities } from './store.ts';
 
 export const DB = 'adclick';
@@ -298,8 +299,12 @@ export async function migrate(store: Store, logger: Logger, opts: MigrationOptio
   if (new Set(ids).size !== ids.length || ids.some((id, i) => i > 0 && id <= ids[i - 1]!)) {
     throw new Error('migration ids must be unique and increasing');
   }
-  await store.command(`CREATE DATABASE IF NOT EXISTS ${DB}`);
-  await store.command(`CREATE TABLE IF NOT EXISTS ${DB}.schema_migrations (
+  // On a cluster each statement becomes its ON CLUSTER form (replicated local + Distributed).
+  const run = async (sql: string) => {
+    for (const s of store.cluster ? clusterStatements(sql, store.cluster) : [sql]) await store.command(s);
+  };
+  await run(`CREATE DATABASE IF NOT EXISTS ${DB}`);
+  await run(`CREATE TABLE IF NOT EXISTS ${DB}.schema_migrations (
   id UInt32,
   name String,
   applied_at_ms UInt64,
@@ -318,7 +323,7 @@ ORDER BY id`);
     const plan = m.plan(store.capabilities, opts);
     for (const n of plan.notices) log.warn({ migration: m.id, name: m.name }, `migration notice: ${n}`);
     notices.push(...plan.notices);
-    for (const sql of plan.statements) await store.command(sql);
+    for (const sql of plan.statements) await run(sql);
     await store.insert(`${DB}.schema_migrations`, [
       { id: m.id, name: m.name, applied_at_ms: Date.now(), engine_version: store.capabilities.version },
     ]);
@@ -338,6 +343,9 @@ ORDER BY id`);
 export async function ensureTiering(store: Store, logger: Logger, policy: string): Promise<'tiered' | 'unchanged' | 'one-tier'> {
   const log = logger.child({ module: 'migrations' });
   if (!policy || !store.capabilities.storagePolicies) return 'one-tier';
+  // The ALTERs below address one table on one server; on a cluster they would need their
+  // ON CLUSTER form against the local tables, which is not built yet.
+  if (store.cluster) throw new Error('CLICKHOUSE_STORAGE_POLICY is not supported together with ADCLICK_CLICKHOUSE_CLUSTER yet');
   const badPolicy = policyNameProblem(policy);
   if (badPolicy) throw new Error(badPolicy);
   const [t] = await store.query<{ storage_policy: string; engine_full: string }>(

@@ -3,7 +3,8 @@
 // get the same `{name:Type}` SQL bound client-side by param-binder.ts.
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import type { Logger } from '../shared/logger.ts';
-import { capabilitiesFor, missingCapabilities, STORAGE_POLICY_QUERY, storagePolicyProblem } from './capabilities.ts';
+import { capabilitiesFor, CLUSTER_QUERY, clusterProblem, missingCapabilities, STORAGE_POLICY_QUERY, storagePolicyProblem, type ClusterRow } from './capabilities.ts';
+import { clusterNameProblem } from './cluster-ddl.ts';
 import { normaliseRows, type JsonResult } from './json-result.ts';
 import { bindParams, serverParamValues } from './param-binder.ts';
 import type { QueryParams, QuerySettings, Store, StoreCapabilities } from './store.ts';
@@ -15,6 +16,29 @@ export interface ServerStoreOptions {
   readonly requestTimeoutMs?: number;
   /** Storage policy with a `cold` volume for the aggregates (CLICKHOUSE_STORAGE_POLICY); '' for one tier. */
   readonly storagePolicy?: string;
+  /** remote_servers cluster of the server at `url` (ADCLICK_CLICKHOUSE_CLUSTER); '' or absent: a single server. */
+  readonly cluster?: string;
+  /** Cluster only: replicas that must hold an insert before it is acknowledged (ADCLICK_CLICKHOUSE_INSERT_QUORUM); 1 = the one written. */
+  readonly insertQuorum?: number;
+}
+
+/**
+ * What every request carries on a cluster. insert_distributed_sync: an insert returns once
+ * every shard's replica has the rows (not when they are queued on the entry node), so a
+ * failed write fails the sink's batch (which retries it; its upserts are idempotent) instead
+ * of being acknowledged and lost with the entry node. load_balancing in_order: reads and
+ * writes of a shard go to its first live replica, so a read after a write sees it while that
+ * replica lives (with a quorum of 1 a replica that died with an unreplicated part hands the
+ * shard to a peer that lacks it until it returns; a quorum of 2 closes that gap but stops a
+ * shard's writes while one of its replicas is down).
+ */
+export function clusterSettings(insertQuorum: number): ClickHouseSettings {
+  // distributed_product_mode global: a subquery over a Distributed table inside IN (the
+  // backfill's NOT IN late_clicks) runs once on the entry node and is shipped to the shards,
+  // which is right wherever the rows live (the default refuses such queries).
+  const s: Record<string, unknown> = { insert_distributed_sync: 1, load_balancing: 'in_order', distributed_product_mode: 'global' };
+  if (insertQuorum > 1) s.insert_quorum = insertQuorum;
+  return s as ClickHouseSettings;
 }
 
 export class ServerStore implements Store {
@@ -25,6 +49,7 @@ export class ServerStore implements Store {
     private readonly client: ClickHouseClient,
     readonly capabilities: StoreCapabilities,
     readonly storagePolicy: string,
+    readonly cluster: string | undefined,
   ) {}
 
   static async open(opts: ServerStoreOptions): Promise<ServerStore> {
@@ -35,10 +60,16 @@ export class ServerStore implements Store {
       opts.logger.warn({ module: 'store', path: url.pathname }, 'CLICKHOUSE_URL path ignored: AdClick tables live in database "adclick"');
       url.pathname = '/';
     }
+    const cluster = opts.cluster || undefined;
+    if (cluster) {
+      const bad = clusterNameProblem(cluster);
+      if (bad) throw new Error(bad);
+    }
     const client = createClient({
       url,
       request_timeout: opts.requestTimeoutMs ?? 30_000,
       application: 'adclick',
+      ...(cluster ? { clickhouse_settings: clusterSettings(opts.insertQuorum ?? 1) } : {}),
     });
     try {
       const rs = await client.query({ query: 'SELECT version() AS v', format: 'JSON' });
@@ -61,7 +92,13 @@ export class ServerStore implements Store {
       } else if (caps.storagePolicies) {
         log.warn('CLICKHOUSE_STORAGE_POLICY is empty: aggregates older than 30 days stay on the default disk (no cold tier)');
       }
-      return new ServerStore(client, caps, policy);
+      if (cluster) {
+        const rs3 = await client.query({ query: CLUSTER_QUERY, format: 'JSON' });
+        const problem = clusterProblem(cluster, opts.insertQuorum ?? 1, normaliseRows<ClusterRow>((await rs3.json()) as JsonResult));
+        if (problem) throw new Error(`ADCLICK_CLICKHOUSE_CLUSTER: ${problem}`);
+        log.info({ cluster, insertQuorum: opts.insertQuorum ?? 1 }, 'ClickHouse cluster: reads and writes through Distributed tables');
+      }
+      return new ServerStore(client, caps, policy, cluster);
     } catch (err) {
       await client.close();
       throw err;

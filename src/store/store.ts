@@ -36,6 +36,12 @@ export interface Store {
    * exist in the engine at open; '' when the engine has one tier only.
    */
   readonly storagePolicy: string;
+  /**
+   * Server mode on a ClickHouse cluster (ADCLICK_CLICKHOUSE_CLUSTER): the remote_servers
+   * cluster whose Distributed tables the store reads and writes; migrations then create the
+   * schema ON CLUSTER (cluster-ddl.ts). Absent for the embedded engine and a single server.
+   */
+  readonly cluster?: string;
   /** Rows as objects; 64-bit integers are normalised to JS numbers (quoted or not on the wire). */
   query<T = Record<string, unknown>>(sql: string, params?: QueryParams, opts?: { timeoutMs?: number; settings?: QuerySettings }): Promise<T[]>;
   /** Insert rows (JSONEachRow semantics: keys are column names). One call = one insert block. */

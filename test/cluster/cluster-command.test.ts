@@ -16,7 +16,7 @@ const execFileP = promisify(execFile);
 const root = join(import.meta.dirname, '../..');
 const bin = join(root, 'bin/adclick');
 
-test('cluster up prints every node with its address, status sees them answering, down removes everything', async () => {
+test('cluster up prints every node (Kafka, ZooKeeper, ClickHouse) with its address, status sees them answering, down removes everything', async () => {
   const dataDir = await testStateDir('cli');
   // The Kafka jars are large: share the project's cache rather than fetching them again.
   await mkdir(join(loadConfig().dataDir, 'cache'), { recursive: true });
@@ -35,7 +35,9 @@ test('cluster up prints every node with its address, status sees them answering,
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  const deadline = Date.now() + 900_000; // 9 JVMs (3 Kafka, 3 Flink) and the job on 2 shared cores
+  // Kafka, ZooKeeper, four ClickHouse servers with the ON CLUSTER schema, the Flink JobManager
+  // and 2 TaskManagers with the job: 13 JVMs/servers on 2 shared cores.
+  const deadline = Date.now() + 900_000;
   while (!/up in \d+ s/.test(out)) {
     if (Date.now() > deadline || up.exitCode !== null) assert.fail(`cluster up did not come up:\n${out}`);
     await new Promise((r) => setTimeout(r, 500));
@@ -43,9 +45,14 @@ test('cluster up prints every node with its address, status sees them answering,
   for (const n of topology.nodes) assert.match(out, new RegExp(`${n.name}\\s+${n.address.replace(/\./g, '\\.')}\\s+${n.netns}\\s+pid \\d+`));
   assert.match(out, /replication factor 3, min\.insync\.replicas 2/);
   assert.match(out, /Flink job [0-9a-f]{32} RUNNING/);
+  assert.match(out, /CLICKHOUSE_URL=http:\/\/[\d.]+:8123 ADCLICK_CLICKHOUSE_CLUSTER=adclick/);
 
   const status = await execFileP(process.execPath, [bin, 'cluster', 'status'], { env });
-  for (const n of topology.nodes.filter((x) => x.name.startsWith('kafka-'))) assert.match(status.stdout, new RegExp(`${n.name}.*kafka answering`));
+  // Each tier's nodes answer their own protocol: Kafka metadata, ZooKeeper in the quorum, ClickHouse /ping
+  // (the Flink nodes are checked below).
+  const expect = (name: string) => name.startsWith('kafka-') ? 'kafka answering' : name.startsWith('zk-') ? 'zookeeper (leader|follower)' : 'clickhouse answering';
+  for (const n of topology.nodes.filter((x) => !x.name.startsWith('flink-'))) assert.match(status.stdout, new RegExp(`${n.name}.*${expect(n.name)}`));
+  assert.equal((status.stdout.match(/zookeeper leader/g) ?? []).length, 1, status.stdout);
   assert.match(status.stdout, /under-replicated 0, without leader 0/);
   assert.match(status.stdout, /flink-jm .*jobmanager answering/);
   for (const tm of ['flink-tm-1', 'flink-tm-2']) assert.match(status.stdout, new RegExp(`${tm} .*taskmanager registered \\([1-9]/\\d+ slots used\\)`));
