@@ -16,12 +16,14 @@ import { ensureTopics, kafkaDurability, pipelineTopics } from '../stack/topics.t
 import { describePartitions, KafkaCluster } from './kafka-cluster.ts';
 import { CUT_TABLE, listNamespaces, namespacePids, nftRuleset } from './netns.ts';
 import { createNetwork, destroyNetwork, parseSubnet, planTopology, readNetworkState, type Topology } from './topology.ts';
+import { BALANCER_NODE, GATEWAY_NODES, StatelessTier } from './balancer.ts';
 
 const USAGE = `usage: adclick cluster up | down | status
 
   up       start 3 Kafka nodes (KRaft broker+controller), each in its own network namespace
            with its own address in ADCLICK_CLUSTER_SUBNET, create the pipeline topics with
-           replication factor 3 / min.insync.replicas 2, print the nodes; runs in the
+           replication factor 3 / min.insync.replicas 2, print the nodes; with
+           ADCLICK_SIGNING_KEYS also 2 gateways behind HAProxy (own namespaces); runs in the
            foreground until Ctrl-C, then stops the nodes and removes the network
   down     stop a running \`cluster up\`; remove namespaces, links and rules a crashed one left
   status   each node's namespace, address, process, cut or not, and whether Kafka answers
@@ -44,11 +46,29 @@ function paths(config: Config) {
  * The names carry the subnet (10.231.0.0/24 → tag `ce700`, namespaces `adclick-ce700-kafka-1`…),
  * so clusters on different subnets (a second data dir, a test) never share a name.
  */
-export function clusterTopology(config: Pick<Config, 'clusterSubnet'>): Topology {
+export function clusterTopology(config: Pick<Config, 'clusterSubnet'> & Partial<Pick<Config, 'signingKeys'>>): Topology {
   const { base } = parseSubnet(config.clusterSubnet);
   const tag = `c${base[1].toString(16).padStart(2, '0')}${base[2].toString(16).padStart(2, '0')}`;
-  return planTopology({ tag, subnet: config.clusterSubnet, nodes: NODES });
+  return planTopology({ tag, subnet: config.clusterSubnet, nodes: [...NODES, ...statelessNodes(config)] });
 }
+
+// --- stateless tier hook (balancer.ts) ---------------------------------------------------
+// Two gateways behind HAProxy, each in a namespace of its own, after the Kafka nodes. Only
+// with ADCLICK_SIGNING_KEYS: a gateway on a non-loopback address refuses the public
+// development key. Their addresses follow the Kafka nodes' (.14 gw-1, .15 gw-2, .16 lb).
+function statelessNodes(config: Partial<Pick<Config, 'signingKeys'>>): string[] {
+  return config.signingKeys ? [...GATEWAY_NODES, BALANCER_NODE] : [];
+}
+
+function statelessTier(config: Config, topology: Topology, bootstrap: string, dir: string, log: ReturnType<typeof createLogger>): StatelessTier | null {
+  if (!config.signingKeys) return null;
+  // Redis listens on the host's loopback, which the namespaces do not reach: the gateways
+  // run without it (they fail open: dedup and rate limits are per gateway) unless
+  // REDIS_URL names an address they reach.
+  const redis: Record<string, string> = /^rediss?:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/.test(config.redisUrl) ? { REDIS_URL: '' } : {};
+  return new StatelessTier({ config, nodes: topology.nodes, kafkaBootstrap: bootstrap, stateDir: join(dir, 'stateless'), logger: log, env: redis });
+}
+// --- end of the stateless tier hook ------------------------------------------------------
 
 export async function runCluster(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -90,12 +110,14 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   const topology = clusterTopology(config);
   const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
   const kafka = new KafkaCluster({
-    dist, stateDir: dir, nodes: topology.nodes, port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
+    dist, stateDir: dir, nodes: topology.nodes.filter((n) => NODES.includes(n.name)), port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
     durability, heapMax: config.kafkaHeapMax, readyTimeoutMs: Math.max(config.kafkaReadyTimeoutMs, 180_000), logger: log,
   });
 
+  const stateless = statelessTier(config, topology, kafka.bootstrap, dir, log);
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
+    await stateless?.stop();
     await kafka.stop();
     await destroyNetwork(stateFile);
     await rm(upFile, { force: true });
@@ -116,7 +138,9 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
     const t0 = Date.now();
     await kafka.start();
     await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
+    await stateless?.start();
     print(renderNodes(topology, kafka, Date.now() - t0, durability));
+    if (stateless) print(stateless.status().map((s) => `  ${s.name.padEnd(8)} ${s.address.padEnd(15)} ${s.role} pid ${s.pid ?? '-'}`).join('\n') + `\n  clicks: ${stateless.gatewayUrl}/v1/clicks (HAProxy, health checks on /readyz)\n`);
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     await stop();
     return 0;
@@ -175,6 +199,14 @@ export async function clusterStatus(config: Config, print: (s: string) => void =
     const exists = present.has(n.netns);
     const pids = exists ? await namespacePids(n.netns) : [];
     const cut = exists && (await nftRuleset(n.netns)).includes(CUT_TABLE);
+    if (!NODES.includes(n.name)) {
+      // A stateless node (gateway, balancer): its process, and whether its port answers.
+      const port = n.name === BALANCER_NODE || GATEWAY_NODES.includes(n.name as never) ? config.gatewayPort : config.queryPort;
+      const answers = exists && !cut && (await tcpProbe(n.address, port, 1000));
+      healthy &&= answers;
+      lines.push(`  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pids ${pids.join(',') || '-'}  ${!exists ? 'no namespace' : cut ? 'CUT OFF' : answers ? `port ${port} answering` : pids.length ? `port ${port} not answering` : 'no process'}`);
+      continue;
+    }
     const bootstrap = `${n.address}:${config.kafkaPort}`;
     const answers = exists && !cut && (await tcpProbe(n.address, config.kafkaPort, 1000)) && (await kafkaAnswersMetadata(bootstrap, 3000));
     if (answers) answering.push(bootstrap);
