@@ -3,9 +3,9 @@
 // each instance health-checked on its readiness endpoint (GET /readyz, 200 = in), so an
 // instance that dies or cannot reach its dependencies (a gateway cut off from Kafka answers
 // 503) leaves the rotation after `fall` failed checks and comes back after `rise` good
-// ones. A request whose server closed or refused the connection without an answer is
-// retried once on another server (L7 retry): a click is idempotent by impression id (the
-// Flink job deduplicates), a query is a read. The process runs in the foreground (-db) in
+// ones. A request whose server closed or refused the connection without an answer, or
+// answered 503, is retried once on another server (L7 retry): a click is idempotent by
+// impression id (the Flink job deduplicates), a query is a read. The process runs in the foreground (-db) in
 // its own network namespace; its stats socket (a file, reachable from the host) tells
 // which servers are up.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -64,7 +64,8 @@ export function haproxyConfig(o: HaproxyConfigOptions): string {
     `  timeout check ${Math.min(inter, 2000)}ms`,
     '  option redispatch',
     '  retries 1',
-    '  retry-on conn-failure empty-response',
+    // 503: the server cannot take it now (a gateway whose Kafka is unreachable); the other may.
+    '  retry-on conn-failure empty-response 503',
     `  default-server inter ${inter}ms fastinter ${Math.max(100, Math.round(inter / 2))}ms downinter ${inter}ms fall ${fall} rise ${rise}`,
   ];
   for (const t of o.tiers) {

@@ -14,6 +14,7 @@ import { after, test } from 'node:test';
 import { BALANCER_NODE, GATEWAY_NODES, StatelessTier } from '../../src/cluster/balancer.ts';
 import type { ServerState } from '../../src/cluster/haproxy.ts';
 import { KafkaCluster } from '../../src/cluster/kafka-cluster.ts';
+import { cutOff, heal } from '../../src/cluster/netns.ts';
 import { createNetwork, destroyNetwork, destroyNetworkSync, planTopology } from '../../src/cluster/topology.ts';
 import { loadConfig } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
@@ -157,4 +158,68 @@ test('two gateways behind HAProxy: one killed (-9) mid-stream leaves the rotatio
   assert.ok(reqs(before, 'gw-1') > 0 && reqs(before, 'gw-2') > 0, 'both gateways took traffic before the kill');
   assert.ok(reqs(mid, 'gw-2') > reqs(before, 'gw-2'), 'the surviving gateway took the rest');
   assert.ok(removalMs < 10_000, `HAProxy took the dead gateway out in ${removalMs} ms (checks every 1 s, fall 2)`);
+});
+
+test('a gateway cut off from Kafka answers 503 on /readyz and leaves the rotation; the other keeps accepting every click', { timeout: 600_000 }, async () => {
+  assert.ok((await tier.serverStates()).every((x) => x.status === 'UP'), 'both gateways in rotation (after the first test)');
+  const url = `${tier.gatewayUrl}/v1/clicks`;
+  const run = `cut${Date.now().toString(36)}`;
+  const N = 600;
+  const accepted = new Set<string>();
+  let non202 = 0;
+  let sent = 0;
+  let cutAt = 0;
+  const send = async (i: number) => {
+    const click = { impression_id: `imp_lb_${run}_${i}`, event_type: 'click', ad_id: 9001 + (i % 5), campaign_id: 9000, advertiser_id: 8999, user_id: `u_${i % 50}`, timestamp: Date.now() - 1000 };
+    const body = JSON.stringify({ ...click, key_id: keyId, signature: signClick({ ...click, key_id: keyId }, secret) });
+    for (let attempt = 0; attempt < 30; attempt++) {
+      let status = 0;
+      try {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(20_000) });
+        status = res.status;
+        await res.arrayBuffer();
+      } catch { /* in doubt: retried */ }
+      if (status === 202) {
+        accepted.add(click.impression_id);
+        return;
+      }
+      non202++;
+      await sleep(200);
+    }
+  };
+  let next = 0;
+  const t0 = Date.now();
+  const senders = Array.from({ length: SENDERS }, async () => {
+    while (next < N && Date.now() - t0 < 240_000) {
+      const i = next++;
+      sent++;
+      await send(i);
+      await sleep(SENDERS * 10);
+    }
+  });
+  while (sent < N / 4) await sleep(50);
+  // gw-2 loses Kafka (its packets to the broker are dropped; the balancer still reaches it).
+  await cutOff(node('gw-2').netns, [node('kafka-1').address]);
+  cutAt = Date.now();
+  let removalMs = -1;
+  try {
+    await waitStatus('gw-2', (st) => st.startsWith('DOWN'), 120_000);
+    removalMs = Date.now() - cutAt;
+    await Promise.all(senders);
+  } finally {
+    await heal(node('gw-2').netns);
+  }
+  const mid = await tier.serverStates();
+  const healedAt = Date.now();
+  await waitStatus('gw-2', (st) => st === 'UP', 180_000);
+  const returnMs = Date.now() - healedAt;
+  const inKafka = await readClicks(kafka.bootstrap, config.clicksTopic, N, 60_000);
+  const ids = inKafka.map((c) => c.value.impressionId).filter((id) => id.startsWith(`imp_lb_${run}_`));
+  const distinct = new Set(ids);
+  const missing = [...accepted].filter((id) => !distinct.has(id));
+  console.log(`# ${JSON.stringify({ clicks: N, sent, accepted: accepted.size, non202Answers: non202, inKafka: ids.length, distinctInKafka: distinct.size, duplicatesInKafka: ids.length - distinct.size, missing: missing.length,
+    removalMs, returnAfterHealMs: returnMs, states: mid.map((x) => `${x.server} ${x.status} ${x.requests}`) })}`);
+  assert.equal(accepted.size, N, 'every click accepted through the balancer');
+  assert.deepEqual(missing, [], 'every accepted click is in Kafka');
+  assert.ok(removalMs >= 0, 'the cut-off gateway left the rotation');
 });

@@ -18,7 +18,7 @@ test('haproxyConfig: one frontend and backend per tier, every server health-chec
   assert.match(cfg, /frontend gateway\n  bind 10\.231\.7\.14:8080\n  default_backend gateway/);
   assert.match(cfg, /backend query\n  balance roundrobin\n  option httpchk GET \/readyz\n  http-check expect status 200\n  server q-1 10\.231\.7\.15:8081 check\n  server q-2 10\.231\.7\.16:8081 check/);
   assert.match(cfg, /default-server inter 1000ms fastinter 500ms downinter 1000ms fall 2 rise 3/);
-  assert.match(cfg, /retry-on conn-failure empty-response/);
+  assert.match(cfg, /retry-on conn-failure empty-response 503\n/);
   assert.match(cfg, /option forwardfor/);
   assert.match(cfg, /stats socket \/tmp\/x\.sock mode 600 level admin/);
 });
