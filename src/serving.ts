@@ -63,7 +63,8 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
 
     let sink: AggregateSink | null = null;
     let closeEnds: (() => Promise<void>) | null = null;
-    if (opts.consumer !== null) {
+    // ADCLICK_SERVING_ROLE: `query` runs no sink, `sink` no query API (the cluster form's tiers).
+    if (opts.consumer !== null && config.servingRole !== 'query') {
       const consumer = opts.consumer ?? createKafkaSinkConsumer({ brokers: config.kafkaBrokers, topics: Object.values(SINK_TOPICS), groupId: config.sinkGroupId, logger, registry });
       // The watermark waits for the rows it vouches for (watermark-fence.ts); a test's own consumer has no Kafka to ask.
       const ends = opts.consumer === undefined
@@ -80,12 +81,12 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
     }
 
     let queryApp: Closable | null = null;
-    if (opts.queryApi !== false) queryApp = await startQueryApi(config, logger, store, registry);
+    if (opts.queryApi !== false && config.servingRole !== 'sink') queryApp = await startQueryApi(config, logger, store, registry);
 
     const monitor = startConservationMonitor(store, registry, logger, {
       intervalMs: config.conservationIntervalMs, spanMs: config.conservationSpanMs, settleMs: 2 * 60_000 });
     closers.push(async () => monitor.stop());
-    const poller = startPipelinePoller(config, logger, store, registry, opts.consumer !== undefined, sink);
+    const poller = startPipelinePoller(config, logger, store, registry, opts.consumer !== undefined || config.servingRole === 'query', sink);
     closers.push(() => poller.stop());
     const admin = await startAdmin(config, log, store, registry, sink, opts.adminPort ?? config.adminPort);
 

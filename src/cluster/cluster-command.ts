@@ -20,6 +20,7 @@ import { CLICKHOUSE_TIER_NODES, clickhouseTier, clickhouseTierNodeStatus } from 
 import { describePartitions, KafkaCluster } from './kafka-cluster.ts';
 import { CUT_TABLE, listNamespaces, namespacePids, nftRuleset } from './netns.ts';
 import { createNetwork, destroyNetwork, parseSubnet, planTopology, readNetworkState, type Topology } from './topology.ts';
+import { BALANCER_NODE, GATEWAY_NODES, StatelessTier } from './balancer.ts';
 
 const USAGE = `usage: adclick cluster up | down | status
 
@@ -29,7 +30,8 @@ const USAGE = `usage: adclick cluster up | down | status
            ClickHouse 2 shards x 2 replicas (schema migrated ON CLUSTER), then a Flink session
            cluster (JobManager + 2 TaskManagers, each in its own namespace) and submit the job
            through its REST API (from its newest retained checkpoint, if any); print the
-           nodes; runs in the foreground until Ctrl-C, then stops the nodes and removes the network
+           nodes; with ADCLICK_SIGNING_KEYS also 2 gateways behind HAProxy (own
+           namespaces); runs in the foreground until Ctrl-C, then stops the nodes and removes the network
   down     stop a running \`cluster up\`; remove namespaces, links and rules a crashed one left
   status   each node's namespace, address, process, cut or not, and whether it answers:
            Kafka, ZooKeeper, ClickHouse, the Flink JobManager, its TaskManagers and the job's state
@@ -54,11 +56,29 @@ function paths(config: Config) {
  * The names carry the subnet (10.231.0.0/24 → tag `ce700`, namespaces `adclick-ce700-kafka-1`…),
  * so clusters on different subnets (a second data dir, a test) never share a name.
  */
-export function clusterTopology(config: Pick<Config, 'clusterSubnet'>): Topology {
+export function clusterTopology(config: Pick<Config, 'clusterSubnet'> & Partial<Pick<Config, 'signingKeys'>>): Topology {
   const { base } = parseSubnet(config.clusterSubnet);
   const tag = `c${base[1].toString(16).padStart(2, '0')}${base[2].toString(16).padStart(2, '0')}`;
-  return planTopology({ tag, subnet: config.clusterSubnet, nodes: NODES });
+  return planTopology({ tag, subnet: config.clusterSubnet, nodes: [...NODES, ...statelessNodes(config)] });
 }
+
+// --- stateless tier hook (balancer.ts) ---------------------------------------------------
+// Two gateways behind HAProxy, each in a namespace of its own, after every other node. Only
+// with ADCLICK_SIGNING_KEYS: a gateway on a non-loopback address refuses the public
+// development key. With the default node list they get .24 (gw-1), .25 (gw-2), .26 (lb).
+function statelessNodes(config: Partial<Pick<Config, 'signingKeys'>>): string[] {
+  return config.signingKeys ? [...GATEWAY_NODES, BALANCER_NODE] : [];
+}
+
+function statelessTier(config: Config, topology: Topology, bootstrap: string, dir: string, log: ReturnType<typeof createLogger>): StatelessTier | null {
+  if (!config.signingKeys) return null;
+  // Redis listens on the host's loopback, which the namespaces do not reach: the gateways
+  // run without it (they fail open: dedup and rate limits are per gateway) unless
+  // REDIS_URL names an address they reach.
+  const redis: Record<string, string> = /^rediss?:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/.test(config.redisUrl) ? { REDIS_URL: '' } : {};
+  return new StatelessTier({ config, nodes: topology.nodes, kafkaBootstrap: bootstrap, stateDir: join(dir, 'stateless'), logger: log, env: redis });
+}
+// --- end of the stateless tier hook ------------------------------------------------------
 
 export async function runCluster(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -106,8 +126,10 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   const { flink, jar } = await prepareFlinkTier({ config, topology, stateDir: dir, repoRoot: DEFAULT_REPO_ROOT, logger: log });
 
   const chTier = clickhouseTier({ config, topology, stateDir: dir, logger: log });
+  const stateless = statelessTier(config, topology, kafka.bootstrap, dir, log);
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
+    await stateless?.stop();
     await flink.stop();
     await chTier.stop();
     await kafka.stop();
@@ -132,7 +154,9 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
     await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
     await chTier.start();
     const job = await startFlinkTier(flink, jar, config, kafka.bootstrap, log);
+    await stateless?.start();
     print(renderNodes(topology, kafka, Date.now() - t0, durability, [...chTier.render(), ...renderFlinkTier(flink, job)]));
+    if (stateless) print(stateless.status().map((s) => `  ${s.name.padEnd(8)} ${s.address.padEnd(15)} ${s.role} pid ${s.pid ?? '-'}`).join('\n') + `\n  clicks: ${stateless.gatewayUrl}/v1/clicks (HAProxy, health checks on /readyz)\n`);
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     await stop();
     return 0;
@@ -196,6 +220,14 @@ export async function clusterStatus(config: Config, print: (s: string) => void =
     if (isFlinkNode(n.name)) {
       const st = !exists ? 'no namespace' : cut ? 'CUT OFF' : flinkState.nodeState.get(n.name) ?? 'unknown';
       lines.push(`  ${n.name.padEnd(10)} ${n.address.padEnd(15)} ${n.netns.padEnd(26)} pids ${pids.join(',') || '-'}  ${st}`);
+      continue;
+    }
+    if (!NODES.includes(n.name)) {
+      // A stateless node (gateway, balancer): its process, and whether its port answers.
+      const port = n.name === BALANCER_NODE || GATEWAY_NODES.includes(n.name as never) ? config.gatewayPort : config.queryPort;
+      const answers = exists && !cut && (await tcpProbe(n.address, port, 1000));
+      healthy &&= answers;
+      lines.push(`  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pids ${pids.join(',') || '-'}  ${!exists ? 'no namespace' : cut ? 'CUT OFF' : answers ? `port ${port} answering` : pids.length ? `port ${port} not answering` : 'no process'}`);
       continue;
     }
     if (!KAFKA_NODES.includes(n.name)) {

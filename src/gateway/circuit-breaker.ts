@@ -7,7 +7,7 @@ export class CircuitBreaker {
   private failures = 0;
   private openedAt = 0;
   private trialInFlight = false;
-  state: BreakerState = 'closed';
+  private current: BreakerState = 'closed';
 
   constructor(
     private readonly threshold: number,
@@ -16,11 +16,20 @@ export class CircuitBreaker {
     private readonly onChange: (s: BreakerState) => void = () => {},
   ) {}
 
+  /**
+   * The state now: open turns half-open once `openMs` passed, also when only this is read.
+   * Readiness reads it, and a gateway a balancer took out of rotation for an open breaker
+   * gets no call to allow() that would move it on: it would stay unready for good.
+   */
+  get state(): BreakerState {
+    if (this.current === 'open' && this.now() - this.openedAt >= this.openMs) this.set('half-open');
+    return this.current;
+  }
+
   /** True when a call may proceed now. */
   allow(): boolean {
     if (this.state === 'closed') return true;
-    if (this.state === 'open' && this.now() - this.openedAt >= this.openMs) this.set('half-open');
-    if (this.state === 'half-open' && !this.trialInFlight) {
+    if (this.current === 'half-open' && !this.trialInFlight) {
       this.trialInFlight = true;
       return true;
     }
@@ -30,20 +39,20 @@ export class CircuitBreaker {
   success(): void {
     this.failures = 0;
     this.trialInFlight = false;
-    if (this.state !== 'closed') this.set('closed');
+    if (this.current !== 'closed') this.set('closed');
   }
 
   failure(): void {
     this.trialInFlight = false;
     this.failures++;
-    if (this.state === 'half-open' || (this.state === 'closed' && this.failures >= this.threshold)) {
+    if (this.current === 'half-open' || (this.current === 'closed' && this.failures >= this.threshold)) {
       this.openedAt = this.now();
       this.set('open');
     }
   }
 
   private set(s: BreakerState): void {
-    this.state = s;
+    this.current = s;
     this.onChange(s);
   }
 }

@@ -47,6 +47,12 @@ const proxyList: Parser<string[]> = (raw, key) => {
   return entries;
 };
 
+const servingRoleParser: Parser<'all' | 'sink' | 'query'> = (raw, key) => {
+  const v = raw.trim().toLowerCase();
+  if (v === 'all' || v === 'sink' || v === 'query') return v;
+  throw new Error(`${key} must be all, sink or query, got "${raw}"`);
+};
+
 function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDefault?: string): Setting<T> {
   return { env, default: def, parse, doc, shownDefault };
 }
@@ -138,6 +144,7 @@ export const SETTINGS = {
   stopTimeoutMs: setting('ADCLICK_STOP_TIMEOUT_MS', 15_000, int(100), 'Grace period between SIGTERM and SIGKILL when stopping a process'),
   adminPort: setting('ADCLICK_ADMIN_PORT', 8089, int(0, 65535), 'Serving process admin port on 127.0.0.1 (key management, sink health and metrics)'),
   sinkGroupId: setting('ADCLICK_SINK_GROUP_ID', 'adclick-sink', str, 'Kafka consumer group of the sink'),
+  servingRole: setting('ADCLICK_SERVING_ROLE', 'all' as 'all' | 'sink' | 'query', servingRoleParser, 'What a serving process runs: all (sink and query API), sink (no query API) or query (no sink); the cluster form runs each tier on its own nodes'),
   sinkMaxRows: setting('ADCLICK_SINK_MAX_ROWS', 50_000, int(1), 'Most Kafka records per sink batch (one ClickHouse insert per table)'),
   sinkMaxWaitMs: setting('ADCLICK_SINK_MAX_WAIT_MS', 200, int(1), 'Longest a record waits in the sink before its batch is written'),
   sinkRetryMaxMs: setting('ADCLICK_SINK_RETRY_MAX_MS', 10_000, int(10), 'Longest back-off between retries of a failed ClickHouse write'),

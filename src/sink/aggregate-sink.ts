@@ -5,6 +5,17 @@
 // committed; except rows ClickHouse refuses for good (bad values, not a bad engine): those
 // are quarantined in dead_letters and the rest of the batch goes on (quarantine.ts). Rows have deterministic identity, so a batch written twice (crash between
 // insert and commit) collapses instead of adding.
+//
+// Several instances may share one consumer group (issue 18): partitions are split between
+// them and move at rebalances. Nothing is lost because every member commits an offset only
+// after the rows below it are stored, and a new owner starts at the committed offset;
+// nothing is double-counted because rows are idempotent upserts (ReplacingMergeTree keyed
+// by the row's identity; an aggregate's version grows with its count, so an older emission
+// written again, e.g. by the previous owner's last batch, never replaces a newer one). A
+// member commits only the partitions it holds when the commit is made: a revoked
+// partition's in-flight batch is stored but not committed, so it cannot move the group's
+// offset back under the new owner (the broker accepts any member's commit for any
+// partition; measured). The watermark's fence across members: watermark-fence.ts.
 import { existsSync, rmSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
@@ -28,6 +39,13 @@ export interface SinkConsumer {
    * application, past commit/abort markers and aborted records) and when it was sampled.
    */
   positions?(): ReadonlyMap<string, { offset: number; at: number }>;
+  /** The partitions (`topic\u0000partition`) this member holds now; undefined: not known (then all count as held). */
+  assigned?(): ReadonlySet<string> | undefined;
+  /**
+   * The group's committed offsets for these partitions, whichever member committed them
+   * (Kafka OffsetFetch); partitions never committed are left out. Throws when unreadable.
+   */
+  groupCommitted?(keys: readonly string[]): Promise<ReadonlyMap<string, number>>;
   pause(): void;
   resume(): void;
   stop(): Promise<void>;
@@ -195,6 +213,7 @@ export class AggregateSink {
     for (;;) {
       if (this.buffer.length === 0) {
         if (this.stopping) return;
+        await this.commitSettledPositions();
         this.scheduleRelease();
         await this.waitFor(this.maxWaitMs);
         continue;
@@ -208,6 +227,7 @@ export class AggregateSink {
       if (this.buffer.length) this.firstAt = this.now();
       const ok = await this.flush(take);
       if (!ok) return; // stop deadline passed: leave uncommitted
+      await this.commitSettledPositions();
       if (this.buffer.length < this.maxRows) this.setPaused(false);
     }
   }
@@ -331,7 +351,8 @@ export class AggregateSink {
   private async releaseWatermarks(): Promise<void> {
     if (!this.fence) return;
     try {
-      const rows = [...this.releasedUnwritten, ...(await this.fence.release(this.stored, (key, f) => this.caughtUp(key, f)))];
+      const group = this.opts.consumer.groupCommitted?.bind(this.opts.consumer);
+      const rows = [...this.releasedUnwritten, ...(await this.fence.release(this.stored, (key, f) => this.caughtUp(key, f), group))];
       this.releasedUnwritten = rows;
       if (rows.length === 0) return;
       // A watermark row refused for good would otherwise hold complete_before for good.
@@ -360,6 +381,9 @@ export class AggregateSink {
    * only after the rows before it were stored.
    */
   private caughtUp(key: string, fence: number): boolean {
+    // A partition this member no longer holds: its position may be past records the client
+    // fetched but dropped at the revoke, which nobody stored yet.
+    if (!this.holds(key)) return false;
     const pos = this.opts.consumer.positions?.().get(key);
     const seenKey = `${key}\u0000${fence}`;
     if (!pos || pos.offset < fence || this.paused) {
@@ -388,6 +412,40 @@ export class AggregateSink {
   /** `topic\u0000partition\u0000fence` → when the consumer's position was first seen past that fence. */
   private readonly positionPassedAt = new Map<string, number>();
 
+  /** Whether this member holds the partition now (true when the consumer cannot say). */
+  private holds(key: string): boolean {
+    const mine = this.opts.consumer.assigned?.();
+    return mine === undefined || mine.has(key);
+  }
+
+  private lastPositionCommit = 0;
+
+  /**
+   * Commit the consumer's position on held partitions where it settled past the last
+   * stored record (only commit markers or aborted records between, see caughtUp): without
+   * it an idle transactional partition's committed offset stays short of every fence, and
+   * other members, who see this partition only through the group's offsets, would hold
+   * their watermarks for good. Only with a fence (nothing else needs it); throttled.
+   */
+  private async commitSettledPositions(): Promise<void> {
+    if (!this.fence || this.stopping || !this.opts.consumer.positions || !this.opts.consumer.assigned) return;
+    if (this.now() - this.lastPositionCommit < (this.opts.fenceCheckMs ?? 250)) return;
+    this.lastPositionCommit = this.now();
+    const mine = this.opts.consumer.assigned();
+    if (!mine) return;
+    const out: TopicPartitionOffset[] = [];
+    for (const [key, pos] of this.opts.consumer.positions()) {
+      if (!mine.has(key) || pos.offset <= (this.committed.get(key) ?? -1)) continue;
+      if (!this.caughtUp(key, pos.offset)) continue;
+      const [topic, partition] = key.split('\u0000');
+      out.push({ topic: topic!, partition: Number(partition), offset: String(pos.offset) });
+    }
+    if (out.length) {
+      this.log.debug({ commits: out }, 'committing positions settled past commit markers');
+      await this.commit(out);
+    }
+  }
+
   /** adclick_sink_records_total by kind (the topic's role), once per stored batch. */
   private countRecords(messages: readonly SinkMessage[]): void {
     const kindOf = new Map<string, string>(Object.entries(this.opts.topics ?? SINK_TOPICS).map(([kind, topic]) => [topic, kind]));
@@ -407,7 +465,14 @@ export class AggregateSink {
     return this.committed;
   }
 
-  private async commit(commits: TopicPartitionOffset[]): Promise<void> {
+  private async commit(all: TopicPartitionOffset[]): Promise<void> {
+    // Only partitions held now (see the header): a revoked partition's offset is the new owner's.
+    const commits = all.filter((c) => this.holds(partitionKey(c.topic, c.partition)));
+    if (commits.length < all.length) {
+      this.metrics.revokedCommitsSkipped.inc(all.length - commits.length);
+      this.log.info({ skipped: all.filter((c) => !commits.includes(c)) }, 'not committing offsets of partitions this sink no longer holds (stored; the new owner re-reads them, rows collapse)');
+    }
+    if (commits.length === 0) return;
     try {
       await this.opts.consumer.commit(commits);
       for (const c of commits) this.committed.set(`${c.topic}\u0000${c.partition}`, Number(c.offset));

@@ -1,7 +1,10 @@
 // The real SinkConsumer: @confluentinc/kafka-javascript (librdkafka) through its
 // KafkaJS-compatible API. read_committed (the Flink job writes transactionally), no
 // auto-commit (the sink commits after ClickHouse acknowledged), earliest offset for a
-// new group (nothing the job emitted may be skipped).
+// new group (nothing the job emitted may be skipped). Several sinks may share the group
+// (issue 18): librdkafka's default round-robin assignor with the classic (eager) protocol
+// splits the partitions; `assigned()` and `groupCommitted()` are what the sink needs to
+// stay exact across members (aggregate-sink.ts, watermark-fence.ts).
 import { createRequire } from 'node:module';
 import type { KafkaJS as KafkaJSTypes } from '@confluentinc/kafka-javascript';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -14,7 +17,8 @@ const require = createRequire(import.meta.url);
 const { KafkaJS } = require('@confluentinc/kafka-javascript') as { KafkaJS: typeof KafkaJSTypes };
 
 /** The part of the KafkaJS-compatible consumer this module uses (a seam for unit tests). */
-export type GroupConsumer = Pick<KafkaJSTypes.Consumer, 'connect' | 'subscribe' | 'run' | 'commitOffsets' | 'pause' | 'resume' | 'disconnect' | 'assignment'>;
+export type GroupConsumer = Pick<KafkaJSTypes.Consumer, 'connect' | 'subscribe' | 'run' | 'commitOffsets' | 'pause' | 'resume' | 'disconnect' | 'assignment'> &
+  Partial<Pick<KafkaJSTypes.Consumer, 'committed'>>;
 
 export interface KafkaSinkConsumerOptions {
   readonly brokers: string;
@@ -38,17 +42,20 @@ export interface KafkaSinkConsumerOptions {
 
 export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkConsumer {
   const log = opts.logger.child({ module: 'sink-consumer' });
-  const positions = new Map<string, { offset: number; at: number }>();
+  let positions = new Map<string, { offset: number; at: number }>();
   const onStats = (ev: { message?: string }) => {
     try {
       const at = Date.now();
       const stats = JSON.parse(ev.message ?? '{}') as { topics?: Record<string, { partitions?: Record<string, { app_offset?: number }> }> };
+      // Replaced whole: a partition that left this member (rebalance) leaves the map too.
+      const next = new Map<string, { offset: number; at: number }>();
       for (const [topic, t] of Object.entries(stats.topics ?? {})) {
         for (const [p, x] of Object.entries(t.partitions ?? {})) {
           if (p === '-1' || typeof x.app_offset !== 'number' || x.app_offset < 0) continue;
-          positions.set(`${topic}\u0000${p}`, { offset: x.app_offset, at });
+          next.set(`${topic}\u0000${p}`, { offset: x.app_offset, at });
         }
       }
+      positions = next;
     } catch {
       /* a malformed stats event only delays the fence */
     }
@@ -85,7 +92,7 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
   const now = opts.now ?? Date.now;
   const topicList = opts.topics.map((topic) => ({ topic }));
   const registers = opts.registry ? [opts.registry] : [];
-  const assignedGauge = new Gauge({ name: 'adclick_sink_assigned_partitions', help: 'Partitions the sink consumer holds (checked every few seconds; the only member of its group should hold all)', registers });
+  const assignedGauge = new Gauge({ name: 'adclick_sink_assigned_partitions', help: 'Partitions this sink consumer holds (checked every few seconds; the members of the group hold all between them)', registers });
   const replacements = new Counter({ name: 'adclick_sink_consumer_replacements_total', help: 'Sink consumers replaced after holding no partition too long (a wedged group membership)', registers });
   let consumer = make();
   let connected = false;
@@ -120,10 +127,11 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
 
   // Seen in the chaos suite: after the broker was paused past its session timeout, the
   // consumer's group-coordinator requests kept timing out for minutes, across even a broker
-  // restart, with no partition assigned and nothing consumed. As the only member of its
-  // group this sink should always hold every partition; holding none for rejoinAfterMs
-  // (whatever the cause) gets a fresh consumer. Records taken but not yet committed are
-  // committed through the new one once it has joined, or re-delivered — rows collapse.
+  // restart, with no partition assigned and nothing consumed. A member of a group with at
+  // least as many partitions as members always holds some (round-robin over all six
+  // topics); holding none for rejoinAfterMs (whatever the cause) gets a fresh consumer.
+  // Records taken but not yet committed are committed through the new one if it holds
+  // their partitions by then, or re-delivered — rows collapse.
   const replace = async (heldNoneMs: number) => {
     log.error({ heldNoneMs, groupId }, 'sink consumer has held no partition for too long; replacing it with a new consumer');
     replacements.inc();
@@ -173,6 +181,27 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
     },
     positions() {
       return positions;
+    },
+    assigned() {
+      if (!connected || replacing) return new Set<string>();
+      try {
+        return new Set(consumer.assignment().map((tp) => `${tp.topic}\u0000${tp.partition}`));
+      } catch {
+        return new Set<string>(); // not connected: holds nothing it may commit
+      }
+    },
+    async groupCommitted(keys) {
+      if (!consumer.committed) throw new Error('this consumer cannot read the group\'s committed offsets');
+      const tps = keys.map((k) => {
+        const i = k.lastIndexOf('\u0000');
+        return { topic: k.slice(0, i), partition: Number(k.slice(i + 1)) };
+      });
+      const out = new Map<string, number>();
+      for (const c of await consumer.committed(tps, 5_000)) {
+        const o = c.offset === null || c.offset === undefined ? NaN : Number(c.offset);
+        if (Number.isFinite(o) && o >= 0) out.set(`${c.topic}\u0000${c.partition}`, o);
+      }
+      return out;
     },
     // The flag survives a replacement: a new consumer starts paused when the sink is.
     pause() {

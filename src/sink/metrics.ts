@@ -9,6 +9,7 @@ export interface SinkMetrics {
   quarantined: Counter<'table'>;
   writeFailures: Counter;
   commitFailures: Counter;
+  revokedCommitsSkipped: Counter;
   consumerLag: Gauge<'topic' | 'partition'>;
   paused: Gauge;
 }
@@ -24,6 +25,7 @@ export function createSinkMetrics(registry: Registry): SinkMetrics {
     quarantined: new Counter({ name: 'adclick_sink_quarantined_total', help: 'Rows ClickHouse refused for good, by table: their records are in dead_letters (reason STORE_REFUSED), the rest of their batch was stored; alert on any increase', labelNames: ['table'], registers }),
     writeFailures: new Counter({ name: 'adclick_sink_write_failures_total', help: 'Failed batch writes (the batch is retried, offsets not committed)', registers }),
     commitFailures: new Counter({ name: 'adclick_sink_commit_failures_total', help: 'Failed offset commits after a successful write (records will be re-delivered and collapse)', registers }),
+    revokedCommitsSkipped: new Counter({ name: 'adclick_sink_revoked_commits_skipped_total', help: 'Partition offsets a stored batch did not commit because the partition had moved to another sink of the group (its new owner re-reads them; rows collapse)', registers }),
     consumerLag: new Gauge({ name: 'adclick_sink_consumer_lag', help: 'Records behind the partition high watermark at the last fetched batch', labelNames: ['topic', 'partition'], registers }),
     paused: new Gauge({ name: 'adclick_sink_paused', help: '1 while consumption is paused (backpressure or ClickHouse unavailable)', registers }),
   };

@@ -19,6 +19,28 @@
 // is stored: the offsets left below the fence are then markers or aborted records, never
 // a record to store. (The tail of a partition written by P transactional producers can
 // hold up to P markers, so "one marker behind" is not a rule.)
+//
+// Several sink instances in one consumer group (issue 18). Each member stores and commits
+// only the partitions it holds, but the watermark rows it reads vouch for every data
+// partition. For a partition it cannot vouch for itself, a member asks the group's
+// committed offset (Kafka OffsetFetch through its own consumer): every member commits an
+// offset only after the rows below it are stored (aggregate-sink.ts), so a committed
+// offset at or past the fence means that partition is stored up to the fence, whoever
+// stored it. Three things keep that true and live:
+//   - an owner that has stored everything it was delivered commits its position once it
+//     settled past commit markers or aborted records (otherwise the committed offset of an
+//     idle transactional partition stays one marker short of every fence, for good);
+//   - a member commits only partitions it holds at the time (a batch of a revoked
+//     partition is stored — rows are idempotent — but its offset is left to the new owner,
+//     so the group's offset never moves back below what the new owner stored);
+//   - the position of a partition a member no longer holds never counts: after a revoke
+//     the client drops records it had fetched but not delivered, so that position can be
+//     past records nobody stored yet.
+// Why not one member storing all watermarks: it would still need every other member's
+// progress, which is exactly the group offsets; and every member can store its own
+// watermark rows (keyed by subtask, versioned) with complete_before the minimum over
+// subtasks, each row's claim checked against the whole group. Why not a progress table in
+// ClickHouse: the committed offsets already are that record, written in the right order.
 import type { WatermarkRow } from '../store/rows.ts';
 
 /** The high watermark (read_uncommitted end) of every fenced partition, keyed `topic\u0000partition`. */
@@ -83,15 +105,41 @@ export class WatermarkFence {
    * The held rows whose fence the sink has passed (oldest first, a prefix: fences only
    * grow), removed from the held set. Throws when the ends cannot be read (nothing released).
    */
-  async release(stored: ReadonlyMap<string, number>, caughtUp: (key: string, fence: number) => boolean = () => false): Promise<WatermarkRow[]> {
+  async release(
+    stored: ReadonlyMap<string, number>,
+    caughtUp: (key: string, fence: number) => boolean = () => false,
+    groupStored?: (keys: readonly string[]) => Promise<ReadonlyMap<string, number>>,
+  ): Promise<WatermarkRow[]> {
     if (this.held.length === 0) return [];
     if (this.held.some((h) => h.fence === null)) {
       const ends = new Map(await this.readEnds());
       for (const h of this.held) h.fence ??= ends;
     }
+    let known = stored;
+    // Partitions this member cannot vouch for: the group's committed offsets (one request).
+    const open = groupStored ? this.openKeys(stored, caughtUp) : [];
+    if (open.length > 0) {
+      const group = await groupStored!(open);
+      const merged = new Map(stored);
+      for (const [k, o] of group) if (o > (merged.get(k) ?? -1)) merged.set(k, o);
+      known = merged;
+    }
     const out: WatermarkRow[] = [];
-    while (this.held.length > 0 && passedFence(this.held[0]!.fence!, stored, caughtUp)) out.push(...this.held.shift()!.rows);
+    while (this.held.length > 0 && passedFence(this.held[0]!.fence!, known, caughtUp)) out.push(...this.held.shift()!.rows);
     return newestPerSubtask(out);
+  }
+
+  /**
+   * Fenced partitions not passed on this member's own knowledge, for the newest held entry
+   * (fences only grow, so that covers the older entries' too).
+   */
+  private openKeys(stored: ReadonlyMap<string, number>, caughtUp: (key: string, fence: number) => boolean): string[] {
+    const keys: string[] = [];
+    for (const [k, f] of this.held.at(-1)!.fence!) {
+      if (f <= 0 || (stored.get(k) ?? -1) >= f || caughtUp(k, f)) continue;
+      keys.push(k);
+    }
+    return keys;
   }
 }
 

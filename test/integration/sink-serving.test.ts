@@ -12,6 +12,7 @@ import { startServing } from '../../src/serving.ts';
 import type { SinkConsumer } from '../../src/sink/aggregate-sink.ts';
 import type { SinkMessage, TopicPartitionOffset } from '../../src/sink/batch.ts';
 import { campaignTotals } from '../../src/store/reads.ts';
+import { freePort } from '../helpers/kafka.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'adclick-serving-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -57,4 +58,30 @@ test('serving: sink writes to chdb then commits; admin keys need the token; clea
     await s.stop();
   }
   assert.throws(() => statSync(s.adminTokenPath));
+});
+
+test('serving roles (ADCLICK_SERVING_ROLE): query runs no sink, sink runs no query API', async () => {
+  const consumer: SinkConsumer = { async start() {}, async commit() {}, pause() {}, resume() {}, async stop() {} };
+  const dir = mkdtempSync(join(tmpdir(), 'adclick-roles-'));
+  try {
+    const queryPort = await freePort();
+    const query = await startServing(loadConfig({}, { dataDir: dir, clickhouseUrl: '', queryPort, servingRole: 'query' }), createLogger('test', 'silent'), { adminPort: 0, consumer });
+    try {
+      assert.equal(query.sink, null, 'role query: no sink');
+      assert.equal((await fetch(`http://127.0.0.1:${queryPort}/readyz`)).status, 200, 'role query: the query API answers');
+    } finally {
+      await query.stop();
+    }
+    const sinkQueryPort = await freePort();
+    const sink = await startServing(loadConfig({}, { dataDir: dir, clickhouseUrl: '', queryPort: sinkQueryPort, servingRole: 'sink' }), createLogger('test', 'silent'), { adminPort: 0, consumer });
+    try {
+      assert.ok(sink.sink, 'role sink: the sink runs');
+      await assert.rejects(fetch(`http://127.0.0.1:${sinkQueryPort}/readyz`), 'role sink: no query API listening');
+    } finally {
+      await sink.stop();
+    }
+    assert.throws(() => loadConfig({ ADCLICK_SERVING_ROLE: 'both' }), /ADCLICK_SERVING_ROLE must be all, sink or query/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
