@@ -15,7 +15,7 @@ import { GATEWAY_OPENAPI } from './openapi.ts';
 import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
 import type { ClickPublisher, OutRecord } from './click-publisher.ts';
 import { separateAdmission, type Admission, type RateDecision, type RateLimiter } from './rate-limiter.ts';
-import { hasUnreadBody, serverTimeouts, MAX_RETRY_AFTER_SEC, type HttpTimeouts } from '../shared/http-admission.ts';
+import { clientErrorHandler, hasUnreadBody, serverTimeouts, MAX_RETRY_AFTER_SEC, type HttpTimeouts } from '../shared/http-admission.ts';
 import { cachedAnswer } from '../shared/cached-answer.ts';
 import { traceContextFor, type TraceContext } from './trace-context.ts';
 
@@ -97,9 +97,16 @@ export function buildGatewayApp(deps: GatewayDeps) {
   const admission = deps.admission ?? separateAdmission(rateLimiter, dedup);
   const now = deps.now ?? Date.now;
   const clientAddress = createClientAddress({ trustedProxies: o.trustedProxies, ipv6Prefix: o.ipv6BucketPrefix ?? 64 });
+  const clientErrors = new Counter({
+    name: 'adclick_gateway_client_errors_total',
+    help: 'Requests refused by the HTTP parser before routing: BAD_REQUEST (not HTTP), REQUEST_TIMEOUT (headers or body too slow), HEADERS_TOO_LARGE',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
   const app = Fastify({
     loggerInstance: deps.logger.child({ module: 'http' }),
     disableRequestLogging: true,
+    clientErrorHandler: clientErrorHandler((code) => clientErrors.inc({ code })),
     genReqId: (raw) => traceOf(raw as TracedMessage).traceId,
     requestIdLogLabel: 'trace_id',
     // The single-click limit everywhere; only the batch route takes more.

@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import { AppError, ERRORS, errorBody, isAppError, type ErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { createClientAddress } from '../shared/client-ip.ts';
-import { hasUnreadBody, serverTimeouts, type HttpTimeouts } from '../shared/http-admission.ts';
+import { clientErrorHandler, hasUnreadBody, serverTimeouts, type HttpTimeouts } from '../shared/http-admission.ts';
 import { ApiKeyAuthenticator, type AuthGuardOptions, type Clock, type Principal } from './auth.ts';
 import { dashboardHandlers } from './dashboard.ts';
 import { createQueryMetrics } from './metrics.ts';
@@ -207,6 +207,7 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     // No route takes a body (unknown routes answer before one is read, see below).
     bodyLimit: 1024,
     ...serverTimeouts(opts.timeouts),
+    clientErrorHandler: clientErrorHandler((code) => metrics.clientErrors.inc({ code })),
     // Errors raised before routing: an undecodable URL or an over-long path parameter
     // names nothing, so it is a 404 like any bad id; the rest is ours to fix (500).
     frameworkErrors: (err, request, reply) => {
