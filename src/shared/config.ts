@@ -15,6 +15,13 @@ export interface Setting<T> {
   readonly parse: Parser<T>;
   /** Shown in the README instead of the raw default (for computed defaults). */
   readonly shownDefault?: string;
+  /**
+   * Set but empty goes to the parser (which refuses it) instead of meaning the default:
+   * for URLs and secrets a value that failed to render must not quietly become the default.
+   */
+  readonly strictEmpty?: boolean;
+  /** How the value is written back to the environment of a child (configToEnv); default String(v). */
+  readonly toEnv?: (v: T) => string;
 }
 
 const str: Parser<string> = (raw) => raw;
@@ -47,14 +54,24 @@ const proxyList: Parser<string[]> = (raw, key) => {
   return entries;
 };
 
-function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDefault?: string): Setting<T> {
-  return { env, default: def, parse, doc, shownDefault };
+function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDefault?: string, extra: Pick<Setting<T>, 'strictEmpty' | 'toEnv'> = {}): Setting<T> {
+  return { env, default: def, parse, doc, shownDefault, ...extra };
 }
 
-// redis://[user:password@]host[:port][/db] (AUTH/ACL) or rediss://… (TLS); empty: no Redis.
+/** Refuses a set-but-empty value: only unset means the default (see Setting.strictEmpty). */
+const nonEmpty = <T>(parse: Parser<T>, unsetMeans: string): Parser<T> => (raw, key) => {
+  if (raw.trim() === '') throw new Error(`${key} is set but empty: give a value, or unset it for ${unsetMeans}`);
+  return parse(raw, key);
+};
+
+/** REDIS_URL's word for "no Redis" (an empty value is refused: it is what a secret that failed to render looks like). */
+export const NO_REDIS = 'none';
+
+// redis://[user:password@]host[:port][/db] (AUTH/ACL) or rediss://… (TLS); `none`: no Redis.
 const redisUrlParser: Parser<string> = (raw, key) => {
   const v = raw.trim();
-  if (v === '') return '';
+  if (v === '') throw new Error(`${key} is set but empty: give redis://… (or rediss://…), \`${NO_REDIS}\` to run without Redis (fail-open), or unset it for redis://127.0.0.1:6379`);
+  if (v.toLowerCase() === NO_REDIS) return '';
   let u: URL | undefined;
   try {
     u = new URL(v);
@@ -88,9 +105,9 @@ export const SETTINGS = {
   queryPort: setting('ADCLICK_QUERY_PORT', 8081, int(0, 65535), 'Query API and dashboard HTTP port'),
   flinkUiPort: setting('ADCLICK_FLINK_UI_PORT', 8082, int(0, 65535), 'Flink web UI port of the local job'),
   flinkBindHost: setting('ADCLICK_FLINK_BIND_HOST', '127.0.0.1', str, "Address the local Flink job's REST API and web UI bind to (not ADCLICK_BIND_HOST: that API can stop or cancel the job; jar upload is off)"),
-  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', str, "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager)", '`http://<Flink bind host>:<Flink UI port>`'),
+  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', nonEmpty(str, "the local job's"), "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager); set but empty is an error", '`http://<Flink bind host>:<Flink UI port>`'),
   pipelinePollMs: setting('ADCLICK_PIPELINE_POLL_MS', 5000, int(500), 'How often the serving process polls Flink REST, the stored watermark and the sink group lag for /metrics'),
-  kafkaBrokers: setting('KAFKA_BROKERS', '127.0.0.1:9092', str, 'Kafka bootstrap servers (comma-separated host:port)'),
+  kafkaBrokers: setting('KAFKA_BROKERS', '127.0.0.1:9092', nonEmpty(str, '127.0.0.1:9092'), 'Kafka bootstrap servers (comma-separated host:port); set but empty is an error', undefined, { strictEmpty: true }),
   kafkaPort: setting('ADCLICK_KAFKA_PORT', 9092, int(1, 65535), 'Port of the local Kafka broker started by `adclick up`'),
   kafkaControllerPort: setting('ADCLICK_KAFKA_CONTROLLER_PORT', 9093, int(1, 65535), 'KRaft controller port of the local Kafka broker'),
   kafkaVersion: setting('ADCLICK_KAFKA_VERSION', '4.1.1', str, 'Kafka broker version fetched from Maven Central (org.apache.kafka:kafka_2.13)'),
@@ -100,8 +117,8 @@ export const SETTINGS = {
   clicksTopic: setting('ADCLICK_CLICKS_TOPIC', 'clicks', str, 'Topic of accepted clicks'),
   clicksPartitions: setting('ADCLICK_CLICKS_PARTITIONS', 4, int(1, 10000), 'Partitions of the clicks topic when `adclick up` creates it'),
   clicksRetentionMs: setting('ADCLICK_CLICKS_RETENTION_MS', 7 * 24 * 3600 * 1000, int(3600_000), 'Retention of the clicks topic (at least 7 days)', '604800000 (7 d)'),
-  redisUrl: setting('REDIS_URL', 'redis://127.0.0.1:6379', redisUrlParser, 'Redis for edge dedup and rate limiting; empty to run without (fail-open). redis://user:password@host:port for AUTH/ACL, rediss:// for TLS (extra CAs: NODE_EXTRA_CA_CERTS)'),
-  clickhouseUrl: setting('CLICKHOUSE_URL', '', str, 'ClickHouse server URL (http://user:pass@host:8123/db); unset uses embedded chdb'),
+  redisUrl: setting('REDIS_URL', 'redis://127.0.0.1:6379', redisUrlParser, 'Redis for edge dedup and rate limiting; `none` to run without (fail-open); set but empty is an error. redis://user:password@host:port for AUTH/ACL, rediss:// for TLS (extra CAs: NODE_EXTRA_CA_CERTS)', undefined, { strictEmpty: true, toEnv: (v) => v || NO_REDIS }),
+  clickhouseUrl: setting('CLICKHOUSE_URL', '', nonEmpty(str, 'embedded chdb'), 'ClickHouse server URL (http://user:pass@host:8123/db); unset uses embedded chdb; set but empty is an error'),
   signingKeys: setting('ADCLICK_SIGNING_KEYS', '', signingKeysParser, 'Accepted click signing keys, comma-separated key_id:secret pairs (rotation: list several); each secret at least 32 bytes. Set but empty is an error', 'unset: dev key, loopback only'),
   ipHashKey: setting('ADCLICK_IP_HASH_KEY', '', str, 'Secret for the keyed hash of client IPs written to Kafka', 'random per process'),
   maxClickAgeMs: setting('ADCLICK_MAX_CLICK_AGE_MS', 24 * 3600 * 1000, int(60_000), 'Oldest accepted click timestamp relative to now', '86400000 (24 h)'),
@@ -180,7 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const problems: string[] = [];
   for (const [name, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
     const raw = env[s.env];
-    if (raw === undefined || (raw === '' && s.default !== '')) {
+    if (raw === undefined || (raw === '' && s.default !== '' && !s.strictEmpty)) {
       out[name] = s.default;
       continue;
     }
@@ -286,7 +303,7 @@ export function configToEnv(config: Config): Record<string, string> {
   for (const [name, s] of Object.entries(SETTINGS) as [keyof Config, Setting<unknown>][]) {
     const v = config[name];
     if (v === '' && s.default === '') continue;
-    env[s.env] = Array.isArray(v) ? v.join(',') : String(v);
+    env[s.env] = s.toEnv ? s.toEnv(v) : Array.isArray(v) ? v.join(',') : String(v);
   }
   return env;
 }
