@@ -251,3 +251,35 @@ export function separateAdmission(limiter: RateLimiter, dedup: { seen(keys: read
     },
   };
 }
+
+/**
+ * Buckets refused lately, until their Retry-After, as this process saw them: a request of
+ * one of them can be refused before its body is read without asking Redis (a refused
+ * request does not advance its bucket, so refusing it here changes no decision). Bounded:
+ * past `max` entries the oldest are forgotten, which only costs a Redis call.
+ */
+export class RecentRefusals {
+  private readonly until = new Map<string, number>();
+
+  constructor(private readonly max = 10_000, private readonly nowMs: () => number = () => performance.now()) {}
+
+  note(bucket: string, retryAfterMs: number): void {
+    if (retryAfterMs <= 0) return;
+    this.until.delete(bucket);
+    if (this.until.size >= this.max) {
+      const oldest = this.until.keys().next().value;
+      if (oldest !== undefined) this.until.delete(oldest);
+    }
+    this.until.set(bucket, this.nowMs() + retryAfterMs);
+  }
+
+  /** Milliseconds `bucket` is still refused for (0: ask the limiter). */
+  waitMs(bucket: string): number {
+    const t = this.until.get(bucket);
+    if (t === undefined) return 0;
+    const wait = t - this.nowMs();
+    if (wait > 0) return Math.ceil(wait);
+    this.until.delete(bucket);
+    return 0;
+  }
+}
