@@ -130,6 +130,8 @@ export const SETTINGS = {
   rateLimitBurst: setting('ADCLICK_RATE_LIMIT_BURST', 200, int(1), 'Per-client-IP burst allowance (requests); a batch larger than the burst passes from a full bucket and leaves the client in debt'),
   trustedProxies: setting('ADCLICK_TRUSTED_PROXIES', [] as string[], proxyList, 'Peers whose X-Forwarded-For is believed, on both HTTP ports (comma-separated IPs, CIDR ranges, or loopback/linklocal/uniquelocal); others are ignored', '(none)'),
   ipv6BucketPrefix: setting('ADCLICK_IPV6_BUCKET_PREFIX', 64, int(1, 128), 'IPv6 clients share one per-client rate-limit bucket per prefix of this length (one subscriber holds a /64 or more; 128: per address)'),
+  ipv6AggregatePrefix: setting('ADCLICK_IPV6_AGGREGATE_PREFIX', 48, int(0, 127), 'IPv6 client buckets also pay into one aggregate bucket per prefix of this length (a /48: one site), so rotating over the /64s of one /48 meets one limit; 0: off'),
+  ipv6AggregateFactor: setting('ADCLICK_IPV6_AGGREGATE_FACTOR', 16, int(1, 1_000_000), 'Rate and burst of an IPv6 aggregate bucket, as a multiple of the per-client limit (gateway and query API)'),
   httpHeadersTimeoutMs: setting('ADCLICK_HTTP_HEADERS_TIMEOUT_MS', 10_000, int(100), 'Gateway and query API: longest wait for a request\'s headers; then 408 and the connection is closed'),
   httpRequestTimeoutMs: setting('ADCLICK_HTTP_REQUEST_TIMEOUT_MS', 30_000, int(100), 'Gateway and query API: longest wait for a whole request, body included (slow bodies); then 408 and the connection is closed'),
   dedupTtlSec: setting('ADCLICK_EDGE_DEDUP_TTL_SEC', 25 * 3600, int(60), 'Redis edge-dedup key lifetime; longer than max click age + skew', '90000 (25 h)'),
