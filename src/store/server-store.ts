@@ -1,12 +1,20 @@
 // Server transport: any ClickHouse server or cluster over HTTP (@clickhouse/client).
 // The version is detected at open; engines without server-side parameters (< 19.11)
 // get the same `{name:Type}` SQL bound client-side by param-binder.ts.
+// Calls wait in a StorageQueue (storage-queue.ts) as on the embedded engine, with as many
+// running at once as the HTTP pool has connections: beyond them Node's agent would queue
+// without bound and nothing would be shed, so a junk-key flood's lookups could pile up in
+// front of every read. Here they stay bounded, paced, shed when late or abandoned.
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import type { Logger } from '../shared/logger.ts';
 import { capabilitiesFor, missingCapabilities, STORAGE_POLICY_QUERY, storagePolicyProblem } from './capabilities.ts';
 import { normaliseRows, type JsonResult } from './json-result.ts';
 import { bindParams, serverParamValues } from './param-binder.ts';
 import type { QueryParams, QuerySettings, Store, StoreCapabilities } from './store.ts';
+import { StorageQueue, type StorageQueueOptions, type StorageQueueStats } from './storage-queue.ts';
+
+/** Connections of the HTTP pool, and so the calls that run at once. */
+export const SERVER_CONNECTIONS = 10;
 
 export interface ServerStoreOptions {
   readonly url: string;
@@ -15,17 +23,23 @@ export interface ServerStoreOptions {
   readonly requestTimeoutMs?: number;
   /** Storage policy with a `cold` volume for the aggregates (CLICKHOUSE_STORAGE_POLICY); '' for one tier. */
   readonly storagePolicy?: string;
+  /** Bounds and deadline of waiting query API work (defaults: DEFAULT_STORAGE_QUEUE; concurrency: SERVER_CONNECTIONS). */
+  readonly queue?: Partial<StorageQueueOptions>;
 }
 
 export class ServerStore implements Store {
   readonly kind = 'server' as const;
   private closed = false;
+  private readonly queue: StorageQueue;
 
   private constructor(
     private readonly client: ClickHouseClient,
     readonly capabilities: StoreCapabilities,
     readonly storagePolicy: string,
-  ) {}
+    queue: Partial<StorageQueueOptions> = {},
+  ) {
+    this.queue = new StorageQueue({ concurrency: SERVER_CONNECTIONS, ...queue });
+  }
 
   static async open(opts: ServerStoreOptions): Promise<ServerStore> {
     const url = new URL(opts.url);
@@ -39,6 +53,7 @@ export class ServerStore implements Store {
       url,
       request_timeout: opts.requestTimeoutMs ?? 30_000,
       application: 'adclick',
+      max_open_connections: opts.queue?.concurrency ?? SERVER_CONNECTIONS,
     });
     try {
       const rs = await client.query({ query: 'SELECT version() AS v', format: 'JSON' });
@@ -61,7 +76,7 @@ export class ServerStore implements Store {
       } else if (caps.storagePolicies) {
         log.warn('CLICKHOUSE_STORAGE_POLICY is empty: aggregates older than 30 days stay on the default disk (no cold tier)');
       }
-      return new ServerStore(client, caps, policy);
+      return new ServerStore(client, caps, policy, opts.queue);
     } catch (err) {
       await client.close();
       throw err;
@@ -79,19 +94,21 @@ export class ServerStore implements Store {
     const abort = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
     // Settings travel as HTTP URL parameters, which every server version reads (18.16 included).
     const clickhouse_settings = opts.settings ? (opts.settings as Record<string, unknown> as ClickHouseSettings) : undefined;
-    const rs = await this.client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort, clickhouse_settings });
-    return normaliseRows<T>((await rs.json()) as JsonResult);
+    return this.queue.run(async () => {
+      const rs = await this.client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort, clickhouse_settings });
+      return normaliseRows<T>((await rs.json()) as JsonResult);
+    });
   }
 
   async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
     this.assertOpen();
     if (rows.length === 0) return;
-    await this.client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow' });
+    await this.queue.run(() => this.client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow' }));
   }
 
   async command(sql: string, params?: QueryParams): Promise<void> {
     this.assertOpen();
-    await this.client.command(this.prepare(sql, params));
+    await this.queue.run(() => this.client.command(this.prepare(sql, params)));
   }
 
   async ping(): Promise<boolean> {
@@ -101,6 +118,10 @@ export class ServerStore implements Store {
     } catch {
       return false;
     }
+  }
+
+  queueStats(): StorageQueueStats {
+    return this.queue.stats();
   }
 
   async close(): Promise<void> {
