@@ -81,7 +81,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   const [queryPort, adminPort, flinkUiPort] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'junk-keys.ts'), '--serve'], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ADCLICK_DATA_DIR: dataDir, ADCLICK_QUERY_PORT: String(queryPort), ADCLICK_ADMIN_PORT: String(adminPort), ADCLICK_FLINK_UI_PORT: String(flinkUiPort), ADCLICK_BIND_HOST: '127.0.0.1', ADCLICK_PIPELINE_POLL_MS: '600000', ADCLICK_CONSERVATION_INTERVAL_MS: '3600000', REDIS_URL: '', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ADCLICK_DATA_DIR: dataDir, ADCLICK_QUERY_PORT: String(queryPort), ADCLICK_ADMIN_PORT: String(adminPort), ADCLICK_FLINK_UI_PORT: String(flinkUiPort), ADCLICK_BIND_HOST: '127.0.0.1', ADCLICK_PIPELINE_POLL_MS: '600000', ADCLICK_CONSERVATION_INTERVAL_MS: '3600000', REDIS_URL: 'none', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let logTail = '';

@@ -145,6 +145,8 @@ async function startQueryApi(config: Config, logger: Logger, store: Store, regis
       ipRateLimitBurst: config.queryIpRateLimitBurst,
       trustedProxies: config.trustedProxies,
       ipv6BucketPrefix: config.ipv6BucketPrefix,
+      ipv6AggregatePrefix: config.ipv6AggregatePrefix,
+      ipv6AggregateFactor: config.ipv6AggregateFactor,
       timeouts: { headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs },
       authGuard: { negativeTtlMs: config.queryKeyNegativeCacheMs, failureBurst: config.queryAuthFailureBurst, failuresPerMin: config.queryAuthFailuresPerMin },
     },

@@ -7,7 +7,7 @@
 //   status  each node: namespace, address, process, cut or not, answering or not; partitions' ISR
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadConfig, type Config } from '../shared/config.ts';
+import { loadConfig, NO_REDIS, type Config } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { tcpProbe } from '../stack/health.ts';
 import { kafkaAnswersMetadata } from '../stack/kafka-admin.ts';
@@ -75,7 +75,7 @@ function statelessTier(config: Config, topology: Topology, bootstrap: string, di
   // Redis listens on the host's loopback, which the namespaces do not reach: the gateways
   // run without it (they fail open: dedup and rate limits are per gateway) unless
   // REDIS_URL names an address they reach.
-  const redis: Record<string, string> = /^rediss?:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/.test(config.redisUrl) ? { REDIS_URL: '' } : {};
+  const redis: Record<string, string> = /^rediss?:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/.test(config.redisUrl) ? { REDIS_URL: NO_REDIS } : {};
   return new StatelessTier({ config, nodes: topology.nodes, kafkaBootstrap: bootstrap, stateDir: join(dir, 'stateless'), logger: log, env: redis });
 }
 // --- end of the stateless tier hook ------------------------------------------------------

@@ -14,8 +14,8 @@ import { JsonDepthScanner } from '../shared/json-depth.ts';
 import { GATEWAY_OPENAPI } from './openapi.ts';
 import { dedupKey, type EdgeDedup } from './edge-dedup.ts';
 import type { ClickPublisher, OutRecord } from './click-publisher.ts';
-import { separateAdmission, type Admission, type RateDecision, type RateLimiter } from './rate-limiter.ts';
-import { hasUnreadBody, serverTimeouts, MAX_RETRY_AFTER_SEC, type HttpTimeouts } from '../shared/http-admission.ts';
+import { RecentRefusals, separateAdmission, type Admission, type RateDecision, type RateLimiter } from './rate-limiter.ts';
+import { clientErrorHandler, hasUnreadBody, serverTimeouts, MAX_RETRY_AFTER_SEC, type HttpTimeouts } from '../shared/http-admission.ts';
 import { cachedAnswer } from '../shared/cached-answer.ts';
 import { traceContextFor, type TraceContext } from './trace-context.ts';
 
@@ -68,6 +68,11 @@ declare module 'fastify' {
     trace: TraceContext;
     /** The rate-limit decision once taken (so an error after it does not count twice). */
     rateDecision?: RateDecision;
+    /**
+     * A single click's charge waits for its body, to ride with its edge-dedup read (one
+     * Redis round trip per click); true until taken. An error before it still pays it.
+     */
+    chargeDeferred: boolean;
   }
 }
 
@@ -91,15 +96,28 @@ const NO_KEYS: readonly string[] = [];
  * of its first bytes, not a parse.
  */
 const MAX_JSON_DEPTH = 8;
+/**
+ * Single clicks of one client whose body has not arrived yet (their charge waits for it):
+ * beyond this many the next is refused before its body, so slow single-click bodies cannot
+ * pile up uncharged. An honest body arrives with its headers; this is never reached.
+ */
+export const MAX_PENDING_CLICKS_PER_CLIENT = 64;
 
 export function buildGatewayApp(deps: GatewayDeps) {
   const { options: o, publisher, dedup, rateLimiter, registry } = deps;
   const admission = deps.admission ?? separateAdmission(rateLimiter, dedup);
   const now = deps.now ?? Date.now;
   const clientAddress = createClientAddress({ trustedProxies: o.trustedProxies, ipv6Prefix: o.ipv6BucketPrefix ?? 64 });
+  const clientErrors = new Counter({
+    name: 'adclick_gateway_client_errors_total',
+    help: 'Requests refused by the HTTP parser before routing: BAD_REQUEST (not HTTP), REQUEST_TIMEOUT (headers or body too slow), HEADERS_TOO_LARGE',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
   const app = Fastify({
     loggerInstance: deps.logger.child({ module: 'http' }),
     disableRequestLogging: true,
+    clientErrorHandler: clientErrorHandler((code) => clientErrors.inc({ code })),
     genReqId: (raw) => traceOf(raw as TracedMessage).traceId,
     requestIdLogLabel: 'trace_id',
     // The single-click limit everywhere; only the batch route takes more.
@@ -122,7 +140,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
   });
   const admissionTime = new Histogram({
     name: 'adclick_gateway_admission_seconds',
-    help: 'Rate limit + edge-dedup read (one Redis round trip, or the in-process fallback), per request',
+    help: 'Rate limit and/or edge-dedup read (one Redis round trip, or the in-process fallback), per admission call',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
     registers: [registry],
   });
@@ -152,6 +170,28 @@ export function buildGatewayApp(deps: GatewayDeps) {
   const notAcked = (): Outcome => ({ status: 'rejected', error: new AppError('UNAVAILABLE', 'click was not acknowledged by Kafka; retry') });
 
   const rateLimited = (d: RateDecision) => new AppError('RATE_LIMITED', undefined, { retryAfterSec: Math.min(MAX_RETRY_AFTER_SEC, Math.max(1, Math.ceil(d.retryAfterMs / 1000))) });
+  // Buckets this process saw refused, until their Retry-After: a single click from one of
+  // them is refused before its body is read without asking Redis (see chargeDeferred).
+  const refusals = new RecentRefusals();
+  const pendingClicks = new Map<string, number>();
+  const counted = new WeakSet<FastifyRequest>();
+  const settlePending = (req: FastifyRequest) => {
+    if (!counted.delete(req)) return;
+    const n = (pendingClicks.get(req.rateKey) ?? 1) - 1;
+    if (n > 0) pendingClicks.set(req.rateKey, n);
+    else pendingClicks.delete(req.rateKey);
+  };
+  /** Charge `cost` to the request's bucket (with the reads of `keys`); remembers a refusal. */
+  const charge = async (req: FastifyRequest, keys: readonly string[], cost: number, paid = 0) => {
+    const t0 = performance.now();
+    const admitted = await admission.admit(req.rateKey, keys, cost, paid);
+    admissionTime.observe((performance.now() - t0) / 1000);
+    settlePending(req);
+    req.chargeDeferred = false;
+    req.rateDecision = admitted.decision;
+    if (!admitted.decision.allowed) refusals.note(req.rateKey, admitted.decision.retryAfterMs);
+    return admitted;
+  };
 
   const sendError = (reply: FastifyReply, err: AppError) => {
     if (err.retryable) reply.header('retry-after', String(err.retryAfterSec ?? o.retryAfterSec));
@@ -163,6 +203,12 @@ export function buildGatewayApp(deps: GatewayDeps) {
     let appErr: AppError;
     // Refused before the whole body was read: close rather than read the rest.
     if (hasUnreadBody(req.raw)) reply.header('connection', 'close');
+    // A single click that failed before its deferred charge (bad body, wrong type) pays it
+    // now: bad requests are limited like good ones, and 429 wins over any 4xx.
+    if (req.chargeDeferred) {
+      const { decision } = await charge(req, NO_KEYS, 1);
+      if (!decision.allowed) err = rateLimited(decision);
+    }
     if (isAppError(err)) appErr = err;
     else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') appErr = new AppError('PAYLOAD_TOO_LARGE');
     else if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') appErr = new AppError('UNSUPPORTED_MEDIA_TYPE');
@@ -223,6 +269,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
   app.decorateRequest('rateKey', '');
   app.decorateRequest('trace', null as unknown as TraceContext);
   app.decorateRequest('rateDecision', undefined);
+  app.decorateRequest('chargeDeferred', false);
   // Admission before anything is read: every request but the operational GETs (health,
   // readiness, metrics, the document) is charged to its client's bucket here, before its
   // body arrives, so a limited client, an unknown route or a bad body costs one bucket
@@ -234,10 +281,25 @@ export function buildGatewayApp(deps: GatewayDeps) {
     req.trace = traceOf(req.raw);
     reply.header('traceresponse', req.trace.header);
     if (!req.is404 && (req.method === 'GET' || req.method === 'HEAD')) return;
-    const t0 = performance.now();
-    const { decision } = await admission.admit(req.rateKey, NO_KEYS, 1);
-    admissionTime.observe((performance.now() - t0) / 1000);
-    req.rateDecision = decision;
+    if (!req.is404 && req.method === 'POST' && req.routeOptions.url === '/v1/clicks') {
+      // A single click (at most ADCLICK_MAX_BODY_BYTES, nesting refused while it arrives) is
+      // charged with its edge-dedup read once its body is parsed: one Redis round trip, not
+      // two. A bucket refused lately is refused here, before the body, without Redis.
+      const pending = pendingClicks.get(req.rateKey) ?? 0;
+      const waitMs = pending >= MAX_PENDING_CLICKS_PER_CLIENT ? 1000 : refusals.waitMs(req.rateKey);
+      if (waitMs > 0) {
+        if (hasUnreadBody(req.raw)) reply.header('connection', 'close');
+        throw rateLimited({ allowed: false, retryAfterMs: waitMs });
+      }
+      req.chargeDeferred = true;
+      pendingClicks.set(req.rateKey, pending + 1);
+      counted.add(req);
+      // Its body arrived (or never will: request timeout, client gone); the charge may follow.
+      req.raw.once('close', () => settlePending(req));
+      if (req.headers['content-type'] === undefined) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
+      return;
+    }
+    const { decision } = await charge(req, NO_KEYS, 1);
     // Refused before the body is read: the connection closes rather than reading the rest.
     if ((!decision.allowed || req.is404) && hasUnreadBody(req.raw)) reply.header('connection', 'close');
     if (!decision.allowed) throw rateLimited(decision);
@@ -347,8 +409,12 @@ export function buildGatewayApp(deps: GatewayDeps) {
 
   app.post('/v1/clicks', { bodyLimit: o.maxBodyBytes }, async (req, reply) => {
     const click = parseClick(req.body);
+    // The charge and the edge-dedup read in one admission, before the signature is checked.
+    const key = keyOf(click);
+    const { decision, seen } = await charge(req, [key], 1);
+    if (!decision.allowed) throw rateLimited(decision);
     verifyClick(click, verifyOpts());
-    const [outcome] = await ingest([click], req);
+    const [outcome] = await ingest([click], req, [key], seen);
     if (outcome!.status === 'rejected') throw outcome!.error;
     clicks.inc({ outcome: outcome!.status });
     // Constant answers, already serialized.
@@ -394,9 +460,7 @@ export function buildGatewayApp(deps: GatewayDeps) {
     // One request per click: the rest of the charge (1 was paid on arrival) before any
     // signature is checked, with the edge-dedup read of the well-formed clicks.
     const parsedKeys = parsed.map(keyOf);
-    const t0 = performance.now();
-    const charged = await admission.admit(req.rateKey, parsedKeys, items.length - 1, 1);
-    admissionTime.observe((performance.now() - t0) / 1000);
+    const charged = await charge(req, parsedKeys, items.length - 1, 1);
     if (!charged.decision.allowed) throw rateLimited(charged.decision);
     const valid: Click[] = [];
     const validIdx: number[] = [];

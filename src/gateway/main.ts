@@ -8,6 +8,7 @@ import { loadConfig, signingKeysFor } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { createRegistry, Counter } from '../shared/metrics.ts';
 import { createOptionalRedis } from '../shared/redis.ts';
+import { createAggregateOf } from '../shared/client-ip.ts';
 import { buildGatewayApp } from './app.ts';
 import { createClickPublisher, type ClickPublisher } from './click-publisher.ts';
 import { startPartitionTicker } from './partition-ticks.ts';
@@ -86,6 +87,8 @@ async function runGateway() {
     burst: config.rateLimitBurst,
     workers: cluster.isWorker ? config.gatewayWorkers : 1,
     onRedisError: () => redisFailures.inc({ use: 'rate_limit' }),
+    aggregateOf: createAggregateOf(config.ipv6AggregatePrefix),
+    aggregateFactor: config.ipv6AggregateFactor,
   });
   // Marks are MACed with a key every gateway with these signing keys derives alike.
   const dedup = createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' }), deriveFromSigningKeys(signingKeys, 'edge-dedup-mark/v1'));

@@ -3,15 +3,16 @@
 // checks it against the routes the app registers and the error registry, and
 // test/integration/openapi.test.ts validates real answers against it.
 import { ERRORS, type ErrorCode } from '../shared/errors.ts';
+import { CONNECTION_ERROR_CODES } from '../shared/http-admission.ts';
 import {
-  HEAD_NOTE, MAX_ID, RETRY_AFTER_HEADER, UNMATCHED_EXTENSION, deepFreeze, errorResponses, errorSchemas, ref,
+  CONNECTION_EXTENSION, HEAD_NOTE, MAX_ID, connectionErrors, RETRY_AFTER_HEADER, UNMATCHED_EXTENSION, deepFreeze, errorResponses, errorSchemas, ref,
   type JsonObject, type OpenApiDocument,
 } from '../shared/openapi.ts';
 
 /** Every code the gateway answers (docs/errors.md, "where" = gateway or all). */
 export const GATEWAY_ERROR_CODES = [
   'INVALID_JSON', 'INVALID_FIELD', 'SIGNATURE_INVALID', 'UNKNOWN_KEY', 'NOT_FOUND', 'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE', 'TIMESTAMP_OUT_OF_RANGE', 'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL',
+  'UNSUPPORTED_MEDIA_TYPE', 'TIMESTAMP_OUT_OF_RANGE', 'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL', ...CONNECTION_ERROR_CODES,
 ] as const satisfies readonly ErrorCode[];
 
 /** Codes a single click of a batch can be rejected with (in its result, inside a 200). */
@@ -155,6 +156,7 @@ const doc: OpenApiDocument = {
     description: 'Any other path, or a documented path with another method: charged to the client\'s rate limit and answered before the body is read.',
     responses: errors(['NOT_FOUND', 'RATE_LIMITED'], { ...NOTES, NOT_FOUND: 'no such route' }),
   },
+  [CONNECTION_EXTENSION]: connectionErrors(CONNECTION_ERROR_CODES),
   components: {
     schemas: {
       ...errorSchemas(GATEWAY_ERROR_CODES),

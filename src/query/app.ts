@@ -4,8 +4,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Registry } from 'prom-client';
 import { AppError, ERRORS, errorBody, isAppError, type ErrorCode } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { createClientAddress } from '../shared/client-ip.ts';
-import { hasUnreadBody, serverTimeouts, type HttpTimeouts } from '../shared/http-admission.ts';
+import { createAggregateOf, createClientAddress } from '../shared/client-ip.ts';
+import { clientErrorHandler, hasUnreadBody, serverTimeouts, type HttpTimeouts } from '../shared/http-admission.ts';
 import { ApiKeyAuthenticator, type AuthGuardOptions, type Clock, type Principal } from './auth.ts';
 import { dashboardHandlers } from './dashboard.ts';
 import { createQueryMetrics } from './metrics.ts';
@@ -47,6 +47,9 @@ export interface QueryAppOptions {
   readonly trustedProxies: readonly string[];
   /** IPv6 clients share a bucket per prefix of this length. */
   readonly ipv6BucketPrefix: number;
+  /** IPv6 buckets also pay into one per prefix of this length (0: off), at `ipv6AggregateFactor` times the per-client rate and burst. */
+  readonly ipv6AggregatePrefix?: number;
+  readonly ipv6AggregateFactor?: number;
   /** Header and whole-request timeouts of the listening server. */
   readonly timeouts?: Partial<HttpTimeouts>;
   /** Failed-key memory and per-client failed-lookup budget (auth.ts; defaults DEFAULT_AUTH_GUARD). */
@@ -69,6 +72,8 @@ export const DEFAULT_QUERY_APP_OPTIONS: QueryAppOptions = Object.freeze({
   ipRateLimitBurst: 400,
   trustedProxies: [],
   ipv6BucketPrefix: 64,
+  ipv6AggregatePrefix: 48,
+  ipv6AggregateFactor: 16,
 });
 
 export interface QueryAppDeps {
@@ -146,6 +151,23 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     burst: opts.ipRateLimitBurst,
     maxKeys: opts.maxTrackedKeys,
   });
+  // Rotating over the /64s of one IPv6 /48 meets one (larger) limit.
+  const aggregateOf = createAggregateOf(opts.ipv6AggregatePrefix ?? 0);
+  const aggregateFactor = opts.ipv6AggregateFactor ?? 1;
+  const aggregateLimiter = new TokenBucketLimiter(clock, {
+    perSec: opts.ipRateLimitPerSec * aggregateFactor,
+    burst: opts.ipRateLimitBurst * aggregateFactor,
+    maxKeys: opts.maxTrackedKeys,
+  });
+  /** The client's bucket and (IPv6) its aggregate's: both must allow; a refusal by the aggregate gives the client's token back. */
+  const takeAddress = (bucket: string) => {
+    const decision = ipLimiter.take(bucket);
+    const aggregate = decision.allowed ? aggregateOf(bucket) : null;
+    if (aggregate === null) return decision;
+    const wide = aggregateLimiter.take(aggregate);
+    if (!wide.allowed) ipLimiter.refund(bucket);
+    return wide;
+  };
 
   /** Authenticate (401, or 429 once the client spent its failed-lookup budget), then charge the key's bucket. */
   async function principalOf(request: FastifyRequest): Promise<Principal> {
@@ -207,6 +229,7 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
     // No route takes a body (unknown routes answer before one is read, see below).
     bodyLimit: 1024,
     ...serverTimeouts(opts.timeouts),
+    clientErrorHandler: clientErrorHandler((code) => metrics.clientErrors.inc({ code })),
     // Errors raised before routing: an undecodable URL or an over-long path parameter
     // names nothing, so it is a 404 like any bad id; the rest is ours to fix (500).
     frameworkErrors: (err, request, reply) => {
@@ -229,7 +252,7 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
   app.addHook('onRequest', async (request, reply) => {
     const charged = request.is404 || (request.method !== 'GET' && request.method !== 'HEAD') || request.url.startsWith('/v1/');
     if (!charged) return;
-    const decision = ipLimiter.take(clientAddress(request.raw).bucket);
+    const decision = takeAddress(clientAddress(request.raw).bucket);
     // Refused before the body is read: close rather than read the rest.
     if ((!decision.allowed || request.is404) && hasUnreadBody(request.raw)) reply.header('connection', 'close');
     if (!decision.allowed) throw withRetryAfter(new AppError('RATE_LIMITED'), decision.retryAfterSec);

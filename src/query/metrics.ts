@@ -6,6 +6,7 @@ export interface QueryMetrics {
   readonly registry: Registry;
   readonly requests: Counter<'route' | 'status'>;
   readonly duration: Histogram<'route'>;
+  readonly clientErrors: Counter<'code'>;
 }
 
 /** Reuses metrics already in the registry, so two apps may share one registry. */
@@ -27,5 +28,13 @@ export function createQueryMetrics(registry: Registry = new Registry()): QueryMe
       buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     });
-  return { registry, requests, duration };
+  const clientErrors =
+    (registry.getSingleMetric('adclick_query_client_errors_total') as Counter<'code'> | undefined) ??
+    new Counter({
+      name: 'adclick_query_client_errors_total',
+      help: 'Requests refused by the HTTP parser before routing: BAD_REQUEST (not HTTP), REQUEST_TIMEOUT (headers or body too slow), HEADERS_TOO_LARGE',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    });
+  return { registry, requests, duration, clientErrors };
 }

@@ -4,8 +4,9 @@
 // test/unit/shared/openapi.test.ts checks it against the routes the app registers and the
 // error registry, and test/integration/openapi.test.ts validates real answers against it.
 import type { ErrorCode } from '../shared/errors.ts';
+import { CONNECTION_ERROR_CODES } from '../shared/http-admission.ts';
 import {
-  HEAD_NOTE, MAX_ID, OTHER_METHODS_EXTENSION, RETRY_AFTER_HEADER, UNMATCHED_EXTENSION, deepFreeze, errorResponses, errorSchemas, ref,
+  CONNECTION_EXTENSION, HEAD_NOTE, MAX_ID, connectionErrors, OTHER_METHODS_EXTENSION, RETRY_AFTER_HEADER, UNMATCHED_EXTENSION, deepFreeze, errorResponses, errorSchemas, ref,
   type JsonObject, type OpenApiDocument,
 } from '../shared/openapi.ts';
 import { GRANULARITIES } from '../shared/window-math.ts';
@@ -14,7 +15,7 @@ import { DASHBOARD_CSP, IMMUTABLE_CACHE, REVALIDATE_CACHE } from './dashboard.ts
 /** Every code the query API answers (docs/errors.md, "where" = query or all). */
 export const QUERY_ERROR_CODES = [
   'INVALID_FIELD', 'RANGE_TOO_LARGE', 'QUERY_TOO_EXPENSIVE', 'UNAUTHORIZED', 'NOT_FOUND', 'METHOD_NOT_ALLOWED',
-  'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL',
+  'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL', ...CONNECTION_ERROR_CODES,
 ] as const satisfies readonly ErrorCode[];
 
 // Defaults of the configurable values; app.ts imports this module, so they are restated
@@ -242,6 +243,7 @@ const doc: OpenApiDocument = {
     description: 'Any other path (answered before the body is read).',
     responses: errors(['NOT_FOUND', 'RATE_LIMITED'], { NOT_FOUND: 'no such route', RATE_LIMITED: IP_LIMITED }),
   },
+  [CONNECTION_EXTENSION]: connectionErrors(CONNECTION_ERROR_CODES),
   components: {
     securitySchemes: {
       bearer: {

@@ -85,3 +85,23 @@ export function createClientAddress(o: ClientAddressOptions): (req: { socket: { 
     return UNKNOWN;
   };
 }
+
+/**
+ * The coarser bucket an IPv6 client bucket also pays into: its prefix of `prefix` bits (a
+ * /48, one site), so a holder of a /48 rotating over its 65,536 /64s meets one limit. Null
+ * for IPv4, when off (0) or when the bucket is already that coarse. Cached (bounded).
+ */
+export function createAggregateOf(prefix: number): (bucket: string) => string | null {
+  const cache = new Map<string, string | null>();
+  return (bucket) => {
+    if (prefix <= 0 || !bucket.includes(':')) return null;
+    let a = cache.get(bucket);
+    if (a !== undefined) return a;
+    const slash = bucket.indexOf('/');
+    const own = slash < 0 ? 128 : Number(bucket.slice(slash + 1));
+    a = own <= prefix ? null : bucketOf(slash < 0 ? bucket : bucket.slice(0, slash), prefix);
+    if (cache.size >= 10_000) cache.clear();
+    cache.set(bucket, a);
+    return a;
+  };
+}

@@ -15,6 +15,13 @@ export interface Setting<T> {
   readonly parse: Parser<T>;
   /** Shown in the README instead of the raw default (for computed defaults). */
   readonly shownDefault?: string;
+  /**
+   * Set but empty goes to the parser (which refuses it) instead of meaning the default:
+   * for URLs and secrets a value that failed to render must not quietly become the default.
+   */
+  readonly strictEmpty?: boolean;
+  /** How the value is written back to the environment of a child (configToEnv); default String(v). */
+  readonly toEnv?: (v: T) => string;
 }
 
 const str: Parser<string> = (raw) => raw;
@@ -53,14 +60,24 @@ const servingRoleParser: Parser<'all' | 'sink' | 'query'> = (raw, key) => {
   throw new Error(`${key} must be all, sink or query, got "${raw}"`);
 };
 
-function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDefault?: string): Setting<T> {
-  return { env, default: def, parse, doc, shownDefault };
+function setting<T>(env: string, def: T, parse: Parser<T>, doc: string, shownDefault?: string, extra: Pick<Setting<T>, 'strictEmpty' | 'toEnv'> = {}): Setting<T> {
+  return { env, default: def, parse, doc, shownDefault, ...extra };
 }
 
-// redis://[user:password@]host[:port][/db] (AUTH/ACL) or rediss://… (TLS); empty: no Redis.
+/** Refuses a set-but-empty value: only unset means the default (see Setting.strictEmpty). */
+const nonEmpty = <T>(parse: Parser<T>, unsetMeans: string): Parser<T> => (raw, key) => {
+  if (raw.trim() === '') throw new Error(`${key} is set but empty: give a value, or unset it for ${unsetMeans}`);
+  return parse(raw, key);
+};
+
+/** REDIS_URL's word for "no Redis" (an empty value is refused: it is what a secret that failed to render looks like). */
+export const NO_REDIS = 'none';
+
+// redis://[user:password@]host[:port][/db] (AUTH/ACL) or rediss://… (TLS); `none`: no Redis.
 const redisUrlParser: Parser<string> = (raw, key) => {
   const v = raw.trim();
-  if (v === '') return '';
+  if (v === '') throw new Error(`${key} is set but empty: give redis://… (or rediss://…), \`${NO_REDIS}\` to run without Redis (fail-open), or unset it for redis://127.0.0.1:6379`);
+  if (v.toLowerCase() === NO_REDIS) return '';
   let u: URL | undefined;
   try {
     u = new URL(v);
@@ -94,9 +111,9 @@ export const SETTINGS = {
   queryPort: setting('ADCLICK_QUERY_PORT', 8081, int(0, 65535), 'Query API and dashboard HTTP port'),
   flinkUiPort: setting('ADCLICK_FLINK_UI_PORT', 8082, int(0, 65535), 'Flink web UI port of the local job'),
   flinkBindHost: setting('ADCLICK_FLINK_BIND_HOST', '127.0.0.1', str, "Address the local Flink job's REST API and web UI bind to (not ADCLICK_BIND_HOST: that API can stop or cancel the job; jar upload is off)"),
-  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', str, "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager)", '`http://<Flink bind host>:<Flink UI port>`'),
+  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', nonEmpty(str, "the local job's"), "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager); set but empty is an error", '`http://<Flink bind host>:<Flink UI port>`'),
   pipelinePollMs: setting('ADCLICK_PIPELINE_POLL_MS', 5000, int(500), 'How often the serving process polls Flink REST, the stored watermark and the sink group lag for /metrics'),
-  kafkaBrokers: setting('KAFKA_BROKERS', '127.0.0.1:9092', str, 'Kafka bootstrap servers (comma-separated host:port)'),
+  kafkaBrokers: setting('KAFKA_BROKERS', '127.0.0.1:9092', nonEmpty(str, '127.0.0.1:9092'), 'Kafka bootstrap servers (comma-separated host:port); set but empty is an error', undefined, { strictEmpty: true }),
   kafkaPort: setting('ADCLICK_KAFKA_PORT', 9092, int(1, 65535), 'Port of the local Kafka broker started by `adclick up`'),
   kafkaControllerPort: setting('ADCLICK_KAFKA_CONTROLLER_PORT', 9093, int(1, 65535), 'KRaft controller port of the local Kafka broker'),
   kafkaVersion: setting('ADCLICK_KAFKA_VERSION', '4.1.1', str, 'Kafka broker version fetched from Maven Central (org.apache.kafka:kafka_2.13)'),
@@ -111,8 +128,8 @@ export const SETTINGS = {
   clicksTopic: setting('ADCLICK_CLICKS_TOPIC', 'clicks', str, 'Topic of accepted clicks'),
   clicksPartitions: setting('ADCLICK_CLICKS_PARTITIONS', 4, int(1, 10000), 'Partitions of the clicks topic when `adclick up` creates it'),
   clicksRetentionMs: setting('ADCLICK_CLICKS_RETENTION_MS', 7 * 24 * 3600 * 1000, int(3600_000), 'Retention of the clicks topic (at least 7 days)', '604800000 (7 d)'),
-  redisUrl: setting('REDIS_URL', 'redis://127.0.0.1:6379', redisUrlParser, 'Redis for edge dedup and rate limiting; empty to run without (fail-open). redis://user:password@host:port for AUTH/ACL, rediss:// for TLS (extra CAs: NODE_EXTRA_CA_CERTS)'),
-  clickhouseUrl: setting('CLICKHOUSE_URL', '', str, 'ClickHouse server URL (http://user:pass@host:8123/db); unset uses embedded chdb'),
+  redisUrl: setting('REDIS_URL', 'redis://127.0.0.1:6379', redisUrlParser, 'Redis for edge dedup and rate limiting; `none` to run without (fail-open); set but empty is an error. redis://user:password@host:port for AUTH/ACL, rediss:// for TLS (extra CAs: NODE_EXTRA_CA_CERTS)', undefined, { strictEmpty: true, toEnv: (v) => v || NO_REDIS }),
+  clickhouseUrl: setting('CLICKHOUSE_URL', '', nonEmpty(str, 'embedded chdb'), 'ClickHouse server URL (http://user:pass@host:8123/db); unset uses embedded chdb; set but empty is an error'),
   clickhouseCluster: setting('ADCLICK_CLICKHOUSE_CLUSTER', '', str, 'Server mode on a ClickHouse cluster: the remote_servers cluster of the server at CLICKHOUSE_URL; migrations run ON CLUSTER (replicated local tables in `adclick_local`, Distributed tables under the usual names) and every read and write goes through the Distributed tables; empty: a single server'),
   clickhouseInsertQuorum: setting('ADCLICK_CLICKHOUSE_INSERT_QUORUM', 1, int(1, 10), 'Cluster only: replicas that must hold an insert before it is acknowledged (insert_quorum); 1 keeps writing with a replica down, 2 survives losing a replica\'s disk but stops that shard\'s writes while a replica is down'),
   signingKeys: setting('ADCLICK_SIGNING_KEYS', '', signingKeysParser, 'Accepted click signing keys, comma-separated key_id:secret pairs (rotation: list several); each secret at least 32 bytes. Set but empty is an error', 'unset: dev key, loopback only'),
@@ -126,6 +143,8 @@ export const SETTINGS = {
   rateLimitBurst: setting('ADCLICK_RATE_LIMIT_BURST', 200, int(1), 'Per-client-IP burst allowance (requests); a batch larger than the burst passes from a full bucket and leaves the client in debt'),
   trustedProxies: setting('ADCLICK_TRUSTED_PROXIES', [] as string[], proxyList, 'Peers whose X-Forwarded-For is believed, on both HTTP ports (comma-separated IPs, CIDR ranges, or loopback/linklocal/uniquelocal); others are ignored', '(none)'),
   ipv6BucketPrefix: setting('ADCLICK_IPV6_BUCKET_PREFIX', 64, int(1, 128), 'IPv6 clients share one per-client rate-limit bucket per prefix of this length (one subscriber holds a /64 or more; 128: per address)'),
+  ipv6AggregatePrefix: setting('ADCLICK_IPV6_AGGREGATE_PREFIX', 48, int(0, 127), 'IPv6 client buckets also pay into one aggregate bucket per prefix of this length (a /48: one site), so rotating over the /64s of one /48 meets one limit; 0: off'),
+  ipv6AggregateFactor: setting('ADCLICK_IPV6_AGGREGATE_FACTOR', 16, int(1, 1_000_000), 'Rate and burst of an IPv6 aggregate bucket, as a multiple of the per-client limit (gateway and query API)'),
   httpHeadersTimeoutMs: setting('ADCLICK_HTTP_HEADERS_TIMEOUT_MS', 10_000, int(100), 'Gateway and query API: longest wait for a request\'s headers; then 408 and the connection is closed'),
   httpRequestTimeoutMs: setting('ADCLICK_HTTP_REQUEST_TIMEOUT_MS', 30_000, int(100), 'Gateway and query API: longest wait for a whole request, body included (slow bodies); then 408 and the connection is closed'),
   dedupTtlSec: setting('ADCLICK_EDGE_DEDUP_TTL_SEC', 25 * 3600, int(60), 'Redis edge-dedup key lifetime; longer than max click age + skew', '90000 (25 h)'),
@@ -166,9 +185,9 @@ export const SETTINGS = {
   queryKeyNegativeCacheMs: setting('ADCLICK_QUERY_KEY_NEGATIVE_CACHE_MS', 5000, int(0), 'How long a failed API key is refused without a lookup (0: never remembered); a key minted by this serving process works at once, one minted by another within this time'),
   queryAuthFailureBurst: setting('ADCLICK_QUERY_AUTH_FAILURE_BURST', 20, int(1), 'Failed API-key lookups one client address may cause at once; then 429 RATE_LIMITED for keys not already known good'),
   queryAuthFailuresPerMin: setting('ADCLICK_QUERY_AUTH_FAILURES_PER_MIN', 30, int(1), 'Failed API-key lookups per minute one client address may cause in the long run'),
-  storageQueueMax: setting('ADCLICK_STORAGE_QUEUE_MAX', 200, int(1), 'Embedded ClickHouse: most query API reads waiting for the engine (it runs one query at a time); a request beyond it answers 503 at once'),
-  storageLookupQueueMax: setting('ADCLICK_STORAGE_LOOKUP_QUEUE_MAX', 32, int(1), 'Embedded ClickHouse: most API-key lookups waiting for the engine (served after reads and the sink); beyond it 503 at once'),
-  storageQueueWaitMs: setting('ADCLICK_STORAGE_QUEUE_WAIT_MS', 2000, int(10), 'Embedded ClickHouse: longest a query API read or key lookup waits for the engine; then 503, and it never runs (nor does one whose client went away)'),
+  storageQueueMax: setting('ADCLICK_STORAGE_QUEUE_MAX', 200, int(1), 'ClickHouse, embedded or server: most query API reads waiting for the engine (it runs one query at a time embedded, 10 at once on a server); a request beyond it answers 503 at once'),
+  storageLookupQueueMax: setting('ADCLICK_STORAGE_LOOKUP_QUEUE_MAX', 32, int(1), 'ClickHouse, embedded or server: most API-key lookups waiting for the engine (served after reads and the sink); beyond it 503 at once'),
+  storageQueueWaitMs: setting('ADCLICK_STORAGE_QUEUE_WAIT_MS', 2000, int(10), 'ClickHouse, embedded or server: longest a query API read or key lookup waits for the engine; then 503, and it never runs (nor does one whose client went away)'),
   flinkParallelism: setting('ADCLICK_FLINK_PARALLELISM', 2, int(1, 128), 'Parallelism of the local Flink job'),
   flinkCheckpointIntervalMs: setting('ADCLICK_FLINK_CHECKPOINT_INTERVAL_MS', 5000, int(100), 'Checkpoint interval; results become visible (read_committed) at each checkpoint'),
   flinkOutOfOrdernessMs: setting('ADCLICK_FLINK_OUT_OF_ORDERNESS_MS', 5000, int(0), 'Watermark bound on out-of-order event times'),
@@ -194,7 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const problems: string[] = [];
   for (const [name, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
     const raw = env[s.env];
-    if (raw === undefined || (raw === '' && s.default !== '')) {
+    if (raw === undefined || (raw === '' && s.default !== '' && !s.strictEmpty)) {
       out[name] = s.default;
       continue;
     }
@@ -300,7 +319,7 @@ export function configToEnv(config: Config): Record<string, string> {
   for (const [name, s] of Object.entries(SETTINGS) as [keyof Config, Setting<unknown>][]) {
     const v = config[name];
     if (v === '' && s.default === '') continue;
-    env[s.env] = Array.isArray(v) ? v.join(',') : String(v);
+    env[s.env] = s.toEnv ? s.toEnv(v) : Array.isArray(v) ? v.join(',') : String(v);
   }
   return env;
 }

@@ -9,6 +9,7 @@ export interface ErrorSpec {
 }
 
 export const ERRORS = {
+  BAD_REQUEST: { status: 400, retryable: false, message: 'The request is not valid HTTP/1.1' },
   INVALID_JSON: { status: 400, retryable: false, message: 'Request body is not valid JSON' },
   INVALID_FIELD: { status: 400, retryable: false, message: 'A field is missing or invalid' },
   SIGNATURE_INVALID: { status: 401, retryable: false, message: 'Signature does not verify' },
@@ -16,8 +17,10 @@ export const ERRORS = {
   UNAUTHORIZED: { status: 401, retryable: false, message: 'Missing, invalid or revoked API key' },
   NOT_FOUND: { status: 404, retryable: false, message: 'Not found' },
   METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'Method not allowed' },
+  REQUEST_TIMEOUT: { status: 408, retryable: true, message: 'The request (headers or body) did not arrive in time' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, message: 'Request body is over the limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, message: 'Content-Type must be application/json' },
+  HEADERS_TOO_LARGE: { status: 431, retryable: false, message: 'Request line and headers are over the limit' },
   TIMESTAMP_OUT_OF_RANGE: { status: 422, retryable: false, message: 'Timestamp is too old or too far in the future' },
   RANGE_TOO_LARGE: { status: 400, retryable: false, message: 'The requested range holds too many windows' },
   QUERY_TOO_EXPENSIVE: { status: 400, retryable: false, message: 'The query would return or read more rows than the server allows; narrow the range or use a coarser granularity' },

@@ -21,6 +21,25 @@ export interface OpenApiDocument extends JsonObject {
  */
 export const UNMATCHED_EXTENSION = 'x-adclick-unmatched';
 export const OTHER_METHODS_EXTENSION = 'x-adclick-other-methods';
+/**
+ * Answers any request can get from the HTTP parser before it reaches a route (not HTTP,
+ * headers too large, too slow): same error shape, no per-service headers, connection closed.
+ */
+export const CONNECTION_EXTENSION = 'x-adclick-any-request';
+
+const CONNECTION_NOTES: Partial<Record<ErrorCode, string>> = {
+  BAD_REQUEST: 'the bytes are not an HTTP/1.1 request (bad request line, bad chunked framing, both Content-Length and Transfer-Encoding, ...)',
+  REQUEST_TIMEOUT: 'the headers did not arrive within ADCLICK_HTTP_HEADERS_TIMEOUT_MS (default 10 s) or the whole request within ADCLICK_HTTP_REQUEST_TIMEOUT_MS (default 30 s); send it again, faster',
+  HEADERS_TOO_LARGE: 'request line and headers over 16 KiB (Node\'s limit)',
+};
+
+/** The connection-level answers (CONNECTION_EXTENSION), the same in both documents. */
+export function connectionErrors(codes: readonly ErrorCode[]): JsonObject {
+  return {
+    description: 'Any path and method: answered by the HTTP parser before routing, and the connection is closed.',
+    responses: errorResponses(codes, { retryAfter: () => false, notes: CONNECTION_NOTES }),
+  };
+}
 
 export const MAX_ID = Number.MAX_SAFE_INTEGER;
 

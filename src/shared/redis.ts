@@ -12,7 +12,7 @@ export { redactUrl };
 export function createOptionalRedis(url: string, logger: Logger): Redis | null {
   const log = logger.child({ module: 'redis' });
   if (!url) {
-    log.warn('REDIS_URL is empty: running WITHOUT Redis — edge dedup off, rate limit per instance (fail-open)');
+    log.warn('REDIS_URL=none: running WITHOUT Redis — edge dedup off, rate limit per instance (fail-open)');
     return null;
   }
   const redis = new Redis(url, {

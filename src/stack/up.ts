@@ -253,7 +253,7 @@ export async function up(config: Config, opts: UpOptions): Promise<RunningStack>
 
     const redisReachable = await redisAnswers(config.redisUrl, opts.redisTimeoutMs);
     if (!redisReachable) {
-      log.warn({ redisUrl: config.redisUrl ? redactUrl(config.redisUrl) : '(unset)' },
+      log.warn({ redisUrl: config.redisUrl ? redactUrl(config.redisUrl) : 'none' },
         '!!! Redis is NOT reachable: the gateway runs fail-open WITHOUT edge dedup, and rate limiting falls back to in-process. Counts stay exact (Flink dedups), but duplicates reach Kafka. !!!');
     }
 

@@ -9,7 +9,7 @@ export async function openStore(
   config: Pick<Config, 'clickhouseUrl' | 'dataDir'> & Partial<Pick<Config, 'clickhouseCluster' | 'clickhouseInsertQuorum' | 'clickhouseTimeoutMs' | 'clickhouseColdPath' | 'clickhouseStoragePolicy' | 'storageQueueMax' | 'storageLookupQueueMax' | 'storageQueueWaitMs' | 'retryAfterSec'>>,
   logger: Logger,
 ): Promise<Store> {
-  if (config.clickhouseUrl) return ServerStore.open({ url: config.clickhouseUrl, logger, requestTimeoutMs: config.clickhouseTimeoutMs, storagePolicy: config.clickhouseStoragePolicy, cluster: config.clickhouseCluster, insertQuorum: config.clickhouseInsertQuorum });
   const queue = { maxQueued: config.storageQueueMax, maxLookupQueued: config.storageLookupQueueMax, maxWaitMs: config.storageQueueWaitMs, retryAfterSec: config.retryAfterSec };
+  if (config.clickhouseUrl) return ServerStore.open({ url: config.clickhouseUrl, logger, requestTimeoutMs: config.clickhouseTimeoutMs, storagePolicy: config.clickhouseStoragePolicy, cluster: config.clickhouseCluster, insertQuorum: config.clickhouseInsertQuorum, queue: Object.fromEntries(Object.entries(queue).filter(([, v]) => v !== undefined)) });
   return EmbeddedStore.open({ path: EmbeddedStore.pathFor(config.dataDir), logger, coldPath: config.clickhouseColdPath || undefined, queue: Object.fromEntries(Object.entries(queue).filter(([, v]) => v !== undefined)) });
 }

@@ -1,6 +1,10 @@
 // Server transport: any ClickHouse server or cluster over HTTP (@clickhouse/client).
 // The version is detected at open; engines without server-side parameters (< 19.11)
 // get the same `{name:Type}` SQL bound client-side by param-binder.ts.
+// Calls wait in a StorageQueue (storage-queue.ts) as on the embedded engine, with as many
+// running at once as the HTTP pool has connections: beyond them Node's agent would queue
+// without bound and nothing would be shed, so a junk-key flood's lookups could pile up in
+// front of every read. Here they stay bounded, paced, shed when late or abandoned.
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import type { Logger } from '../shared/logger.ts';
 import { capabilitiesFor, CLUSTER_QUERY, clusterProblem, missingCapabilities, STORAGE_POLICY_QUERY, storagePolicyProblem, type ClusterRow } from './capabilities.ts';
@@ -8,6 +12,10 @@ import { clusterNameProblem } from './cluster-ddl.ts';
 import { normaliseRows, type JsonResult } from './json-result.ts';
 import { bindParams, serverParamValues } from './param-binder.ts';
 import type { QueryParams, QuerySettings, Store, StoreCapabilities } from './store.ts';
+import { StorageQueue, type StorageQueueOptions, type StorageQueueStats } from './storage-queue.ts';
+
+/** Connections of the HTTP pool, and so the calls that run at once. */
+export const SERVER_CONNECTIONS = 10;
 
 export interface ServerStoreOptions {
   readonly url: string;
@@ -20,6 +28,8 @@ export interface ServerStoreOptions {
   readonly cluster?: string;
   /** Cluster only: replicas that must hold an insert before it is acknowledged (ADCLICK_CLICKHOUSE_INSERT_QUORUM); 1 = the one written. */
   readonly insertQuorum?: number;
+  /** Bounds and deadline of waiting query API work (defaults: DEFAULT_STORAGE_QUEUE; concurrency: SERVER_CONNECTIONS). */
+  readonly queue?: Partial<StorageQueueOptions>;
 }
 
 /**
@@ -44,13 +54,17 @@ export function clusterSettings(insertQuorum: number): ClickHouseSettings {
 export class ServerStore implements Store {
   readonly kind = 'server' as const;
   private closed = false;
+  private readonly queue: StorageQueue;
 
   private constructor(
     private readonly client: ClickHouseClient,
     readonly capabilities: StoreCapabilities,
     readonly storagePolicy: string,
     readonly cluster: string | undefined,
-  ) {}
+    queue: Partial<StorageQueueOptions> = {},
+  ) {
+    this.queue = new StorageQueue({ concurrency: SERVER_CONNECTIONS, ...queue });
+  }
 
   static async open(opts: ServerStoreOptions): Promise<ServerStore> {
     const url = new URL(opts.url);
@@ -69,6 +83,7 @@ export class ServerStore implements Store {
       url,
       request_timeout: opts.requestTimeoutMs ?? 30_000,
       application: 'adclick',
+      max_open_connections: opts.queue?.concurrency ?? SERVER_CONNECTIONS,
       ...(cluster ? { clickhouse_settings: clusterSettings(opts.insertQuorum ?? 1) } : {}),
     });
     try {
@@ -98,7 +113,7 @@ export class ServerStore implements Store {
         if (problem) throw new Error(`ADCLICK_CLICKHOUSE_CLUSTER: ${problem}`);
         log.info({ cluster, insertQuorum: opts.insertQuorum ?? 1 }, 'ClickHouse cluster: reads and writes through Distributed tables');
       }
-      return new ServerStore(client, caps, policy, cluster);
+      return new ServerStore(client, caps, policy, cluster, opts.queue);
     } catch (err) {
       await client.close();
       throw err;
@@ -116,19 +131,21 @@ export class ServerStore implements Store {
     const abort = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
     // Settings travel as HTTP URL parameters, which every server version reads (18.16 included).
     const clickhouse_settings = opts.settings ? (opts.settings as Record<string, unknown> as ClickHouseSettings) : undefined;
-    const rs = await this.client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort, clickhouse_settings });
-    return normaliseRows<T>((await rs.json()) as JsonResult);
+    return this.queue.run(async () => {
+      const rs = await this.client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort, clickhouse_settings });
+      return normaliseRows<T>((await rs.json()) as JsonResult);
+    });
   }
 
   async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
     this.assertOpen();
     if (rows.length === 0) return;
-    await this.client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow' });
+    await this.queue.run(() => this.client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow' }));
   }
 
   async command(sql: string, params?: QueryParams): Promise<void> {
     this.assertOpen();
-    await this.client.command(this.prepare(sql, params));
+    await this.queue.run(() => this.client.command(this.prepare(sql, params)));
   }
 
   async ping(): Promise<boolean> {
@@ -138,6 +155,10 @@ export class ServerStore implements Store {
     } catch {
       return false;
     }
+  }
+
+  queueStats(): StorageQueueStats {
+    return this.queue.stats();
   }
 
   async close(): Promise<void> {

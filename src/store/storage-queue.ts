@@ -37,12 +37,18 @@ export interface StorageQueueOptions {
    * d ms, the next waits d * (1 - share) / share ms, however idle the engine.
    */
   readonly lookupShare: number;
+  /**
+   * Calls handed to the engine at once: 1 for chdb (one query at a time per process); a
+   * ClickHouse server's HTTP client, the connections of its pool (beyond them its agent
+   * would queue without bound, where nothing is shed). Lookups run one at a time either way.
+   */
+  readonly concurrency: number;
 }
 
 /** While background work waits, one background call runs after this many interactive ones. */
 export const BACKGROUND_EVERY = 2;
 
-export const DEFAULT_STORAGE_QUEUE: StorageQueueOptions = Object.freeze({ maxQueued: 200, maxLookupQueued: 32, maxWaitMs: 2000, retryAfterSec: 1, lookupShare: 0.25 });
+export const DEFAULT_STORAGE_QUEUE: StorageQueueOptions = Object.freeze({ maxQueued: 200, maxLookupQueued: 32, maxWaitMs: 2000, retryAfterSec: 1, lookupShare: 0.25, concurrency: 1 });
 
 export interface StorageQueueStats {
   /** Calls handed to the engine. */
@@ -78,7 +84,9 @@ interface Waiting {
 export class StorageQueue {
   // Sets keep arrival order and drop a shed entry in O(1).
   private readonly lanes = { interactive: new Set<Waiting>(), background: new Set<Waiting>(), lookup: new Set<Waiting>() };
-  private busy = false;
+  /** Calls the engine is running now. */
+  private running = 0;
+  private lookupRunning = false;
   /** Lookups wait until then (the share of engine time they may take). */
   private lookupsFrom = 0;
   private lookupTimer: NodeJS.Timeout | undefined;
@@ -93,6 +101,7 @@ export class StorageQueue {
   constructor(opts: Partial<StorageQueueOptions> = {}, private readonly clock: () => number = performance.now.bind(performance)) {
     this.opts = { ...DEFAULT_STORAGE_QUEUE, ...opts };
     if (!(this.opts.lookupShare > 0 && this.opts.lookupShare <= 1)) throw new Error('lookupShare must be in (0, 1]');
+    if (!(Number.isInteger(this.opts.concurrency) && this.opts.concurrency >= 1)) throw new Error('concurrency must be a positive integer');
   }
 
   /** Runs `work` when the engine is free and it is its turn; the lane comes from the caller's storage scope. */
@@ -105,7 +114,7 @@ export class StorageQueue {
         return Promise.reject(this.unavailable('The caller went away before the storage call started'));
       }
       const bound = lane === 'lookup' ? this.opts.maxLookupQueued : this.opts.maxQueued;
-      if (!this.admitted.has(scope!) && this.lanes[lane].size >= bound && (this.busy || this.lanes[lane].size > 0)) {
+      if (!this.admitted.has(scope!) && this.lanes[lane].size >= bound && (this.running >= this.opts.concurrency || this.lanes[lane].size > 0)) {
         this.counts.refusedFull++;
         return Promise.reject(this.unavailable('Too many storage calls are waiting; retry later'));
       }
@@ -157,6 +166,7 @@ export class StorageQueue {
       const first = lane.values().next();
       if (first.done) continue;
       if (lane === this.lanes.lookup) {
+        if (this.lookupRunning) continue;
         const wait = this.lookupsFrom - this.clock();
         if (wait > 0) {
           this.lookupTimer ??= setTimeout(() => {
@@ -175,11 +185,16 @@ export class StorageQueue {
   }
 
   private pump(): void {
-    if (this.busy) return;
+    while (this.running < this.opts.concurrency && this.start()) { /* started one more */ }
+  }
+
+  /** Hands the next waiting call to the engine; false when none may run now. */
+  private start(): boolean {
     const w = this.next();
-    if (!w) return;
+    if (!w) return false;
     this.release(w);
-    this.busy = true;
+    this.running++;
+    if (w.lane === 'lookup') this.lookupRunning = true;
     this.counts.ran++;
     const started = this.clock();
     let p: Promise<unknown>;
@@ -189,12 +204,14 @@ export class StorageQueue {
       p = Promise.reject(err);
     }
     p.then(w.resolve, w.reject).finally(() => {
-      this.busy = false;
+      this.running--;
       if (w.lane === 'lookup') {
+        this.lookupRunning = false;
         const now = this.clock();
         this.lookupsFrom = now + ((now - started) * (1 - this.opts.lookupShare)) / this.opts.lookupShare;
       }
       this.pump();
     });
+    return true;
   }
 }

@@ -45,7 +45,7 @@ const [keyId, secret] = ['lbtest', randomBytes(32).toString('hex')];
 const tier = new StatelessTier({
   config: { ...config, gatewayPort: GATEWAY_PORT, logLevel: 'warn' }, nodes: topology.nodes, kafkaBootstrap: `${node('kafka-1').address}:9092`,
   stateDir: join(stateDir, 'stateless'), logger,
-  env: { ADCLICK_SIGNING_KEYS: `${keyId}:${secret}`, REDIS_URL: '', ADCLICK_RATE_LIMIT_PER_SEC: '100000', ADCLICK_RATE_LIMIT_BURST: '100000' },
+  env: { ADCLICK_SIGNING_KEYS: `${keyId}:${secret}`, REDIS_URL: 'none', ADCLICK_RATE_LIMIT_PER_SEC: '100000', ADCLICK_RATE_LIMIT_BURST: '100000' },
 });
 
 const lastResort = () => {

@@ -56,8 +56,7 @@ test('upgrade: savepoint --stop, rebuilt job, restore from the savepoint, counts
   const dataDir = join(work, 'data');
   mkdirSync(dataDir);
   const keep = process.env.ADCLICK_E2E_KEEP === '1';
-  // No Redis edge dedup (an address nothing listens on: an empty REDIS_URL means the
-  // default one), so replayed clicks reach Kafka and only Flink's dedup state can drop them.
+  // No Redis edge dedup (an address nothing listens on; REDIS_URL=none would do too), so replayed clicks reach Kafka and only Flink's dedup state can drop them.
   const config = await testStackConfig(dataDir, { signingKeys: 'e2e:e2e-secret-at-least-32-bytes-long', redisUrl: `redis://127.0.0.1:${await freePort()}` });
   const run = Date.now().toString(36); // impression ids of this run only
   const env: NodeJS.ProcessEnv = { ...process.env, ...configToEnv(config), NO_COLOR: '1' };

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { readClicks, startTestKafka } from '../helpers/kafka.ts';
 import { buildGatewayApp } from '../../src/gateway/app.ts';
 import { createClickPublisher, type ClickPublisher } from '../../src/gateway/click-publisher.ts';
-import { createEdgeDedup } from '../../src/gateway/edge-dedup.ts';
+import { createEdgeDedup, verifiedAdmission } from '../../src/gateway/edge-dedup.ts';
 import { createRateLimiter } from '../../src/gateway/rate-limiter.ts';
 import { createOptionalRedis } from '../../src/shared/redis.ts';
 import { createRegistry } from '../../src/shared/metrics.ts';
@@ -290,4 +290,64 @@ test('admissions of one event-loop turn go to Redis as one script and keep per-r
   await new Promise((res) => setTimeout(res, 200)); // MONITOR lines arrive asynchronously
   const scripts = lines.filter((l) => /^eval(sha)? /i.test(l) && l.includes(`turn_`) && l.includes(run));
   assert.equal(scripts.length, 1, `one script for the four admissions:\n${scripts.join('\n')}`);
+});
+
+// Issue 16 follow-up: a single click used to cost two Redis round trips before its answer
+// (the arrival charge, then the edge-dedup read); now the charge waits for the body and rides
+// with the read. Counted with MONITOR on the gateway's own connection (its local port), so
+// other clients of this Redis do not count; the mark written after the Kafka ack is the
+// only other command.
+test('a single click costs one Redis round trip before its answer (charge + dedup read), plus the mark after the ack', async () => {
+  const topic = await newTopic('clicks-rtt');
+  const r = await readyRedis();
+  const gw = r.duplicate();
+  after(() => gw.disconnect());
+  if (gw.status !== 'ready') await new Promise((res) => gw.once('ready', res));
+  const publisher = await createClickPublisher({
+    brokers: kafka.bootstrap, topic, lingerMs: 2, compression: 'lz4', produceTimeoutMs: 5000,
+    maxInflight: 10_000, breakerFailures: 3, breakerOpenMs: 500, clientId: 'it-gateway-rtt', logger,
+  });
+  after(() => publisher.close());
+  for (let i = 0; i < 200 && !publisher.ready(); i++) await new Promise((res) => setTimeout(res, 50));
+  // Wired as main.ts does.
+  const rateLimiter = createRateLimiter(gw, { perSecond: 1000, burst: 1000 });
+  const dedup = createEdgeDedup(gw, 3600, (err) => assert.fail(String(err)), randomBytes(32));
+  const app = buildGatewayApp({
+    options: { signingKeys: KEYS, maxClickAgeMs: 86_400_000, maxClockSkewMs: 300_000, maxBodyBytes: 4096, maxBatchBodyBytes: 1 << 20, maxBatchClicks: 1000, trustedProxies: [], retryAfterSec: 1, ipHashKey: 'k', gatewayId: 'it-rtt' },
+    publisher, dedup, rateLimiter, admission: verifiedAdmission(rateLimiter, dedup), logger, registry: createRegistry('gateway', false),
+  });
+  after(() => app.close());
+  const ip = `2001:db8:${randomBytes(2).toString('hex')}::7`;
+  // Warm-up: the scripts are loaded (EVALSHA from then on).
+  assert.equal((await post(app, '/v1/clicks', click(), { 'x-forwarded-for': ip })).statusCode, 202);
+  await new Promise((res) => setTimeout(res, 100));
+
+  const port = (gw as unknown as { stream: { localPort: number } }).stream.localPort;
+  const mon = r.duplicate();
+  const monitor = await mon.monitor();
+  after(() => { monitor.disconnect(); mon.disconnect(); });
+  const commands: string[] = [];
+  monitor.on('monitor', (_t: string, args: string[], source: string) => {
+    if (source.endsWith(`:${port}`)) commands.push(args.join(' '));
+  });
+  await new Promise((res) => setTimeout(res, 100));
+  const N = 5;
+  const sent = Array.from({ length: N }, () => click());
+  for (const c of sent) {
+    const res = await app.inject({ method: 'POST', url: '/v1/clicks', payload: JSON.stringify(c), headers: { 'content-type': 'application/json' } });
+    assert.equal(res.statusCode, 202, res.body);
+    assert.equal(res.json().status, 'accepted');
+  }
+  await new Promise((res) => setTimeout(res, 300)); // marks (not awaited) and MONITOR lines arrive asynchronously
+  const marks = commands.filter((c) => /^set adclick:seen:/i.test(c));
+  const before = commands.filter((c) => !/^set adclick:seen:/i.test(c));
+  assert.equal(before.length, N, `one command per click before its answer:\n${before.join('\n')}`);
+  assert.ok(before.every((c) => /^evalsha /i.test(c)), before.join('\n'));
+  assert.equal(marks.length, N, 'one mark per accepted click');
+  // A retry answers duplicate: the admission, then the mark's verification.
+  commands.length = 0;
+  const again = await app.inject({ method: 'POST', url: '/v1/clicks', payload: JSON.stringify(sent[0]), headers: { 'content-type': 'application/json' } });
+  assert.equal(again.json().status, 'duplicate');
+  await new Promise((res) => setTimeout(res, 200));
+  assert.equal(commands.length, 2, commands.join('\n'));
 });

@@ -69,3 +69,26 @@ test('Redis: a planted bucket years ahead does not limit the address', async () 
   assert.equal((await limiter.admit(honest, [], 1000, 1)).decision.allowed, true);
   assert.equal((await limiter.admit(honest, [], 1)).decision.allowed, false, 'a client in honest debt waits');
 });
+
+// Issue 16 follow-up: rotation over the /64s of one IPv6 /48 meets the /48's aggregate
+// bucket in the Redis scripts too (both the single check and the batched admission).
+test('Redis: rotating over many /64s of one /48 is bounded by its aggregate; two /48s are independent', async () => {
+  const { createAggregateOf } = await import('../../src/shared/client-ip.ts');
+  const limiter = createRateLimiter(redis, { perSecond: 0.01, burst: 10, aggregateOf: createAggregateOf(48), aggregateFactor: 4, onRedisError: (err) => assert.fail(String(err)) });
+  const site = () => `2001:db8:${randomBytes(2).toString('hex')}`;
+  const a = site();
+  let b = site();
+  while (b === a) b = site();
+  const slash64 = (s: string, i: number) => `${s}:${i.toString(16)}::/64`;
+  // 300 rotations, half through the batched admission script, half through the single check.
+  const decisions = await Promise.all(Array.from({ length: 150 }, (_, i) => limiter.admit(slash64(a, i), [], 1)));
+  let passed = decisions.filter((d) => d.decision.allowed).length;
+  for (let i = 150; i < 300; i++) if ((await limiter.check(slash64(a, i))).allowed) passed++;
+  assert.equal(passed, 40, 'the /48 passes 4 × the burst of 10 in all, not 10 per /64');
+  let other = 0;
+  for (let i = 0; i < 20; i++) if ((await limiter.admit(slash64(b, 1), [], 1)).decision.allowed) other++;
+  assert.equal(other, 10, 'another /48: its /64 has its own full burst');
+  // A batch charge of one /64 is refused by the aggregate it cannot fit in.
+  const refused = await limiter.admit(slash64(a, 999), [], 5, 1);
+  assert.equal(refused.decision.allowed, false);
+});

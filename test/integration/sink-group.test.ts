@@ -103,7 +103,7 @@ test('sink group: members killed (-9), added and stopped mid-stream; totals equa
   after(() => store.close());
   await migrate(store, logger); // once, before the members (each one's own migrate is then a no-op)
 
-  const env = { KAFKA_BROKERS: kafka.bootstrap, CLICKHOUSE_URL: ch.url, ADCLICK_SINK_GROUP_ID: 'adclick-sink-group-test', ADCLICK_SINK_MAX_WAIT_MS: '100', REDIS_URL: '' };
+  const env = { KAFKA_BROKERS: kafka.bootstrap, CLICKHOUSE_URL: ch.url, ADCLICK_SINK_GROUP_ID: 'adclick-sink-group-test', ADCLICK_SINK_MAX_WAIT_MS: '100', REDIS_URL: 'none' };
   const t0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 26 * 3_600_000;
   const job = new JobOutput({ bootstrap: kafka.bootstrap, t0, subtasks: 2, advertiserId: ADVERTISER, adsPerSubtask: 6, maxClicksPerStep: 6, transactionalIdPrefix: `sg-${process.pid}`, random: seeded(18) });
   after(() => job.disconnect());

@@ -434,3 +434,35 @@ test('query: per-key rate limit — invalid keys always 401 (never 429), valid k
     params(200),
   );
 });
+
+// Issue 16, junk keys in the fuzzers: a bearer token that no `adclick keys create` could have
+// printed (wrong prefix, length, alphabet, or a last character 32 bytes cannot end in) is
+// 401 without any storage lookup, and a well-formed unknown one costs at most one lookup
+// per token (the negative cache) until the client's failed-lookup budget answers 429.
+test('query: junk bearer tokens — malformed ones never reach storage; well-formed unknown ones at most once each', async () => {
+  const s = setup();
+  const b64 = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.split(''));
+  const wellFormed = fc.tuple(fc.string({ unit: b64, minLength: 42, maxLength: 42 }), fc.constantFrom(...'AEIMQUYcgkosw048'.split(''))).map(([a, b]) => `ak_${a}${b}`);
+  const malformed = fc.oneof(
+    fc.string({ unit: b64, minLength: 1, maxLength: 80 }).filter((t) => !/^ak_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/.test(t)),
+    fc.tuple(fc.string({ unit: b64, minLength: 42, maxLength: 42 }), fc.constantFrom(...'BCDFbdf159-_'.split(''))).map(([a, b]) => `ak_${a}${b}`),
+    wellFormed.map((k) => k.slice(0, -1)),
+    wellFormed.map((k) => `${k}A`),
+    wellFormed.map((k) => k.replace('ak_', 'ak-')),
+  );
+  const seenWellFormed = new Set<string>();
+  await fc.assert(
+    fc.asyncProperty(fc.oneof(malformed.map((t) => ({ t, ok: false })), wellFormed.map((t) => ({ t, ok: true }))), async ({ t, ok }) => {
+      const before = s.repo.calls.findApiKey ?? 0;
+      const res = await s.app.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${t}` }, remoteAddress: '2001:db8::1' });
+      const lookups = (s.repo.calls.findApiKey ?? 0) - before;
+      assert.ok(res.statusCode === 401 || res.statusCode === 429, `${t}: ${res.statusCode}`);
+      if (!ok) assert.equal(lookups, 0, `malformed ${t} reached storage`);
+      else {
+        assert.ok(lookups <= (seenWellFormed.has(t) ? 0 : 1), `${t}: ${lookups} lookups`);
+        seenWellFormed.add(t);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});

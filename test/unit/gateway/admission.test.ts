@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { buildGatewayApp, type GatewayOptions } from '../../../src/gateway/app.ts';
+import { buildGatewayApp, MAX_PENDING_CLICKS_PER_CLIENT, type GatewayOptions } from '../../../src/gateway/app.ts';
 import { createRateLimiter, type RateLimiter } from '../../../src/gateway/rate-limiter.ts';
 import { signClick } from '../../../src/shared/signature.ts';
 import { createRegistry } from '../../../src/shared/metrics.ts';
@@ -48,6 +48,11 @@ function endlessBody(): PassThrough {
 test('a limited client is refused before its body is read (429, Retry-After, connection closed)', async () => {
   const { app, limiter } = setup();
   (limiter as FakeLimiter).deny = true;
+  // A single click is charged with its edge-dedup read once its (small) body is parsed; the
+  // refusal is remembered, so from then on this client is refused before its body.
+  const first = await app.inject({ method: 'POST', url: '/v1/clicks', headers: JSON_HEADERS, payload: JSON.stringify(click()) });
+  assert.equal(first.statusCode, 429);
+  assert.equal(first.headers['retry-after'], '2');
   for (const url of ['/v1/clicks', '/v1/clicks/batch', '/anything']) {
     const body = endlessBody();
     const res = await within(2000, app.inject({ method: 'POST', url, headers: { ...JSON_HEADERS, 'transfer-encoding': 'chunked' }, payload: body }), url);
@@ -196,4 +201,63 @@ test('nesting is refused while the body arrives: the first chunk decides, the re
   const ok = await pending;
   assert.equal(ok.statusCode, 200, ok.body);
   assert.equal(ok.json().results[0].error.field, 'clicks[0].user_id');
+});
+
+test('a single click costs one admission (charge and edge-dedup read together), before its signature is checked', async () => {
+  const calls: { keys: readonly string[]; cost: number }[] = [];
+  const publisher = new FakePublisher();
+  const app = buildGatewayApp({
+    options: {
+      signingKeys: KEYS, maxClickAgeMs: 24 * 3600_000, maxClockSkewMs: 300_000, maxBodyBytes: 4096,
+      maxBatchBodyBytes: 1024 * 1024, maxBatchClicks: 1000, trustedProxies: [], retryAfterSec: 2, ipHashKey: 'ip-key', gatewayId: 'test-gw',
+    },
+    publisher, dedup: new FakeDedup(), rateLimiter: new FakeLimiter(), logger: pino({ level: 'silent' }), registry: createRegistry('gateway', false), now: () => NOW,
+    admission: { admit: async (_ip, keys, cost = 1) => { calls.push({ keys, cost }); return { decision: { allowed: true, retryAfterMs: 0 }, seen: keys.map(() => false) }; } },
+  });
+  const c = click();
+  const res = await app.inject({ method: 'POST', url: '/v1/clicks', headers: JSON_HEADERS, payload: JSON.stringify(c) });
+  assert.equal(res.statusCode, 202);
+  assert.deepEqual(calls, [{ keys: [`adclick:seen:click:${c.impression_id}`], cost: 1 }], 'one admission: the charge with the dedup read');
+  calls.length = 0;
+  // A bad signature is charged too (the charge comes first), a bad body is charged by the error path.
+  assert.equal((await app.inject({ method: 'POST', url: '/v1/clicks', headers: JSON_HEADERS, payload: JSON.stringify({ ...click(), signature: '0'.repeat(64) }) })).statusCode, 401);
+  assert.equal((await app.inject({ method: 'POST', url: '/v1/clicks', headers: JSON_HEADERS, payload: '{"nope' })).statusCode, 400);
+  assert.equal((await app.inject({ method: 'POST', url: '/v1/clicks', headers: JSON_HEADERS, payload: JSON.stringify({ ad_id: 1 }) })).statusCode, 400);
+  assert.equal((await app.inject({ method: 'POST', url: '/v1/clicks', payload: 'x' })).statusCode, 415);
+  assert.deepEqual(calls.map((x) => x.cost), [1, 1, 1, 1], 'every request paid exactly once');
+});
+
+test('a limited client\'s bad single click answers 429, not 400 (429 wins over any 4xx)', async () => {
+  const { app, limiter } = setup();
+  (limiter as FakeLimiter).deny = true;
+  const res = await app.inject({ method: 'POST', url: '/v1/clicks', headers: JSON_HEADERS, payload: '{"nope' });
+  assert.equal(res.statusCode, 429);
+  assert.equal(res.json().error.code, 'RATE_LIMITED');
+});
+
+test('slow single-click bodies cannot pile up uncharged: past MAX_PENDING_CLICKS_PER_CLIENT the next is refused before its body', async () => {
+  const { app, limiter } = setup();
+  const bodies: PassThrough[] = [];
+  const waiting: Promise<unknown>[] = [];
+  try {
+    for (let i = 0; i < MAX_PENDING_CLICKS_PER_CLIENT; i++) {
+      const b = new PassThrough();
+      b.write('{"impression_id": "');
+      bodies.push(b);
+      waiting.push(app.inject({ method: 'POST', url: '/v1/clicks', headers: { ...JSON_HEADERS, 'transfer-encoding': 'chunked' }, payload: b }));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const extra = endlessBody();
+    const res = await within(2000, app.inject({ method: 'POST', url: '/v1/clicks', headers: { ...JSON_HEADERS, 'transfer-encoding': 'chunked' }, payload: extra }), 'one too many');
+    extra.destroy();
+    assert.equal(res.statusCode, 429);
+    assert.equal(res.headers.connection, 'close');
+    assert.equal((limiter as FakeLimiter).ips.length, 0, 'nothing was charged yet: the pending ones wait for their bodies');
+  } finally {
+    for (const b of bodies) b.end('x"}');
+    await Promise.allSettled(waiting);
+  }
+  // Their bodies arrived (and were charged and refused as invalid): the client may send again.
+  assert.equal((limiter as FakeLimiter).ips.length, MAX_PENDING_CLICKS_PER_CLIENT);
+  assert.equal((await app.inject({ method: 'POST', url: '/v1/clicks', headers: JSON_HEADERS, payload: JSON.stringify(click()) })).statusCode, 202);
 });

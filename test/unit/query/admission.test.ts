@@ -73,3 +73,19 @@ test('slow requests: the connection is closed after the request timeout', async 
     await app.close();
   }
 });
+
+test('IPv6 rotation over the /64s of one /48 meets the /48 aggregate (factor × the per-client limit); another /48 is independent', async () => {
+  // The clock is frozen: no token comes back during the loop.
+  const { app } = setup({ ipRateLimitPerSec: 1, ipRateLimitBurst: 2, ipv6AggregatePrefix: 48, ipv6AggregateFactor: 3 });
+  const statusFrom = async (remoteAddress: string) => (await app.inject({ url: '/nope', remoteAddress })).statusCode;
+  let passed = 0;
+  for (let i = 0; i < 200; i++) if ((await statusFrom(`2001:db8:aaaa:${i.toString(16)}::1`)) === 404) passed++;
+  assert.equal(passed, 6, 'the /48 passes 3 × the burst of 2, not 2 per /64');
+  assert.equal(await statusFrom('2001:db8:bbbb:1::1'), 404, 'another /48');
+  assert.equal(await statusFrom('2001:db8:bbbb:1::2'), 404, 'the same /64 has its burst of 2');
+  assert.equal(await statusFrom('2001:db8:bbbb:1::3'), 429);
+  const { app: off } = setup({ ipRateLimitPerSec: 1, ipRateLimitBurst: 2, ipv6AggregatePrefix: 0 });
+  let free = 0;
+  for (let i = 0; i < 50; i++) if ((await off.inject({ url: '/nope', remoteAddress: `2001:db8:cccc:${i.toString(16)}::1` })).statusCode === 404) free++;
+  assert.equal(free, 50, 'without the aggregate each /64 stands alone');
+});

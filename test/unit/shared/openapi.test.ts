@@ -18,7 +18,7 @@ import { parseInstant } from '../../../src/query/time-params.ts';
 import { loadConfig } from '../../../src/shared/config.ts';
 import { ERRORS, isAppError, type ErrorCode } from '../../../src/shared/errors.ts';
 import { createRegistry } from '../../../src/shared/metrics.ts';
-import { OTHER_METHODS_EXTENSION, UNMATCHED_EXTENSION, type JsonObject, type OpenApiDocument } from '../../../src/shared/openapi.ts';
+import { CONNECTION_EXTENSION, OTHER_METHODS_EXTENSION, UNMATCHED_EXTENSION, type JsonObject, type OpenApiDocument } from '../../../src/shared/openapi.ts';
 import { signClick } from '../../../src/shared/signature.ts';
 import { FakeDedup, FakeLimiter, FakePublisher } from '../gateway/fakes.ts';
 import { FakeRepository } from '../query/fake-repository.ts';
@@ -75,7 +75,7 @@ function walk(v: unknown, visit: (node: Obj, path: string) => void, path = '#'):
   }
 }
 
-/** Every operation of the document, the two extensions included, with its JSON pointer. */
+/** Every operation of the document, the three extensions included, with its JSON pointer. */
 function operations(doc: OpenApiDocument): { key: string; pointer: string; op: Obj }[] {
   const out: { key: string; pointer: string; op: Obj }[] = [];
   const esc = (p: string) => p.replaceAll('~', '~0').replaceAll('/', '~1');
@@ -84,6 +84,7 @@ function operations(doc: OpenApiDocument): { key: string; pointer: string; op: O
     if (isObj(item[OTHER_METHODS_EXTENSION])) out.push({ key: `* ${path}`, pointer: `#/paths/${esc(path)}/${OTHER_METHODS_EXTENSION}`, op: item[OTHER_METHODS_EXTENSION] as Obj });
   }
   if (isObj(doc[UNMATCHED_EXTENSION])) out.push({ key: 'unmatched', pointer: `#/${UNMATCHED_EXTENSION}`, op: doc[UNMATCHED_EXTENSION] as Obj });
+  if (isObj(doc[CONNECTION_EXTENSION])) out.push({ key: 'any-request', pointer: `#/${CONNECTION_EXTENSION}`, op: doc[CONNECTION_EXTENSION] as Obj });
   return out;
 }
 
@@ -149,7 +150,7 @@ for (const { name, doc, build } of SERVICES) {
   test(`${name}: every operation has an id, responses with descriptions, and declares exactly its path parameters`, () => {
     const ids = new Set<string>();
     for (const { key, op } of operations(doc)) {
-      if (!key.startsWith('*') && key !== 'unmatched') {
+      if (!key.startsWith('*') && key !== 'unmatched' && key !== 'any-request') {
         assert.equal(typeof op.operationId, 'string', key);
         assert.ok(!ids.has(op.operationId as string), `duplicate operationId ${String(op.operationId)}`);
         ids.add(op.operationId as string);

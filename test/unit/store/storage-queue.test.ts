@@ -142,3 +142,35 @@ test('a stream of interactive reads cannot starve background work (the sink): on
   assert.ok(log.indexOf('sink') <= 3, `the sink write ran within the first reads, not after all of them: ${log.join(' ')}`);
   assert.deepEqual(log.filter((l) => l.startsWith('read')), reads.map((_, i) => `read${i}`), 'reads keep their order');
 });
+
+// Issue 16 follow-up: the ClickHouse server store queues like the embedded one, with as many
+// calls running as its HTTP pool has connections (beyond them Node's agent would queue
+// without bound and shed nothing).
+test('concurrency N: N calls run at once, the rest wait bounded and are refused past the bound; lookups run one at a time', async () => {
+  const q = new StorageQueue({ concurrency: 3, maxQueued: 2, maxLookupQueued: 4, lookupShare: 1 });
+  const log: string[] = [];
+  const gates = ['a', 'b', 'c', 'd'].map((n) => gate(log, n));
+  const scope = (): StorageScope => ({ lane: 'interactive' });
+  const running = gates.map((g) => q.run(g.work, scope()));
+  await tick();
+  assert.deepEqual(log, ['a', 'b', 'c'], 'three run at once, the fourth waits');
+  assert.equal(q.stats().waiting.interactive, 1);
+  const e = gate(log, 'e');
+  const waitingE = q.run(e.work, scope());
+  await assert.rejects(q.run(async () => 'f', scope()), (err) => assertUnavailable(err, 1));
+  assert.equal(q.stats().refusedFull, 1, 'a third waiting read is refused at once');
+  gates[0]!.open();
+  await tick();
+  await tick();
+  assert.deepEqual(log, ['a', 'b', 'c', 'd'], 'a free slot takes the next waiting call');
+  for (const g of [...gates, e]) g.open();
+  await Promise.all([...running, waitingE]);
+  // Lookups: never two at once, whatever the free slots.
+  const lookups = ['l1', 'l2'].map((n) => gate(log, n));
+  const lr = lookups.map((g) => q.run(g.work, { lane: 'lookup' }));
+  await tick();
+  assert.equal(log.filter((n) => n.startsWith('l')).length, 1, 'one lookup runs, the other waits though slots are free');
+  for (const g of lookups) g.open();
+  await Promise.all(lr);
+  assert.deepEqual(log.slice(-2), ['l1', 'l2']);
+});
