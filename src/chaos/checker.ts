@@ -64,11 +64,18 @@ export interface CheckTarget {
   /** Query range [fromMs, toMs), hour-aligned by the checker. */
   fromMs: number;
   toMs: number;
+  /** Queries in flight at once (default 8); an embedded store answers one at a time. */
+  concurrency?: number;
 }
 
+/** A 503 (the store is busy: the API sheds load) is retried after its Retry-After, a few times. */
 async function getJson(url: string, key: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(15_000) });
-  return { status: res.status, body: await res.json().catch(() => null) };
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(15_000) });
+    if (res.status !== 503 || attempt >= 5) return { status: res.status, body: await res.json().catch(() => null) };
+    await res.arrayBuffer().catch(() => undefined);
+    await sleep(Math.min(5000, 1000 * Math.max(1, Number(res.headers.get('retry-after')) || 1)));
+  }
 }
 
 interface View { advertiser: number; key: string }
@@ -147,7 +154,7 @@ export async function check(t: CheckTarget): Promise<CheckResult> {
       const want = new Map<string, number>(counts.want[`${dim}|${g}`]);
       const got = new Map<string, number>();
       const jobs = views.flatMap((v) => ids[dim].map((id) => ({ v, id })));
-      await Promise.all(chunked(jobs, 8).map(async (mine) => {
+      await Promise.all(chunked(jobs, t.concurrency ?? 8).map(async (mine) => {
         for (const { v, id } of mine) {
           try {
             const path = dim === 'ad' ? 'ads' : 'campaigns';
