@@ -95,7 +95,7 @@ try {
     },
     pids: () => ({
       gateway: sup.get('gateway')?.pid, kafka: sup.get('kafka')?.pid, flink: sup.get('flink')?.pid,
-      serving: sup.get('serving')?.pid, redis: redis?.pid(), generator: generator?.pid,
+      serving: sup.get('serving')?.pid, redis: redis?.pid(),
     }),
     track: (c) => { generator = c; },
     note, options,

@@ -47,6 +47,8 @@ export interface GeneratorSummary {
   batchP99Ms: number;
   /** Share of the ledger's clicks on the busiest ad. */
   topAdShare: number;
+  /** This process's CPU (all threads) while it generated and drained, seconds. */
+  cpuSeconds: number;
 }
 
 export type GeneratorMessage =
@@ -62,6 +64,7 @@ export function hotAttribution(o: Pick<GeneratorOptions, 'adIdBase' | 'campaignI
 
 async function run(o: GeneratorOptions): Promise<void> {
   const send = (m: GeneratorMessage) => new Promise<void>((r) => process.send!(m, undefined, {}, () => r()));
+  const cpu0 = process.cpuUsage();
   const r = await simulate({
     url: o.url, keyId: o.keyId, secret: o.secret, rate: o.rate, durationMs: o.durationMs,
     batchSize: o.batchSize, concurrency: o.concurrency, seed: o.seed,
@@ -71,6 +74,7 @@ async function run(o: GeneratorOptions): Promise<void> {
     drainTimeoutMs: 30_000,
     onProgress: (p) => void send({ type: 'progress', progress: p }), progressIntervalMs: 1000,
   });
+  const cpu = process.cpuUsage(cpu0);
   const counts = countLedger(r.ledger);
   const perAd = counts.want['ad|1h'] ?? [];
   const byAd = new Map<string, number>();
@@ -87,6 +91,7 @@ async function run(o: GeneratorOptions): Promise<void> {
       retries: r.counters.retries, duplicateSends: r.duplicateSends, requests: r.counters.requests,
       sendElapsedMs: r.sendElapsedMs, elapsedMs: r.elapsedMs, batchP50Ms: r.latency.p50Ms, batchP99Ms: r.latency.p99Ms,
       topAdShare: counts.total ? top / counts.total : 0,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
     },
   });
 }

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { drainAndCheck } from '../../src/chaos/checker.ts';
 import { samples, sumMetric } from '../../src/stack/status-figures.ts';
 import type { GeneratorMessage, GeneratorOptions, GeneratorSummary, Shape } from './generator.ts';
+import type { SimulateProgress } from '../../src/simulate/simulator.ts';
 import { microsPerClick, snapshot, type CpuSnapshot } from './proc-cpu.ts';
 import type { PipelineBenchOptions } from './options.ts';
 import { pct, probeFreshness, type ProbeResult } from '../freshness-probe.ts';
@@ -88,14 +89,15 @@ export function trend(xs: readonly { t: number; v: number | null }[], fromT: num
   return { first, last, max: Math.max(...vals.map((x) => x.v)), growing: last - first > slack };
 }
 
-function runGenerator(ctx: StepContext, o: GeneratorOptions): { child: ChildProcess; done: Promise<Extract<GeneratorMessage, { type: 'done' }>> } {
+function runGenerator(ctx: StepContext, o: GeneratorOptions, onProgress: (p: SimulateProgress) => void): { child: ChildProcess; done: Promise<Extract<GeneratorMessage, { type: 'done' }>> } {
   // Own heap limit: the ledger of a long fast step holds millions of entries.
   const child = fork(GENERATOR, [], { execArgv: ['--import', 'tsx', '--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   ctx.track(child);
   const done = new Promise<Extract<GeneratorMessage, { type: 'done' }>>((resolve, reject) => {
     let result: Extract<GeneratorMessage, { type: 'done' }> | undefined;
     child.on('message', (m: GeneratorMessage) => {
-      if (m.type === 'done') result = m;
+      if (m.type === 'progress') onProgress(m.progress);
+      else if (m.type === 'done') result = m;
       else if (m.type === 'error') reject(new Error(`generator failed: ${m.message}`));
     });
     child.once('exit', (code, sig) => {
@@ -127,11 +129,13 @@ export async function runStep(ctx: StepContext, shape: Shape, kind: StepResult['
   })();
 
   const cpu0: CpuSnapshot = snapshot(ctx.pids());
+  // When the generator really began (a forked tsx process takes seconds to start on a busy box).
+  let genStart: number | undefined;
   const gen = runGenerator(ctx, {
     url: ctx.gatewayUrl, keyId: ctx.keyId, secret: ctx.secret, rate, durationMs: seconds * 1000,
     batchSize: o.batch, concurrency: o.concurrency, seed: index * 7919, ads: o.ads, campaigns: o.campaigns,
     ...ids, advertiserIdBase: ids.advertiserId, shape,
-  });
+  }, (p) => { genStart ??= Date.now() - p.elapsedMs; });
   let probe: Promise<ProbeResult> | undefined;
   if (kind === 'freshness') {
     // The probe has an advertiser, campaign and ad of its own: its clicks stay out of the step's ledger.
@@ -166,8 +170,9 @@ export async function runStep(ctx: StepContext, shape: Shape, kind: StepResult['
   const s = done.summary;
   const genSeconds = s.sendElapsedMs / 1000;
   const acceptedPerSec = genSeconds > 0 ? s.ledgered / genSeconds : 0;
-  const rampEnd = stepStart + Math.min(15_000, seconds * 100);
-  const trendEnd = stepStart + s.sendElapsedMs;
+  const t0 = genStart ?? stepStart;
+  const rampEnd = t0 + Math.min(15_000, seconds * 100);
+  const trendEnd = t0 + s.sendElapsedMs;
   const sinkLag = trend(series.map((x) => ({ t: x.t, v: x.lag })), rampEnd, trendEnd, o.lagSlackS * rate);
   const watermarkDelayS = trend(series.map((x) => ({ t: x.t, v: x.delay })), rampEnd, trendEnd, o.delaySlackS);
 
@@ -185,13 +190,20 @@ export async function runStep(ctx: StepContext, shape: Shape, kind: StepResult['
   if (sinkLag.growing) why.push(`sink lag growing (${Math.round(sinkLag.first!)} → ${Math.round(sinkLag.last!)} records)`);
   if (watermarkDelayS.growing) why.push(`watermark delay growing (${watermarkDelayS.first!.toFixed(1)} → ${watermarkDelayS.last!.toFixed(1)} s)`);
   if (sinkLag.first === null) why.push('no sink lag samples');
-  if (!exact) why.push(`counts wrong (lost ${check.lost}, duplicated ${check.duplicated}, query errors ${check.errors}, unknown outcome ${s.unknown})`);
-  const cpuSeconds = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k]! - (cpu0[k] ?? 0)]));
+  if (!exact) {
+    // Out of time while the counts were still moving is a pipeline too slow to drain; a
+    // stable difference is a wrong count.
+    const what = check.drainMs >= o.drainS * 1000 ? `counts not equal to the ledger within ${o.drainS} s of draining` : 'counts wrong';
+    why.push(`${what} (lost ${check.lost}, duplicated ${check.duplicated}, query errors ${check.errors}, unknown outcome ${s.unknown})`);
+  }
+  // The generator measures itself (it starts after the first snapshot and is gone by the second).
+  const cpuSeconds = { ...Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k]! - (cpu0[k] ?? 0)])), generator: s.cpuSeconds };
+  const cpuMicrosPerClick = { ...microsPerClick(cpu0, cpu1, s.ledgered), generator: s.ledgered ? (s.cpuSeconds * 1e6) / s.ledgered : NaN };
   return {
     shape, kind, index, rate, advertiserId: ids.advertiserId, generator: s, acceptedPerSec,
     sinkLag, watermarkDelayS, adminUnanswered: unanswered,
     exact, lost: check.lost, duplicated: check.duplicated, queryErrors: check.errors, drainMs: check.drainMs,
-    cpuSeconds, cpuMicrosPerClick: microsPerClick(cpu0, cpu1, s.ledgered),
+    cpuSeconds, cpuMicrosPerClick,
     held: why.length === 0, why,
     ...(fresh ? { freshness: freshnessOf(fresh) } : {}),
   };
