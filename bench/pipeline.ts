@@ -135,6 +135,9 @@ try {
   const load = (await import('node:os')).loadavg();
   process.stdout.write(`\n${baselineLine(results.baseline, results.baselineError)}\n`);
   for (const shape of options.shapes) process.stdout.write(`${shapeReport(shape, results.steps.filter((s) => s.shape === shape), results.baseline)}\n`);
+  const heldOf = (shape: string) => results.steps.filter((x) => x.shape === shape && x.kind === 'ladder' && x.held).at(-1)?.rate;
+  const [u, h] = [heldOf('uniform'), heldOf('hot')];
+  if (options.shapes.length === 2) process.stdout.write(`\nhot / uniform held rate: ${u && h ? (h / u).toFixed(2) : 'n/a'} (${h ?? 'none'} / ${u ?? 'none'})\n`);
   process.stdout.write(`\nµs = CPU µs per accepted click per process tree (/proc utime+stime incl. threads and reaped children), from the step's start until the sink caught up; total = the pipeline's processes (+ the generator). Load average at the end ${load.map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} CPUs.\n`);
 
   const resultsDir = join(fileURLToPath(new URL('.', import.meta.url)), 'results');

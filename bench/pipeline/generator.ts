@@ -7,7 +7,8 @@
 // Shapes: `uniform` is the simulator's Zipf popularity; `hot` gives every second click to
 // one ad (the catalogue's first: ad adIdBase of campaign campaignIdBase, so ownership
 // stays consistent), i.e. about half of all clicks, the rest Zipf as before.
-// Bounded: the simulator stops after durationMs, retries end drainTimeoutMs later; the
+// Bounded: the simulator stops after durationMs or rate × duration clicks, whichever comes
+// first; retries end drainTimeoutMs later; the
 // process exits when the benchmark that forked it goes away.
 import { countLedger, type LedgerCounts } from '../../src/chaos/checker.ts';
 import { simulate, type SimulateProgress } from '../../src/simulate/simulator.ts';
@@ -66,7 +67,7 @@ async function run(o: GeneratorOptions): Promise<void> {
   const send = (m: GeneratorMessage) => new Promise<void>((r) => process.send!(m, undefined, {}, () => r()));
   const cpu0 = process.cpuUsage();
   const r = await simulate({
-    url: o.url, keyId: o.keyId, secret: o.secret, rate: o.rate, durationMs: o.durationMs,
+    url: o.url, keyId: o.keyId, secret: o.secret, rate: o.rate, durationMs: o.durationMs, count: Math.ceil((o.rate * o.durationMs) / 1000),
     batchSize: o.batchSize, concurrency: o.concurrency, seed: o.seed,
     ads: o.ads, campaigns: o.campaigns, advertisers: 1,
     adIdBase: o.adIdBase, campaignIdBase: o.campaignIdBase, advertiserIdBase: o.advertiserIdBase,

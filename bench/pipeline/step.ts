@@ -186,7 +186,14 @@ export async function runStep(ctx: StepContext, shape: Shape, kind: StepResult['
   const exact = check.lost === 0 && check.duplicated === 0 && check.errors === 0 && s.unknown === 0;
 
   const why: string[] = [];
-  if (acceptedPerSec < rate * (1 - o.tolerance)) why.push(`accepted ${Math.round(acceptedPerSec)}/s < offered ${rate}/s`);
+  if (acceptedPerSec < rate * (1 - o.tolerance)) {
+    // Say which side fell short: the generator sends less when the gateway's answers are
+    // slow (its requests in flight are bounded) but also when it is starved of CPU itself.
+    const generatedPerSec = genSeconds > 0 ? s.generated / genSeconds : 0;
+    why.push(generatedPerSec < rate * (1 - o.tolerance)
+      ? `accepted ${Math.round(acceptedPerSec)}/s < offered ${rate}/s: the generator reached only ${Math.round(generatedPerSec)}/s (batch p99 ${Math.round(s.batchP99Ms)} ms, generator CPU ${s.cpuSeconds.toFixed(1)} s in ${genSeconds.toFixed(0)} s)`
+      : `accepted ${Math.round(acceptedPerSec)}/s < offered ${rate}/s (generated ${Math.round(generatedPerSec)}/s; rejected ${s.rejected}, failed ${s.failed})`);
+  }
   if (sinkLag.growing) why.push(`sink lag growing (${Math.round(sinkLag.first!)} → ${Math.round(sinkLag.last!)} records)`);
   if (watermarkDelayS.growing) why.push(`watermark delay growing (${watermarkDelayS.first!.toFixed(1)} → ${watermarkDelayS.last!.toFixed(1)} s)`);
   if (sinkLag.first === null) why.push('no sink lag samples');
