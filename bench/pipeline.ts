@@ -42,6 +42,7 @@ let stack: RunningStack | undefined;
 let generator: ChildProcess | undefined;
 let baselinePid: number | undefined;
 let failed = false;
+let interrupted = false;
 let stopping: Promise<void> | undefined;
 
 /** Stops everything this run started, once; the data dir goes too unless kept (or the run failed). */
@@ -60,6 +61,7 @@ function stopAll(): Promise<void> {
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(sig, () => {
     note(`${sig}: stopping everything this benchmark started`);
+    interrupted = true;
     void stopAll().then(() => process.exit(130));
   });
 }
@@ -151,6 +153,8 @@ try {
   }, null, 2));
   note(`results: ${file}`);
 } catch (err) {
+  // After a Ctrl-C the step in progress fails as its generator is killed: not a failure.
+  if (interrupted) await stopping;
   failed = true;
   process.stderr.write(`bench:pipeline failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exitCode = 1;
