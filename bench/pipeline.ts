@@ -66,7 +66,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-const results: { baseline: BaselineResult | null; baselineError: string | null; steps: StepResult[] } = { baseline: null, baselineError: null, steps: [] };
+const results: { baseline: BaselineResult | null; baselineError: string | null; warmup: StepResult | null; steps: StepResult[] } = { baseline: null, baselineError: null, warmup: null, steps: [] };
 const startedAt = new Date();
 try {
   // The Kafka jars are cached in the project's data dir (as the tests do), not fetched per run.
@@ -117,6 +117,12 @@ try {
   }
 
   let index = 0;
+  if (options.warmupS > 0) {
+    // A fresh broker and Flink JVM are still compiling, and no watermark is stored yet: the
+    // first step would measure start-up, not the pipeline.
+    note(`warm-up: ${options.rates[0]!.toLocaleString('en-US')} clicks/s for ${options.warmupS} s (not reported)`);
+    results.warmup = await runStep(ctx, options.shapes[0]!, 'warmup', ++index, options.rates[0]!, options.warmupS);
+  }
   for (const shape of options.shapes) {
     let held: number | null = null;
     for (const rate of options.rates) {

@@ -22,6 +22,8 @@ export interface PipelineBenchOptions {
   drainS: number;
   /** Seconds of the freshness step at half the held rate (0: none). */
   freshS: number;
+  /** Seconds of an unreported first step at the ladder's first rate (JIT, first watermark stored; 0: none). */
+  warmupS: number;
   ads: number;
   campaigns: number;
   /** Records of the ProducerPerformance baseline (0: none). */
@@ -33,7 +35,7 @@ export interface PipelineBenchOptions {
 const FLAGS = {
   rates: 'BENCH_RATES', 'hold-s': 'BENCH_HOLD_S', batch: 'BENCH_BATCH', concurrency: 'BENCH_CONCURRENCY', shape: 'BENCH_SHAPE',
   tolerance: 'BENCH_TOLERANCE', 'lag-slack-s': 'BENCH_LAG_SLACK_S', 'delay-slack-s': 'BENCH_DELAY_SLACK_S', 'drain-s': 'BENCH_DRAIN_S',
-  'fresh-s': 'BENCH_FRESH_S', ads: 'BENCH_ADS', campaigns: 'BENCH_CAMPAIGNS', 'baseline-records': 'BENCH_BASELINE_RECORDS', keep: 'BENCH_KEEP',
+  'fresh-s': 'BENCH_FRESH_S', 'warmup-s': 'BENCH_WARMUP_S', ads: 'BENCH_ADS', campaigns: 'BENCH_CAMPAIGNS', 'baseline-records': 'BENCH_BASELINE_RECORDS', keep: 'BENCH_KEEP',
 } as const;
 
 export const USAGE = `npm run bench:pipeline [-- --flag=value ...]   (or the BENCH_* variable of the same name)
@@ -47,6 +49,7 @@ export const USAGE = `npm run bench:pipeline [-- --flag=value ...]   (or the BEN
   --delay-slack-s=5       BENCH_DELAY_SLACK_S     watermark delay growth allowed, seconds
   --drain-s=300           BENCH_DRAIN_S           longest wait for exact counts after a step
   --fresh-s=<hold-s>      BENCH_FRESH_S           freshness step at half the held rate (0: skip)
+  --warmup-s=30           BENCH_WARMUP_S          unreported first step at the first rate (0: skip)
   --ads=2000              BENCH_ADS               ads per step (Zipf); campaigns: --campaigns=200
   --baseline-records=1000000 BENCH_BASELINE_RECORDS ProducerPerformance records (0: skip)
   --keep=1                BENCH_KEEP              keep the temp data dir
@@ -82,6 +85,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): PipelineBe
     delaySlackS: num(...get('delay-slack-s', '5'), 0),
     drainS: int('drain-s', 300),
     freshS: int('fresh-s', holdS, 0),
+    warmupS: int('warmup-s', 30, 0),
     ads: int('ads', 2000), campaigns: int('campaigns', 200),
     baselineRecords: int('baseline-records', 1_000_000, 0),
     keep: ['1', 'true', 'yes'].includes(get('keep', '0')[1]),

@@ -40,7 +40,7 @@ export interface Freshness { probes: number; accepted: number; p50Ms: Record<str
 
 export interface StepResult {
   shape: Shape;
-  kind: 'ladder' | 'freshness';
+  kind: 'warmup' | 'ladder' | 'freshness';
   index: number;
   rate: number;
   advertiserId: number;
@@ -86,6 +86,8 @@ export function trend(xs: readonly { t: number; v: number | null }[], fromT: num
   const mean = (ys: { v: number }[]) => (ys.length ? ys.reduce((a, y) => a + y.v, 0) / ys.length : NaN);
   const first = mean(vals.filter((x) => x.t < fromT + span / 3));
   const last = mean(vals.filter((x) => x.t >= toT - span / 3));
+  // A third without samples (e.g. no watermark stored yet on a fresh stack) cannot be judged.
+  if (Number.isNaN(first) || Number.isNaN(last)) return { first: null, last: null, max: Math.max(...vals.map((x) => x.v)), growing: false };
   return { first, last, max: Math.max(...vals.map((x) => x.v)), growing: last - first > slack };
 }
 

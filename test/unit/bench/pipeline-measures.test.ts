@@ -20,6 +20,8 @@ test('trend: a flat series with noise is bounded, a climbing one is growing, the
   assert.equal(trend(settling, 0, 30_000, 500).growing, true, 'with the ramp counted it looks like growth');
   assert.equal(trend(settling, 5000, 30_000, 500).growing, false);
   assert.equal(trend(series(() => null), 0, 30_000, 500).first, null, 'no samples: nothing to judge');
+  const lateStart = trend(series((i) => (i < 12 ? null : 15)), 0, 30_000, 5);
+  assert.deepEqual([lateStart.first, lateStart.growing], [null, false], 'an empty first third is not judged (and not NaN)');
 });
 
 test('proc-cpu: a busy child is part of the tree and its CPU time shows', async () => {
