@@ -2,7 +2,8 @@
 //   1. click accepted at the gateway → reflected in the query API (1m, 5m and 1h series)
 //   2. window end → its final count visible (the point's `final` flag turns true)
 // Starts its own stack in a temp dir on free ports (like the e2e test), sends background
-// traffic plus one probe click per second to a probe ad, polls the API every 100 ms.
+// traffic plus one probe click per second to a probe ad, polls the API every 100 ms
+// (freshness-probe.ts, shared with bench:pipeline).
 // Bounded: runs for ADCLICK_FRESHNESS_SECONDS (default 200 s) and stops by itself.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
@@ -11,10 +12,10 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/shared/config.ts';
 import { createLogger } from '../src/shared/logger.ts';
 import { adminRequest } from '../src/shared/admin-client.ts';
-import { signClick } from '../src/shared/signature.ts';
 import { up } from '../src/stack/up.ts';
 import { simulate } from '../src/simulate/simulator.ts';
 import { freePort } from '../test/helpers/kafka.ts';
+import { pct, probeFreshness } from './freshness-probe.ts';
 
 const seconds = Number(process.argv[2] ?? 200);
 const dataDir = await mkdtemp(join(tmpdir(), 'adclick-fresh-'));
@@ -33,49 +34,12 @@ try {
   const ac = new AbortController();
   const background = simulate({ url: gw, keyId: 'fresh', secret: 'fresh-secret-at-least-32-bytes-long', rate: 200, durationMs: seconds * 1000, batchSize: 20, ads: 2000, campaigns: 200, advertisers: 20, signal: ac.signal });
 
-  const accepted: { t: number; ts: number }[] = [];
-  const visible = new Map<string, number[]>([['1m', []], ['5m', []], ['1h', []]]);
-  const seenCount = { '1m': 0, '5m': 0, '1h': 0 } as Record<string, number>;
-  const finals: number[] = [];
-  const finalSeen = new Set<number>();
-  const t0 = Date.now();
-  let seq = 0;
-  const sender = setInterval(async () => {
-    if (Date.now() - t0 > (seconds - 20) * 1000) return;
-    const c = { impression_id: `imp_fresh_${t0}_${++seq}`, event_type: 'click', ad_id: PROBE_AD, campaign_id: PROBE_CAMPAIGN, advertiser_id: ADV, user_id: 'probe', timestamp: Date.now(), key_id: 'fresh' };
-    const body = JSON.stringify({ ...c, signature: signClick(c, 'fresh-secret-at-least-32-bytes-long') });
-    const res = await fetch(`${gw}/v1/clicks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-    if (res.status === 202) accepted.push({ t: Date.now(), ts: c.timestamp });
-  }, 1000);
-
-  const deadline = t0 + seconds * 1000;
-  while (Date.now() < deadline) {
-    const now = Date.now();
-    for (const g of ['1m', '5m', '1h'] as const) {
-      const res = await fetch(`${api}/v1/ads/${PROBE_AD}/clicks?from=${t0 - 3_600_000}&to=${now + 60_000}&granularity=${g}`, { headers: { authorization: `Bearer ${key}` } });
-      if (res.status !== 200) continue;
-      const body = (await res.json()) as { total_clicks: number; points: { window_start: string; clicks: number; final: boolean }[] };
-      // Each probe click i is visible once the total reaches i+1.
-      while (seenCount[g]! < body.total_clicks && seenCount[g]! < accepted.length) {
-        visible.get(g)!.push(now - accepted[seenCount[g]!]!.t);
-        seenCount[g]!++;
-      }
-      if (g === '1m') {
-        for (const p of body.points) {
-          const end = Date.parse(p.window_start) + 60_000;
-          if (p.final && p.clicks > 0 && !finalSeen.has(end) && end > t0 + 60_000) {
-            finalSeen.add(end);
-            finals.push(now - end);
-          }
-        }
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  clearInterval(sender);
+  const { visible, finals } = await probeFreshness({
+    gatewayUrl: gw, apiUrl: api, apiKey: key, keyId: 'fresh', secret: 'fresh-secret-at-least-32-bytes-long',
+    adId: PROBE_AD, campaignId: PROBE_CAMPAIGN, advertiserId: ADV, seconds,
+  });
   ac.abort();
   await background;
-  const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
   const rows = [...visible].map(([g, xs]) => ({ measure: `accepted → visible (${g})`, n: xs.length, p50_ms: pct(xs, 50), p99_ms: pct(xs, 99), max_ms: Math.max(...xs) }));
   rows.push({ measure: 'window end → final visible (1m)', n: finals.length, p50_ms: pct(finals, 50), p99_ms: pct(finals, 99), max_ms: Math.max(...finals) });
   console.table(rows);

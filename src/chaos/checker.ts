@@ -55,7 +55,8 @@ export interface CheckTarget {
   keys?: ReadonlyMap<number, string>;
   /** The advertiser `apiKey` belongs to (default: the ledger's only advertiser, if there is one). */
   advertiserId?: number;
-  ledger: Iterable<LedgerEntry>;
+  /** The ledger, or its counts made once by countLedger (e.g. in another process). */
+  ledger: Iterable<LedgerEntry> | LedgerCounts;
   /** The scenario's ad ids (the whole range, also ads with no accepted click). */
   adIds: readonly number[];
   /** The scenario's campaign ids (the whole range); ids the ledger names are added. */
@@ -63,18 +64,66 @@ export interface CheckTarget {
   /** Query range [fromMs, toMs), hour-aligned by the checker. */
   fromMs: number;
   toMs: number;
+  /** Queries in flight at once (default 8); an embedded store answers one at a time. */
+  concurrency?: number;
 }
 
+/** A 503 (the store is busy: the API sheds load) is retried after its Retry-After, a few times. */
 async function getJson(url: string, key: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(15_000) });
-  return { status: res.status, body: await res.json().catch(() => null) };
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(15_000) });
+    if (res.status !== 503 || attempt >= 5) return { status: res.status, body: await res.json().catch(() => null) };
+    await res.arrayBuffer().catch(() => undefined);
+    await sleep(Math.min(5000, 1000 * Math.max(1, Number(res.headers.get('retry-after')) || 1)));
+  }
 }
 
 interface View { advertiser: number; key: string }
 
-function viewsOf(t: CheckTarget, entries: readonly LedgerEntry[]): { views: View[]; unkeyed: number[] } {
+/**
+ * What the checker compares with, made from a ledger in one pass: the expected clicks per
+ * `${advertiser}|${id}|${window_start}` for each `${dimension}|${granularity}`. Plain JSON,
+ * so a generator process with millions of ledger entries can send just this.
+ */
+export interface LedgerCounts {
+  readonly kind: 'counts';
+  readonly total: number;
+  readonly advertisers: readonly number[];
+  readonly adIds: readonly number[];
+  readonly campaignIds: readonly number[];
+  readonly want: Readonly<Record<string, readonly (readonly [string, number])[]>>;
+}
+
+export function countLedger(ledger: Iterable<LedgerEntry>): LedgerCounts {
+  const maps = new Map<string, Map<string, number>>();
+  for (const dim of DIMENSIONS) for (const g of GRANULARITIES) maps.set(`${dim}|${g}`, new Map());
+  const advertisers = new Set<number>();
+  const ads = new Set<number>();
+  const campaigns = new Set<number>();
+  let total = 0;
+  for (const e of ledger) {
+    total++;
+    advertisers.add(e.advertiser_id);
+    ads.add(e.ad_id);
+    campaigns.add(e.campaign_id);
+    for (const dim of DIMENSIONS) {
+      for (const g of GRANULARITIES) {
+        const m = maps.get(`${dim}|${g}`)!;
+        const k = `${e.advertiser_id}|${dim === 'ad' ? e.ad_id : e.campaign_id}|${windowStartMs(e.timestamp, g)}`;
+        m.set(k, (m.get(k) ?? 0) + 1);
+      }
+    }
+  }
+  return {
+    kind: 'counts', total, advertisers: [...advertisers], adIds: [...ads], campaignIds: [...campaigns],
+    want: Object.fromEntries([...maps].map(([k, m]) => [k, [...m]])),
+  };
+}
+
+const isCounts = (l: CheckTarget['ledger']): l is LedgerCounts => (l as LedgerCounts).kind === 'counts';
+
+function viewsOf(t: CheckTarget, inLedger: ReadonlySet<number>): { views: View[]; unkeyed: number[] } {
   const keys = new Map(t.keys ?? []);
-  const inLedger = new Set(entries.map((e) => e.advertiser_id));
   let own = t.advertiserId;
   if (own === undefined) {
     const notKeyed = [...inLedger].filter((a) => !keys.has(a));
@@ -88,13 +137,12 @@ function viewsOf(t: CheckTarget, entries: readonly LedgerEntry[]): { views: View
 export async function check(t: CheckTarget): Promise<CheckResult> {
   const from = Math.floor(t.fromMs / HOUR) * HOUR;
   const to = Math.ceil(t.toMs / HOUR) * HOUR;
-  const entries = [...t.ledger];
-  const { views, unkeyed } = viewsOf(t, entries);
+  const counts = isCounts(t.ledger) ? t.ledger : countLedger(t.ledger);
+  const { views, unkeyed } = viewsOf(t, new Set(counts.advertisers));
   const ids: Record<Dimension, number[]> = {
-    ad: [...new Set([...t.adIds, ...entries.map((e) => e.ad_id)])],
-    campaign: [...new Set([...(t.campaignIds ?? []), ...entries.map((e) => e.campaign_id)])],
+    ad: [...new Set([...t.adIds, ...counts.adIds])],
+    campaign: [...new Set([...(t.campaignIds ?? []), ...counts.campaignIds])],
   };
-  const idOf = (d: Dimension, e: LedgerEntry) => (d === 'ad' ? e.ad_id : e.campaign_id);
   const perGranularity: GranularityDiff[] = [];
   // A driver bug, not a pipeline fault: the clicks of an advertiser nobody asks for would go unchecked.
   if (unkeyed.length) throw new Error(`the ledger has clicks of advertiser(s) ${unkeyed.join(', ')} but the check has no API key for them`);
@@ -103,14 +151,10 @@ export async function check(t: CheckTarget): Promise<CheckResult> {
   for (const dim of DIMENSIONS) {
     for (const g of GRANULARITIES) {
       // Keys: advertiser|id|window_start.
-      const want = new Map<string, number>();
-      for (const e of entries) {
-        const k = `${e.advertiser_id}|${idOf(dim, e)}|${windowStartMs(e.timestamp, g)}`;
-        want.set(k, (want.get(k) ?? 0) + 1);
-      }
+      const want = new Map<string, number>(counts.want[`${dim}|${g}`]);
       const got = new Map<string, number>();
       const jobs = views.flatMap((v) => ids[dim].map((id) => ({ v, id })));
-      await Promise.all(chunked(jobs, 8).map(async (mine) => {
+      await Promise.all(chunked(jobs, t.concurrency ?? 8).map(async (mine) => {
         for (const { v, id } of mine) {
           try {
             const path = dim === 'ad' ? 'ads' : 'campaigns';
@@ -150,7 +194,7 @@ export async function check(t: CheckTarget): Promise<CheckResult> {
     }
   }
   return {
-    expected: entries.length,
+    expected: counts.total,
     counted: perGranularity.find((d) => d.dimension === 'ad' && d.granularity === '1m')!.counted,
     lost: Math.max(...perGranularity.map((d) => d.lost)),
     duplicated: Math.max(...perGranularity.map((d) => d.duplicated)),

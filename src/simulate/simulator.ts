@@ -57,6 +57,8 @@ export interface SimulateOptions {
   maxRetryAfterMs?: number; // 30 000
   /** Most clicks sent-but-unresolved at once; generation waits beyond it. */
   maxPending?: number;
+  /** Generation time saved up while the loop did not run (a busy box), made up at once later. Default 50 ms. */
+  burstMs?: number;
   /** After generation stops, how long retries may still run. Default 30 s. */
   drainTimeoutMs?: number;
   /** Stops generation early (then drains as usual). */
@@ -279,7 +281,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
 
   const t0 = performance.now();
   const endAt = durationMs !== undefined ? t0 + durationMs : Infinity;
-  const burst = Math.max(1, Math.ceil(rate * 0.05));
+  const burst = Math.max(1, Math.ceil((rate * (opts.burstMs ?? 50)) / 1000));
   const bucket = new TokenBucket(rate, burst, t0);
   const dueDups = new DueHeap();
 

@@ -1,5 +1,7 @@
 // Fetches the Kafka broker jars through Maven (the only route to Apache artifacts that
-// works on a machine with Maven Central but no apache.org), cached per version.
+// works on a machine with Maven Central but no apache.org), cached per version. The tools
+// jar (kafka-producer-perf-test and friends, as in Kafka's own libs/) comes along, so the
+// pipeline benchmark can measure the broker's own throughput as its baseline.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -58,6 +60,7 @@ export function kafkaDistPom(version: string): string {
   <packaging>pom</packaging>
   <dependencies>
 ${dep('org.apache.kafka', 'kafka_2.13', version)}
+${dep('org.apache.kafka', 'kafka-tools', version)}
 ${dep('org.slf4j', 'slf4j-api', SLF4J_VERSION)}
 ${dep('org.apache.logging.log4j', 'log4j-slf4j2-impl', LOG4J_VERSION)}
 ${dep('org.apache.logging.log4j', 'log4j-core', LOG4J_VERSION)}
@@ -67,7 +70,7 @@ ${dep('org.apache.logging.log4j', 'log4j-core', LOG4J_VERSION)}
 }
 
 function markerContent(version: string): string {
-  return `kafka_2.13=${version}\nslf4j-api=${SLF4J_VERSION}\nlog4j=${LOG4J_VERSION}\n`;
+  return `kafka_2.13=${version}\nkafka-tools=${version}\nslf4j-api=${SLF4J_VERSION}\nlog4j=${LOG4J_VERSION}\n`;
 }
 
 /** True when `<home>/libs` holds a completed fetch of exactly this pom. */

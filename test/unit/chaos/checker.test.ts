@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildQueryApp } from '../../../src/query/app.ts';
-import { check } from '../../../src/chaos/checker.ts';
+import { check, countLedger, type LedgerCounts } from '../../../src/chaos/checker.ts';
 import { Ledger } from '../../../src/simulate/ledger.ts';
 import { FakeRepository, testApiKey } from '../query/fake-repository.ts';
 
@@ -116,4 +116,28 @@ test('a ledger advertiser without a key is a driver error, not a silent pass', a
     { adv: 8, camp: 80, ad: 101, at: T, n: 1 },
   ]);
   await assert.rejects(check({ apiUrl: 'http://127.0.0.1:9', apiKey: KEY7, advertiserId: 7, ledger, adIds: [101], fromMs: T, toMs: T + 1 }), /advertiser\(s\) 8/);
+});
+
+test('the ledger\'s counts, sent as JSON (as the pipeline benchmark\'s generator process does), check exactly like the ledger itself', async () => {
+  const rows = [
+    { adv: 7, camp: 10, ad: 101, at: T + 10_000, n: 3 },
+    { adv: 7, camp: 11, ad: 101, at: T + 20_000, n: 2 },
+    { adv: 7, camp: 10, ad: 102, at: T + 400_000, n: 4 },
+  ];
+  const ledger = ledgerOf(rows);
+  const counts = JSON.parse(JSON.stringify(countLedger(ledger))) as LedgerCounts;
+  assert.equal(counts.total, 9);
+  const repo = new PerClickRepository();
+  repo.addKey(KEY7, 7);
+  storeRows(repo, [rows[0]!, { ...rows[1]!, n: 1 }, rows[2]!]);
+  const api = await serve(repo);
+  try {
+    const target = { apiUrl: api.url, apiKey: KEY7, adIds: [101, 102], campaignIds: [10, 11], fromMs: T, toMs: T + 3_600_000 };
+    const fromLedger = await check({ ...target, ledger });
+    const fromCounts = await check({ ...target, ledger: counts });
+    assert.equal(fromLedger.lost, 1, 'one click of campaign 11 is missing');
+    assert.deepEqual(fromCounts, fromLedger);
+  } finally {
+    await api.close();
+  }
 });

@@ -23,6 +23,22 @@ after(async () => {
 const fast = { backoffBaseMs: 2, backoffMaxMs: 20, maxAttempts: 50, duplicateDelayMs: [5, 100] as const };
 
 describe('simulate', () => {
+  it('catches up after its event loop stalled when given a burst (burstMs), and drops the stall at the default 50 ms', async () => {
+    const g = await gateway();
+    const run = async (burstMs?: number) => {
+      const p = simulate({ url: g.url, ...KEY, ...fast, rate: 2000, durationMs: 1000, batchSize: 50, duplicateShare: 0, seed: 5, ...(burstMs ? { burstMs } : {}) });
+      // A busy box: the simulator's loop gets no turn for 600 ms of its 1 s.
+      await new Promise((r) => setTimeout(r, 50));
+      const end = Date.now() + 600;
+      while (Date.now() < end);
+      return p;
+    };
+    const dropped = await run();
+    const caughtUp = await run(1000);
+    assert.ok(dropped.generated < 1600, `default burst: ${dropped.generated} of 2000 (the stall is lost)`);
+    assert.ok(caughtUp.generated >= 1900, `1 s burst: ${caughtUp.generated} of 2000`);
+  });
+
   for (const batchSize of [0, 25]) {
     it(`ledger == what the gateway accepted, each once, despite duplicates, retries and lost answers (batch ${batchSize})`, async () => {
       const g = await gateway({ unavailable: 0.1, dropBefore: 0.05, dropAfter: 0.05, itemUnavailable: 0.05, seed: 3 + batchSize });
