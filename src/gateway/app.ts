@@ -340,7 +340,11 @@ export function buildGatewayApp(deps: GatewayDeps) {
       keyId: c.key_id,
       gatewayId: o.gatewayId,
     }).finish() as Buffer;
-    return { key: String(c.ad_id), value, headers };
+    // Keyed by impression, not by ad: a hot ad's clicks spread over every partition (and
+    // so over every source subtask) instead of binding one partition. Nothing downstream
+    // needs an ad's clicks in one partition: dedup is keyed by (impression, event) inside
+    // the job, each click carries its own campaign, and progress ticks go to every partition.
+    return { key: c.impression_id, value, headers };
   };
 
   /**

@@ -98,7 +98,7 @@ test('(a) every 202-accepted click is in Kafka and decodes to the same fields', 
   for (const { key, value: ev } of got) {
     const c = sent.get(ev.impressionId);
     assert.ok(c, `unexpected impression ${ev.impressionId}`);
-    assert.equal(key, String(c.ad_id));
+    assert.equal(key, c.impression_id);
     assert.equal(ev.eventType, c.event_type);
     assert.equal(ev.adId, c.ad_id);
     assert.equal(ev.campaignId, c.campaign_id);

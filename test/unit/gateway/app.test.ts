@@ -43,7 +43,7 @@ function assertError(res: { statusCode: number; json(): any }, status: number, c
   assert.deepEqual(Object.keys(body), ['error']);
 }
 
-test('accepted click is encoded to Protobuf with every field, keyed by ad_id', async () => {
+test('accepted click is encoded to Protobuf with every field, keyed by impression_id', async () => {
   const { app, publisher, dedup } = setup();
   const c = click();
   const res = await post(app, '/v1/clicks', c);
@@ -51,7 +51,7 @@ test('accepted click is encoded to Protobuf with every field, keyed by ad_id', a
   assert.deepEqual(res.json(), { status: 'accepted' });
   assert.equal(publisher.records.length, 1);
   const rec = publisher.records[0]!;
-  assert.equal(rec.key, '1234');
+  assert.equal(rec.key, c.impression_id);
   const ev = ClickEvent.decode(rec.value);
   assert.equal(ev.impressionId, c.impression_id);
   assert.equal(ev.eventType, 'click');
@@ -65,6 +65,16 @@ test('accepted click is encoded to Protobuf with every field, keyed by ad_id', a
   assert.equal(ev.gatewayId, 'test-gw');
   assert.equal(ev.clientIpHash.length, 16);
   assert.equal(dedup.keys.size, 1, 'marked as seen after the ack');
+});
+
+test('one hot ad\'s clicks are not bound to one Kafka partition: each is keyed by its impression (issue 17)', async () => {
+  const { app, publisher } = setup();
+  const clicks = Array.from({ length: 50 }, () => click({ ad_id: 777 }));
+  const res = await post(app, '/v1/clicks/batch', { clicks });
+  assert.equal(res.statusCode, 200);
+  assert.equal(publisher.records.length, 50);
+  assert.equal(new Set(publisher.records.map((r) => r.key)).size, 50, 'keyed by ad_id, all 50 share one key and so one partition');
+  assert.deepEqual(publisher.records.map((r) => r.key).sort(), clicks.map((c) => c.impression_id).sort());
 });
 
 test('a repeated click answers duplicate and writes nothing new', async () => {
