@@ -21,6 +21,7 @@
 // BENCH_ROOT=<dir> runs the serving process from another checkout (e.g. an older commit,
 // with this file copied into its bench/).
 // Bounded: each flood round stops at BENCH_ROUND_TIMEOUT_S (30 s) whatever happens.
+// BENCH_CPU_PROF=<dir> writes the serving process's CPU profile there (node --cpu-prof).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -79,7 +80,9 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   const root = process.env.BENCH_ROOT ? resolve(process.env.BENCH_ROOT) : resolve(dirname(fileURLToPath(import.meta.url)), '..');
   const dataDir = mkdtempSync(join(tmpdir(), 'adclick-junk-bench-'));
   const [queryPort, adminPort, flinkUiPort] = [await freePort(), await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'junk-keys.ts'), '--serve'], {
+  // BENCH_CPU_PROF=<dir>: the serving process writes a V8 CPU profile there when it exits.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(root, 'bench', 'junk-keys.ts'), '--serve'], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ADCLICK_DATA_DIR: dataDir, ADCLICK_QUERY_PORT: String(queryPort), ADCLICK_ADMIN_PORT: String(adminPort), ADCLICK_FLINK_UI_PORT: String(flinkUiPort), ADCLICK_BIND_HOST: '127.0.0.1', ADCLICK_PIPELINE_POLL_MS: '600000', ADCLICK_CONSERVATION_INTERVAL_MS: '3600000', REDIS_URL: 'none', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -40,7 +40,15 @@ export class AppError extends Error {
   readonly retryAfterSec?: number;
 
   constructor(code: ErrorCode, message?: string, opts: { field?: string; cause?: unknown; retryAfterSec?: number } = {}) {
-    super(message ?? ERRORS[code].message, { cause: opts.cause });
+    // An answer we chose (401, 429, a shed 503, ...) needs no stack, and capturing one is
+    // most of what a refused request costs in a flood (issue 16): only INTERNAL keeps it.
+    const limit = Error.stackTraceLimit;
+    if (code !== 'INTERNAL') Error.stackTraceLimit = 0;
+    try {
+      super(message ?? ERRORS[code].message, { cause: opts.cause });
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'AppError';
     this.code = code;
     this.status = ERRORS[code].status;
