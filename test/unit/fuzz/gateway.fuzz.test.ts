@@ -209,7 +209,7 @@ function tryParse(text: string): { ok: true; value: unknown } | { ok: false } {
 /** A published record decodes to exactly the click that was accepted. */
 function assertRecordIs(rec: { key: string; value: Buffer }, c: Record<string, unknown>, ctx: string): void {
   const ev = ClickEvent.decode(rec.value);
-  assert.equal(rec.key, String(c.ad_id), ctx);
+  assert.equal(rec.key, c.impression_id, ctx);
   assert.equal(ev.impressionId, c.impression_id, ctx);
   assert.equal(ev.eventType, 'click', ctx);
   assert.equal(Number(ev.adId), c.ad_id, ctx);
