@@ -22,6 +22,10 @@
 // with this file copied into its bench/).
 // Bounded: each flood round stops at BENCH_ROUND_TIMEOUT_S (30 s) whatever happens.
 // BENCH_CPU_PROF=<dir> writes the serving process's CPU profile there (node --cpu-prof).
+// BENCH_FLOOR=on first runs the same scenarios against a floor server: bare node:http on the
+// same loopback port, a canned 200 for the legitimate key and a canned 401 for any other,
+// no routing, no storage, no logging. Its ratio is what the generator sharing this machine's
+// cores does to any server; the real server's ratio cannot be expected below it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -36,6 +40,24 @@ const MIN = 60_000;
 /** The legitimate client: its own loopback address, apart from the junk senders. */
 const PROBE_ADDRESS = '127.0.0.2';
 const SERIES = `/v1/campaigns/55/clicks?from=${T0}&to=${T0 + 60 * MIN}&granularity=1m`;
+
+/** Child mode, BENCH_FLOOR: the least any HTTP server on Node must do per request. */
+async function serveFloor(): Promise<void> {
+  const { createServer: createHttpServer } = await import('node:http');
+  const apiKey = 'ak_' + randomBytes(32).toString('base64url');
+  // A body shaped like the real answer: 60 one-minute points.
+  const ok = Buffer.from(JSON.stringify({ campaign_id: 55, granularity: '1m', points: Array.from({ length: 60 }, (_, w) => ({ window_start: new Date(T0 + w * MIN).toISOString(), clicks: 10 + w })) }));
+  const denied = Buffer.from(JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'unknown or revoked API key' } }));
+  const port = Number(process.env.ADCLICK_QUERY_PORT);
+  const server = createHttpServer((req, res) => {
+    const good = req.headers.authorization === `Bearer ${apiKey}`;
+    res.writeHead(good ? 200 : 401, { 'content-type': 'application/json', 'content-length': (good ? ok : denied).length });
+    res.end(good ? ok : denied);
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  process.stdout.write(JSON.stringify({ port, apiKey }) + '\n');
+  process.once('SIGTERM', () => server.close(() => process.exit(0)));
+}
 
 /** Child mode: the real serving process, seeded, printing its port and key as one JSON line. */
 async function serve(): Promise<void> {
@@ -82,7 +104,8 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   const [queryPort, adminPort, flinkUiPort] = [await freePort(), await freePort(), await freePort()];
   // BENCH_CPU_PROF=<dir>: the serving process writes a V8 CPU profile there when it exits.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(root, 'bench', 'junk-keys.ts'), '--serve'], {
+  const mode = env.BENCH_SERVE_MODE === 'floor' ? '--serve-floor' : '--serve';
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(root, 'bench', 'junk-keys.ts'), mode], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ADCLICK_DATA_DIR: dataDir, ADCLICK_QUERY_PORT: String(queryPort), ADCLICK_ADMIN_PORT: String(adminPort), ADCLICK_FLINK_UI_PORT: String(flinkUiPort), ADCLICK_BIND_HOST: '127.0.0.1', ADCLICK_PIPELINE_POLL_MS: '600000', ADCLICK_CONSERVATION_INTERVAL_MS: '3600000', REDIS_URL: 'none', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -188,8 +211,8 @@ async function flood(s: Server, probe: Agent, n: number, roundTimeoutS: number, 
   return { probes, probeStatuses, junk, floodMs: performance.now() - t };
 }
 
-async function scenario(label: string, sources: (i: number) => string, floods: number[], rounds: number, probesN: number, roundTimeoutS: number, connections: number): Promise<void> {
-  const s = await startServer({});
+async function scenario(label: string, sources: (i: number) => string, floods: number[], rounds: number, probesN: number, roundTimeoutS: number, connections: number, serverEnv: Record<string, string> = {}): Promise<void> {
+  const s = await startServer(serverEnv);
   const probe = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
     await quiet(s, probe, 50); // warm-up
@@ -238,6 +261,11 @@ async function main(): Promise<void> {
   console.log(`load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   console.log(`junk-keys bench: floods ${floods.join(', ')} (${connections} in flight), ${rounds} rounds each, ${probesN} quiet probes, legit request GET ${SERIES.split('?')[0]} (60 one-minute windows)`);
   try {
+    if (process.env.BENCH_FLOOR === 'on') {
+      const floor = { BENCH_SERVE_MODE: 'floor' };
+      await scenario('floor server, junk from one address', () => '127.0.0.1', floods, rounds, probesN, roundTimeoutS, connections, floor);
+      if (process.env.BENCH_MANY !== 'off') await scenario('floor server, junk from many addresses', (i) => `127.0.${1 + ((i / 254) | 0) % 16}.${1 + (i % 254)}`, floods, rounds, probesN, roundTimeoutS, connections, floor);
+    }
     await scenario('junk from one address', () => '127.0.0.1', floods, rounds, probesN, roundTimeoutS, connections);
     if (process.env.BENCH_MANY !== 'off') {
       // 127.0.1.1 - 127.0.16.254: every junk request from its own (loopback) address.
@@ -249,5 +277,6 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--serve')) await serve();
+if (process.argv.includes('--serve-floor')) await serveFloor();
+else if (process.argv.includes('--serve')) await serve();
 else await main();
