@@ -10,7 +10,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.ts';
-import { findClickHouseBinary } from '../stack/clickhouse-server.ts';
+import { findClickHouseBinary, serverBodyXml, UNLIMITED_QUOTA_XML } from '../stack/clickhouse-server.ts';
 import { httpProbe } from '../stack/health.ts';
 import { engineEnv } from '../stack/jvm-env.ts';
 import { Supervisor, type ManagedProcess, type ServiceSpec } from '../stack/supervisor.ts';
@@ -72,18 +72,7 @@ ${o.layout.filter((r) => r.shard === s).map((r) => `        <replica><host>${r.n
   <interserver_http_host>${o.me.node.address}</interserver_http_host>
   <listen_host>${o.me.node.address}</listen_host>
   <listen_host>127.0.0.1</listen_host>
-  <path>${o.dir}/data/</path>
-  <tmp_path>${o.dir}/tmp/</tmp_path>
-  <user_files_path>${o.dir}/user_files/</user_files_path>
-  <format_schema_path>${o.dir}/format_schemas/</format_schema_path>
-  <mark_cache_size>33554432</mark_cache_size>
-  <uncompressed_cache_size>33554432</uncompressed_cache_size>
-  <timezone>UTC</timezone>
-  <users_config>users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mlock_executable>false</mlock_executable>
-  <max_concurrent_queries>50</max_concurrent_queries>
+${serverBodyXml(o.dir, 32 * 1024 * 1024)}
   <remote_servers>
     <${o.cluster}>
 ${remote}
@@ -113,7 +102,7 @@ export function clickhouseClusterUsers(network: string): string {
     <distributed_ddl_task_timeout>300</distributed_ddl_task_timeout>
   </default></profiles>
   <users><default><password></password><networks><ip>127.0.0.1</ip><ip>${network}</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+${UNLIMITED_QUOTA_XML}
 </yandex>
 `;
 }

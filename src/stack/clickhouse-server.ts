@@ -44,6 +44,29 @@ process.once('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
+/**
+ * The part of a clickhouse-server 18.16 config.xml every server of ours shares (the single
+ * test server here, each replica of the cluster form): directories under `dir`, caches of
+ * `cacheBytes`, UTC, users.xml, no mlock, 50 concurrent queries.
+ */
+export function serverBodyXml(dir: string, cacheBytes: number): string {
+  return `  <path>${dir}/data/</path>
+  <tmp_path>${dir}/tmp/</tmp_path>
+  <user_files_path>${dir}/user_files/</user_files_path>
+  <format_schema_path>${dir}/format_schemas/</format_schema_path>
+  <mark_cache_size>${cacheBytes}</mark_cache_size>
+  <uncompressed_cache_size>${cacheBytes}</uncompressed_cache_size>
+  <timezone>UTC</timezone>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mlock_executable>false</mlock_executable>
+  <max_concurrent_queries>50</max_concurrent_queries>`;
+}
+
+/** users.xml quota element without limits (18.16 requires a quota per user). */
+export const UNLIMITED_QUOTA_XML = '  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>';
+
 export async function startClickHouseServer(opts: { timeoutMs?: number } = {}): Promise<ClickHouseServer> {
   const bin = findClickHouseBinary();
   if (!bin) throw new Error(`no clickhouse server binary found (looked at ${CANDIDATES.join(', ')})`);
@@ -55,25 +78,14 @@ export async function startClickHouseServer(opts: { timeoutMs?: number } = {}): 
   <http_port>${http}</http_port>
   <tcp_port>${tcp}</tcp_port>
   <listen_host>127.0.0.1</listen_host>
-  <path>${dir}/data/</path>
-  <tmp_path>${dir}/tmp/</tmp_path>
-  <user_files_path>${dir}/user_files/</user_files_path>
-  <format_schema_path>${dir}/format_schemas/</format_schema_path>
-  <mark_cache_size>67108864</mark_cache_size>
-  <uncompressed_cache_size>67108864</uncompressed_cache_size>
-  <timezone>UTC</timezone>
-  <users_config>users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mlock_executable>false</mlock_executable>
-  <max_concurrent_queries>50</max_concurrent_queries>
+${serverBodyXml(dir, 64 * 1024 * 1024)}
 </yandex>
 `);
   writeFileSync(join(dir, 'users.xml'), `<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
   <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+${UNLIMITED_QUOTA_XML}
 </yandex>
 `);
   const args = [...bin.slice(1), `--config-file=${join(dir, 'config.xml')}`];
