@@ -6,14 +6,12 @@
 // loaded parent-first). Logging is log4j2 through `log4j-slf4j-impl`: Flink's own tree
 // resolves slf4j-api 1.7.x, which cannot see the slf4j2 binding. The version is the job's
 // own (flink/pom.xml), so the job jar and the cluster never disagree.
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.ts';
-import { resolutionPom, runMaven } from '../stack/kafka-dist.ts';
+import { ensureMavenClasspath, resolutionPom } from '../stack/kafka-dist.ts';
 
 const LOG4J_VERSION = '2.24.3';
-const MARKER = '.complete';
 
 export interface FlinkDist {
   readonly version: string;
@@ -59,32 +57,13 @@ function markerContent(version: string): string {
   return `flink=${version}\nlog4j=${LOG4J_VERSION}\n`;
 }
 
-async function isCached(dist: FlinkDist): Promise<boolean> {
-  try {
-    return (await readFile(join(dist.home, MARKER), 'utf8')) === markerContent(dist.version) && existsSync(dist.libsDir);
-  } catch {
-    return false;
-  }
-}
-
 /** Make sure the cluster jars are on disk (first run: Maven into a scratch dir, renamed into place). */
 export async function ensureFlinkDist(opts: { cacheDir: string; version: string; logger?: Logger; timeoutMs?: number }): Promise<FlinkDist> {
   const dist = flinkDistPaths(opts.cacheDir, opts.version);
-  if (await isCached(dist)) return dist;
-  await mkdir(dist.home, { recursive: true });
-  await writeFile(join(dist.home, 'pom.xml'), flinkDistPom(opts.version));
-  const scratch = join(dist.home, `lib.tmp-${process.pid}-${Date.now()}`);
-  opts.logger?.info({ version: opts.version, dir: dist.home }, 'fetching Flink cluster jars through Maven (first run only)');
-  try {
-    await runMaven('mvn', dist.home, ['-q', '-B', 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${scratch}`],
-      opts.timeoutMs ?? 600_000, 'the Flink cluster jars', '<flink.version> in flink/pom.xml');
-    if (!(await isCached(dist))) {
-      await rm(dist.libsDir, { recursive: true, force: true });
-      await rename(scratch, dist.libsDir);
-      await writeFile(join(dist.home, MARKER), markerContent(opts.version));
-    }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  await ensureMavenClasspath({
+    home: dist.home, libsDir: dist.libsDir, pom: flinkDistPom(opts.version), marker: markerContent(opts.version),
+    timeoutMs: opts.timeoutMs, logger: opts.logger, label: 'Flink cluster jars', version: opts.version,
+    what: 'the Flink cluster jars', versionKey: '<flink.version> in flink/pom.xml',
+  });
   return dist;
 }

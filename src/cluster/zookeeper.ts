@@ -3,12 +3,12 @@
 // Central's `org.apache.zookeeper:zookeeper` (no apache.org download on this machine).
 // ZooKeeper's pom marks metrics-core and snappy-java `provided` and brings no slf4j
 // provider, so the fetch pom adds them; without them the server does not start (or is mute).
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../shared/logger.ts';
-import { resolutionPom, runMaven } from '../stack/kafka-dist.ts';
+import { ensureMavenClasspath, resolutionPom } from '../stack/kafka-dist.ts';
 import { engineEnv } from '../stack/jvm-env.ts';
 import { Supervisor, type ManagedProcess, type ServiceSpec } from '../stack/supervisor.ts';
 import type { ClusterNode } from './topology.ts';
@@ -16,7 +16,6 @@ import type { ClusterNode } from './topology.ts';
 const SLF4J_VERSION = '2.0.17';
 const METRICS_CORE_VERSION = '4.2.28';
 const SNAPPY_VERSION = '1.1.10.7';
-const MARKER = '.complete';
 
 export const ZK_CLIENT_PORT = 2181;
 const ZK_QUORUM_PORT = 2888;
@@ -57,23 +56,11 @@ function markerContent(version: string): string {
 /** Fetch (first run) or reuse the jars; a killed fetch never leaves a half-filled libs/ behind a marker. */
 export async function ensureZooKeeperDist(opts: { cacheDir: string; version: string; logger?: Logger; mvn?: string }): Promise<ZooKeeperDist> {
   const dist = zookeeperDistPaths(opts.cacheDir, opts.version);
-  const cached = async () => (await readFile(join(dist.home, MARKER), 'utf8').catch(() => '')) === markerContent(opts.version) && existsSync(dist.libsDir);
-  if (await cached()) return dist;
-  await mkdir(dist.home, { recursive: true });
-  await writeFile(join(dist.home, 'pom.xml'), zookeeperDistPom(opts.version));
-  const scratch = join(dist.home, `libs.tmp-${process.pid}-${Date.now()}`);
-  opts.logger?.info({ version: opts.version, dir: dist.home }, 'fetching ZooKeeper jars through Maven (first run only)');
-  try {
-    await runMaven(opts.mvn ?? 'mvn', dist.home, ['-q', '-B', 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${scratch}`],
-      600_000, 'ZooKeeper', 'ADCLICK_ZOOKEEPER_VERSION');
-    if (!(await cached())) {
-      await rm(dist.libsDir, { recursive: true, force: true });
-      await rename(scratch, dist.libsDir);
-      await writeFile(join(dist.home, MARKER), markerContent(opts.version));
-    }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  await ensureMavenClasspath({
+    home: dist.home, libsDir: dist.libsDir, pom: zookeeperDistPom(opts.version), marker: markerContent(opts.version),
+    mvn: opts.mvn, logger: opts.logger, label: 'ZooKeeper jars', version: opts.version,
+    what: 'ZooKeeper', versionKey: 'ADCLICK_ZOOKEEPER_VERSION',
+  });
   return dist;
 }
 

@@ -107,30 +107,45 @@ export async function isKafkaDistCached(dist: KafkaDist): Promise<boolean> {
 export async function ensureKafkaDist(opts: EnsureKafkaDistOptions): Promise<EnsureKafkaDistResult> {
   const started = Date.now();
   const dist = kafkaDistPaths(opts.cacheDir, opts.version);
-  if (await isKafkaDistCached(dist)) return { ...dist, fetched: false, elapsedMs: Date.now() - started };
+  const fetched = await ensureMavenClasspath({
+    home: dist.home, libsDir: dist.libsDir, pom: kafkaDistPom(opts.version), marker: markerContent(opts.version),
+    mvn: opts.mvn, timeoutMs: opts.timeoutMs, logger: opts.logger, label: 'Kafka broker jars', version: opts.version,
+    what: 'the Kafka broker', versionKey: 'ADCLICK_KAFKA_VERSION',
+  });
+  const elapsedMs = Date.now() - started;
+  if (fetched) opts.logger?.info({ version: opts.version, elapsedMs }, 'Kafka broker jars ready');
+  return { ...dist, fetched, elapsedMs };
+}
 
-  await mkdir(dist.home, { recursive: true });
-  await writeFile(join(dist.home, 'pom.xml'), kafkaDistPom(opts.version));
-  const scratch = join(dist.home, `libs.tmp-${process.pid}-${Date.now()}`);
-  opts.logger?.info({ version: opts.version, dir: dist.home }, 'fetching Kafka broker jars through Maven (first run only)');
+/**
+ * A runtime classpath resolved by Maven from `pom` into `libsDir` (the broker's here; the
+ * cluster's Flink and ZooKeeper jars too), cached under `home` behind a marker file that
+ * names exactly what was fetched. The first run copies the dependencies into a scratch
+ * folder and renames it into place, so a run killed half-way (or two runs at once) never
+ * leaves a half-filled folder behind a marker. Returns true when it fetched.
+ */
+export async function ensureMavenClasspath(o: {
+  home: string; libsDir: string; pom: string; marker: string; label: string; version: string;
+  what: string; versionKey: string; mvn?: string; timeoutMs?: number; logger?: Logger;
+}): Promise<boolean> {
+  const cached = async () => (await readFile(join(o.home, MARKER), 'utf8').catch(() => '')) === o.marker && existsSync(o.libsDir);
+  if (await cached()) return false;
+  await mkdir(o.home, { recursive: true });
+  await writeFile(join(o.home, 'pom.xml'), o.pom);
+  const scratch = `${o.libsDir}.tmp-${process.pid}-${Date.now()}`;
+  o.logger?.info({ version: o.version, dir: o.home }, `fetching ${o.label} through Maven (first run only)`);
   try {
-    await runMaven(opts.mvn ?? 'mvn', dist.home, [
-      '-q', '-B',
-      'dependency:copy-dependencies',
-      '-DincludeScope=runtime',
-      `-DoutputDirectory=${scratch}`,
-    ], opts.timeoutMs ?? 600_000);
-    if (!(await isKafkaDistCached(dist))) {
-      await rm(dist.libsDir, { recursive: true, force: true });
-      await rename(scratch, dist.libsDir);
-      await writeFile(join(dist.home, MARKER), markerContent(opts.version));
+    await runMaven(o.mvn ?? 'mvn', o.home, ['-q', '-B', 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${scratch}`],
+      o.timeoutMs ?? 600_000, o.what, o.versionKey);
+    if (!(await cached())) {
+      await rm(o.libsDir, { recursive: true, force: true });
+      await rename(scratch, o.libsDir);
+      await writeFile(join(o.home, MARKER), o.marker);
     }
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-  const elapsedMs = Date.now() - started;
-  opts.logger?.info({ version: opts.version, elapsedMs }, 'Kafka broker jars ready');
-  return { ...dist, fetched: true, elapsedMs };
+  return true;
 }
 
 /** Runs Maven in `cwd`; `what` names the artifacts in the error (the cluster's Flink and ZooKeeper jars are fetched the same way). */
