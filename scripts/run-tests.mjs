@@ -90,9 +90,12 @@ else if (want('cluster-short')) {
 
 function clusterPrerequisites() {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'needs root (network namespaces)';
-  for (const [cmd, args] of [['ip', ['-V']], ['nft', ['--version']], ['clickhouse', ['--version']]]) {
-    if (spawnSync(cmd, args, { stdio: 'ignore' }).status !== 0) return `needs \`${cmd}\` (Debian: iproute2, nftables, clickhouse-server)`;
+  for (const [cmd, args] of [['ip', ['-V']], ['nft', ['--version']]]) {
+    if (spawnSync(cmd, args, { stdio: 'ignore' }).status !== 0) return `needs \`${cmd}\` (Debian: iproute2, nftables)`;
   }
+  // Where src/stack/clickhouse-server.ts looks for the server (Debian's 18.16 has no `--version`).
+  const servers = ['/usr/sbin/clickhouse-server', '/usr/bin/clickhouse-server', '/usr/bin/clickhouse', '/usr/local/bin/clickhouse'];
+  if (!servers.some((p) => existsSync(p))) return 'needs clickhouse-server (Debian: clickhouse-server)';
   return undefined;
 }
 if (want('flink')) {
