@@ -74,13 +74,21 @@ test('the offsets topic and the transaction log are replicated 3 ways with min I
   // The first transactional client finds the new log's coordinator still loading
   // (COORDINATOR_LOAD_IN_PROGRESS, retriable): retry as an application would. An attempt that
   // failed after its send was never committed, so read_committed still sees the record once.
+  // Under load a commit can time out on the client after the coordinator applied it, so each
+  // attempt writes its own key: the attempt that reported success must be read exactly once,
+  // an attempt that reported failure at most once (in doubt), and nothing else.
+  let committed = '';
+  const tried: string[] = [];
   for (let attempt = 1; ; attempt++) {
+    const key = `k-${attempt}`;
+    tried.push(key);
     const producer = client.producer({ kafkaJS: { transactionalId: 'cluster-test-txn', idempotent: true, acks: -1 } });
     try {
       await producer.connect();
       const txn = await producer.transaction();
-      await txn.send({ topic, messages: [{ key: 'k', value: 'v' }] });
+      await txn.send({ topic, messages: [{ key, value: 'v' }] });
       await txn.commit();
+      committed = key;
       break;
     } catch (err) {
       if (attempt >= 20) throw err;
@@ -89,8 +97,14 @@ test('the offsets topic and the transaction log are replicated 3 ways with min I
       await producer.disconnect().catch(() => undefined);
     }
   }
-  assert.equal((await readBack(bootstrap, topic)).get('k'), 1);
-  const parts = await waitFullyInSync(bootstrap, ['__consumer_offsets', '__transaction_state'], 60_000);
+  const seen = await readBack(bootstrap, topic);
+  assert.equal(seen.get(committed), 1, `the committed attempt ${committed} is read exactly once`);
+  for (const [key, n] of seen) {
+    assert.ok(tried.includes(key), `only keys this test wrote are read (${key})`);
+    assert.ok(n <= 1, `${key} read ${n} times`);
+  }
+  // 50 + 50 partitions, 3 replicas each, created on first use: give a loaded box time.
+  const parts = await waitFullyInSync(bootstrap, ['__consumer_offsets', '__transaction_state'], 180_000);
   assert.deepEqual(new Set(parts.map((p) => p.topic)), new Set(['__consumer_offsets', '__transaction_state']));
   for (const p of parts) assert.equal(p.replicas.length, 3, `${p.topic}/${p.partition}`);
   const broker = await describeConfigs(cluster, 'brokers', '1');
