@@ -27,6 +27,17 @@ const want = (s) => only.length === 0 || only.includes(s);
 let passed = 0;
 let failed = 0;
 const problems = [];
+// Wall time per suite, printed with the summary: CI has a 40-min budget to keep.
+const timings = [];
+const startedAt = Date.now();
+function timed(name, fn) {
+  const t0 = Date.now();
+  try {
+    return fn();
+  } finally {
+    timings.push(`${name} ${Math.round((Date.now() - t0) / 1000)} s`);
+  }
+}
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
@@ -42,6 +53,10 @@ function files(dir) {
 
 function nodeSuite(name, testFiles, concurrency) {
   if (testFiles.length === 0) return;
+  timed(name, () => nodeSuiteRun(name, testFiles, concurrency));
+}
+
+function nodeSuiteRun(name, testFiles, concurrency) {
   console.log(`\n=== ${name}: ${testFiles.length} files ===`);
   const tap = join(mkdtempSync(join(tmpdir(), 'adclick-tap-')), 'out.tap');
   const code = run(process.execPath, [
@@ -100,7 +115,7 @@ function clusterPrerequisites() {
 }
 if (want('flink')) {
   console.log('\n=== flink (mvn verify) ===');
-  const r = spawnSync('mvn', ['-B', '-q', '-f', 'flink/pom.xml', 'verify'], { cwd: root, stdio: 'inherit' });
+  const r = timed('flink', () => spawnSync('mvn', ['-B', '-q', '-f', 'flink/pom.xml', 'verify'], { cwd: root, stdio: 'inherit' }));
   const reports = join(root, 'flink/target/surefire-reports');
   let p = 0;
   let f = 0;
@@ -121,6 +136,7 @@ if (want('flink')) {
     problems.push(`flink: mvn exited ${r.status}`);
   }
 }
+console.log(`\ntimings: ${timings.join(', ')}; in all ${Math.round((Date.now() - startedAt) / 1000)} s`);
 if (problems.length) console.log(`\nproblems:\n  - ${problems.join('\n  - ')}`);
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed > 0 || problems.length ? 1 : 0);
