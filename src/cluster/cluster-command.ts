@@ -1,7 +1,7 @@
 // `adclick cluster up|down|status`: the cluster form on one machine, each node a host of its
 // own (network namespace, own address on a private bridge). Tiers: Kafka (3 KRaft nodes,
 // pipeline topics with replication factor 3 and min.insync.replicas 2), then Flink (a session
-// cluster, JobManager + 2 TaskManagers, running the job; flink-tier.ts).
+// cluster with JobManager HA on the ZooKeeper ensemble, 2 JobManagers + 2 TaskManagers, running the job; flink-tier.ts).
 //   up      foreground; Ctrl-C (or `adclick cluster down` elsewhere) stops it and removes the network
 //   down    stops a running `cluster up` and removes whatever a crashed one left (from the state file)
 //   status  each node: namespace, address, process, cut or not, answering or not; partitions' ISR
@@ -28,13 +28,15 @@ const USAGE = `usage: adclick cluster up | down | status
            with its own address in ADCLICK_CLUSTER_SUBNET, create the pipeline topics with
            replication factor 3 / min.insync.replicas 2; then 3 ZooKeeper nodes and
            ClickHouse 2 shards x 2 replicas (schema migrated ON CLUSTER), then a Flink session
-           cluster (JobManager + 2 TaskManagers, each in its own namespace) and submit the job
-           through its REST API (from its newest retained checkpoint, if any); print the
+           cluster with JobManager HA on that ZooKeeper (2 JobManagers, leader and standby, + 2
+           TaskManagers, each in its own namespace) and submit the job through the leader's REST
+           API once (unless Flink recovered it from its HA store); print the
            nodes; with ADCLICK_SIGNING_KEYS also 2 gateways behind HAProxy (own
            namespaces); runs in the foreground until Ctrl-C, then stops the nodes and removes the network
   down     stop a running \`cluster up\`; remove namespaces, links and rules a crashed one left
   status   each node's namespace, address, process, cut or not, and whether it answers:
-           Kafka, ZooKeeper, ClickHouse, the Flink JobManager, its TaskManagers and the job's state
+           Kafka, ZooKeeper, ClickHouse, the Flink JobManagers (which one leads), the
+           TaskManagers and the job's state
 `;
 
 const KAFKA_NODES = ['kafka-1', 'kafka-2', 'kafka-3'];
@@ -65,7 +67,7 @@ export function clusterTopology(config: Pick<Config, 'clusterSubnet'> & Partial<
 // --- stateless tier hook (balancer.ts) ---------------------------------------------------
 // Two gateways behind HAProxy, each in a namespace of its own, after every other node. Only
 // with ADCLICK_SIGNING_KEYS: a gateway on a non-loopback address refuses the public
-// development key. With the default node list they get .24 (gw-1), .25 (gw-2), .26 (lb).
+// development key. With the default node list they get .25 (gw-1), .26 (gw-2), .27 (lb).
 function statelessNodes(config: Partial<Pick<Config, 'signingKeys'>>): string[] {
   return config.signingKeys ? [...GATEWAY_NODES, BALANCER_NODE] : [];
 }

@@ -6,10 +6,13 @@
 // cluster. Checkpoints and savepoints go to a host directory every node reaches (the
 // namespaces share the host's filesystem), with RocksDB state.
 //
-// No high availability (no ZooKeeper for Flink): a JobManager that dies takes its jobs with
-// it. `restartJobManager` starts it again and resubmits the job from the newest retained
-// checkpoint (chooseRestorePoint, the rule the single-box launcher uses), which is what
-// Flink's HA mode would do from its own pointer, minus the job id.
+// JobManager high availability is Flink's own (high-availability.type: zookeeper): two or more
+// JobManagers elect a leader through ZooKeeper; the job graph, its blobs and the completed
+// checkpoints' metadata are written to the HA storage dir (a directory every node reaches) with
+// pointers in ZooKeeper under `/adclick-flink/<cluster id>`. When the leader dies, a standby
+// wins the election, recovers the job from those pointers (same job id, its latest completed
+// checkpoint) and the TaskManagers find it through ZooKeeper; nothing is resubmitted by us. REST
+// calls go to the leader's REST endpoint, which this class reads from ZooKeeper (leaderRestUrl).
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
@@ -17,10 +20,12 @@ import { promisify } from 'node:util';
 import { basename, join } from 'node:path';
 import type { Logger } from '../shared/logger.ts';
 import { chooseRestorePoint, type RestoreChoice } from '../stack/checkpoints.ts';
+import { httpProbe } from '../stack/health.ts';
 import { engineEnv } from '../stack/jvm-env.ts';
 import { Supervisor, type ManagedProcess, type ServiceSpec } from '../stack/supervisor.ts';
 import type { FlinkDist } from './flink-dist.ts';
 import type { ClusterNode } from './topology.ts';
+import { ZK_CLIENT_PORT, zookeeperGetData } from './zookeeper.ts';
 
 const execFileP = promisify(execFile);
 
@@ -38,8 +43,11 @@ export interface FlinkClusterOptions {
   readonly dist: FlinkDist;
   /** `flink-jm/`, `flink-tm-<i>/` (config, logs, tmp) and `flink/` (checkpoints, savepoints) go here. */
   readonly stateDir: string;
-  readonly jobManager: ClusterNode;
+  /** The JobManagers (the first started first, so it normally leads; the others are standbys). */
+  readonly jobManagers: readonly ClusterNode[];
   readonly taskManagers: readonly ClusterNode[];
+  /** Flink's ZooKeeper HA services: which ensemble, and this cluster's id under `/adclick-flink`. */
+  readonly ha: FlinkHa;
   readonly restPort?: number;
   readonly slotsPerTaskManager?: number;
   /** jobmanager.memory.process.size / taskmanager.memory.process.size */
@@ -48,10 +56,38 @@ export interface FlinkClusterOptions {
   readonly readyTimeoutMs?: number;
   /**
    * Start a node again when its JVM dies (`cluster up`); the tests kill and restart by hand.
-   * A JobManager started again this way gets the job resubmitted (see `keepJobRunning`).
+   * A JobManager started again this way rejoins as a standby.
    */
   readonly restartOnFailure?: boolean;
   readonly logger: Logger;
+}
+
+export interface FlinkHa {
+  /** ZooKeeper nodes' addresses (client port 2181). */
+  readonly zookeeper: readonly string[];
+  /** `high-availability.cluster-id`: this cluster's node under the root, [a-z0-9-]. */
+  readonly clusterId: string;
+}
+
+/** `high-availability.zookeeper.path.root` of every AdClick Flink cluster. */
+export const FLINK_HA_ROOT = '/adclick-flink';
+
+/** Where Flink's HA services publish the leading REST endpoint (ZooKeeperUtils: leader/rest_server/connection_info). */
+export function flinkRestLeaderPath(clusterId: string): string {
+  return `${FLINK_HA_ROOT}/${clusterId}/leader/rest_server/connection_info`;
+}
+
+/**
+ * The leader's REST URL out of a connection_info znode: Flink writes it with Java
+ * serialization (writeUTF(address), then the session UUID); the URL is the only http(s) URL in it.
+ */
+export function parseLeaderRestUrl(data: Buffer | undefined): string | undefined {
+  return data ? /https?:\/\/[A-Za-z0-9.-]+:\d+/.exec(data.toString('latin1'))?.[0] : undefined;
+}
+
+/** The REST URL of the current leader per ZooKeeper; undefined while there is none. */
+export async function readLeaderRestUrl(ha: FlinkHa, timeoutMs = 3000): Promise<string | undefined> {
+  return parseLeaderRestUrl(await zookeeperGetData(ha.zookeeper, flinkRestLeaderPath(ha.clusterId), timeoutMs));
 }
 
 export interface FlinkNodeStatus {
@@ -112,6 +148,8 @@ logger.pekko.level = WARN
 export class FlinkCluster {
   readonly checkpointDir: string;
   readonly savepointDir: string;
+  /** high-availability.storageDir: job graphs, blobs, checkpoint metadata of the HA services. */
+  readonly haDir: string;
   private readonly procs = new Map<string, ManagedProcess>();
   private readonly supervisors = new Map<string, Supervisor>();
   private readonly logs: WriteStream[] = [];
@@ -119,11 +157,17 @@ export class FlinkCluster {
   constructor(readonly options: FlinkClusterOptions) {
     this.checkpointDir = join(options.stateDir, 'flink', 'checkpoints');
     this.savepointDir = join(options.stateDir, 'flink', 'savepoints');
+    this.haDir = join(options.stateDir, 'flink', 'ha');
+    if (options.jobManagers.length === 0) throw new Error('a Flink cluster needs at least one JobManager');
+    if (!/^[a-z0-9-]{1,64}$/.test(options.ha.clusterId)) throw new Error(`Flink HA cluster id must be [a-z0-9-]{1,64}, got "${options.ha.clusterId}"`);
   }
 
   get restPort(): number { return this.options.restPort ?? 8081; }
-  /** The REST API and web UI: on the JobManager's address on the private bridge only. */
-  get restUrl(): string { return `http://${this.options.jobManager.address}:${this.restPort}`; }
+  /** A JobManager's REST API and web UI: on its address on the private bridge only. */
+  nodeRestUrl(node: ClusterNode): string { return `http://${node.address}:${this.restPort}`; }
+  /** The REST endpoint the last call went to (the leader then); the first JobManager's before any. */
+  get restUrl(): string { return this.lastLeaderUrl ?? this.nodeRestUrl(this.options.jobManagers[0]!); }
+  private lastLeaderUrl: string | undefined;
   get totalSlots(): number { return this.options.taskManagers.length * (this.options.slotsPerTaskManager ?? 2); }
 
   private nodeDir(name: string): string { return join(this.options.stateDir, name); }
@@ -132,11 +176,21 @@ export class FlinkCluster {
   private baseConfig(): Record<string, string | number | boolean> {
     const o = this.options;
     return {
-      'jobmanager.rpc.address': o.jobManager.address,
+      // Under HA these only say where a JobManager listens; TaskManagers and clients find the leader in ZooKeeper.
+      'jobmanager.rpc.address': o.jobManagers[0]!.address,
       'jobmanager.rpc.port': 6123,
       'blob.server.port': 6124,
-      'rest.address': o.jobManager.address,
       'rest.port': this.restPort,
+      'high-availability.type': 'zookeeper',
+      'high-availability.zookeeper.quorum': o.ha.zookeeper.map((a) => `${a}:${ZK_CLIENT_PORT}`).join(','),
+      'high-availability.zookeeper.path.root': FLINK_HA_ROOT,
+      'high-availability.cluster-id': `/${o.ha.clusterId}`,
+      'high-availability.storageDir': `file://${this.haDir}`,
+      'high-availability.jobmanager.port': '6123',
+      // A leader killed with SIGKILL holds its leader latch until its ZooKeeper session expires:
+      // 15 s (not the 60 s default) bounds the failover; long enough for a JVM pause on a loaded box.
+      'high-availability.zookeeper.client.session-timeout': 15000,
+      'high-availability.zookeeper.client.connection-timeout': 15000,
       'jobmanager.memory.process.size': o.jobManagerMemory ?? '1024m',
       'taskmanager.memory.process.size': o.taskManagerMemory ?? '1536m',
       'taskmanager.memory.managed.fraction': 0.25,
@@ -184,7 +238,7 @@ export class FlinkCluster {
       env: engineEnv(),
       args: async () => {
         const conf = await this.writeNodeConfig(node.name, role === 'jobmanager'
-          ? { 'jobmanager.bind-host': node.address, 'rest.bind-address': node.address, 'web.upload.dir': join(this.nodeDir(node.name), 'web-upload') }
+          ? { 'jobmanager.rpc.address': node.address, 'jobmanager.bind-host': node.address, 'rest.address': node.address, 'rest.bind-address': node.address, 'web.upload.dir': join(this.nodeDir(node.name), 'web-upload') }
           : { 'taskmanager.host': node.address, 'taskmanager.bind-host': node.address });
         const { jvm, dynamic } = await this.resourceParams(role === 'jobmanager' ? 'GET_JM_RESOURCE_PARAMS' : 'GET_TM_RESOURCE_PARAMS', conf);
         return ['netns', 'exec', node.netns, 'java', ...jvm, ...JAVA17_OPTS,
@@ -192,8 +246,10 @@ export class FlinkCluster {
           '-cp', this.options.dist.classpath, mainClass, '--configDir', conf,
           ...(role === 'jobmanager' ? ['--executionMode', 'cluster', '--host', node.address] : []), ...dynamic];
       },
+      // A JobManager is up once its own REST endpoint answers /overview: the leader's directly, a
+      // standby's through the leader's dispatcher (so a standby is healthy once there is a leader).
       health: role === 'jobmanager'
-        ? { kind: 'custom', describe: `Flink REST ${this.restUrl}/overview`, probe: async () => (await this.overview(2000).catch(() => undefined)) !== undefined, outside: { kind: 'http', url: `${this.restUrl}/overview` } }
+        ? { kind: 'custom', describe: `Flink REST ${this.nodeRestUrl(node)}/overview`, probe: async () => httpProbe(`${this.nodeRestUrl(node)}/overview`, 2000), outside: { kind: 'http', url: `${this.nodeRestUrl(node)}/overview` } }
         : { kind: 'line', pattern: 'Successful registration at resource manager' },
       readyTimeoutMs: this.options.readyTimeoutMs ?? 240_000,
       stopTimeoutMs: 30_000,
@@ -225,19 +281,31 @@ export class FlinkCluster {
     this.procs.set(node.name, await sup.start(this.spec(role, node)));
   }
 
-  /** JobManager first (the TaskManagers register with it), then every TaskManager at once. */
+  /**
+   * The first JobManager alone (it wins the election), then the standbys and every TaskManager
+   * at once (the TaskManagers find the leader through ZooKeeper).
+   */
   async start(): Promise<void> {
     await mkdir(this.checkpointDir, { recursive: true });
     await mkdir(this.savepointDir, { recursive: true });
-    await this.startNode('jobmanager', this.options.jobManager);
-    await Promise.all(this.options.taskManagers.map((n) => this.startNode('taskmanager', n)));
+    await mkdir(this.haDir, { recursive: true });
+    const [first, ...standbys] = this.options.jobManagers;
+    await this.startNode('jobmanager', first!);
+    await Promise.all([
+      ...standbys.map((n) => this.startNode('jobmanager', n)),
+      ...this.options.taskManagers.map((n) => this.startNode('taskmanager', n)),
+    ]);
     await this.waitSlots(this.totalSlots, this.options.readyTimeoutMs ?? 240_000);
   }
 
+  /**
+   * TaskManagers first (a JobManager stopping first makes them retry registration for minutes),
+   * then the JobManagers. A stopped session cluster keeps its HA data: the next start recovers
+   * the job from it (see operations.md, "what survives what").
+   */
   async stop(): Promise<void> {
-    // TaskManagers first: a JobManager stopping first makes them retry registration for minutes.
     await Promise.allSettled(this.options.taskManagers.map((n) => this.procs.get(n.name)?.stop()));
-    await this.procs.get(this.options.jobManager.name)?.stop();
+    await Promise.allSettled(this.options.jobManagers.map((n) => this.procs.get(n.name)?.stop()));
     for (const l of this.logs) l.end();
   }
 
@@ -272,14 +340,31 @@ export class FlinkCluster {
   }
 
   /**
-   * Start the JobManager again; the TaskManagers (still running) register with it again. Without
-   * HA the job is gone with the old JobManager: it is resubmitted from the newest retained
-   * checkpoint. Returns the new job id and what it restored from.
+   * Start a killed JobManager again: with a leader elected meanwhile it rejoins as a standby
+   * (nothing is resubmitted: the leader recovered the job from the HA store). Resolves once its
+   * REST endpoint answers.
    */
-  async restartJobManager(submission: Omit<JobSubmission, 'restoreFrom'>, timeoutMs = 240_000): Promise<{ jobId: string; restoredFrom?: string }> {
-    await this.startNode('jobmanager', this.options.jobManager);
-    await this.waitSlots(this.totalSlots, timeoutMs);
-    return this.submitFromLatest(submission);
+  async restartJobManager(name: string): Promise<void> {
+    const node = this.options.jobManagers.find((n) => n.name === name);
+    if (!node) throw new Error(`no JobManager ${name}`);
+    await this.startNode('jobmanager', node);
+  }
+
+  /** The JobManager that leads per ZooKeeper (undefined while none does, or ZooKeeper does not answer). */
+  async leader(): Promise<ClusterNode | undefined> {
+    const url = await readLeaderRestUrl(this.options.ha).catch(() => undefined);
+    return this.options.jobManagers.find((n) => this.nodeRestUrl(n) === url);
+  }
+
+  /** Wait until a JobManager other than `not` leads and answers; its node. */
+  async waitLeader(timeoutMs: number, not?: string): Promise<ClusterNode> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const l = await this.leader();
+      if (l && l.name !== not && await httpProbe(`${this.nodeRestUrl(l)}/overview`, 2000)) return l;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(`no JobManager${not ? ` other than ${not}` : ''} leads within ${timeoutMs} ms (ZooKeeper ${this.options.ha.zookeeper.join(',')})`);
   }
 
   /** Submit, from the newest usable checkpoint or savepoint when there is one. */
@@ -290,26 +375,10 @@ export class FlinkCluster {
     return { jobId, restoredFrom: choice.point?.path, choice };
   }
 
-  /**
-   * With `restartOnFailure`: each time the JobManager comes back after dying, resubmit the job
-   * from the newest retained checkpoint (no HA: the job died with it). `onJob` hears each new job id.
-   */
-  keepJobRunning(submission: Omit<JobSubmission, 'restoreFrom'>, onJob: (r: { jobId: string; restoredFrom?: string } | Error) => void): void {
-    const jm = this.proc(this.options.jobManager.name);
-    jm.on('healthy', () => {
-      if (jm.restarts === 0) return;
-      void (async () => {
-        await this.waitSlots(this.totalSlots, this.options.readyTimeoutMs ?? 240_000);
-        const r = await this.submitFromLatest(submission);
-        onJob({ jobId: r.jobId, restoredFrom: r.restoredFrom });
-      })().catch((err: unknown) => onJob(err as Error));
-    });
-  }
-
   status(): FlinkNodeStatus[] {
     const o = this.options;
     return [
-      { role: 'jobmanager' as const, node: o.jobManager },
+      ...o.jobManagers.map((node) => ({ role: 'jobmanager' as const, node })),
       ...o.taskManagers.map((node) => ({ role: 'taskmanager' as const, node })),
     ].map(({ role, node }) => ({ role, name: node.name, netns: node.netns, address: node.address, pid: this.procs.get(node.name)?.pid }));
   }
@@ -318,8 +387,14 @@ export class FlinkCluster {
 
   // ---- REST ----
 
+  /** A REST call to the current leader (looked up in ZooKeeper for each call: leadership moves). */
   async rest<T>(path: string, init: RequestInit = {}, timeoutMs = 30_000): Promise<T> {
-    const res = await fetch(`${this.restUrl}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const leader = await readLeaderRestUrl(this.options.ha).catch((err: unknown) => {
+      throw new FlinkRestError(`Flink REST ${init.method ?? 'GET'} ${path}: cannot read the leader from ZooKeeper: ${(err as Error).message}`, 503);
+    });
+    if (!leader) throw new FlinkRestError(`Flink REST ${init.method ?? 'GET'} ${path}: no JobManager leads (nothing in ZooKeeper at ${flinkRestLeaderPath(this.options.ha.clusterId)})`, 503);
+    this.lastLeaderUrl = leader;
+    const res = await fetch(`${leader}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
     if (!res.ok) throw new FlinkRestError(`Flink REST ${init.method ?? 'GET'} ${path}: HTTP ${res.status} ${text.slice(0, 4000)}`, res.status);
     return (text ? JSON.parse(text) : {}) as T;

@@ -106,6 +106,88 @@ export async function zookeeperMode(host: string): Promise<'leader' | 'follower'
   return m ? (m[1] as 'leader' | 'follower' | 'standalone') : undefined;
 }
 
+/**
+ * Read one znode's data with ZooKeeper's own client protocol (a session opened, one getData,
+ * the session closed): enough for `cluster status` to read where Flink's HA services say the
+ * leader is, without a JVM. Tries the hosts in order; `undefined` when the znode does not
+ * exist; throws when no host answers.
+ */
+export async function zookeeperGetData(hosts: readonly string[], path: string, timeoutMs = 3000): Promise<Buffer | undefined> {
+  let lastErr: unknown = new Error('no ZooKeeper host given');
+  for (const host of hosts) {
+    try {
+      return await getDataFrom(host, path, timeoutMs);
+    } catch (err) {
+      lastErr = err;
+    }
+  }
+  throw new Error(`no ZooKeeper node answered a read of ${path}: ${(lastErr as Error).message}`);
+}
+
+const ZK_OP_GET_DATA = 4;
+const ZK_OP_CLOSE = -11;
+const ZK_ERR_NO_NODE = -101;
+
+function zkFrame(body: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeInt32BE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+function getDataFrom(host: string, path: string, timeoutMs: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port: ZK_CLIENT_PORT });
+    let buf = Buffer.alloc(0);
+    let connected = false;
+    const finish = (err: Error | undefined, data?: Buffer) => {
+      // On success the close request written last still goes out (end, not destroy).
+      if (err) s.destroy(); else s.end();
+      if (err) reject(err); else resolve(data);
+    };
+    s.setTimeout(timeoutMs, () => finish(new Error(`${host}: no answer within ${timeoutMs} ms`)));
+    s.once('error', (e) => finish(e));
+    s.once('close', () => finish(new Error(`${host}: connection closed`)));
+    s.once('connect', () => {
+      // ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd (16 bytes), readOnly.
+      const req = Buffer.alloc(4 + 8 + 4 + 8 + 4 + 16 + 1);
+      req.writeInt32BE(0, 0);
+      req.writeInt32BE(Math.max(4000, timeoutMs), 12);
+      req.writeInt32BE(16, 24);
+      s.write(zkFrame(req));
+    });
+    s.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readInt32BE(0)) {
+        const frame = buf.subarray(4, 4 + buf.readInt32BE(0));
+        buf = buf.subarray(4 + frame.length);
+        if (!connected) {
+          connected = true;
+          // GetDataRequest after a RequestHeader(xid 1, type getData): path, watch=false.
+          const p = Buffer.from(path, 'utf8');
+          const req = Buffer.alloc(8 + 4 + p.length + 1);
+          req.writeInt32BE(1, 0);
+          req.writeInt32BE(ZK_OP_GET_DATA, 4);
+          req.writeInt32BE(p.length, 8);
+          p.copy(req, 12);
+          s.write(zkFrame(req));
+          continue;
+        }
+        // ReplyHeader: xid, zxid, err; then the data buffer (length -1 = null).
+        if (frame.readInt32BE(0) !== 1) continue;
+        const err = frame.readInt32BE(12);
+        const close = Buffer.alloc(8);
+        close.writeInt32BE(2, 0);
+        close.writeInt32BE(ZK_OP_CLOSE, 4);
+        s.write(zkFrame(close));
+        if (err === ZK_ERR_NO_NODE) return finish(undefined, undefined);
+        if (err !== 0) return finish(new Error(`${host}: getData ${path} failed with ZooKeeper error ${err}`));
+        const len = frame.readInt32BE(16);
+        return finish(undefined, len < 0 ? Buffer.alloc(0) : Buffer.from(frame.subarray(20, 20 + len)));
+      }
+    });
+  });
+}
+
 export interface ZooKeeperEnsembleOptions {
   readonly dist: ZooKeeperDist;
   /** One sub-directory per node (`zookeeper-<id>`): zoo.cfg, data/myid, zookeeper.log. */

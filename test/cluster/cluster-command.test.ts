@@ -58,21 +58,27 @@ test('cluster up prints every node (Kafka, ZooKeeper, ClickHouse) with its addre
   for (const tm of ['flink-tm-1', 'flink-tm-2']) assert.match(status.stdout, new RegExp(`${tm} .*taskmanager registered \\([1-9]/\\d+ slots used\\)`));
   assert.match(status.stdout, /job [0-9a-f]{32} adclick-click-aggregation RUNNING/);
 
-  // kill -9 the JobManager: `up` starts it again and resubmits the job from its newest checkpoint.
+  // JobManager HA: both JobManagers answer, flink-jm leads (started first).
+  assert.match(status.stdout, /flink-jm .*jobmanager answering, leader/);
+  assert.match(status.stdout, /flink-jm-2 .*jobmanager answering, standby/);
+  assert.match(status.stdout, /flink: leader flink-jm;/);
+  // kill -9 the leading JobManager: flink-jm-2 takes over and recovers the same job by itself;
+  // `up` starts flink-jm again and it rejoins as the standby.
   const firstJob = /Flink job ([0-9a-f]{32}) RUNNING/.exec(out)![1]!;
   const jmNs = topology.nodes.find((n) => n.name === 'flink-jm')!.netns;
   const jmPids = (await execFileP('ip', ['netns', 'pids', jmNs])).stdout.split(/\s+/).filter(Boolean).map(Number);
   assert.ok(jmPids.length > 0, 'the JobManager runs in its namespace');
   const killedAt = Date.now();
   for (const pid of jmPids) process.kill(pid, 'SIGKILL');
+  const settled = (s: string) => new RegExp(`job ${firstJob} adclick-click-aggregation RUNNING`).test(s) && /flink-jm-2 .*jobmanager answering, leader/.test(s) && /flink-jm .*jobmanager answering, standby/.test(s);
   let again = '';
-  while (!new RegExp(`job (?!${firstJob})[0-9a-f]{32} adclick-click-aggregation RUNNING`).test(again)) {
-    if (Date.now() - killedAt > 600_000) assert.fail(`the job did not run again within 10 min of the JobManager's kill:\n${again}\n${out.slice(-3000)}`);
+  while (!settled(again)) {
+    if (Date.now() - killedAt > 600_000) assert.fail(`the standby did not take over the job within 10 min of the leader's kill:\n${again}\n${out.slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 5000));
     again = (await execFileP(process.execPath, [bin, 'cluster', 'status'], { env }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))).stdout;
   }
-  assert.match(out, /Flink job resubmitted from its newest retained checkpoint/);
-  console.log(`# JobManager killed; job running again (new id) ${Date.now() - killedAt} ms later`);
+  assert.doesNotMatch(again, new RegExp(`job (?!${firstJob})[0-9a-f]{32} `), 'no second job: recovered, not resubmitted');
+  console.log(`# leading JobManager killed; same job RUNNING under flink-jm-2, flink-jm back as standby ${Date.now() - killedAt} ms later`);
 
   const down = await execFileP(process.execPath, [bin, 'cluster', 'down'], { env, timeout: 300_000 });
   assert.match(down.stdout, /cluster stopped/);

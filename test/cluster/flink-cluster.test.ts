@@ -1,15 +1,18 @@
-// The Flink job on a standalone session cluster (JobManager + 2 TaskManagers, each a JVM in
-// its own namespace) reading and writing the 3-node Kafka cluster, submitted through the
-// JobManager's REST API (/jars/upload, /jars/:id/run) as on any session cluster. A ledger of
-// clicks written straight to the clicks topic must come out exactly: every click once in
-// clicks-deduped, and the 1-minute counts adding up to the ledger, also when a TaskManager
-// and then the JobManager is killed with SIGKILL mid-stream and started again, and when the job
+// The Flink job on a standalone session cluster with JobManager HA (2 JobManagers on Flink's
+// ZooKeeper HA services, 2 TaskManagers, each a JVM in its own namespace) reading and writing
+// the 3-node Kafka cluster, submitted once through the leader's REST API (/jars/upload,
+// /jars/:id/run). A ledger of clicks written straight to the clicks topic must come out
+// exactly: every click once in clicks-deduped, and the 1-minute counts adding up to the ledger,
+// also when a TaskManager is killed with SIGKILL mid-stream, when the leading JobManager is
+// (the standby recovers the job by itself; the killed one rejoins as standby), and when the job
 // is rescaled from 2 to 4 subtasks with stop-with-savepoint while clicks flow.
 //   node --import tsx --test test/cluster/flink-cluster.test.ts
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { startLedgerProducer, type LedgerResult } from '../../src/cluster/kafka-ledger.ts';
+import { readLeaderRestUrl } from '../../src/cluster/flink-cluster.ts';
 import { clickRecord, settle, watchJobOutput, type JobLedgerCheck } from '../../src/cluster/flink-ledger.ts';
+import { flinkTierStatus } from '../../src/cluster/flink-tier.ts';
 import { loadConfig } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { ensureTopics, kafkaDurability, pipelineTopics } from '../../src/stack/topics.ts';
@@ -97,22 +100,42 @@ test('kill -9 a TaskManager mid-stream: the job recovers and the counts are exac
   assert.equal(c.counted, c.acked, 'the 1-minute counts add up to the ledger');
 });
 
-test('kill -9 the JobManager mid-stream: restarted, the job resumes from its checkpoint and the counts are exact', async () => {
+test('kill -9 the leading JobManager mid-stream: the standby takes over, recovers the same job from its checkpoint by itself, counts exact; the killed one rejoins as standby', async () => {
   assert.ok(jobId, 'needs the job of the first test');
-  const before = await flink.latestCheckpoint(jobId);
+  const leaderBefore = await flink.waitLeader(60_000);
+  const standby = flink.options.jobManagers.find((n) => n.name !== leaderBefore.name)!;
+  // The standby's REST endpoint serves through the leader: it must be up before the fault.
+  assert.ok(await flink.rest('/overview'), 'the leader answers');
+  let before = await flink.latestCheckpoint(jobId);
+  while (!before) { await sleep(1000); before = await flink.latestCheckpoint(jobId); }
   const { r, c, extra } = await ledgerAround([3001, 3002, 3003, 3004], 20_000, async () => {
     const t0 = Date.now();
-    await flink.kill('flink-jm');
-    const res = await flink.restartJobManager(submission);
-    const submittedMs = Date.now() - t0;
-    jobId = res.jobId;
-    await flink.waitJobRunning(jobId, 300_000);
-    const runningMs = Date.now() - t0;
-    while (!(await flink.latestCheckpoint(jobId))) await sleep(500);
-    return { restoredFrom: res.restoredFrom, resubmittedMs: submittedMs, jobRunningMs: runningMs, firstCheckpointAfterKillMs: Date.now() - t0 };
+    await flink.kill(leaderBefore.name);
+    const newLeader = await flink.waitLeader(300_000, leaderBefore.name);
+    const leaderMs = Date.now() - t0;
+    // The same job, recovered by the new leader from the HA store (not resubmitted by us).
+    const runningMs = (await flink.waitJobRunning(jobId, 300_000)) + leaderMs;
+    let cp = await flink.latestCheckpoint(jobId).catch(() => undefined);
+    while ((cp?.completedAtMs ?? 0) <= t0) { await sleep(500); cp = await flink.latestCheckpoint(jobId).catch(() => undefined); }
+    const recoveredMs = Date.now() - t0;
+    const restored = (await flink.rest<{ latest?: { restored?: { id: number; external_path: string } | null } }>(`/jobs/${jobId}/checkpoints`)).latest?.restored;
+    const t1 = Date.now();
+    await flink.restartJobManager(leaderBefore.name);
+    const rejoinMs = Date.now() - t1;
+    return { killed: leaderBefore.name, newLeader: newLeader.name, leaderElectedMs: leaderMs, jobRunningMs: runningMs, firstCheckpointAfterKillMs: recoveredMs, firstCheckpointAfterKillId: cp!.id, restoredFrom: restored?.external_path, restoredId: restored?.id, checkpointBeforeKill: before!.id, rejoinedMs: rejoinMs };
   }, 20_000);
-  report('kill -9 JobManager', r, c, extra);
-  assert.ok(before && typeof extra.restoredFrom === 'string' && extra.restoredFrom.includes('chk-'), `restored from a retained checkpoint (${String(extra.restoredFrom)})`);
+  report('kill -9 leading JobManager (HA)', r, c, extra);
+  assert.equal(extra.newLeader, standby.name, 'the standby leads');
+  assert.ok(typeof extra.restoredId === 'number' && extra.restoredId >= before!.id && String(extra.restoredFrom).includes('chk-'),
+    `the job restored its own latest checkpoint (restored ${String(extra.restoredId)} ${String(extra.restoredFrom)}, latest before the kill ${before!.id})`);
+  const jobs = await flink.jobs();
+  assert.deepEqual(jobs.map((j) => [j.jid, j.state]), [[jobId, 'RUNNING']], 'one job, the same id: recovered, not resubmitted');
+  // The killed JobManager is back as a standby: it answers, the leader did not move back.
+  assert.equal((await flink.leader())?.name, standby.name, 'leadership stays with the new leader');
+  assert.ok(flink.pid(leaderBefore.name), 'the killed JobManager runs again');
+  const st = await flinkTierStatus({ clusterFlinkRestPort: flink.restPort }, topology, () => readLeaderRestUrl(flink.options.ha));
+  assert.equal(st.nodeState.get(standby.name), 'jobmanager answering, leader', st.lines.join('\n'));
+  assert.equal(st.nodeState.get(leaderBefore.name), 'jobmanager answering, standby', st.lines.join('\n'));
   assert.deepEqual(c.lost, [], 'no acknowledged click lost');
   assert.deepEqual(c.duplicated, [], 'no click counted twice');
   assert.equal(c.counted, c.acked, 'the 1-minute counts add up to the ledger');

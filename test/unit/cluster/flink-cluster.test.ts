@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { configYaml, parseBashJavaUtils } from '../../../src/cluster/flink-cluster.ts';
+import { configYaml, flinkRestLeaderPath, parseBashJavaUtils, parseLeaderRestUrl } from '../../../src/cluster/flink-cluster.ts';
 import { flinkDistPom, flinkVersionOf } from '../../../src/cluster/flink-dist.ts';
 import { flinkTierStatus } from '../../../src/cluster/flink-tier.ts';
 import type { Topology } from '../../../src/cluster/topology.ts';
@@ -50,13 +50,25 @@ async function fakeJobManager(answers: Record<string, unknown>): Promise<{ serve
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-const topo = (jm: string, tms: string[]): Topology => ({
+const topo = (jm: string, tms: string[], jm2?: string): Topology => ({
   tag: 'u', subnet: '10.0.0.0/24', prefixLength: 24, bridge: 'b', bridgeAddress: '10.0.0.1',
   nodes: [
     { name: 'kafka-1', netns: 'k', address: '10.0.0.11', hostVeth: 'v1' },
     { name: 'flink-jm', netns: 'j', address: jm, hostVeth: 'v2' },
     ...tms.map((a, i) => ({ name: `flink-tm-${i + 1}`, netns: `t${i}`, address: a, hostVeth: `v${i + 3}` })),
+    ...(jm2 ? [{ name: 'flink-jm-2', netns: 'j2', address: jm2, hostVeth: 'v9' }] : []),
   ],
+});
+
+test('the leader REST URL out of the connection_info znode (Java-serialized address + session UUID)', () => {
+  // As ObjectOutputStream writes it: stream header, block data with writeUTF(address), then the UUID object.
+  const addr = Buffer.from('http://10.231.7.14:8081', 'utf8');
+  const data = Buffer.concat([Buffer.from([0xac, 0xed, 0x00, 0x05, 0x77, addr.length + 2, 0x00, addr.length]), addr,
+    Buffer.from([0x73, 0x72, 0x00, 0x0e]), Buffer.from('java.util.UUID\u00bc\u0099\u0003\u00f7\u0098m\u0085/', 'latin1')]);
+  assert.equal(parseLeaderRestUrl(data), 'http://10.231.7.14:8081');
+  assert.equal(parseLeaderRestUrl(undefined), undefined, 'no znode: no leader');
+  assert.equal(parseLeaderRestUrl(Buffer.alloc(0)), undefined, 'cleared: no leader');
+  assert.equal(flinkRestLeaderPath('cluster'), '/adclick-flink/cluster/leader/rest_server/connection_info');
 });
 
 test('cluster status: JobManager, each TaskManager by its address, the job; unhealthy when a TaskManager is missing', async () => {
@@ -66,14 +78,24 @@ test('cluster status: JobManager, each TaskManager by its address, the job; unhe
     '/jobs/overview': { jobs: [{ jid: 'a'.repeat(32), name: 'adclick-click-aggregation', state: 'RUNNING' }] },
   });
   try {
-    const s = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2', '127.0.0.3']));
-    assert.equal(s.nodeState.get('flink-jm'), 'jobmanager answering');
+    const leader = async () => `http://127.0.0.1:${port}`;
+    const s = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2', '127.0.0.3']), leader);
+    assert.equal(s.nodeState.get('flink-jm'), 'jobmanager answering, leader');
     assert.equal(s.nodeState.get('flink-tm-1'), 'taskmanager registered (1/2 slots used)');
     assert.equal(s.nodeState.get('flink-tm-2'), 'taskmanager not registered');
     assert.ok(s.lines.some((l) => l.includes(`job ${'a'.repeat(32)} adclick-click-aggregation RUNNING`)), s.lines.join('\n'));
     assert.equal(s.healthy, false, 'a TaskManager missing is not healthy');
-    const both = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2']));
+    const both = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2']), leader);
     assert.equal(both.healthy, true);
+    assert.ok(both.lines[0]!.includes('leader flink-jm'), both.lines.join('\n'));
+    // A standby that does not answer, and a ZooKeeper naming no leader: both unhealthy, and said so.
+    const standbyDown = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2'], '127.0.0.9'), leader);
+    assert.equal(standbyDown.nodeState.get('flink-jm-2'), 'jobmanager not answering');
+    assert.equal(standbyDown.healthy, false);
+    const noLeader = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2']), async () => undefined);
+    assert.equal(noLeader.nodeState.get('flink-jm'), 'jobmanager answering, standby');
+    assert.match(noLeader.lines[0]!, /no JobManager leads/);
+    assert.equal(noLeader.healthy, false);
   } finally {
     server.close();
   }
@@ -82,7 +104,7 @@ test('cluster status: JobManager, each TaskManager by its address, the job; unhe
 test('cluster status: no JobManager answering is reported, not thrown', async () => {
   const { server, port } = await fakeJobManager({});
   server.close();
-  const s = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2']));
+  const s = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2']), async () => `http://127.0.0.1:${port}`);
   assert.equal(s.nodeState.get('flink-jm'), 'jobmanager not answering');
   assert.equal(s.nodeState.get('flink-tm-1'), 'unknown (no jobmanager)');
   assert.equal(s.healthy, false);
