@@ -27,7 +27,7 @@ test('the CLI cluster\'s names carry its subnet, so two subnets never share a na
   const a = clusterTopology({ clusterSubnet: '10.231.0.0/24' });
   const b = clusterTopology({ clusterSubnet: '10.231.1.0/24' });
   assert.deepEqual(a.nodes.map((n) => n.netns), [
-    'kafka-1', 'kafka-2', 'kafka-3', 'flink-jm', 'flink-tm-1', 'flink-tm-2', 'zk-1', 'zk-2', 'zk-3', 'ch-1-1', 'ch-1-2', 'ch-2-1', 'ch-2-2',
+    'kafka-1', 'kafka-2', 'kafka-3', 'flink-jm', 'flink-tm-1', 'flink-tm-2', 'flink-jm-2', 'zk-1', 'zk-2', 'zk-3', 'ch-1-1', 'ch-1-2', 'ch-2-1', 'ch-2-2',
   ].map((n) => `adclick-ce700-${n}`));
   assert.equal(new Set([...a.nodes, ...b.nodes].map((n) => n.netns)).size, 2 * a.nodes.length);
   assert.notEqual(a.bridge, b.bridge);
