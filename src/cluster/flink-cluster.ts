@@ -1,8 +1,8 @@
-// The Flink tier of the cluster form: a standalone session cluster (one JobManager, N
-// TaskManagers), each its own JVM in its own network namespace, started from the Maven
+// The Flink tier of the cluster form: a standalone session cluster (JobManagers, one leading,
+// and N TaskManagers), each its own JVM in its own network namespace, started from the Maven
 // jars of flink-dist.ts with the JVM memory flags Flink's own scripts use (BashJavaUtils
 // GET_JM_RESOURCE_PARAMS / GET_TM_RESOURCE_PARAMS). The job jar is uploaded and run
-// through the JobManager's REST API (/jars/upload, /jars/:id/run), as on any session
+// through the leading JobManager's REST API (/jars/upload, /jars/:id/run), as on any session
 // cluster. Checkpoints and savepoints go to a host directory every node reaches (the
 // namespaces share the host's filesystem), with RocksDB state.
 //
