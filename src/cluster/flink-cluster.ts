@@ -12,7 +12,7 @@
 // pointers in ZooKeeper under `/adclick-flink/<cluster id>`. When the leader dies, a standby
 // wins the election, recovers the job from those pointers (same job id, its latest completed
 // checkpoint) and the TaskManagers find it through ZooKeeper; nothing is resubmitted by us. REST
-// calls go to the leader's REST endpoint, which this class reads from ZooKeeper (leaderRestUrl).
+// calls go to the leader's REST endpoint, which this class reads from ZooKeeper (readLeaderRestUrl).
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
@@ -393,6 +393,10 @@ export class FlinkCluster {
       throw new FlinkRestError(`Flink REST ${init.method ?? 'GET'} ${path}: cannot read the leader from ZooKeeper: ${(err as Error).message}`, 503);
     });
     if (!leader) throw new FlinkRestError(`Flink REST ${init.method ?? 'GET'} ${path}: no JobManager leads (nothing in ZooKeeper at ${flinkRestLeaderPath(this.options.ha.clusterId)})`, 503);
+    // Only ever one of our own JobManagers' addresses, whatever the znode says.
+    if (!this.options.jobManagers.some((n) => this.nodeRestUrl(n) === leader)) {
+      throw new FlinkRestError(`Flink REST ${init.method ?? 'GET'} ${path}: ZooKeeper names ${leader} as the leader, which is not a JobManager of this cluster`, 503);
+    }
     this.lastLeaderUrl = leader;
     const res = await fetch(`${leader}${path}`, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();

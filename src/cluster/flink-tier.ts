@@ -96,7 +96,8 @@ export async function flinkTierStatus(config: Pick<Config, 'clusterFlinkRestPort
   const urlOf = (address: string) => `http://${address}:${config.clusterFlinkRestPort}`;
   const leader = await leaderUrl().catch(() => undefined);
   const leaderNode = jms.find((n) => urlOf(n.address) === leader);
-  const rest = leader ?? urlOf(jms[0]!.address);
+  // Only our own nodes' addresses are ever asked, whatever ZooKeeper says.
+  const rest = urlOf((leaderNode ?? jms[0]!).address);
   const overview = await getJson<{ taskmanagers: number; 'slots-total': number; 'slots-available': number }>(`${rest}/overview`);
   const tms = await getJson<{ taskmanagers: { id: string; path?: string; slotsNumber: number; freeSlots: number }[] }>(`${rest}/taskmanagers`);
   const jobs = await getJson<{ jobs: { jid: string; name: string; state: string }[] }>(`${rest}/jobs/overview`);

@@ -96,6 +96,11 @@ test('cluster status: JobManager, each TaskManager by its address, the job; unhe
     assert.equal(noLeader.nodeState.get('flink-jm'), 'jobmanager answering, standby');
     assert.match(noLeader.lines[0]!, /no JobManager leads/);
     assert.equal(noLeader.healthy, false);
+    // A znode naming an address outside the cluster is reported, never contacted (the fake JobManager is asked instead).
+    const foreign = await flinkTierStatus({ clusterFlinkRestPort: port }, topo('127.0.0.1', ['127.0.0.2']), async () => 'http://192.0.2.1:8081');
+    assert.match(foreign.lines[0]!, /no JobManager leads \(ZooKeeper names http:\/\/192\.0\.2\.1:8081, not a node of this cluster\)/);
+    assert.equal(foreign.nodeState.get('flink-tm-1'), 'taskmanager registered (1/2 slots used)', 'the TaskManagers as the cluster\'s own JobManager reports them');
+    assert.equal(foreign.healthy, false);
   } finally {
     server.close();
   }
