@@ -6,8 +6,8 @@
 //   down    stops a running `cluster up` and removes whatever a crashed one left (from the state file)
 //   status  each node: namespace, address, process, cut or not, answering or not; partitions' ISR
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { loadConfig, type Config } from '../shared/config.ts';
+import { dirname, join } from 'node:path';
+import { configToEnv, loadConfig, type Config } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { tcpProbe } from '../stack/health.ts';
 import { kafkaAnswersMetadata } from '../stack/kafka-admin.ts';
@@ -90,7 +90,8 @@ export function statelessTiers(config: Config, topology: Topology, bootstrap: st
   const redis = new RedisNode({ node, stateDir: join(dir, 'stateless'), logger: log });
   const tier = new StatelessTier({
     config, nodes: topology.nodes, kafkaBootstrap: bootstrap, stateDir: join(dir, 'stateless'), logger: log,
-    clickhouseUrls, clickhouseCluster: tierClusterName(config), env: { REDIS_URL: redis.url },
+    // The instances get this config (configToEnv), not just the caller's environment; only addresses differ.
+    clickhouseUrls, clickhouseCluster: tierClusterName(config), env: { ...configToEnv(config), REDIS_URL: redis.url },
   });
   return { tier, redis };
 }
@@ -123,6 +124,69 @@ async function readUp(upFile: string): Promise<UpRecord | undefined> {
   }
 }
 
+/** Every tier of the cluster form, built (nothing started) by prepareClusterForm. */
+export interface ClusterForm {
+  readonly topology: Topology;
+  readonly kafka: KafkaCluster;
+  readonly clickhouse: ReturnType<typeof clickhouseTier>;
+  readonly flink: Awaited<ReturnType<typeof prepareFlinkTier>>['flink'];
+  readonly stateless: StatelessTiers | null;
+  readonly durability: { replicationFactor: number; minInsyncReplicas: number };
+  /** Network, Kafka + topics, ZooKeeper + ClickHouse, Flink + job, Redis, the stateless instances; what `cluster up` prints. */
+  start(): Promise<string>;
+  /** Stops what started, in reverse, and removes the network (idempotent). */
+  stop(): Promise<void>;
+}
+
+/**
+ * What `cluster up` starts, as objects: `up` runs it in the foreground, the whole-pipeline
+ * cluster test (test/cluster/pipeline-cluster.test.ts) holds the handles to inject faults.
+ * `stateFile` records the network for `down` and for clean-up after a crash.
+ */
+export async function prepareClusterForm(config: Config, stateFile: string, log: ReturnType<typeof createLogger>): Promise<ClusterForm> {
+  const dir = dirname(stateFile);
+  const durability = kafkaDurability(config, 'cluster', KAFKA_NODES.length);
+  const topology = clusterTopology(config);
+  const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
+  const kafka = new KafkaCluster({
+    dist, stateDir: dir, nodes: topology.nodes.filter((n) => KAFKA_NODES.includes(n.name)), port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
+    durability, heapMax: config.kafkaHeapMax, readyTimeoutMs: Math.max(config.kafkaReadyTimeoutMs, 180_000), logger: log,
+  });
+  const { flink, jar } = await prepareFlinkTier({ config, topology, stateDir: dir, repoRoot: DEFAULT_REPO_ROOT, logger: log });
+  const chTier = clickhouseTier({ config, topology, stateDir: dir, logger: log });
+  const tiers = statelessTiers(config, topology, kafka.bootstrap, chTier.clickhouse.status().map((r) => r.url), dir, log);
+  let stopping: Promise<void> | undefined;
+  return {
+    topology, kafka, clickhouse: chTier, flink, stateless: tiers, durability,
+    async start() {
+      await createNetwork(topology, stateFile);
+      const t0 = Date.now();
+      await kafka.start();
+      await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
+      await chTier.start();
+      const job = await startFlinkTier(flink, jar, config, kafka.bootstrap, log);
+      await tiers?.redis.start();
+      await tiers?.tier.start();
+      let text = renderNodes(topology, kafka, Date.now() - t0, durability, [...chTier.render(), ...renderFlinkTier(flink, job)]);
+      if (tiers) {
+        const t = tiers.tier;
+        text += t.status().map((x) => `  ${x.name.padEnd(8)} ${x.address.padEnd(15)} ${x.role} pid ${x.pid ?? '-'}`).join('\n') +
+          `\n  ${REDIS_NODE.padEnd(8)} ${tiers.redis.url.padEnd(15)} redis pid ${tiers.redis.pid ?? '-'}` +
+          `\n  clicks: ${t.gatewayUrl}/v1/clicks, queries: ${t.queryUrl}/v1/… (HAProxy, health checks on /readyz); sinks: consumer group ${config.sinkGroupId}\n`;
+      }
+      return text;
+    },
+    stop: () => (stopping ??= (async () => {
+      await tiers?.tier.stop();
+      await tiers?.redis.stop();
+      await flink.stop();
+      await chTier.stop();
+      await kafka.stop();
+      await destroyNetwork(stateFile);
+    })()),
+  };
+}
+
 export async function clusterUp(config: Config, print: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   const log = createLogger('cluster', config.logLevel);
   const { dir, stateFile, upFile } = paths(config);
@@ -132,28 +196,11 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   if (running && running.pid !== process.pid && isAlive(running.pid)) {
     throw new Error(`a cluster is already running (pid ${running.pid}); run \`adclick cluster down\` first`);
   }
-  const durability = kafkaDurability(config, 'cluster', KAFKA_NODES.length);
-  const topology = clusterTopology(config);
-  const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
-  const kafka = new KafkaCluster({
-    dist, stateDir: dir, nodes: topology.nodes.filter((n) => KAFKA_NODES.includes(n.name)), port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
-    durability, heapMax: config.kafkaHeapMax, readyTimeoutMs: Math.max(config.kafkaReadyTimeoutMs, 180_000), logger: log,
-  });
-  const { flink, jar } = await prepareFlinkTier({ config, topology, stateDir: dir, repoRoot: DEFAULT_REPO_ROOT, logger: log });
-
-  const chTier = clickhouseTier({ config, topology, stateDir: dir, logger: log });
-  const tiers = statelessTiers(config, topology, kafka.bootstrap, chTier.clickhouse.status().map((r) => r.url), dir, log);
-  const stateless = tiers?.tier;
-  let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= (async () => {
-    await stateless?.stop();
-    await tiers?.redis.stop();
-    await flink.stop();
-    await chTier.stop();
-    await kafka.stop();
-    await destroyNetwork(stateFile);
+  const form = await prepareClusterForm(config, stateFile, log);
+  const stop = async () => {
+    await form.stop();
     await rm(upFile, { force: true });
-  })());
+  };
   // Signals during start-up stop the half-started cluster too: nothing outlives `up`.
   let signalled: NodeJS.Signals | undefined;
   let wake: () => void = () => undefined;
@@ -165,18 +212,8 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await writeFile(upFile, JSON.stringify({ pid: process.pid, bootstrap: kafka.bootstrap, startedAt: new Date().toISOString() } satisfies UpRecord) + '\n', { mode: 0o600 });
-    await createNetwork(topology, stateFile);
-    const t0 = Date.now();
-    await kafka.start();
-    await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
-    await chTier.start();
-    const job = await startFlinkTier(flink, jar, config, kafka.bootstrap, log);
-    await tiers?.redis.start();
-    await stateless?.start();
-    print(renderNodes(topology, kafka, Date.now() - t0, durability, [...chTier.render(), ...renderFlinkTier(flink, job)]));
-    if (stateless) print(stateless.status().map((s) => `  ${s.name.padEnd(8)} ${s.address.padEnd(15)} ${s.role} pid ${s.pid ?? '-'}`).join('\n') + `\n  ${REDIS_NODE.padEnd(8)} ${tiers!.redis.url.padEnd(15)} redis pid ${tiers!.redis.pid ?? '-'}` +
-      `\n  clicks: ${stateless.gatewayUrl}/v1/clicks, queries: ${stateless.queryUrl}/v1/… (HAProxy, health checks on /readyz); sinks: consumer group ${config.sinkGroupId}\n`);
+    await writeFile(upFile, JSON.stringify({ pid: process.pid, bootstrap: form.kafka.bootstrap, startedAt: new Date().toISOString() } satisfies UpRecord) + '\n', { mode: 0o600 });
+    print(await form.start());
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     await stop();
     return 0;
