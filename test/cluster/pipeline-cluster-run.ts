@@ -41,15 +41,26 @@ export interface FaultLine {
   duplicated: number;
   queryErrors: number;
   recovery: string;
-  /** Reads through the balancer during the phase that did not answer 200. */
+  /**
+   * Reads through the balancer during the phase that got no answer from a query API: network
+   * errors, no answer in 30 s, 502/504 (HAProxy found no server). A 503 with Retry-After (the
+   * API shedding load) is an answer. `readStatuses` has every outcome.
+   */
   readFailures: number;
   reads: number;
+  readStatuses: Record<string, number>;
+  /** Clicks accepted after the fault was injected (traffic flowed through it). */
+  acceptedAfterFault: number;
 }
 
 export interface PipelineRunOptions {
   readonly faults: readonly FaultName[];
-  /** Distinct clicks per phase and their rate (bounded: the simulator stops at the count or after maxPhaseMs). */
-  readonly clicksPerPhase: number;
+  /**
+   * Each phase sends at `rate` for `phaseMs` (at most rate × phaseMs distinct clicks; fewer
+   * when the gateways cannot keep up on a loaded box); the fault comes a third of the way in,
+   * so traffic flows before, during and after it.
+   */
+  readonly phaseMs: number;
   readonly rate: number;
 }
 
@@ -138,6 +149,7 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
     // Reads through the balancer all along (one every 200 ms): they must keep answering.
     let reads = 0;
     let readFailures = 0;
+    const readStatuses: Record<string, number> = {};
     let reading = true;
     const reader = (async () => {
       const key = keys.get(advertiserIdBase)!;
@@ -145,10 +157,13 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
         reads++;
         try {
           const res = await fetch(`${apiUrl}/v1/campaigns/${campaignIdBase}/clicks?from=${Math.floor(phaseStart / HOUR) * HOUR}&to=${Math.ceil((phaseStart + 1) / HOUR) * HOUR + HOUR}&granularity=1m`,
-            { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(10_000) });
+            { headers: { authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(30_000) });
           await res.arrayBuffer();
-          if (res.status !== 200 && res.status !== 404) readFailures++;
-        } catch {
+          readStatuses[res.status] = (readStatuses[res.status] ?? 0) + 1;
+          if (res.status === 502 || res.status === 504) readFailures++;
+        } catch (err) {
+          const kind = (err as Error).name === 'TimeoutError' ? 'timeout' : 'network';
+          readStatuses[kind] = (readStatuses[kind] ?? 0) + 1;
           readFailures++;
         }
         await sleep(200);
@@ -157,19 +172,20 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
 
     let generated = 0;
     const traffic = simulate({
-      url: tier.gatewayUrl, keyId, secret, rate: o.rate, count: o.clicksPerPhase, durationMs: Math.ceil(o.clicksPerPhase / o.rate) * 1000 * 3,
+      url: tier.gatewayUrl, keyId, secret, rate: o.rate, durationMs: o.phaseMs,
       seed: 1000 + phase, ads, campaigns, advertisers, adIdBase, campaignIdBase, advertiserIdBase,
       ledger, concurrency: 16, maxAttempts: 30, requestTimeoutMs: 10_000, backoffMaxMs: 2000, drainTimeoutMs: 120_000,
       onProgress: (p) => { generated = p.generated; }, progressIntervalMs: 200,
     });
-    while (generated < o.clicksPerPhase / 3 && Date.now() - phaseStart < 300_000) await sleep(100);
+    await sleep(o.phaseMs / 3);
+    const acceptedBeforeFault = ledger.size;
 
     let recovery = '';
     let after: () => Promise<void> = async () => undefined;
     const faultAt = Date.now();
     if (fault === 'kill-sink') {
       tier.kill('sink-1');
-      note(`phase ${phase + 1}: kill -9 sink-1 after ${generated} clicks; sink-2 must take its partitions`);
+      note(`phase ${phase + 1}: kill -9 sink-1 after ${generated} clicks generated; sink-2 must take its partitions`);
       after = async () => {
         const alive = tier.status().find((s) => s.name === 'sink-1')!.alive;
         assert.equal(alive, false, 'sink-1 stayed dead while its partitions were counted by sink-2');
@@ -214,6 +230,7 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
       };
     }
     const sim = await traffic;
+    const acceptedAfterFault = ledger.size - acceptedBeforeFault;
     for (const e of ledger) wholeLedger.record(e);
     const checked = await drainAndCheck(() => ({ apiUrl, apiKey: keys.get(advertiserIdBase)!, keys, ledger, adIds, campaignIds, fromMs: phaseStart - 2 * MINUTE, toMs: Date.now() + MINUTE }),
       { timeoutMs: 300_000, stableMs: 90_000, note });
@@ -223,7 +240,7 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
     await reader;
     const line: FaultLine = {
       fault, sent: sim.generated, accepted: ledger.size, unknown: sim.unknown.length, counted: checked.counted, lost: checked.lost, duplicated: checked.duplicated,
-      queryErrors: checked.errors, recovery, readFailures, reads,
+      queryErrors: checked.errors, recovery, readFailures, reads, readStatuses, acceptedAfterFault,
     };
     lines.push(line);
     note(`  ${JSON.stringify(line)}${checked.samples.length ? `\n  samples: ${checked.samples.join('; ')}` : ''}`);
