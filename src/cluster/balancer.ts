@@ -4,8 +4,12 @@
 // single box's gateway (src/gateway/main.ts) with the same configuration keys; only
 // addresses differ: ADCLICK_BIND_HOST is the node's address, KAFKA_BROKERS the cluster's,
 // ADCLICK_TRUSTED_PROXIES the balancer's address (its X-Forwarded-For carries the client).
-// With `query` nodes and a ClickHouse URL, the query API (src/serving.ts with
-// ADCLICK_SERVING_ROLE=query) runs behind the same balancer on the query port.
+// With ClickHouse replicas, the query API (src/serving.ts with ADCLICK_SERVING_ROLE=query)
+// runs on the query nodes behind the same balancer on the query port, and the sinks
+// (ADCLICK_SERVING_ROLE=sink, one consumer group) on the sink nodes, not balanced: Kafka's
+// group protocol splits the partitions between them. Every serving instance gets the whole
+// replica list as CLICKHOUSE_URL, rotated by its index, so they start on different replicas
+// and each fails over to the next when its own cannot be reached (server-store.ts).
 // Clients use the balancer's address; the nodes are reachable from the host through the
 // bridge. Every process is a child of the caller; the namespaces are the topology's, so
 // `destroyNetwork` ends whatever is left.
@@ -21,17 +25,20 @@ import type { ClusterNode } from './topology.ts';
 /** Node names of this tier in a topology. */
 export const GATEWAY_NODES = ['gw-1', 'gw-2'] as const;
 export const QUERY_NODES = ['query-1', 'query-2'] as const;
+export const SINK_NODES = ['sink-1', 'sink-2'] as const;
 export const BALANCER_NODE = 'lb';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 
 export interface StatelessTierOptions {
   readonly config: Pick<Config, 'gatewayPort' | 'queryPort' | 'logLevel' | 'stopTimeoutMs'>;
-  /** The topology's nodes; those named in GATEWAY_NODES / QUERY_NODES / BALANCER_NODE are used. */
+  /** The topology's nodes; those named in GATEWAY_NODES / QUERY_NODES / SINK_NODES / BALANCER_NODE are used. */
   readonly nodes: readonly ClusterNode[];
   readonly kafkaBootstrap: string;
-  /** For the query API; empty: no query tier. It must be reachable from the namespaces. */
-  readonly clickhouseUrl?: string;
+  /** ClickHouse replicas (HTTP URLs reachable from the namespaces); none: no query API and no sinks. */
+  readonly clickhouseUrls?: readonly string[];
+  /** ADCLICK_CLICKHOUSE_CLUSTER of the serving instances. */
+  readonly clickhouseCluster?: string;
   /** Logs, per-instance data dirs, haproxy.cfg and its stats socket. */
   readonly stateDir: string;
   readonly logger: Logger;
@@ -40,7 +47,8 @@ export interface StatelessTierOptions {
   readonly checkIntervalMs?: number;
 }
 
-interface Instance { readonly node: ClusterNode; readonly role: 'gateway' | 'query'; child: ChildProcess | null; log: WriteStream | null }
+type Role = 'gateway' | 'query' | 'sink';
+interface Instance { readonly node: ClusterNode; readonly role: Role; child: ChildProcess | null; log: WriteStream | null }
 
 export class StatelessTier {
   readonly statsSocket: string;
@@ -57,8 +65,10 @@ export class StatelessTier {
       return n;
     };
     this.balancer = need(BALANCER_NODE);
-    const query = o.clickhouseUrl ? QUERY_NODES.map((n) => ({ node: need(n), role: 'query' as const, child: null, log: null })) : [];
-    this.instances = [...GATEWAY_NODES.map((n) => ({ node: need(n), role: 'gateway' as const, child: null, log: null })), ...query];
+    const serving = o.clickhouseUrls?.length
+      ? [...QUERY_NODES.map((n) => ({ node: need(n), role: 'query' as const, child: null, log: null })), ...SINK_NODES.map((n) => ({ node: need(n), role: 'sink' as const, child: null, log: null }))]
+      : [];
+    this.instances = [...GATEWAY_NODES.map((n) => ({ node: need(n), role: 'gateway' as const, child: null, log: null })), ...serving];
     this.statsSocket = join(o.stateDir, 'haproxy.sock');
     this.haproxy = new HaproxyProcess({
       configFile: join(o.stateDir, 'haproxy.cfg'), statsSocket: this.statsSocket, netns: this.balancer.netns, logger: o.logger,
@@ -72,16 +82,16 @@ export class StatelessTier {
   }
 
   get queryUrl(): string | null {
-    return this.o.clickhouseUrl ? `http://${this.balancer.address}:${this.o.config.queryPort}` : null;
+    return this.o.clickhouseUrls?.length ? `http://${this.balancer.address}:${this.o.config.queryPort}` : null;
   }
 
   haproxyConfigText(): string {
-    const tier = (name: string, role: Instance['role'], port: number): BalancedTier => ({
+    const tier = (name: string, role: Role, port: number): BalancedTier => ({
       name, bindAddress: this.balancer.address, port, healthPath: '/readyz',
       servers: this.instances.filter((i) => i.role === role).map((i) => ({ name: i.node.name, address: i.node.address, port })),
     });
     const tiers = [tier('gateway', 'gateway', this.o.config.gatewayPort)];
-    if (this.o.clickhouseUrl) tiers.push(tier('query', 'query', this.o.config.queryPort));
+    if (this.o.clickhouseUrls?.length) tiers.push(tier('query', 'query', this.o.config.queryPort));
     return haproxyConfig({ tiers, statsSocket: this.statsSocket, checkIntervalMs: this.o.checkIntervalMs ?? 1000, fall: 2, rise: 2 });
   }
 
@@ -107,7 +117,8 @@ export class StatelessTier {
     };
     const env = i.role === 'gateway'
       ? { ...common, ADCLICK_GATEWAY_PORT: String(config.gatewayPort), ADCLICK_GATEWAY_ID: i.node.name }
-      : { ...common, ADCLICK_QUERY_PORT: String(config.queryPort), CLICKHOUSE_URL: this.o.clickhouseUrl!, ADCLICK_SERVING_ROLE: 'query', ADCLICK_ADMIN_PORT: '0' };
+      : { ...common, ADCLICK_QUERY_PORT: String(config.queryPort), CLICKHOUSE_URL: this.replicaListFor(i).join(','), ADCLICK_CLICKHOUSE_CLUSTER: this.o.clickhouseCluster ?? '',
+        ADCLICK_SERVING_ROLE: i.role, ADCLICK_ADMIN_PORT: '0' };
     const entry = i.role === 'gateway' ? join('src', 'gateway', 'main.ts') : join('src', 'serving.ts');
     i.log ??= createWriteStream(join(this.o.stateDir, `${i.node.name}.log`), { flags: 'a' });
     // `ip netns exec` execs node in place: the child's pid is the instance's own.
@@ -117,6 +128,16 @@ export class StatelessTier {
     i.child = child;
     this.o.logger.info({ node: i.node.name, role: i.role, address: i.node.address, pid: child.pid }, 'stateless instance started');
     return child;
+  }
+
+  /**
+   * The replica list one serving instance gets: every replica, rotated by the instance's
+   * index among the serving nodes, so the instances start on different replicas.
+   */
+  replicaListFor(i: Pick<Instance, 'node'>): string[] {
+    const urls = this.o.clickhouseUrls ?? [];
+    const k = this.instances.filter((x) => x.role !== 'gateway').findIndex((x) => x.node.name === i.node.name);
+    return urls.map((_, j) => urls[(j + Math.max(0, k)) % urls.length]!);
   }
 
   /** SIGKILL one instance (fault tests). */

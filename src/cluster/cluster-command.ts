@@ -6,8 +6,8 @@
 //   down    stops a running `cluster up` and removes whatever a crashed one left (from the state file)
 //   status  each node: namespace, address, process, cut or not, answering or not; partitions' ISR
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { loadConfig, NO_REDIS, type Config } from '../shared/config.ts';
+import { dirname, join } from 'node:path';
+import { configToEnv, loadConfig, type Config } from '../shared/config.ts';
 import { createLogger } from '../shared/logger.ts';
 import { tcpProbe } from '../stack/health.ts';
 import { kafkaAnswersMetadata } from '../stack/kafka-admin.ts';
@@ -16,11 +16,12 @@ import { ensurePrivateDir, isAlive } from '../stack/pid-files.ts';
 import { ensureTopics, kafkaDurability, pipelineTopics } from '../stack/topics.ts';
 import { DEFAULT_REPO_ROOT } from '../stack/up.ts';
 import { FLINK_NODES, flinkTierStatus, isFlinkNode, prepareFlinkTier, renderFlinkTier, startFlinkTier } from './flink-tier.ts';
-import { CLICKHOUSE_TIER_NODES, clickhouseTier, clickhouseTierNodeStatus } from './clickhouse-tier.ts';
+import { CLICKHOUSE_TIER_NODES, clickhouseTier, clickhouseTierNodeStatus, tierClusterName } from './clickhouse-tier.ts';
 import { describePartitions, KafkaCluster } from './kafka-cluster.ts';
 import { CUT_TABLE, listNamespaces, namespacePids, nftRuleset } from './netns.ts';
 import { createNetwork, destroyNetwork, parseSubnet, planTopology, readNetworkState, type Topology } from './topology.ts';
-import { BALANCER_NODE, GATEWAY_NODES, StatelessTier } from './balancer.ts';
+import { BALANCER_NODE, GATEWAY_NODES, QUERY_NODES, SINK_NODES, StatelessTier } from './balancer.ts';
+import { REDIS_NODE, REDIS_PORT, RedisNode } from './redis-node.ts';
 
 const USAGE = `usage: adclick cluster up | down | status
 
@@ -30,13 +31,16 @@ const USAGE = `usage: adclick cluster up | down | status
            ClickHouse 2 shards x 2 replicas (schema migrated ON CLUSTER), then a Flink session
            cluster with JobManager HA on that ZooKeeper (2 JobManagers, leader and standby, + 2
            TaskManagers, each in its own namespace) and submit the job through the leader's REST
-           API once (unless Flink recovered it from its HA store); print the
-           nodes; with ADCLICK_SIGNING_KEYS also 2 gateways behind HAProxy (own
-           namespaces); runs in the foreground until Ctrl-C, then stops the nodes and removes the network
+           API once (unless Flink recovered it from its HA store); print the nodes; with
+           ADCLICK_SIGNING_KEYS also the stateless tiers, each instance in its own namespace:
+           Redis, 2 gateways and 2 query APIs behind HAProxy, 2 sinks in one consumer group
+           writing to the ClickHouse cluster (every serving instance has the replica list and
+           fails over); runs in the foreground until Ctrl-C, then stops the nodes and removes
+           the network
   down     stop a running \`cluster up\`; remove namespaces, links and rules a crashed one left
   status   each node's namespace, address, process, cut or not, and whether it answers:
            Kafka, ZooKeeper, ClickHouse, the Flink JobManagers (which one leads), the
-           TaskManagers and the job's state
+           TaskManagers and the job's state, Redis, gateways, query APIs, sinks and the balancer
 `;
 
 const KAFKA_NODES = ['kafka-1', 'kafka-2', 'kafka-3'];
@@ -65,20 +69,32 @@ export function clusterTopology(config: Pick<Config, 'clusterSubnet'> & Partial<
 }
 
 // --- stateless tier hook (balancer.ts) ---------------------------------------------------
-// Two gateways behind HAProxy, each in a namespace of its own, after every other node. Only
-// with ADCLICK_SIGNING_KEYS: a gateway on a non-loopback address refuses the public
-// development key. With the default node list they get .25 (gw-1), .26 (gw-2), .27 (lb).
+// The stateless tiers, each instance in a namespace of its own, after every other node:
+// two gateways and two query APIs behind HAProxy, two sinks in one consumer group, Redis.
+// Only with ADCLICK_SIGNING_KEYS: a gateway on a non-loopback address refuses the public
+// development key. With the default node list: .25 gw-1, .26 gw-2, .27 lb, .28 query-1,
+// .29 query-2, .30 sink-1, .31 sink-2, .32 redis.
 function statelessNodes(config: Partial<Pick<Config, 'signingKeys'>>): string[] {
-  return config.signingKeys ? [...GATEWAY_NODES, BALANCER_NODE] : [];
+  return config.signingKeys ? [...GATEWAY_NODES, BALANCER_NODE, ...QUERY_NODES, ...SINK_NODES, REDIS_NODE] : [];
 }
 
-function statelessTier(config: Config, topology: Topology, bootstrap: string, dir: string, log: ReturnType<typeof createLogger>): StatelessTier | null {
+export interface StatelessTiers { readonly tier: StatelessTier; readonly redis: RedisNode }
+
+/**
+ * The stateless tiers on a topology planned by clusterTopology (nothing started). Exported
+ * so the whole-pipeline cluster test starts exactly what `cluster up` starts.
+ */
+export function statelessTiers(config: Config, topology: Topology, bootstrap: string, clickhouseUrls: readonly string[], flinkRestUrl: string, dir: string, log: ReturnType<typeof createLogger>): StatelessTiers | null {
   if (!config.signingKeys) return null;
-  // Redis listens on the host's loopback, which the namespaces do not reach: the gateways
-  // run without it (they fail open: dedup and rate limits are per gateway) unless
-  // REDIS_URL names an address they reach.
-  const redis: Record<string, string> = /^rediss?:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/.test(config.redisUrl) ? { REDIS_URL: NO_REDIS } : {};
-  return new StatelessTier({ config, nodes: topology.nodes, kafkaBootstrap: bootstrap, stateDir: join(dir, 'stateless'), logger: log, env: redis });
+  const node = topology.nodes.find((n) => n.name === REDIS_NODE);
+  if (!node) throw new Error(`the stateless tiers need a node named ${REDIS_NODE} in the topology`);
+  const redis = new RedisNode({ node, stateDir: join(dir, 'stateless'), logger: log });
+  const tier = new StatelessTier({
+    config, nodes: topology.nodes, kafkaBootstrap: bootstrap, stateDir: join(dir, 'stateless'), logger: log,
+    // The instances get this config (configToEnv), not just the caller's environment; only addresses differ.
+    clickhouseUrls, clickhouseCluster: tierClusterName(config), env: { ...configToEnv(config), REDIS_URL: redis.url, ADCLICK_FLINK_REST_URL: flinkRestUrl },
+  });
+  return { tier, redis };
 }
 // --- end of the stateless tier hook ------------------------------------------------------
 
@@ -109,6 +125,69 @@ async function readUp(upFile: string): Promise<UpRecord | undefined> {
   }
 }
 
+/** Every tier of the cluster form, built (nothing started) by prepareClusterForm. */
+export interface ClusterForm {
+  readonly topology: Topology;
+  readonly kafka: KafkaCluster;
+  readonly clickhouse: ReturnType<typeof clickhouseTier>;
+  readonly flink: Awaited<ReturnType<typeof prepareFlinkTier>>['flink'];
+  readonly stateless: StatelessTiers | null;
+  readonly durability: { replicationFactor: number; minInsyncReplicas: number };
+  /** Network, Kafka + topics, ZooKeeper + ClickHouse, Flink + job, Redis, the stateless instances; what `cluster up` prints. */
+  start(): Promise<string>;
+  /** Stops what started, in reverse, and removes the network (idempotent). */
+  stop(): Promise<void>;
+}
+
+/**
+ * What `cluster up` starts, as objects: `up` runs it in the foreground, the whole-pipeline
+ * cluster test (test/cluster/pipeline-cluster.test.ts) holds the handles to inject faults.
+ * `stateFile` records the network for `down` and for clean-up after a crash.
+ */
+export async function prepareClusterForm(config: Config, stateFile: string, log: ReturnType<typeof createLogger>): Promise<ClusterForm> {
+  const dir = dirname(stateFile);
+  const durability = kafkaDurability(config, 'cluster', KAFKA_NODES.length);
+  const topology = clusterTopology(config);
+  const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
+  const kafka = new KafkaCluster({
+    dist, stateDir: dir, nodes: topology.nodes.filter((n) => KAFKA_NODES.includes(n.name)), port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
+    durability, heapMax: config.kafkaHeapMax, readyTimeoutMs: Math.max(config.kafkaReadyTimeoutMs, 180_000), logger: log,
+  });
+  const { flink, jar } = await prepareFlinkTier({ config, topology, stateDir: dir, repoRoot: DEFAULT_REPO_ROOT, logger: log });
+  const chTier = clickhouseTier({ config, topology, stateDir: dir, logger: log });
+  const tiers = statelessTiers(config, topology, kafka.bootstrap, chTier.clickhouse.status().map((r) => r.url), flink.restUrl, dir, log);
+  let stopping: Promise<void> | undefined;
+  return {
+    topology, kafka, clickhouse: chTier, flink, stateless: tiers, durability,
+    async start() {
+      await createNetwork(topology, stateFile);
+      const t0 = Date.now();
+      await kafka.start();
+      await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
+      await chTier.start();
+      const job = await startFlinkTier(flink, jar, config, kafka.bootstrap, log);
+      await tiers?.redis.start();
+      await tiers?.tier.start();
+      let text = renderNodes(topology, kafka, Date.now() - t0, durability, [...chTier.render(), ...renderFlinkTier(flink, job)]);
+      if (tiers) {
+        const t = tiers.tier;
+        text += t.status().map((x) => `  ${x.name.padEnd(8)} ${x.address.padEnd(15)} ${x.role} pid ${x.pid ?? '-'}`).join('\n') +
+          `\n  ${REDIS_NODE.padEnd(8)} ${tiers.redis.url.padEnd(15)} redis pid ${tiers.redis.pid ?? '-'}` +
+          `\n  clicks: ${t.gatewayUrl}/v1/clicks, queries: ${t.queryUrl}/v1/… (HAProxy, health checks on /readyz); sinks: consumer group ${config.sinkGroupId}\n`;
+      }
+      return text;
+    },
+    stop: () => (stopping ??= (async () => {
+      await tiers?.tier.stop();
+      await tiers?.redis.stop();
+      await flink.stop();
+      await chTier.stop();
+      await kafka.stop();
+      await destroyNetwork(stateFile);
+    })()),
+  };
+}
+
 export async function clusterUp(config: Config, print: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   const log = createLogger('cluster', config.logLevel);
   const { dir, stateFile, upFile } = paths(config);
@@ -118,26 +197,11 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   if (running && running.pid !== process.pid && isAlive(running.pid)) {
     throw new Error(`a cluster is already running (pid ${running.pid}); run \`adclick cluster down\` first`);
   }
-  const durability = kafkaDurability(config, 'cluster', KAFKA_NODES.length);
-  const topology = clusterTopology(config);
-  const dist = await ensureKafkaDist({ cacheDir: join(config.dataDir, 'cache'), version: config.kafkaVersion, logger: log });
-  const kafka = new KafkaCluster({
-    dist, stateDir: dir, nodes: topology.nodes.filter((n) => KAFKA_NODES.includes(n.name)), port: config.kafkaPort, controllerPort: config.kafkaControllerPort,
-    durability, heapMax: config.kafkaHeapMax, readyTimeoutMs: Math.max(config.kafkaReadyTimeoutMs, 180_000), logger: log,
-  });
-  const { flink, jar } = await prepareFlinkTier({ config, topology, stateDir: dir, repoRoot: DEFAULT_REPO_ROOT, logger: log });
-
-  const chTier = clickhouseTier({ config, topology, stateDir: dir, logger: log });
-  const stateless = statelessTier(config, topology, kafka.bootstrap, dir, log);
-  let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= (async () => {
-    await stateless?.stop();
-    await flink.stop();
-    await chTier.stop();
-    await kafka.stop();
-    await destroyNetwork(stateFile);
+  const form = await prepareClusterForm(config, stateFile, log);
+  const stop = async () => {
+    await form.stop();
     await rm(upFile, { force: true });
-  })());
+  };
   // Signals during start-up stop the half-started cluster too: nothing outlives `up`.
   let signalled: NodeJS.Signals | undefined;
   let wake: () => void = () => undefined;
@@ -149,16 +213,8 @@ export async function clusterUp(config: Config, print: (s: string) => void = (s)
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await writeFile(upFile, JSON.stringify({ pid: process.pid, bootstrap: kafka.bootstrap, startedAt: new Date().toISOString() } satisfies UpRecord) + '\n', { mode: 0o600 });
-    await createNetwork(topology, stateFile);
-    const t0 = Date.now();
-    await kafka.start();
-    await ensureTopics(kafka.bootstrap, pipelineTopics(config, durability), log);
-    await chTier.start();
-    const job = await startFlinkTier(flink, jar, config, kafka.bootstrap, log);
-    await stateless?.start();
-    print(renderNodes(topology, kafka, Date.now() - t0, durability, [...chTier.render(), ...renderFlinkTier(flink, job)]));
-    if (stateless) print(stateless.status().map((s) => `  ${s.name.padEnd(8)} ${s.address.padEnd(15)} ${s.role} pid ${s.pid ?? '-'}`).join('\n') + `\n  clicks: ${stateless.gatewayUrl}/v1/clicks (HAProxy, health checks on /readyz)\n`);
+    await writeFile(upFile, JSON.stringify({ pid: process.pid, bootstrap: form.kafka.bootstrap, startedAt: new Date().toISOString() } satisfies UpRecord) + '\n', { mode: 0o600 });
+    print(await form.start());
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     await stop();
     return 0;
@@ -225,11 +281,19 @@ export async function clusterStatus(config: Config, print: (s: string) => void =
       continue;
     }
     if (!NODES.includes(n.name)) {
-      // A stateless node (gateway, balancer): its process, and whether its port answers.
-      const port = n.name === BALANCER_NODE || GATEWAY_NODES.includes(n.name as never) ? config.gatewayPort : config.queryPort;
+      // A stateless node: its process, and whether its port answers. A sink serves no port
+      // (its admin surface is on the namespace's loopback): its process is what shows.
+      if (SINK_NODES.includes(n.name as never)) {
+        healthy &&= exists && !cut && pids.length > 0;
+        lines.push(`  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pids ${pids.join(',') || '-'}  ${!exists ? 'no namespace' : cut ? 'CUT OFF' : pids.length ? `sink running (group ${config.sinkGroupId})` : 'no process'}`);
+        continue;
+      }
+      const port = n.name === REDIS_NODE ? REDIS_PORT : n.name === BALANCER_NODE || GATEWAY_NODES.includes(n.name as never) ? config.gatewayPort : config.queryPort;
       const answers = exists && !cut && (await tcpProbe(n.address, port, 1000));
-      healthy &&= answers;
-      lines.push(`  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pids ${pids.join(',') || '-'}  ${!exists ? 'no namespace' : cut ? 'CUT OFF' : answers ? `port ${port} answering` : pids.length ? `port ${port} not answering` : 'no process'}`);
+      const lbQuery = n.name === BALANCER_NODE && answers && (await tcpProbe(n.address, config.queryPort, 1000));
+      healthy &&= answers && (n.name !== BALANCER_NODE || lbQuery);
+      const what = n.name === BALANCER_NODE ? `ports ${port}+${config.queryPort}` : `port ${port}`;
+      lines.push(`  ${n.name.padEnd(8)} ${n.address.padEnd(15)} ${n.netns.padEnd(22)} pids ${pids.join(',') || '-'}  ${!exists ? 'no namespace' : cut ? 'CUT OFF' : answers && (n.name !== BALANCER_NODE || lbQuery) ? `${what} answering` : pids.length ? `${what} not answering` : 'no process'}`);
       continue;
     }
     if (!KAFKA_NODES.includes(n.name)) {

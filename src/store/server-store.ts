@@ -18,6 +18,7 @@ import { StorageQueue, type StorageQueueOptions, type StorageQueueStats } from '
 export const SERVER_CONNECTIONS = 10;
 
 export interface ServerStoreOptions {
+  /** One server URL, or a comma-separated list of replicas of one cluster (failover in that order, see clickhouseUrls). */
   readonly url: string;
   readonly logger: Logger;
   /** Per-request timeout; default 30 s. */
@@ -51,13 +52,38 @@ export function clusterSettings(insertQuorum: number): ClickHouseSettings {
   return s as ClickHouseSettings;
 }
 
+/** CLICKHOUSE_URL split into its URLs (a comma-separated list names replicas of one cluster). */
+export function clickhouseUrls(raw: string): string[] {
+  const urls = raw.split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0) throw new Error('CLICKHOUSE_URL names no server');
+  return urls;
+}
+
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * An error that says the server was not reached (or went away mid-call), not that it refused
+ * the statement: the next replica may answer. A statement the server rejected is not retried.
+ */
+export function isConnectionError(err: unknown): boolean {
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && CONNECTION_ERRORS.has(e.code)) return true;
+    if (typeof e.message === 'string' && /socket hang up|ECONNREFUSED|ECONNRESET|EHOSTUNREACH/.test(e.message)) return true;
+  }
+  return false;
+}
+
 export class ServerStore implements Store {
   readonly kind = 'server' as const;
   private closed = false;
   private readonly queue: StorageQueue;
+  /** Index into `clients` of the replica calls go to until it stops answering. */
+  private current = 0;
 
   private constructor(
-    private readonly client: ClickHouseClient,
+    private readonly clients: readonly ClickHouseClient[],
+    private readonly hosts: readonly string[],
+    private readonly log: Logger,
     readonly capabilities: StoreCapabilities,
     readonly storagePolicy: string,
     readonly cluster: string | undefined,
@@ -67,26 +93,47 @@ export class ServerStore implements Store {
   }
 
   static async open(opts: ServerStoreOptions): Promise<ServerStore> {
-    const url = new URL(opts.url);
-    // Tables are always addressed as `adclick.<table>`; a database in the URL path would
-    // become the session default and must already exist, so it is dropped here.
-    if (url.pathname && url.pathname !== '/') {
-      opts.logger.warn({ module: 'store', path: url.pathname }, 'CLICKHOUSE_URL path ignored: AdClick tables live in database "adclick"');
-      url.pathname = '/';
-    }
+    const urls = clickhouseUrls(opts.url).map((raw) => {
+      const url = new URL(raw);
+      // Tables are always addressed as `adclick.<table>`; a database in the URL path would
+      // become the session default and must already exist, so it is dropped here.
+      if (url.pathname && url.pathname !== '/') {
+        opts.logger.warn({ module: 'store', path: url.pathname }, 'CLICKHOUSE_URL path ignored: AdClick tables live in database "adclick"');
+        url.pathname = '/';
+      }
+      return url;
+    });
     const cluster = opts.cluster || undefined;
     if (cluster) {
       const bad = clusterNameProblem(cluster);
       if (bad) throw new Error(bad);
     }
-    const client = createClient({
+    // Several URLs only make sense as replicas of one cluster: every one holds the same tables.
+    if (urls.length > 1 && !cluster) throw new Error('CLICKHOUSE_URL lists several servers: set ADCLICK_CLICKHOUSE_CLUSTER (they must be replicas of that cluster)');
+    const clients = urls.map((url) => createClient({
       url,
       request_timeout: opts.requestTimeoutMs ?? 30_000,
       application: 'adclick',
       max_open_connections: opts.queue?.concurrency ?? SERVER_CONNECTIONS,
       ...(cluster ? { clickhouse_settings: clusterSettings(opts.insertQuorum ?? 1) } : {}),
-    });
+    }));
+    // The first replica that answers; the others are the failover order.
+    let first = -1;
+    let lastErr: unknown;
+    for (let i = 0; i < clients.length && first < 0; i++) {
+      try {
+        await clients[i]!.ping().then((r) => { if (!r.success) throw r.error; });
+        first = i;
+      } catch (err) {
+        lastErr = err;
+        if (!isConnectionError(err) && clients.length === 1) break;
+      }
+    }
+    if (first < 0) first = 0; // none answers: the version query below reports why
+    const client = clients[first]!;
+    const url = urls[first]!;
     try {
+      if (lastErr && clients.length > 1) opts.logger.child({ module: 'store' }).warn({ err: lastErr, using: url.host }, 'a ClickHouse replica of CLICKHOUSE_URL does not answer; using the next');
       const rs = await client.query({ query: 'SELECT version() AS v', format: 'JSON' });
       const version = String(normaliseRows<{ v: string }>((await rs.json()) as JsonResult)[0]?.v ?? '0.0');
       const caps = capabilitiesFor(version);
@@ -113,11 +160,39 @@ export class ServerStore implements Store {
         if (problem) throw new Error(`ADCLICK_CLICKHOUSE_CLUSTER: ${problem}`);
         log.info({ cluster, insertQuorum: opts.insertQuorum ?? 1 }, 'ClickHouse cluster: reads and writes through Distributed tables');
       }
-      return new ServerStore(client, caps, policy, cluster, opts.queue);
+      const store = new ServerStore(clients, urls.map((u) => u.host), opts.logger.child({ module: 'store' }), caps, policy, cluster, opts.queue);
+      store.current = first;
+      return store;
     } catch (err) {
-      await client.close();
+      await Promise.all(clients.map((c) => c.close()));
       throw err;
     }
+  }
+
+  /**
+   * Run `fn` on the current replica; when it cannot be reached, on the next one (each at
+   * most once per call), which becomes current. Statements are safe to repeat: reads, the
+   * idempotent DDL, and the sink's writes (ReplacingMergeTree upserts by key).
+   */
+  private async withFailover<T>(fn: (client: ClickHouseClient) => Promise<T>): Promise<T> {
+    const n = this.clients.length;
+    for (let tried = 1; ; tried++) {
+      const at = this.current;
+      try {
+        return await fn(this.clients[at]!);
+      } catch (err) {
+        if (n === 1 || tried >= n || !isConnectionError(err)) throw err;
+        if (this.current === at) {
+          this.current = (at + 1) % n;
+          this.log.warn({ err, from: this.hosts[at], to: this.hosts[this.current] }, 'ClickHouse replica unreachable: failing over to the next one of CLICKHOUSE_URL');
+        }
+      }
+    }
+  }
+
+  /** Host of the replica calls go to now (`host:port`). */
+  get currentHost(): string {
+    return this.hosts[this.current]!;
   }
 
   private prepare(sql: string, params?: QueryParams): { query: string; query_params?: Record<string, unknown> } {
@@ -132,26 +207,33 @@ export class ServerStore implements Store {
     // Settings travel as HTTP URL parameters, which every server version reads (18.16 included).
     const clickhouse_settings = opts.settings ? (opts.settings as Record<string, unknown> as ClickHouseSettings) : undefined;
     return this.queue.run(async () => {
-      const rs = await this.client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort, clickhouse_settings });
-      return normaliseRows<T>((await rs.json()) as JsonResult);
+      return this.withFailover(async (client) => {
+        const rs = await client.query({ ...this.prepare(sql, params), format: 'JSON', abort_signal: abort, clickhouse_settings });
+        return normaliseRows<T>((await rs.json()) as JsonResult);
+      });
     });
   }
 
   async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
     this.assertOpen();
     if (rows.length === 0) return;
-    await this.queue.run(() => this.client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow' }));
+    await this.queue.run(() => this.withFailover((client) => client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow' })));
   }
 
   async command(sql: string, params?: QueryParams): Promise<void> {
     this.assertOpen();
-    await this.queue.run(() => this.client.command(this.prepare(sql, params)));
+    await this.queue.run(() => this.withFailover((client) => client.command(this.prepare(sql, params))));
   }
 
   async ping(): Promise<boolean> {
     if (this.closed) return false;
+    // Ready while any replica of the list answers (calls fail over to it).
     try {
-      return (await this.client.ping()).success;
+      return await this.withFailover(async (client) => {
+        const r = await client.ping();
+        if (!r.success) throw r.error;
+        return true;
+      });
     } catch {
       return false;
     }
@@ -164,7 +246,7 @@ export class ServerStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.client.close();
+    await Promise.all(this.clients.map((c) => c.close()));
   }
 
   private assertOpen(): void {

@@ -32,3 +32,28 @@ test('the CLI cluster\'s names carry its subnet, so two subnets never share a na
   assert.equal(new Set([...a.nodes, ...b.nodes].map((n) => n.netns)).size, 2 * a.nodes.length);
   assert.notEqual(a.bridge, b.bridge);
 });
+
+test('with signing keys the stateless tiers follow, each node on its own address: gateways, balancer, query APIs, sinks, Redis', async () => {
+  const { clusterTopology } = await import('../../../src/cluster/cluster-command.ts');
+  const t = clusterTopology({ clusterSubnet: '10.231.0.0/24', signingKeys: 'k:s' });
+  const tail = t.nodes.slice(14).map((n) => `${n.name}@${n.address}`);
+  assert.deepEqual(tail, ['gw-1@10.231.0.25', 'gw-2@10.231.0.26', 'lb@10.231.0.27', 'query-1@10.231.0.28', 'query-2@10.231.0.29',
+    'sink-1@10.231.0.30', 'sink-2@10.231.0.31', 'redis@10.231.0.32']);
+});
+
+test('every serving instance gets every ClickHouse replica, starting on a different one', async () => {
+  const { clusterTopology } = await import('../../../src/cluster/cluster-command.ts');
+  const { StatelessTier, QUERY_NODES, SINK_NODES } = await import('../../../src/cluster/balancer.ts');
+  const { createLogger } = await import('../../../src/shared/logger.ts');
+  const t = clusterTopology({ clusterSubnet: '10.231.0.0/24', signingKeys: 'k:s' });
+  const urls = ['http://a:8123', 'http://b:8123', 'http://c:8123', 'http://d:8123'];
+  const tier = new StatelessTier({
+    config: { gatewayPort: 8080, queryPort: 8081, logLevel: 'silent', stopTimeoutMs: 1000 }, nodes: t.nodes, kafkaBootstrap: 'x:9092',
+    clickhouseUrls: urls, clickhouseCluster: 'adclick', stateDir: '/nonexistent', logger: createLogger('test', 'silent'),
+  });
+  const lists = [...QUERY_NODES, ...SINK_NODES].map((name) => tier.replicaListFor({ node: t.nodes.find((n) => n.name === name)! }));
+  for (const l of lists) assert.deepEqual([...l].sort(), urls);
+  assert.deepEqual(lists.map((l) => l[0]), urls, 'each instance starts on its own replica');
+  assert.match(tier.haproxyConfigText(), /backend query[\s\S]*server query-1 10\.231\.0\.28:8081 check[\s\S]*server query-2 10\.231\.0\.29:8081 check/);
+  assert.doesNotMatch(tier.haproxyConfigText(), /sink-/, 'sinks are not balanced: the consumer group splits the partitions');
+});
