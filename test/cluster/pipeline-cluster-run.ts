@@ -1,6 +1,5 @@
-// The whole pipeline on the cluster form, under cluster faults (issue 18), shared by the long
-// test (pipeline-cluster.test.ts: kill -9 a sink, a query API, a ClickHouse replica) and the
-// short one (pipeline-cluster-short.test.ts: the sink kill alone).
+// The whole pipeline on the cluster form, under cluster faults (issue 18), run by
+// pipeline-cluster.test.ts (kill -9 a sink, a query API, a ClickHouse replica).
 //
 // The cluster is started by the code `adclick cluster up` runs (prepareClusterForm): 3 Kafka,
 // ZooKeeper + ClickHouse 2×2, the Flink session cluster with the job, Redis, 2 gateways and
