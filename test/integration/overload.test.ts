@@ -176,3 +176,78 @@ test('(1) past ADCLICK_BACKPRESSURE_MAX_LAG of a stalled group the gateway answe
   assert.deepEqual(missing, [], 'every accepted click is in the topic');
   assert.equal(read.size, ledger.size);
 });
+
+test('(2) the serving admin port (/healthz, /metrics) answers within 2 s while the sink chews through a 200k-record backlog of the real topics', { timeout: 400_000 }, async (t) => {
+  const { SINK_TOPICS } = await import('../../src/sink/batch.ts');
+  const { startServing } = await import('../../src/serving.ts');
+  const { loadConfig } = await import('../../src/shared/config.ts');
+  const { createLogger } = await import('../../src/shared/logger.ts');
+  const { freePort } = await import('../helpers/kafka.ts');
+  const { WindowAggregate } = await import('../../src/shared/proto.ts');
+  await ensureTopics(kafka.bootstrap, Object.values(SINK_TOPICS).map((name) => ({ name, partitions: 2, configs: {} })), logger);
+
+  // The backlog: 150k deduplicated clicks (raw_clicks) and 50k window aggregates, as the job writes them.
+  const RAW = 150_000;
+  const AGG = 50_000;
+  const client = new KafkaJs.KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJs.KafkaJS.logLevel.NOTHING } });
+  const producer = client.producer({ kafkaJS: { idempotent: true, compression: KafkaJs.KafkaJS.CompressionTypes.LZ4 } } as never);
+  await producer.connect();
+  const T0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3 * 3_600_000;
+  for (let i = 0; i < RAW; i += 5000) {
+    const messages = Array.from({ length: 5000 }, (_, j) => {
+      const n = i + j;
+      const value = Buffer.from(ClickEvent.encode({ impressionId: `imp_bl_${run}_${n}`, eventType: 'click', adId: 1 + (n % 500), campaignId: 1 + (n % 50), advertiserId: 1 + (n % 5), userId: `u${n}`,
+        eventTimeMs: T0 + (n % 3_600_000), receivedAtMs: T0 + (n % 3_600_000), clientIpHash: Buffer.alloc(16), keyId: 'k1', gatewayId: 'gw' }).finish());
+      return { key: `imp_bl_${run}_${n}`, value };
+    });
+    await producer.send({ topic: SINK_TOPICS.deduped, messages });
+  }
+  for (let i = 0; i < AGG; i += 5000) {
+    const messages = Array.from({ length: 5000 }, (_, j) => {
+      const n = i + j;
+      const w = T0 + Math.floor(n / 500) * 60_000;
+      const value = Buffer.from(WindowAggregate.encode({ granularity: 1, adId: 1 + (n % 500), campaignId: 1 + (n % 50), advertiserId: 1 + (n % 5), windowStartMs: w, windowEndMs: w + 60_000, clicks: 3, final: true, emittedAtMs: w + 61_000 }).finish());
+      return { key: String(1 + (n % 500)), value };
+    });
+    await producer.send({ topic: SINK_TOPICS.aggregates, messages });
+  }
+  await producer.disconnect();
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'adclick-overload-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  // Flink REST on a loopback port nothing listens on (never another stack's job).
+  const config = loadConfig({}, { dataDir, clickhouseUrl: '', kafkaBrokers: kafka.bootstrap, queryPort: await freePort(), flinkRestUrl: `http://127.0.0.1:${await freePort()}`, pipelinePollMs: 1000 });
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  const serving = await startServing(config, createLogger('test', process.env.TEST_LOG_LEVEL ?? 'silent'), { adminPort: 0 });
+  t.after(() => serving.stop());
+  delay.enable();
+  const base = `http://127.0.0.1:${serving.adminPort}`;
+  const probes: { path: string; ms: number; status: number }[] = [];
+  const stored = () => [...serving.sink!.committedOffsets()].filter(([k]) => k.startsWith(`${SINK_TOPICS.deduped}\u0000`) || k.startsWith(`${SINK_TOPICS.aggregates}\u0000`)).reduce((s, [, o]) => s + o, 0);
+  const started = performance.now();
+  const deadline = Date.now() + 300_000;
+  let i = 0;
+  while (stored() < RAW + AGG && Date.now() < deadline) {
+    const path = i++ % 2 ? '/metrics' : '/healthz';
+    const t0 = performance.now();
+    let status = 0;
+    try {
+      const res = await fetch(base + path, { signal: AbortSignal.timeout(30_000) });
+      await res.text();
+      status = res.status;
+    } catch { /* status 0: no answer within 30 s */ }
+    probes.push({ path, ms: performance.now() - t0, status });
+    await sleep(100);
+  }
+  delay.disable();
+  const chewSec = (performance.now() - started) / 1000;
+  assert.equal(stored(), RAW + AGG, 'the sink stored and committed the whole backlog');
+  const worst = (p: string) => Math.max(...probes.filter((x) => x.path === p).map((x) => x.ms));
+  const figures = { records: RAW + AGG, chewSec: +chewSec.toFixed(1), probes: probes.length, worstHealthzMs: Math.round(worst('/healthz')), worstMetricsMs: Math.round(worst('/metrics')),
+    loopDelayMaxMs: Math.round(delay.max / 1e6), loopDelayP99Ms: Math.round(delay.percentile(99) / 1e6) };
+  t.diagnostic(`serving under a backlog: ${JSON.stringify(figures)}`);
+  console.log(`OVERLOAD-FIGURES ${JSON.stringify(figures)}`);
+  assert.ok(probes.length >= 5, 'probed while the sink worked');
+  assert.ok(probes.every((p) => p.status === 200), `every probe answered 200 (${probes.filter((p) => p.status !== 200).length} did not)`);
+  assert.ok(figures.worstHealthzMs < 2000 && figures.worstMetricsMs < 2000, `admin answered within 2 s throughout: ${JSON.stringify(figures)}`);
+});
