@@ -18,6 +18,7 @@ import { RecentRefusals, separateAdmission, type Admission, type RateDecision, t
 import { clientErrorHandler, hasUnreadBody, serverTimeouts, MAX_RETRY_AFTER_SEC, type HttpTimeouts } from '../shared/http-admission.ts';
 import { cachedAnswer } from '../shared/cached-answer.ts';
 import { traceContextFor, type TraceContext } from './trace-context.ts';
+import type { Backpressure } from './backpressure.ts';
 
 export interface GatewayOptions {
   signingKeys: ReadonlyMap<string, string>;
@@ -52,6 +53,11 @@ export interface GatewayDeps {
   now?: () => number;
   /** Extra readiness checks (e.g. Redis) reported by /readyz; Redis is never required. */
   readiness?: () => Record<string, boolean>;
+  /**
+   * Back-pressure (backpressure.ts): while `refusing()`, new clicks are answered 503
+   * OVERLOADED + Retry-After before their body is read. Absent: never refuses.
+   */
+  backpressure?: Pick<Backpressure, 'refusing' | 'retryAfterSec'>;
   /** The whole gateway's /metrics text when this app is one of several workers (summed by the cluster primary). */
   metricsText?: () => Promise<string>;
 }
@@ -104,7 +110,7 @@ const MAX_JSON_DEPTH = 8;
 export const MAX_PENDING_CLICKS_PER_CLIENT = 64;
 
 export function buildGatewayApp(deps: GatewayDeps) {
-  const { options: o, publisher, dedup, rateLimiter, registry } = deps;
+  const { options: o, publisher, dedup, rateLimiter, registry, backpressure } = deps;
   const admission = deps.admission ?? separateAdmission(rateLimiter, dedup);
   const now = deps.now ?? Date.now;
   const clientAddress = createClientAddress({ trustedProxies: o.trustedProxies, ipv6Prefix: o.ipv6BucketPrefix ?? 64 });
@@ -281,6 +287,12 @@ export function buildGatewayApp(deps: GatewayDeps) {
     req.trace = traceOf(req.raw);
     reply.header('traceresponse', req.trace.header);
     if (!req.is404 && (req.method === 'GET' || req.method === 'HEAD')) return;
+    // Back-pressure: the pipeline is too far behind; refused before the body and the
+    // rate-limit charge (nothing is read, nothing is written, the client retries later).
+    if (backpressure?.refusing() && !req.is404 && req.method === 'POST' && (req.routeOptions.url === '/v1/clicks' || req.routeOptions.url === '/v1/clicks/batch')) {
+      if (hasUnreadBody(req.raw)) reply.header('connection', 'close');
+      throw new AppError('OVERLOADED', undefined, { retryAfterSec: backpressure.retryAfterSec });
+    }
     if (!req.is404 && req.method === 'POST' && req.routeOptions.url === '/v1/clicks') {
       // A single click (at most ADCLICK_MAX_BODY_BYTES, nesting refused while it arrives) is
       // charged with its edge-dedup read once its body is parsed: one Redis round trip, not

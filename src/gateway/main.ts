@@ -16,6 +16,7 @@ import { clusterMetrics, runClusterPrimary, workerIndex } from './cluster.ts';
 import { createEdgeDedup, verifiedAdmission } from './edge-dedup.ts';
 import { deriveFromSigningKeys } from '../shared/signature.ts';
 import { createRateLimiter } from './rate-limiter.ts';
+import { backpressureFromConfig } from './backpressure.ts';
 
 const config = loadConfig();
 const logger = createLogger('gateway', config.logLevel);
@@ -92,6 +93,8 @@ async function runGateway() {
   });
   // Marks are MACed with a key every gateway with these signing keys derives alike.
   const dedup = createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' }), deriveFromSigningKeys(signingKeys, 'edge-dedup-mark/v1'));
+  // Back-pressure on the pipeline's committed lag (ADCLICK_BACKPRESSURE_*; 0: off).
+  const backpressure = backpressureFromConfig(config, logger, registry);
   const app = buildGatewayApp({
     options: {
       signingKeys,
@@ -116,6 +119,7 @@ async function runGateway() {
     registry,
     readiness: () => ({ redis: redis?.status === 'ready' }),
     metricsText: clusterMetrics(registry),
+    backpressure: backpressure ?? undefined,
   });
 
   await app.listen({ host: config.host, port: config.gatewayPort });
@@ -130,6 +134,7 @@ async function runGateway() {
     force.unref();
     await app.close();
     ticker.stop();
+    await backpressure?.stop();
     await publisher.close();
     redis?.disconnect();
     process.exit(0);

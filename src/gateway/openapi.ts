@@ -12,7 +12,7 @@ import {
 /** Every code the gateway answers (docs/errors.md, "where" = gateway or all). */
 export const GATEWAY_ERROR_CODES = [
   'INVALID_JSON', 'INVALID_FIELD', 'SIGNATURE_INVALID', 'UNKNOWN_KEY', 'NOT_FOUND', 'PAYLOAD_TOO_LARGE',
-  'UNSUPPORTED_MEDIA_TYPE', 'TIMESTAMP_OUT_OF_RANGE', 'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL', ...CONNECTION_ERROR_CODES,
+  'UNSUPPORTED_MEDIA_TYPE', 'TIMESTAMP_OUT_OF_RANGE', 'RATE_LIMITED', 'UNAVAILABLE', 'OVERLOADED', 'INTERNAL', ...CONNECTION_ERROR_CODES,
 ] as const satisfies readonly ErrorCode[];
 
 /** Codes a single click of a batch can be rejected with (in its result, inside a 200). */
@@ -38,6 +38,7 @@ const NOTES: Partial<Record<ErrorCode, string>> = {
   INVALID_JSON: 'the body is not JSON, is empty, or nests deeper than 8 levels',
   RATE_LIMITED: 'per-client-IP limit (default 100 requests/s, burst 200; IPv6 clients per /64), charged before the body is read, so bad requests count too; a batch pays one request per click before its signatures are checked. Retry-After at most 60 s',
   UNAVAILABLE: 'Kafka unreachable or its circuit breaker open; nothing was accepted, retry',
+  OVERLOADED: 'back-pressure: the pipeline is more than ADCLICK_BACKPRESSURE_MAX_LAG records behind (committed consumer-group lag); nothing was accepted, retry after Retry-After (additive code)',
   INTERNAL: 'a bug; logged with details, never shown to the caller',
 };
 
@@ -88,7 +89,7 @@ const doc: OpenApiDocument = {
             headers: traced(),
             content: json(ref('ClickAnswer')),
           },
-          ...errors(['INVALID_JSON', 'INVALID_FIELD', 'SIGNATURE_INVALID', 'UNKNOWN_KEY', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'TIMESTAMP_OUT_OF_RANGE', 'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL'], NOTES),
+          ...errors(['INVALID_JSON', 'INVALID_FIELD', 'SIGNATURE_INVALID', 'UNKNOWN_KEY', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'TIMESTAMP_OUT_OF_RANGE', 'RATE_LIMITED', 'UNAVAILABLE', 'OVERLOADED', 'INTERNAL'], NOTES),
         },
       },
     },
@@ -101,7 +102,7 @@ const doc: OpenApiDocument = {
         requestBody: { required: true, description: `JSON, at most ${GATEWAY_DOC_DEFAULTS.maxBatchBodyBytes} bytes by default.`, content: json(ref('ClickBatch')) },
         responses: {
           '200': { description: 'One result per input click, in order.', headers: traced(), content: json(ref('BatchAnswer')) },
-          ...errors(['INVALID_JSON', 'INVALID_FIELD', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL'], {
+          ...errors(['INVALID_JSON', 'INVALID_FIELD', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'RATE_LIMITED', 'UNAVAILABLE', 'OVERLOADED', 'INTERNAL'], {
             ...NOTES,
             INVALID_FIELD: `the body is not {"clicks": [...]} with 1 to ${GATEWAY_DOC_DEFAULTS.maxBatchClicks} clicks (ADCLICK_MAX_BATCH_CLICKS); field \`clicks\``,
           }),

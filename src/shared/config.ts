@@ -54,6 +54,15 @@ const proxyList: Parser<string[]> = (raw, key) => {
   return entries;
 };
 
+/** group@topic pairs (ADCLICK_BACKPRESSURE_WATCH). */
+const watchList: Parser<string[]> = (raw, key) => {
+  const entries = list(raw, key);
+  for (const e of entries) {
+    if (!/^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+$/.test(e)) throw new Error(`${key}: "${e}" must be group@topic`);
+  }
+  return entries;
+};
+
 const servingRoleParser: Parser<'all' | 'sink' | 'query'> = (raw, key) => {
   const v = raw.trim().toLowerCase();
   if (v === 'all' || v === 'sink' || v === 'query') return v;
@@ -154,6 +163,10 @@ export const SETTINGS = {
   breakerOpenMs: setting('ADCLICK_BREAKER_OPEN_MS', 2000, int(100), 'How long the breaker stays open before a trial request'),
   gatewayTickMs: setting('ADCLICK_GATEWAY_TICK_MS', 1000, int(0, 60_000), 'Each gateway worker writes a progress tick to every partition of the clicks topic this often; the Flink job\'s watermarks move by ticks, so quiet partitions keep closing windows and a partition with a backlog is never taken for idle (0: off, then set ADCLICK_FLINK_IDLENESS_MS)'),
   producerStuckMs: setting('ADCLICK_KAFKA_STUCK_MS', 15_000, int(1000), 'Replace the gateway\'s Kafka producer with a fresh instance after this long without a successful delivery while deliveries fail (a wedged idempotent producer)'),
+  backpressureMaxLag: setting('ADCLICK_BACKPRESSURE_MAX_LAG', 500_000, (raw, key) => (raw.trim() === '' ? 0 : int(0)(raw, key)), 'Gateway back-pressure: above this many records of committed consumer-group lag (the largest of ADCLICK_BACKPRESSURE_WATCH) the gateway answers new clicks 503 OVERLOADED + Retry-After instead of accepting them (0 or empty: off)', undefined, { strictEmpty: true }),
+  backpressureResumeLag: setting('ADCLICK_BACKPRESSURE_RESUME_LAG', 0, int(0), 'Gateway back-pressure: once refusing, clicks are accepted again only when the lag is back at or below this (hysteresis); 0: half of ADCLICK_BACKPRESSURE_MAX_LAG', '0 (half the max)'),
+  backpressureWatch: setting('ADCLICK_BACKPRESSURE_WATCH', ['adclick-flink@clicks', 'adclick-sink@click-aggregates'], watchList, 'Gateway back-pressure: consumer groups whose committed lag is watched, comma-separated group@topic (a group that never committed on that topic is not counted: a stack without that consumer)', '`adclick-flink@clicks,adclick-sink@click-aggregates`'),
+  backpressurePollMs: setting('ADCLICK_BACKPRESSURE_POLL_MS', 2000, int(200), 'Gateway back-pressure: how often each gateway worker reads the watched lag (one OffsetFetch per group and one ListOffsets per topic; never per request)'),
   retryAfterSec: setting('ADCLICK_RETRY_AFTER_SEC', 2, int(1), 'Retry-After sent with 503 answers'),
   lingerMs: setting('ADCLICK_KAFKA_LINGER_MS', 1, int(0), 'Producer batching delay (linger.ms)'),
   compression: setting('ADCLICK_KAFKA_COMPRESSION', 'lz4', str, 'Producer compression codec (none, gzip, snappy, lz4, zstd)'),

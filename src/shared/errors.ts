@@ -26,6 +26,7 @@ export const ERRORS = {
   QUERY_TOO_EXPENSIVE: { status: 400, retryable: false, message: 'The query would return or read more rows than the server allows; narrow the range or use a coarser granularity' },
   RATE_LIMITED: { status: 429, retryable: true, message: 'Too many requests' },
   UNAVAILABLE: { status: 503, retryable: true, message: 'Temporarily unavailable, retry later' },
+  OVERLOADED: { status: 503, retryable: true, message: 'The pipeline is too far behind to take more clicks now; nothing was accepted, retry after Retry-After' },
   INTERNAL: { status: 500, retryable: true, message: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 

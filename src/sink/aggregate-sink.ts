@@ -20,7 +20,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
 import type { Store } from '../store/store.ts';
-import { buildBatch, SINK_TABLES, SINK_TOPICS, writeBatch, type SinkMessage, type SinkTopics, type TopicPartitionOffset, type WriteProgress } from './batch.ts';
+import { buildBatchYielding, SINK_TABLES, SINK_TOPICS, writeBatch, type SinkMessage, type SinkTopics, type TopicPartitionOffset, type WriteProgress } from './batch.ts';
 import { insertIsolating, quarantineDeadLetters, STORE_REFUSED, type RefusedRow } from './quarantine.ts';
 import { createSinkMetrics, type SinkMetrics } from './metrics.ts';
 import { traceSummary } from './trace-context.ts';
@@ -235,7 +235,8 @@ export class AggregateSink {
   /** Write one batch until ClickHouse acknowledges, then commit. False if abandoned at stop. */
   private async flush(messages: SinkMessage[]): Promise<boolean> {
     const started = process.hrtime.bigint();
-    const built = buildBatch(messages, this.opts.topics ?? SINK_TOPICS, this.now());
+    // Decoded a slice at a time: the admin port and the query API answer meanwhile (issue 17).
+    const built = await buildBatchYielding(messages, this.opts.topics ?? SINK_TOPICS, this.now());
     // With a fence, watermark rows wait in memory for the rows they vouch for (their
     // records' offsets are committed with the batch: after a crash the job's next
     // emission, every second or so, stands in for them).

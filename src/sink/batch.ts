@@ -11,6 +11,7 @@ import {
 } from '../store/rows.ts';
 import type { Store } from '../store/store.ts';
 import { insertIsolating, type RefusedRow } from './quarantine.ts';
+import { yieldToLoop } from '../shared/yield-to-loop.ts';
 
 export const SINK_TOPICS = {
   aggregates: 'click-aggregates',
@@ -66,6 +67,34 @@ function decode<T>(d: Decoder<T>, m: SinkMessage): T {
 }
 
 export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics = SINK_TOPICS, nowMs = Date.now()): SinkBatch {
+  const steps = batchSteps(messages, topics, nowMs, Infinity);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Records decoded between two turns of the event loop by buildBatchYielding. */
+export const BUILD_SLICE = 2000;
+
+
+/**
+ * buildBatch for the sink's own batches (up to ADCLICK_SINK_MAX_ROWS records): the same
+ * rows, decoded `slice` records at a time with a turn of the event loop between slices, so
+ * a 50,000-record batch (hundreds of ms of decoding, seconds on a starved CPU) never holds
+ * the loop that answers /healthz and /metrics (issue 17).
+ */
+export async function buildBatchYielding(messages: readonly SinkMessage[], topics: SinkTopics = SINK_TOPICS, nowMs = Date.now(), slice = BUILD_SLICE): Promise<SinkBatch> {
+  const steps = batchSteps(messages, topics, nowMs, slice);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await yieldToLoop();
+  }
+}
+
+/** The batch, built record by record; pauses (yields) after every `slice` records. */
+function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs: number, slice: number): Generator<void, SinkBatch> {
   const aggregates = new Map<string, AggregateRow>();
   // Keyed by the whole (ad, campaign, advertiser): an ad seen under two owners in one batch
   // (moved between campaigns, or a click claiming another advertiser) keeps both rows.
@@ -92,7 +121,12 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
     sources.set(row, m);
   };
 
+  let sinceYield = 0;
   for (const m of messages) {
+    if (++sinceYield > slice) {
+      sinceYield = 1;
+      yield;
+    }
     const offset = BigInt(m.offset);
     const k = `${m.topic}\u0000${m.partition}`;
     const prev = next.get(k);

@@ -117,3 +117,71 @@ export function createPartitionEndsReader(opts: { brokers: string; topics: reado
     close: admin.close,
   };
 }
+
+export interface GroupLag { readonly group: string; readonly topic: string; readonly lag: number; readonly partitions: number }
+
+/**
+ * The committed lag of other processes' consumer groups (gateway back-pressure): per watched
+ * `group@topic`, the sum over the topic's partitions of end (read_committed) − the group's
+ * committed offset. The committed offsets are read by a consumer of that group that never
+ * subscribes (so it never joins the group, takes no partition and commits nothing):
+ * `consumer.committed()` is an OffsetFetch like the admin call that crashes (see the top),
+ * through the consumer path that works. A group with no committed offset on the topic is
+ * left out (a stack without that consumer, or one that has not checkpointed yet); its
+ * partitions never committed while others are count from the low watermark (lagOf).
+ */
+export function createGroupLagReader(opts: { brokers: string; watch: readonly { group: string; topic: string }[]; timeoutMs?: number }): { read(): Promise<GroupLag[]>; close(): Promise<void> } {
+  const timeout = opts.timeoutMs ?? 3000;
+  const admin = lazyAdmin(opts.brokers, 'adclick-gateway-lag', timeout);
+  const brokers = opts.brokers.split(',').map((b) => b.trim()).filter(Boolean);
+  const consumers = new Map<string, KafkaJSTypes.Consumer>();
+  const consumerOf = async (group: string): Promise<KafkaJSTypes.Consumer> => {
+    let c = consumers.get(group);
+    if (!c) {
+      c = new KafkaJS.Kafka({ kafkaJS: { brokers, clientId: 'adclick-gateway-lag', logLevel: KafkaJS.logLevel.NOTHING, connectionTimeout: timeout, requestTimeout: timeout } })
+        .consumer({ kafkaJS: { groupId: group, autoCommit: false, fromBeginning: true } });
+      consumers.set(group, c);
+      try {
+        await c.connect();
+      } catch (err) {
+        consumers.delete(group);
+        await c.disconnect().catch(() => undefined);
+        throw err;
+      }
+    }
+    return c;
+  };
+  const drop = async (group: string) => {
+    const c = consumers.get(group);
+    consumers.delete(group);
+    await c?.disconnect().catch(() => undefined);
+  };
+  return {
+    read: () => admin.use(async (a) => {
+      const topics = [...new Set(opts.watch.map((w) => w.topic))];
+      const ends = new Map(await Promise.all(topics.map(async (topic) =>
+        [topic, await a.fetchTopicOffsets(topic, { timeout, isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED as never })] as const)));
+      const out: GroupLag[] = [];
+      for (const w of opts.watch) {
+        const parts = ends.get(w.topic)!;
+        let committed: { partition: number; offset: string }[];
+        try {
+          const c = await consumerOf(w.group);
+          const got = await c.committed(parts.map((p) => ({ topic: w.topic, partition: p.partition })), timeout);
+          committed = got.filter((g) => g.offset !== null && g.offset !== undefined && Number(g.offset) >= 0).map((g) => ({ partition: g.partition, offset: String(g.offset) }));
+        } catch (err) {
+          await drop(w.group);
+          throw err;
+        }
+        if (committed.length === 0) continue;
+        const lags = lagOf([{ topic: w.topic, partitions: committed }], [{ topic: w.topic, partitions: parts }]);
+        out.push({ group: w.group, topic: w.topic, lag: lags.reduce((s, l) => s + l.lag, 0), partitions: lags.length });
+      }
+      return out;
+    }),
+    async close() {
+      await Promise.all([...consumers.keys()].map(drop));
+      await admin.close();
+    },
+  };
+}

@@ -12,6 +12,10 @@ import { normaliseRows, type JsonResult } from './json-result.ts';
 import { serverParamValues } from './param-binder.ts';
 import { StorageQueue, type StorageQueueOptions, type StorageQueueStats } from './storage-queue.ts';
 import type { QueryParams, QuerySettings, Store, StoreCapabilities } from './store.ts';
+import { yieldToLoop } from '../shared/yield-to-loop.ts';
+
+/** Rows serialised between two turns of the event loop by insert(). */
+const INSERT_SLICE = 2000;
 
 export interface EmbeddedStoreOptions {
   /** Directory of the chdb data; default `<dataDir>/clickhouse`. */
@@ -148,9 +152,18 @@ export class EmbeddedStore implements Store {
   async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
     this.assertOpen();
     if (rows.length === 0) return;
-    let body = '';
-    for (const row of rows) body += JSON.stringify(row) + '\n';
-    await this.queue.run(() => this.session.insert({ table, values: Buffer.from(body), format: 'JSONEachRow' }));
+    // Serialised a slice at a time with a turn of the event loop between (a sink batch
+    // holds up to 50,000 rows: hundreds of ms in one go), so the serving process's admin
+    // port and query API answer meanwhile (issue 17).
+    const parts: Buffer[] = [];
+    for (let i = 0; i < rows.length; i += INSERT_SLICE) {
+      if (i > 0) await yieldToLoop();
+      let body = '';
+      for (const row of rows.slice(i, i + INSERT_SLICE)) body += JSON.stringify(row) + '\n';
+      parts.push(Buffer.from(body));
+    }
+    const values = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    await this.queue.run(() => this.session.insert({ table, values, format: 'JSONEachRow' }));
   }
 
   async command(sql: string, params?: QueryParams): Promise<void> {

@@ -191,7 +191,7 @@ function click(over: Record<string, unknown> = {}) {
  * /readyz), listening on a free loopback port. Each gateway sends its own X-Forwarded-For
  * (loopback is a trusted proxy here) so its Redis rate-limit bucket is its own.
  */
-async function startGateway(o: { brokers: string; perSecond: number; burst: number; metricsText?: () => Promise<string> }) {
+async function startGateway(o: { brokers: string; perSecond: number; burst: number; metricsText?: () => Promise<string>; backpressure?: { refusing(): boolean; retryAfterSec: number } }) {
   const redis = createOptionalRedis('redis://127.0.0.1:6379', logger);
   if (redis && redis.status !== 'ready') await new Promise((r) => redis.once('ready', r));
   const publisher = await createClickPublisher({
@@ -212,6 +212,7 @@ async function startGateway(o: { brokers: string; perSecond: number; burst: numb
     registry: createRegistry('gateway', false),
     readiness: () => ({ redis: redis?.status === 'ready' }),
     metricsText: o.metricsText,
+    backpressure: o.backpressure,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   after(async () => {
@@ -287,6 +288,12 @@ test('gateway: every documented answer of every operation, from a real broker an
   // Unknown routes are charged too, before their body is read.
   await expect(post(limited, '/anything', JSON.stringify({ clicks: [click()] })), 429, 'RATE_LIMITED');
   await expect(g.request(limited.base, 'GET', '/v1/clicks', { headers: { 'x-forwarded-for': limited.ip } }), 429, 'RATE_LIMITED');
+
+  // Back-pressure on (the pipeline-lag source itself is covered by overload.test.ts): 503 OVERLOADED + Retry-After.
+  const overloaded = await startGateway({ brokers: kafka.bootstrap, perSecond: 1_000_000, burst: 1_000_000, backpressure: { refusing: () => true, retryAfterSec: 3 } });
+  const over = await expect(post(overloaded, '/v1/clicks', JSON.stringify(click())), 503, 'OVERLOADED');
+  assert.equal(over.headers.get('retry-after'), '3');
+  await expect(post(overloaded, '/v1/clicks/batch', JSON.stringify({ clicks: [click()] })), 503, 'OVERLOADED');
 
   // Kafka bootstrap on a loopback port nothing listens on: never connected, nothing accepted.
   // Its /metrics stands for a worker whose cluster peers did not answer the aggregation.

@@ -52,3 +52,21 @@ test('an ad seen under two owners in one batch keeps an ad_owners row for each (
   const b = buildBatch([agg(5, 50, 7), agg(5, 51, 7), agg(5, 60, 8), agg(5, 50, 7)], undefined, 1);
   assert.deepEqual(b.owners.map((o) => [o.ad_id, o.campaign_id, o.advertiser_id]).sort(), [[5, 50, 7], [5, 51, 7], [5, 60, 8]]);
 });
+
+test('buildBatchYielding: the same batch as buildBatch, with turns of the event loop between slices (issue 17: the admin port answers meanwhile)', async () => {
+  const { buildBatchYielding } = await import('../../../src/sink/batch.ts');
+  const msgs: SinkMessage[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const value = Buffer.from(WindowAggregate.encode({ granularity: 1, adId: 1 + (i % 37), campaignId: 5, advertiserId: 7, windowStartMs: T0 + Math.floor(i / 37) * 60_000, windowEndMs: T0 + Math.floor(i / 37) * 60_000 + 60_000, clicks: i + 1, final: false, emittedAtMs: T0 + i }).finish());
+    msgs.push({ topic: 'click-aggregates', partition: i % 3, offset: String(i), key: null, value });
+  }
+  msgs.push({ topic: 'click-aggregates', partition: 0, offset: '5000', key: null, value: Buffer.from([0xff, 0xff]) }); // a dead letter too
+  let turns = 0;
+  const ticker = setInterval(() => turns++, 0);
+  const yielded = await buildBatchYielding(msgs, undefined, T0, 100);
+  clearInterval(ticker);
+  const plain = buildBatch(msgs, undefined, T0);
+  assert.deepEqual({ ...yielded, sources: null }, { ...plain, sources: null });
+  assert.equal(yielded.sources.size, plain.sources.size);
+  assert.ok(turns >= 3, `timers ran while 1001 records were decoded 100 at a time (${turns} turns)`);
+});
