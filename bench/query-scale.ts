@@ -282,24 +282,21 @@ async function beforeAfter(store: Store, adv: number, end: number, plans: [strin
   const cases: [string, () => Promise<unknown>, () => Promise<unknown>][] = [
     ['all-time campaign totals', () => campaignTotals(store, adv, end - (DAYS + 1) * DAY, end + H), () => allTimeCampaignTotals(store, adv, split)],
   ];
-  // late_clicks as stored (ordered by granularity, impression: every read of a granularity
-  // scans all its late clicks) against a copy ordered like the aggregates (owner first):
-  // each request's own late_clicks statements on both. Measured only; not shipped (README).
-  const byOwner = 'bench_truth.late_clicks_by_owner';
-  if (!(await store.query(`SELECT 1 FROM system.tables WHERE database = 'bench_truth' AND name = 'late_clicks_by_owner'`)).length) {
-    await store.command(`CREATE TABLE ${byOwner} AS ${DB}.late_clicks ENGINE = ReplacingMergeTree()
-ORDER BY (advertiser_id, campaign_id, granularity, window_start, ad_id, impression_id, event_type)`);
-    await store.command(`INSERT INTO ${byOwner} SELECT * FROM ${DB}.late_clicks`);
-  }
+  // late_clicks in its own order (granularity, impression: every read of a granularity scans
+  // all its late clicks; optimize_use_projections = 0) against the same statements as
+  // shipped, where the engine reads the owner-first projection (migration 10) when it has it.
+  const withProjection = (await store.query<{ n: number }>(
+    `SELECT count() AS n FROM system.projection_parts WHERE database = '${DB}' AND table = 'late_clicks' AND active`).catch(() => [{ n: 0 }]))[0];
+  console.log(`\nlate_clicks projection parts: ${Number(withProjection?.n ?? 0)}`);
   for (const [name, plan] of plans) {
     const late = plan.filter((s) => s.sql.includes(`${DB}.late_clicks`));
     if (!late.length) continue;
-    const run = (table: string) => async () => {
+    const run = (settings: QuerySettings) => async () => {
       const out: unknown[] = [];
-      for (const s of late) out.push(await store.query(s.sql.replaceAll(`${DB}.late_clicks`, table), s.params, { settings: s.settings }));
+      for (const s of late) out.push(await store.query(s.sql, s.params, { settings: { ...s.settings, ...settings } }));
       return out;
     };
-    cases.push([`statements reading late_clicks, ${name}: as stored / owner-first copy`, run(`${DB}.late_clicks`), run(byOwner)]);
+    cases.push([`statements reading late_clicks, ${name}: table order / projection`, run({ optimize_use_projections: 0 }), run({})]);
   }
   console.log('\n| statement (direct on the store, interleaved) | old p50 / p95 ms | new p50 / p95 ms | same answer |\n|---|---|---|---|');
   for (const [name, before, after] of cases) {
