@@ -79,8 +79,8 @@ WHERE advertiser_id = 3 AND granularity = '1m' AND window_start >= toDateTime(${
 WHERE advertiser_id = {adv:UInt64} AND window_start >= {from:DateTime} GROUP BY campaign_id, granularity, ws ORDER BY campaign_id, granularity, ws`;
   for (const adv of [2, 4]) {
     const p = { adv, from: BASE + 5 * H };
-    const viaTable = await store.query(sql, p, { settings: { optimize_use_projections: 0 } });
-    const viaProjection = await store.query(sql, p);
+    const viaTable: Record<string, unknown>[] = await store.query(sql, p, { settings: { optimize_use_projections: 0 } });
+    const viaProjection: Record<string, unknown>[] = await store.query(sql, p);
     assert.ok(viaTable.length > 100);
     assert.deepEqual(viaProjection, viaTable);
   }

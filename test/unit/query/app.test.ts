@@ -465,7 +465,7 @@ test('a key in use is re-checked after its answer once past half its TTL: revoca
   clock.now += 1500;
   assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200, 'answered from the cache');
   await new Promise((r) => setTimeout(r, 20));
-  assert.equal(repo.calls.findApiKey, lookups + 1, 'one re-check, after the answer');
+  assert.equal(repo.calls.findApiKey, lookups! + 1, 'one re-check, after the answer');
   assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 401, 'UNAUTHORIZED');
 });
 
