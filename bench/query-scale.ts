@@ -51,6 +51,8 @@ const argOf = (name: string, d: number) => { const i = args.indexOf(name); retur
 const N = argOf('--n', 40);
 const BUDGET_MS = argOf('--budget-s', 20) * 1000;
 const rebuild = args.includes('--rebuild');
+/** A build stopped after its 1m rows (the slowest step): keep the truth and 1m rows, redo the rest. */
+const resume = args.includes('--resume');
 
 const config = loadConfig(process.env, { clickhouseUrl: '', queryPort: await freePort(), host: '127.0.0.1', logLevel: 'warn', queryRateLimitPerSec: 100_000, queryRateLimitBurst: 100_000, queryIpRateLimitPerSec: 100_000, queryIpRateLimitBurst: 100_000 });
 const logger = createLogger('bench-query', 'error');
@@ -82,10 +84,17 @@ async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
   return r;
 }
 
+const cols = 'granularity, advertiser_id, campaign_id, ad_id, window_start, clicks, final, version, watermark_ms, emitted_at_ms, max_received_at_ms';
+const aggSelect = (g: string, window: string, clicks: string, where = '') => `INSERT INTO ${DB}.click_aggregates (${cols})
+SELECT '${g}', advertiser_id, campaign_id, ad_id, w, c, 1, c * 2 + 1, toInt64(toUInt32(w)) * 1000, toUInt64(toUInt32(w)) * 1000 + 60000, toUInt64(toUInt32(w)) * 1000 + 1000
+FROM (SELECT advertiser_id, campaign_id, ad_id, ${window} AS w, ${clicks} AS c FROM ${TRUTH} ${where} GROUP BY advertiser_id, campaign_id, ad_id, w)
+WHERE c > 0`;
+
 /** Generates the data set inside ClickHouse; `end` is the (hour-aligned) end of the data. */
-async function load(store: Store, end: number): Promise<void> {
+async function load(store: Store, end: number, resumeAfter1m = false): Promise<void> {
   const start = end / 1000 - MINUTES * 60;
   console.log(`loading ${STAMP} (end ${new Date(end).toISOString()}) ...`);
+  if (resumeAfter1m) return loadAfter1m(store, end);
   await store.command('CREATE DATABASE IF NOT EXISTS bench_truth');
   await store.command(`DROP TABLE IF EXISTS ${TRUTH}`);
   await store.command(`CREATE TABLE ${TRUTH} (
@@ -98,15 +107,17 @@ SELECT intDiv(ad - 1, ${CAMPAIGNS_PER_ADV * ADS_PER_CAMPAIGN}) + 1, intDiv(ad - 
   toDateTime(${start} + m * 60, 'UTC'), 1 + h % 4, if(intDiv(h, 64) % 400 = 0, 2, if(intDiv(h, 64) % 50 = 0, 1, 0))
 FROM (SELECT number % ${ADS} + 1 AS ad, intDiv(number, ${ADS}) AS m, cityHash64(number, 17) AS h FROM numbers(${ADS * MINUTES}))
 WHERE intDiv(h, 4) % ${DENSITY} = 0`));
-  const cols = 'granularity, advertiser_id, campaign_id, ad_id, window_start, clicks, final, version, watermark_ms, emitted_at_ms, max_received_at_ms';
-  const aggSelect = (g: string, window: string, clicks: string, where = '') => `INSERT INTO ${DB}.click_aggregates (${cols})
-SELECT '${g}', advertiser_id, campaign_id, ad_id, w, c, 1, c * 2 + 1, toInt64(toUInt32(w)) * 1000, toUInt64(toUInt32(w)) * 1000 + 60000, toUInt64(toUInt32(w)) * 1000 + 1000
-FROM (SELECT advertiser_id, campaign_id, ad_id, ${window} AS w, ${clicks} AS c FROM ${TRUTH} ${where} GROUP BY advertiser_id, campaign_id, ad_id, w)
-WHERE c > 0`;
   await timed('1m aggregates', () => store.command(aggSelect('1m', 'window_start', 'sum(n) - countIf(late > 0)')));
   await timed('1m older streaming versions (last 2 h)', () => store.command(`INSERT INTO ${DB}.click_aggregates (${cols})
 SELECT '1m', advertiser_id, campaign_id, ad_id, window_start, n - 1, 0, (n - 1) * 2, 0, 0, 0 FROM ${TRUTH}
 WHERE window_start >= toDateTime(${end / 1000 - 7200}, 'UTC') AND n > 1 AND late = 0`));
+  await loadAfter1m(store, end);
+}
+
+async function loadAfter1m(store: Store, end: number): Promise<void> {
+  // Whatever a stopped build left of the later steps goes first.
+  await store.command(`ALTER TABLE ${DB}.click_aggregates DELETE WHERE granularity IN ('5m', '1h') SETTINGS mutations_sync = 1`);
+  for (const t of ['late_clicks', 'raw_clicks', 'ad_owners', 'pipeline_watermarks']) await store.command(`TRUNCATE TABLE ${DB}.${t}`);
   await timed('5m aggregates', () => store.command(aggSelect('5m', 'toStartOfFiveMinutes(window_start)', 'sum(n) - countIf(late = 2)')));
   await timed('1h aggregates', () => store.command(aggSelect('1h', 'toStartOfHour(window_start)', 'sum(n) - countIf(late = 2)')));
   await timed('late_clicks', () => store.command(`INSERT INTO ${DB}.late_clicks
@@ -146,7 +157,10 @@ async function main(): Promise<void> {
     const s = JSON.parse(readFileSync(stampFile, 'utf8')) as { stamp: string; end: number };
     if (s.stamp === STAMP && Date.now() - s.end < MAX_AGE_MS) { end = s.end; reuse = true; }
   }
-  if (!reuse) {
+  if (!reuse && resume) {
+    // The stopped build's end: the truth's last minute + 1 (read below, once the engine is open).
+    end = -1;
+  } else if (!reuse) {
     rmSync(join(root, 'clickhouse'), { recursive: true, force: true });
     rmSync(join(root, 'clickhouse-cold'), { recursive: true, force: true });
     rmSync(stampFile, { force: true });
@@ -156,7 +170,12 @@ async function main(): Promise<void> {
   const serving = await startServing({ ...config, dataDir: root }, logger, { store, consumer: null, adminPort: 0 });
   try {
     if (!reuse) {
-      await load(raw, end);
+      if (end < 0) {
+        const [t] = await raw.query<{ e: number }>(`SELECT toUInt32(max(window_start)) + 60 AS e FROM ${TRUTH}`);
+        end = Number(t?.e) * 1000;
+        if (!(end > 0 && end % H === 0)) throw new Error(`--resume: no usable truth table (end ${end})`);
+      }
+      await load(raw, end, resume);
       writeFileSync(stampFile, JSON.stringify({ stamp: STAMP, end }) + '\n');
     } else {
       console.log(`reusing ${root} (${STAMP}, end ${new Date(end).toISOString()})`);
@@ -230,9 +249,14 @@ async function main(): Promise<void> {
     const plans: { sql: string; params?: QueryParams; settings?: QuerySettings }[][] = [];
     for (const p of probes) {
       await get(p.path, 3).catch(() => undefined); // warm the key cache and the engine's marks
-      store.recorded = [];
-      const body = await get(p.path, 3).catch((err: Error) => { console.log(`REFUSED  ${p.name}: ${err.message}`); return null; });
-      plans.push(store.recorded.filter((s) => !s.sql.includes(`${DB}.api_keys`)));
+      // Recorded per attempt: a refused try's statements are not part of the plan replayed.
+      let body: any = null;
+      for (let attempt = 1; attempt <= 3 && body === null; attempt++) {
+        if (attempt > 1) await new Promise((r) => setTimeout(r, 1000));
+        store.recorded = [];
+        body = await get(p.path).catch((err: Error) => { if (attempt === 3) console.log(`REFUSED  ${p.name}: ${err.message}`); return null; });
+      }
+      plans.push((store.recorded ?? []).filter((s) => !s.sql.includes(`${DB}.api_keys`)));
       store.recorded = null;
       const problem = body === null ? '' : await p.check(body);
       if (problem) { wrong++; console.log(`WRONG ANSWER  ${p.name}: ${problem}`); }
@@ -282,24 +306,21 @@ async function beforeAfter(store: Store, adv: number, end: number, plans: [strin
   const cases: [string, () => Promise<unknown>, () => Promise<unknown>][] = [
     ['all-time campaign totals', () => campaignTotals(store, adv, end - (DAYS + 1) * DAY, end + H), () => allTimeCampaignTotals(store, adv, split)],
   ];
-  // late_clicks as stored (ordered by granularity, impression: every read of a granularity
-  // scans all its late clicks) against a copy ordered like the aggregates (owner first):
-  // each request's own late_clicks statements on both. Measured only; not shipped (README).
-  const byOwner = 'bench_truth.late_clicks_by_owner';
-  if (!(await store.query(`SELECT 1 FROM system.tables WHERE database = 'bench_truth' AND name = 'late_clicks_by_owner'`)).length) {
-    await store.command(`CREATE TABLE ${byOwner} AS ${DB}.late_clicks ENGINE = ReplacingMergeTree()
-ORDER BY (advertiser_id, campaign_id, granularity, window_start, ad_id, impression_id, event_type)`);
-    await store.command(`INSERT INTO ${byOwner} SELECT * FROM ${DB}.late_clicks`);
-  }
+  // late_clicks in its own order (granularity, impression: every read of a granularity scans
+  // all its late clicks; optimize_use_projections = 0) against the same statements as
+  // shipped, where the engine reads the owner-first projection (migration 10) when it has it.
+  const withProjection = (await store.query<{ n: number }>(
+    `SELECT count() AS n FROM system.projection_parts WHERE database = '${DB}' AND table = 'late_clicks' AND active`).catch(() => [{ n: 0 }]))[0];
+  console.log(`\nlate_clicks projection parts: ${Number(withProjection?.n ?? 0)}`);
   for (const [name, plan] of plans) {
     const late = plan.filter((s) => s.sql.includes(`${DB}.late_clicks`));
     if (!late.length) continue;
-    const run = (table: string) => async () => {
+    const run = (settings: QuerySettings) => async () => {
       const out: unknown[] = [];
-      for (const s of late) out.push(await store.query(s.sql.replaceAll(`${DB}.late_clicks`, table), s.params, { settings: s.settings }));
+      for (const s of late) out.push(await store.query(s.sql, s.params, { settings: { ...s.settings, ...settings } }));
       return out;
     };
-    cases.push([`statements reading late_clicks, ${name}: as stored / owner-first copy`, run(`${DB}.late_clicks`), run(byOwner)]);
+    cases.push([`statements reading late_clicks, ${name}: table order / projection`, run({ optimize_use_projections: 0 }), run({})]);
   }
   console.log('\n| statement (direct on the store, interleaved) | old p50 / p95 ms | new p50 / p95 ms | same answer |\n|---|---|---|---|');
   for (const [name, before, after] of cases) {

@@ -260,6 +260,8 @@ export function buildQueryApp(deps: QueryAppDeps): FastifyInstance {
   });
 
   app.addHook('onResponse', async (request, reply) => {
+    // The answer is out: re-check the keys that are due now, off every request's path.
+    void authenticator.refreshDue();
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
     metrics.duration.observe({ route }, reply.elapsedTime / 1000);

@@ -70,6 +70,8 @@ export class ApiKeyAuthenticator {
   private readonly cache = new Map<string, { advertiserId: number; expiresAt: number }>();
   private readonly failed = new Map<string, { expiresAt: number; epoch: number }>();
   private readonly inflight = new Map<string, Inflight>();
+  /** Cached keys past half their TTL, to re-check once the current answer is out (refreshDue). */
+  private readonly due = new Set<string>();
   private readonly failures: AuthFailureLimiter;
   private readonly guard: AuthGuardOptions;
 
@@ -97,7 +99,13 @@ export class ApiKeyAuthenticator {
     const keyHash = hashApiKey(rawKey);
     const now = this.clock();
     const hit = this.cache.get(keyHash);
-    if (hit && hit.expiresAt > now) return { advertiserId: hit.advertiserId, keyHash };
+    if (hit && hit.expiresAt > now) {
+      // Past half its TTL: re-checked after this answer (refreshDue), so a key in steady use
+      // never waits for its re-check. It is still trusted at most cacheTtlMs past the last
+      // lookup that saw it good.
+      if (now >= hit.expiresAt - this.opts.cacheTtlMs / 2) this.due.add(keyHash);
+      return { advertiserId: hit.advertiserId, keyHash };
+    }
     // An expired entry is a key that was good: its re-check is not a stranger's guess, so
     // it costs no failure budget and waits with the reads, not with the lookups.
     const recheck = hit !== undefined;
@@ -116,6 +124,20 @@ export class ApiKeyAuthenticator {
     if (!found) throw new AppError('UNAUTHORIZED');
     if (!recheck) this.failures.refund(client);
     return { advertiserId: found.advertiserId, keyHash };
+  }
+
+  /**
+   * Re-checks the keys found due by authenticate() since the last call: call it once an
+   * answer is written (the embedded engine runs one call at a time, so a re-check started
+   * before the request's reads would delay them). Each runs with the reads (interactive
+   * lane, shed when the engine is saturated); a failed re-check changes nothing (the entry
+   * expires as it would have). Resolves when they are done.
+   */
+  async refreshDue(): Promise<void> {
+    if (this.due.size === 0) return;
+    const keys = [...this.due];
+    this.due.clear();
+    await Promise.all(keys.map((k) => (this.inflight.has(k) || !this.cache.has(k) ? undefined : this.lookupOnce(k, true).catch(() => undefined))));
   }
 
   private knownFailed(keyHash: string, now: number): boolean {

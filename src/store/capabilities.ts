@@ -19,6 +19,7 @@ export function capabilitiesFor(version: string): StoreCapabilities {
     ttl: atLeast(v, 19, 6),
     storagePolicies: atLeast(v, 19, 15),
     insertDedupToken: atLeast(v, 22, 2),
+    projections: atLeast(v, 24, 8),
   });
 }
 
@@ -29,6 +30,7 @@ export function missingCapabilities(c: StoreCapabilities): string[] {
   if (!c.ttl) missing.push('table TTL (retention not enforced by the engine)');
   if (!c.storagePolicies) missing.push('storage policies (no hot/cold volumes)');
   if (!c.insertDedupToken) missing.push('insert_deduplication_token (row-level idempotency only)');
+  if (!c.projections) missing.push('projections on ReplacingMergeTree (late_clicks reads scan every late click of a granularity)');
   return missing;
 }
 

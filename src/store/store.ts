@@ -15,6 +15,8 @@ export interface StoreCapabilities {
   readonly storagePolicies: boolean;
   /** insert_deduplication_token (>= 22.2). */
   readonly insertDedupToken: boolean;
+  /** Projections on a ReplacingMergeTree (deduplicate_merge_projection_mode, >= 24.8). */
+  readonly projections: boolean;
 }
 
 /**

@@ -446,12 +446,26 @@ test('revocation takes effect once the key cache expires', async () => {
   assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200);
   const lookups = repo.calls.findApiKey;
   repo.revokeKey(KEY);
-  clock.now += 1999;
+  clock.now += 999;
   assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200, 'still cached');
-  assert.equal(repo.calls.findApiKey, lookups, 'served from cache');
-  clock.now += 1;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(repo.calls.findApiKey, lookups, 'served from cache, a young entry is not re-checked');
+  // No request while the entry was past half its TTL: refused once it expires.
+  clock.now += 1001;
   assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 401, 'UNAUTHORIZED');
   clock.now += 10_000;
+  assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 401, 'UNAUTHORIZED');
+});
+
+test('a key in use is re-checked after its answer once past half its TTL: revocation seen before the TTL ends', async () => {
+  const { app, repo, clock } = setup({ apiKeyCacheTtlMs: 2000 });
+  assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200);
+  const lookups = repo.calls.findApiKey;
+  repo.revokeKey(KEY);
+  clock.now += 1500;
+  assert.equal((await app.inject({ url: '/v1/campaigns', headers: AUTH })).statusCode, 200, 'answered from the cache');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(repo.calls.findApiKey, lookups! + 1, 'one re-check, after the answer');
   assertError(await app.inject({ url: '/v1/campaigns', headers: AUTH }), 401, 'UNAUTHORIZED');
 });
 

@@ -102,3 +102,51 @@ test('failure budget: reserve up front, refund on success, refill at the rate, b
   l.reserve('c'); // evicts a, the least recently seen
   assert.deepEqual(l.reserve('a'), { allowed: true });
 });
+
+test('a key in use is re-checked after the answer (refreshDue), not on the request path; revocation still bounded by the TTL', async () => {
+  let now = 0;
+  let calls = 0;
+  let revoked = false;
+  let failing = false;
+  const auth = new ApiKeyAuthenticator(
+    async () => {
+      calls++;
+      if (failing) throw new Error('storage down');
+      return { advertiserId: 7, revoked };
+    },
+    () => now,
+    { cacheTtlMs: 2000, maxCachedKeys: 10 },
+  );
+  const key = `Bearer ${testApiKey('r')}`;
+  await auth.authenticate(key);
+  assert.equal(calls, 1);
+  now = 900; // young entry: nothing due
+  await auth.authenticate(key);
+  await auth.refreshDue();
+  assert.equal(calls, 1);
+  now = 1500; // past half its TTL: answered from the cache, re-checked afterwards
+  assert.equal((await auth.authenticate(key)).advertiserId, 7);
+  assert.equal(calls, 1, 'no storage call on the request path');
+  await auth.refreshDue();
+  assert.equal(calls, 2);
+  await auth.refreshDue();
+  assert.equal(calls, 2, 'one re-check per due entry');
+  now = 3400; // beyond the first lookup's TTL, within the re-check's
+  await auth.authenticate(key);
+  assert.equal(calls, 2);
+  // A failed re-check changes nothing; once the last good answer is TTL old, the request waits for storage.
+  failing = true;
+  await auth.refreshDue();
+  assert.equal(calls, 3);
+  now = 3501;
+  await assert.rejects(auth.authenticate(key), (e: { code?: string }) => e.code === 'UNAVAILABLE');
+  assert.equal(calls, 4);
+  failing = false;
+  await auth.authenticate(key);
+  // Revoked between two re-checks: refused from the first request after the re-check saw it.
+  revoked = true;
+  now += 1500;
+  await auth.authenticate(key);
+  await auth.refreshDue();
+  await assert.rejects(auth.authenticate(key), (e: { code?: string }) => e.code === 'UNAUTHORIZED');
+});

@@ -92,3 +92,17 @@ test('parseLimit: 1..max, default when absent', () => {
     rejects(() => parseLimit(bad, 10, 1000), 'INVALID_FIELD', 'limit');
   }
 });
+
+test('formatInstant equals toISOString without milliseconds, across days, edges and out-of-range years', () => {
+  const reference = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const day = 86_400_000;
+  const cases = [0, 1, 999, 1000, day - 1, day, day + 1, -1, -1000, -day - 1, 951_782_400_000 /* 2000-02-29 */,
+    253_402_300_799_999, 253_402_300_800_000, 8.64e15, -8.64e15, 1_780_000_000_123];
+  let x = 0x2545f491;
+  for (let i = 0; i < 5000; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    cases.push((x >>> 0) * 1000 + (i % 1000), 1_700_000_000_000 + (x >>> 0) % (40 * day)); // interleaved days: the cached day switches
+  }
+  for (let m = 1_780_000_000_000; m < 1_780_000_000_000 + 2 * day; m += 60_000) cases.push(m);
+  for (const ms of cases) assert.equal(formatInstant(ms), reference(ms), String(ms));
+});

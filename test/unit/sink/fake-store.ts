@@ -8,7 +8,7 @@ export function fakeStore(events: string[] = [], failTimes = 0) {
   const store: Store = {
     storagePolicy: '',
     kind: 'server',
-    capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true },
+    capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true, projections: true },
     async query() { return []; },
     async insert(table, rows) {
       if (failures > 0) { failures--; events.push('insert-failed'); throw new Error('ClickHouse down'); }

@@ -34,7 +34,7 @@ function refusingStore(refuse: (table: string, row: Record<string, unknown>) => 
   let inserts = 0;
   const store: Store = {
     storagePolicy: '', kind: 'server',
-    capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true },
+    capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true, projections: true },
     async query() { return []; },
     async insert(table, rows) {
       inserts++;

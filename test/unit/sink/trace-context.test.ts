@@ -64,7 +64,7 @@ test('dead letters of both stages keep their trace ids; the sink logs them and t
   };
   const store: Store = {
     kind: 'server', storagePolicy: '',
-    capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true },
+    capabilities: { version: 'fake', serverParams: true, ttl: true, storagePolicies: true, insertDedupToken: true, projections: true },
     async query() { return []; }, async insert() {}, async command() {}, async ping() { return true; }, async close() {},
   };
   const sink = new AggregateSink({ store, consumer, logger, maxWaitMs: 5 });

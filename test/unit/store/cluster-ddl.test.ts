@@ -42,10 +42,10 @@ test('CREATE DATABASE creates both databases on the cluster; anything else, or a
 });
 
 /** A Store that records statements (unit level: what migrate sends). */
-function recorder(cluster?: string): Store & { sent: string[] } {
+function recorder(cluster?: string, capabilities = caps): Store & { sent: string[] } {
   const sent: string[] = [];
   return {
-    kind: 'server', capabilities: caps, storagePolicy: '', cluster, sent,
+    kind: 'server', capabilities, storagePolicy: '', cluster, sent,
     async query() { return [] as never[]; },
     async insert(table) { sent.push(`INSERT ${table}`); },
     async command(sql) { sent.push(sql); },
@@ -65,7 +65,12 @@ test('migrate on a single server sends the single-server SQL unchanged; on a clu
   const creates = onCluster.sent.filter((s) => s.startsWith('CREATE'));
   assert.equal(creates.length, 2 + 2 * 10);
   assert.ok(creates.every((s) => s.includes('ON CLUSTER c1')));
-  assert.equal(onCluster.sent.filter((s) => s.startsWith('INSERT')).length, 9, 'one record per migration, through the Distributed table');
+  assert.equal(onCluster.sent.filter((s) => s.startsWith('INSERT')).length, MIGRATIONS.length, 'one record per migration, through the Distributed table');
+  // A cluster of servers that have projections: the late_clicks projection (an ALTER) is left out, with a notice.
+  const modern = recorder('c1', capabilitiesFor('26.7.2'));
+  const r = await migrate(modern, log);
+  assert.ok(!modern.sent.some((s) => s.startsWith('ALTER')));
+  assert.ok(r.notices.some((n) => /late_clicks: projection late_by_owner skipped on cluster c1/.test(n)));
 });
 
 test('clusterProblem: unknown cluster, a quorum above the replicas of a shard; none for a 2×2 cluster', () => {

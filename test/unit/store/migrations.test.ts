@@ -40,7 +40,24 @@ test('applying twice runs each migration once, in order', async () => {
   assert.deepEqual(recorded, MIGRATIONS.map((m) => m.id));
   // The second run only re-issues the two bootstrap statements (both IF NOT EXISTS).
   assert.equal(commands.length, n + 2);
-  for (const c of commands) assert.match(c, /IF NOT EXISTS/);
+  for (const c of commands) assert.match(c, /IF NOT EXISTS|^ALTER TABLE adclick\.late_clicks (MODIFY SETTING|MATERIALIZE PROJECTION) /);
+});
+
+test('late_clicks projection: built on engines that have it, skipped with a notice on 18.16 and on a cluster', async () => {
+  const modern = recordingStore('26.7.2');
+  await migrate(modern.store, logger);
+  const alters = modern.commands.filter((c) => /^ALTER TABLE adclick\.late_clicks/.test(c));
+  assert.equal(alters.length, 3);
+  assert.match(alters[0]!, /deduplicate_merge_projection_mode = 'rebuild'/);
+  assert.match(alters[1]!, /ADD PROJECTION IF NOT EXISTS late_by_owner \(SELECT \* ORDER BY advertiser_id, campaign_id, granularity, window_start, ad_id\)/);
+  assert.match(alters[2]!, /MATERIALIZE PROJECTION late_by_owner/);
+  for (const version of ['18.16.1', '24.3.1']) {
+    const old = recordingStore(version);
+    const r = await migrate(old.store, logger);
+    assert.ok(!old.commands.some((c) => /PROJECTION/.test(c)), version);
+    assert.ok(r.notices.some((n) => /late_clicks: projection late_by_owner skipped \(engine/.test(n)), version);
+    assert.ok(r.applied.includes(10), `${version}: recorded as applied (skipped variant), not retried at every start`);
+  }
 });
 
 test('capability variants: TTL only where supported, with a notice otherwise', async () => {
@@ -65,8 +82,8 @@ test('migration ids are unique and increasing', () => {
 });
 
 test('capabilities from versions', () => {
-  assert.deepEqual(capabilitiesFor('18.16.1'), { version: '18.16.1', serverParams: false, ttl: false, storagePolicies: false, insertDedupToken: false });
-  assert.deepEqual(capabilitiesFor('19.11.3.11'), { version: '19.11.3.11', serverParams: true, ttl: true, storagePolicies: false, insertDedupToken: false });
+  assert.deepEqual(capabilitiesFor('18.16.1'), { version: '18.16.1', serverParams: false, ttl: false, storagePolicies: false, insertDedupToken: false, projections: false });
+  assert.deepEqual(capabilitiesFor('19.11.3.11'), { version: '19.11.3.11', serverParams: true, ttl: true, storagePolicies: false, insertDedupToken: false, projections: false });
   assert.equal(capabilitiesFor('26.7.2.1').insertDedupToken, true);
   assert.equal(capabilitiesFor('garbage').ttl, false);
 });
