@@ -16,6 +16,8 @@ import { mkdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { drainAndCheck, type CheckResult } from '../../src/chaos/checker.ts';
 import { prepareClusterForm, type ClusterForm } from '../../src/cluster/cluster-command.ts';
+import { describePartitions, waitFullyInSync, type PartitionState } from '../../src/cluster/kafka-cluster.ts';
+import { cutOff, heal } from '../../src/cluster/netns.ts';
 import type { ServerState } from '../../src/cluster/haproxy.ts';
 import { destroyNetworkSync } from '../../src/cluster/topology.ts';
 import { loadConfig, type Config } from '../../src/shared/config.ts';
@@ -28,7 +30,9 @@ import { openStore } from '../../src/store/open-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { leftovers, onExitOrSignal, randomTopologyName, testStateDir } from './test-cluster.ts';
 
-export type FaultName = 'kill-sink' | 'kill-query' | 'kill-clickhouse-replica';
+export type FaultName = 'kill-sink' | 'kill-query' | 'kill-clickhouse-replica'
+  | 'kill-kafka-leader' | 'cut-kafka-broker' | 'kill-taskmanager' | 'kill-jobmanager';
+export const FAULT_NAMES: readonly FaultName[] = ['kill-sink', 'kill-query', 'kill-clickhouse-replica', 'kill-kafka-leader', 'cut-kafka-broker', 'kill-taskmanager', 'kill-jobmanager'];
 
 export interface FaultLine {
   fault: FaultName;
@@ -180,6 +184,7 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
     const acceptedBeforeFault = ledger.size;
 
     let recovery = '';
+    let countsExactS = '?';
     let after: () => Promise<void> = async () => undefined;
     const faultAt = Date.now();
     if (fault === 'kill-sink') {
@@ -200,6 +205,46 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
         tier.startInstance('query-1');
         await waitState('query-1', (s) => s === 'UP', 300_000);
         recovery = `out of rotation ${(outMs / 1000).toFixed(1)} s after the kill; back ${((Date.now() - restartAt) / 1000).toFixed(1)} s after its restart`;
+      };
+    } else if (fault === 'kill-kafka-leader' || fault === 'cut-kafka-broker') {
+      // The broker leading the most partitions of the clicks topic: the gateways' producers,
+      // the Flink source and its transactional producers all lose it at once.
+      const topics = [config.clicksTopic];
+      const victim = busiestLeader(await describePartitions(form.kafka.bootstrap, topics));
+      const ns = form.kafka.node(victim).netns;
+      if (fault === 'kill-kafka-leader') {
+        await form.kafka.kill(victim);
+        note(`phase ${phase + 1}: kill -9 Kafka broker ${victim} (busiest leader of ${topics[0]}) after ${generated} clicks; restarted 10 s later`);
+        await sleep(10_000);
+        await form.kafka.restart(victim);
+      } else {
+        await cutOff(ns);
+        note(`phase ${phase + 1}: Kafka broker ${victim} (busiest leader of ${topics[0]}) cut off from every node after ${generated} clicks; healed 30 s later`);
+        await sleep(30_000);
+        await heal(ns);
+      }
+      const inSync = waitFullyInSync(form.kafka.bootstrap, topics, 300_000).then(() => Date.now() - faultAt);
+      inSync.catch(() => undefined);
+      after = async () => {
+        const inSyncMs = await inSync;
+        recovery = `broker ${victim} ${fault === 'kill-kafka-leader' ? 'down 10 s' : 'cut 30 s'}; every partition of ${topics[0]} in sync ${(inSyncMs / 1000).toFixed(1)} s after the fault; counts exact ${countsExactS} s after it`;
+      };
+    } else if (fault === 'kill-taskmanager' || fault === 'kill-jobmanager') {
+      // The supervisor of `cluster up` starts a killed Flink JVM again (a TaskManager
+      // re-registers; a JobManager rejoins as standby). The job restores from its latest
+      // checkpoint: its transactional output is read_committed downstream, so exact.
+      const leaderBefore = fault === 'kill-jobmanager' ? await form.flink.waitLeader(120_000) : undefined;
+      const victim = leaderBefore?.name ?? 'flink-tm-1';
+      await form.flink.kill(victim);
+      note(`phase ${phase + 1}: kill -9 Flink ${victim}${leaderBefore ? ' (the leading JobManager)' : ''} after ${generated} clicks`);
+      let leaderMs = 0;
+      if (leaderBefore) {
+        const next = await form.flink.waitLeader(300_000, victim);
+        leaderMs = Date.now() - faultAt;
+        note(`  ${next.name} leads ${(leaderMs / 1000).toFixed(1)} s after the kill`);
+      }
+      after = async () => {
+        recovery = `${leaderBefore ? `new leader in ${(leaderMs / 1000).toFixed(1)} s; ` : ''}counts exact ${countsExactS} s after the kill`;
       };
     } else {
       // The replica the first serving instance starts on: shard 1's first replica, which
@@ -233,7 +278,8 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
     for (const e of ledger) wholeLedger.record(e);
     const checked = await drainAndCheck(() => ({ apiUrl, apiKey: keys.get(advertiserIdBase)!, keys, ledger, adIds, campaignIds, fromMs: phaseStart - 2 * MINUTE, toMs: Date.now() + MINUTE }),
       { timeoutMs: 300_000, stableMs: 90_000, note });
-    if (fault === 'kill-sink') recovery = `counts exact ${((Date.now() - faultAt) / 1000).toFixed(1)} s after the kill (drain ${(checked.drainMs / 1000).toFixed(1)} s)`;
+    countsExactS = ((Date.now() - faultAt) / 1000).toFixed(1);
+    if (fault === 'kill-sink') recovery = `counts exact ${countsExactS} s after the kill (drain ${(checked.drainMs / 1000).toFixed(1)} s)`;
     await after();
     reading = false;
     await reader;
@@ -251,6 +297,13 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
   const audit = await conservation(store, { fromMs: Math.floor((t0 - 2 * MINUTE) / MINUTE) * MINUTE, toMs: Math.floor(Date.now() / MINUTE) * MINUTE });
   if (audit.imbalanced) note(`conservation: ${audit.imbalanced} window(s) unbalanced: ${JSON.stringify(audit.windows.filter((w) => w.imbalance !== 0).slice(0, 5))}`);
   return { lines, whole, imbalanced: audit.imbalanced, startMs, totalMs: Date.now() - t0 };
+}
+
+/** The broker leading the most partitions. */
+function busiestLeader(parts: readonly PartitionState[]): number {
+  const n = new Map<number, number>();
+  for (const p of parts) n.set(p.leader, (n.get(p.leader) ?? 0) + 1);
+  return [...n].sort((a, b) => b[1] - a[1])[0]![0];
 }
 
 export function renderFaultTable(lines: readonly FaultLine[]): string {
