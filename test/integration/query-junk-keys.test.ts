@@ -106,7 +106,10 @@ test('chdb: failed authentications are limited per client (429 + Retry-After) an
     const ran = await selectsDuring(async () => {
       const res = await Promise.all(flood.map((t) => a.inject({ url: '/v1/campaigns', headers: { authorization: `Bearer ${t}` }, remoteAddress: client })));
       for (const r of res) {
-        assert.ok(r.statusCode === 401 || r.statusCode === 429, `status ${r.statusCode}`);
+        // 503 + Retry-After: one of the few lookups the client is allowed met a full storage
+        // queue (a loaded box); shed, never served and never an error of another kind.
+        assert.ok(r.statusCode === 401 || r.statusCode === 429 || r.statusCode === 503, `status ${r.statusCode}`);
+        if (r.statusCode === 503) assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
         if (r.statusCode === 429) {
           limited++;
           assert.equal(r.json().error.code, 'RATE_LIMITED');
