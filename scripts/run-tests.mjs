@@ -11,7 +11,7 @@
 //   npm test -- cluster      the whole cluster form (test/cluster: Kafka, ZooKeeper + ClickHouse,
 //                            the Flink session cluster, HAProxy + gateways, `adclick cluster`,
 //                            every node in its own network namespace, under faults; needs root,
-//                            iproute2, nftables, haproxy). About 40 min on the 2-core box.
+//                            iproute2, nftables, haproxy). About 75 min on the 2-core box.
 //   npm test -- cluster-short  its short form, also part of the default run: the network
 //                            teardown, the Kafka tier's faults and the ClickHouse tier's
 //                            (the Flink tier's JVM restarts take 16 min: long form only)
