@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import KafkaJs from '@confluentinc/kafka-javascript';
 import { after, test } from 'node:test';
-import { describePartitions, waitFullyInSync, type PartitionState } from '../../src/cluster/kafka-cluster.ts';
+import { busiestLeader, describePartitions, waitFullyInSync } from '../../src/cluster/kafka-cluster.ts';
 import { checkLedger, longestAckGapMs, readBack, startLedgerProducer, type LedgerResult } from '../../src/cluster/kafka-ledger.ts';
 import { cutOff, heal, nftRuleset } from '../../src/cluster/netns.ts';
 import { loadConfig } from '../../src/shared/config.ts';
@@ -33,12 +33,6 @@ after(async () => {
   assert.deepEqual(await leftovers(topology), [], 'no namespace or link of the test cluster is left');
 });
 
-/** The broker leading the most partitions of `topic`. */
-function busiestLeader(parts: readonly PartitionState[]): number {
-  const n = new Map<number, number>();
-  for (const p of parts) n.set(p.leader, (n.get(p.leader) ?? 0) + 1);
-  return [...n].sort((a, b) => b[1] - a[1])[0]![0];
-}
 
 function report(name: string, r: LedgerResult, c: ReturnType<typeof checkLedger>, extra: Record<string, unknown>): void {
   console.log(`# ${name}: sent ${r.sent}, acked ${c.acked}, failed ${r.failed.length}, read ${c.read}, lost ${c.lost.length}, ` +

@@ -16,7 +16,7 @@ import { mkdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { drainAndCheck, type CheckResult } from '../../src/chaos/checker.ts';
 import { prepareClusterForm, type ClusterForm } from '../../src/cluster/cluster-command.ts';
-import { describePartitions, waitFullyInSync, type PartitionState } from '../../src/cluster/kafka-cluster.ts';
+import { busiestLeader, describePartitions, waitFullyInSync } from '../../src/cluster/kafka-cluster.ts';
 import { cutOff, heal } from '../../src/cluster/netns.ts';
 import type { ServerState } from '../../src/cluster/haproxy.ts';
 import { destroyNetworkSync } from '../../src/cluster/topology.ts';
@@ -299,12 +299,6 @@ export async function runPipelineOnCluster(hooks: { after(fn: () => unknown): vo
   return { lines, whole, imbalanced: audit.imbalanced, startMs, totalMs: Date.now() - t0 };
 }
 
-/** The broker leading the most partitions. */
-function busiestLeader(parts: readonly PartitionState[]): number {
-  const n = new Map<number, number>();
-  for (const p of parts) n.set(p.leader, (n.get(p.leader) ?? 0) + 1);
-  return [...n].sort((a, b) => b[1] - a[1])[0]![0];
-}
 
 export function renderFaultTable(lines: readonly FaultLine[]): string {
   const head = 'fault                    sent  accepted  unknown  counted  lost  duplicated  reads(failed)  recovery';
