@@ -77,7 +77,6 @@ export function buildBatch(messages: readonly SinkMessage[], topics: SinkTopics 
 /** Records decoded between two turns of the event loop by buildBatchYielding. */
 export const BUILD_SLICE = 2000;
 
-
 /**
  * buildBatch for the sink's own batches (up to ADCLICK_SINK_MAX_ROWS records): the same
  * rows, decoded `slice` records at a time with a turn of the event loop between slices, so
