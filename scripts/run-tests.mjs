@@ -27,6 +27,9 @@ const want = (s) => only.length === 0 || only.includes(s);
 let passed = 0;
 let failed = 0;
 const problems = [];
+// The names of failed tests, printed again just above the summary: CI keeps only the
+// tail of the log, and a count without names cannot be acted on.
+const failures = [];
 // Wall time per suite, printed with the summary: CI has a 40-min budget to keep.
 const timings = [];
 const startedAt = Date.now();
@@ -71,10 +74,33 @@ function nodeSuiteRun(name, testFiles, concurrency) {
   const c = Number(/^# cancelled (\d+)/m.exec(out)?.[1] ?? 0);
   passed += p;
   failed += f + c;
+  failures.push(...tapFailures(out).map((t) => `${name}: ${t}`));
   if (code !== 0 && f + c === 0) {
     failed += 1;
     problems.push(`${name}: runner exited ${code}`);
   }
+}
+
+// Leaf `not ok` entries of a TAP stream, each with the file it came from (the enclosing
+// top-level entry) and the first line of its error.
+function tapFailures(tap) {
+  const lines = tap.split('\n');
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^(\s*)not ok \d+ - (.*?)(?: # .*)?$/.exec(lines[i]);
+    if (!m) continue;
+    const indent = m[1].length;
+    // A parent whose children failed is reported through the children.
+    const block = [];
+    for (let j = i + 1; j < lines.length && (lines[j].trim() === '' || /^\s*/.exec(lines[j])[0].length > indent); j++) block.push(lines[j]);
+    const yaml = block.join('\n');
+    if (/failureType: 'subtestsFailed'/.test(yaml)) continue;
+    const where = /location: '([^']+)'/.exec(yaml)?.[1]?.replace(/^.*\/test\//, 'test/').replace(/:\d+:\d+$/, '') ?? '';
+    const error = /^\s*error: (.*)$/m.exec(yaml)?.[1]?.replace(/^[|>]-?$/, '').slice(0, 200) ?? '';
+    const errorNext = error === '' ? (/^\s*error: [|>]-?\n\s*(.*)$/m.exec(yaml)?.[1] ?? '').slice(0, 200) : error;
+    out.push(`${m[2]}${where ? ` (${where})` : ''}${errorNext ? ` — ${errorNext}` : ''}`);
+  }
+  return out;
 }
 
 if (run(process.execPath, ['scripts/gen-proto.mjs']) !== 0) problems.push('proto generation failed');
@@ -125,6 +151,12 @@ if (want('flink')) {
       const suite = /<testsuite\b[^>]*>/.exec(head)?.[0] ?? '';
       const attr = (a) => Number(new RegExp(`\\b${a}="(\\d+)"`).exec(suite)?.[1] ?? 0);
       const bad = attr('failures') + attr('errors');
+      if (bad > 0) {
+        const all = readFileSync(join(reports, name), 'utf8');
+        for (const m of all.matchAll(/<testcase\b[^>]*?name="([^"]*)"[^>]*?classname="([^"]*)"[^>]*>\s*<(failure|error)\b[^>]*?(?:message="([^"]*)")?/g)) {
+          failures.push(`flink: ${m[2]}.${m[1]} — ${(m[4] ?? m[3]).slice(0, 200)}`);
+        }
+      }
       p += attr('tests') - bad - attr('skipped');
       f += bad;
     }
@@ -137,6 +169,7 @@ if (want('flink')) {
   }
 }
 console.log(`\ntimings: ${timings.join(', ')}; in all ${Math.round((Date.now() - startedAt) / 1000)} s`);
+if (failures.length) console.log(`\nfailed tests:\n  - ${failures.slice(0, 30).join('\n  - ')}`);
 if (problems.length) console.log(`\nproblems:\n  - ${problems.join('\n  - ')}`);
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed > 0 || problems.length ? 1 : 0);
