@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { flinkRestUrlFor, loadConfig, type Config } from './shared/config.ts';
+import { flinkRestUrlsFor, loadConfig, type Config } from './shared/config.ts';
 import { errorBody, type ErrorCode } from './shared/errors.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { AggregateSink, type SinkConsumer } from './sink/aggregate-sink.ts';
@@ -119,7 +119,7 @@ function startPipelinePoller(config: Config, logger: Logger, store: Store, regis
   const lag = noKafka || !sink ? null : createConsumerLagReader({ brokers: config.kafkaBrokers, groupId: config.sinkGroupId, topics: Object.values(SINK_TOPICS), committed: () => sink.committedOffsets() });
   const poller = new PipelinePoller({
     registry, logger,
-    flinkRestUrl: flinkRestUrlFor(config),
+    flinkRestUrl: flinkRestUrlsFor(config),
     watermark: () => completeBefore(store),
     consumerLag: lag ? () => lag.read() : undefined,
     intervalMs: config.pipelinePollMs,

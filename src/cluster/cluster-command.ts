@@ -84,7 +84,7 @@ export interface StatelessTiers { readonly tier: StatelessTier; readonly redis: 
  * The stateless tiers on a topology planned by clusterTopology (nothing started). Exported
  * so the whole-pipeline cluster test starts exactly what `cluster up` starts.
  */
-export function statelessTiers(config: Config, topology: Topology, bootstrap: string, clickhouseUrls: readonly string[], flinkRestUrl: string, dir: string, log: ReturnType<typeof createLogger>): StatelessTiers | null {
+export function statelessTiers(config: Config, topology: Topology, bootstrap: string, clickhouseUrls: readonly string[], flinkRestUrls: readonly string[], dir: string, log: ReturnType<typeof createLogger>): StatelessTiers | null {
   if (!config.signingKeys) return null;
   const node = topology.nodes.find((n) => n.name === REDIS_NODE);
   if (!node) throw new Error(`the stateless tiers need a node named ${REDIS_NODE} in the topology`);
@@ -92,7 +92,7 @@ export function statelessTiers(config: Config, topology: Topology, bootstrap: st
   const tier = new StatelessTier({
     config, nodes: topology.nodes, kafkaBootstrap: bootstrap, stateDir: join(dir, 'stateless'), logger: log,
     // The instances get this config (configToEnv), not just the caller's environment; only addresses differ.
-    clickhouseUrls, clickhouseCluster: tierClusterName(config), env: { ...configToEnv(config), REDIS_URL: redis.url, ADCLICK_FLINK_REST_URL: flinkRestUrl },
+    clickhouseUrls, clickhouseCluster: tierClusterName(config), env: { ...configToEnv(config), REDIS_URL: redis.url, ADCLICK_FLINK_REST_URL: flinkRestUrls.join(',') },
   });
   return { tier, redis };
 }
@@ -155,7 +155,9 @@ export async function prepareClusterForm(config: Config, stateFile: string, log:
   });
   const { flink, jar } = await prepareFlinkTier({ config, topology, stateDir: dir, repoRoot: DEFAULT_REPO_ROOT, logger: log });
   const chTier = clickhouseTier({ config, topology, stateDir: dir, logger: log });
-  const tiers = statelessTiers(config, topology, kafka.bootstrap, chTier.clickhouse.status().map((r) => r.url), flink.restUrl, dir, log);
+  const tiers = statelessTiers(config, topology, kafka.bootstrap, chTier.clickhouse.status().map((r) => r.url),
+    // Every JobManager's: serving moves to the standby's REST API when the leader dies (HA).
+    flink.restUrls, dir, log);
   let stopping: Promise<void> | undefined;
   return {
     topology, kafka, clickhouse: chTier, flink, stateless: tiers, durability,

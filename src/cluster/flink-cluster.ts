@@ -167,6 +167,8 @@ export class FlinkCluster {
   nodeRestUrl(node: ClusterNode): string { return `http://${node.address}:${this.restPort}`; }
   /** The REST endpoint the last call went to (the leader then); the first JobManager's before any. */
   get restUrl(): string { return this.lastLeaderUrl ?? this.nodeRestUrl(this.options.jobManagers[0]!); }
+  /** Every JobManager's REST endpoint, the first (the usual leader) first: any of them answers under HA. */
+  get restUrls(): string[] { return this.options.jobManagers.map((n) => this.nodeRestUrl(n)); }
   private lastLeaderUrl: string | undefined;
   get totalSlots(): number { return this.options.taskManagers.length * (this.options.slotsPerTaskManager ?? 2); }
 

@@ -13,8 +13,11 @@ export interface PartitionLag { readonly topic: string; readonly partition: numb
 export interface PipelinePollerOptions {
   readonly registry: Registry;
   readonly logger: Logger;
-  /** Base URL of Flink's REST API (e.g. http://127.0.0.1:8082); empty: not polled. */
-  readonly flinkRestUrl?: string;
+  /**
+   * Base URL of Flink's REST API (e.g. http://127.0.0.1:8082), or every JobManager's under HA
+   * (tried in order, see FlinkRestClient); empty: not polled.
+   */
+  readonly flinkRestUrl?: string | readonly string[];
   /** The pipeline watermark in epoch ms (null: unknown). */
   readonly watermark?: () => Promise<number | null>;
   readonly consumerLag?: () => Promise<readonly PartitionLag[]>;
@@ -90,24 +93,65 @@ export function createPipelineMetrics(registry: Registry): PipelineMetrics {
   };
 }
 
-/** Reads Flink's REST API; null when it does not answer or no job is known. */
+/**
+ * Reads Flink's REST API; null when it does not answer or no job is known.
+ *
+ * Given several base URLs (every JobManager under HA: a standby's REST handlers reach the
+ * leader through leader retrieval) it asks the one that answered last, and moves on to the
+ * next on a connection error, a timeout or a 5xx (a JobManager that is gone, or between
+ * leaders). An endpoint that failed is not asked again in the same figures() call, so a
+ * call costs at most one pass over the list, each request within the timeout.
+ */
 export class FlinkRestClient {
   /** Metric ids per vertex of a job, once discovered (metrics appear when tasks run). */
   private metricIds = new Map<string, string[]>();
   private vertices: { jid: string; list: { id: string; name: string }[] } | null = null;
+  private readonly baseUrls: readonly string[];
+  private current = 0;
+  /** Endpoints that failed during the current figures() call. */
+  private failed = new Set<number>();
 
-  constructor(private readonly baseUrl: string, private readonly timeoutMs = 2000, private readonly fetchFn: typeof fetch = fetch) {}
+  constructor(baseUrl: string | readonly string[], private readonly timeoutMs = 2000, private readonly fetchFn: typeof fetch = fetch) {
+    this.baseUrls = (typeof baseUrl === 'string' ? [baseUrl] : baseUrl).map((u) => u.replace(/\/$/, ''));
+    if (this.baseUrls.length === 0) throw new Error('FlinkRestClient needs at least one base URL');
+  }
 
   private async get<T>(path: string): Promise<T> {
-    const res = await this.fetchFn(`${this.baseUrl.replace(/\/$/, '')}${path}`, { signal: AbortSignal.timeout(this.timeoutMs) });
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new Error(`Flink REST ${path}: HTTP ${res.status}`);
+    let lastErr: unknown;
+    for (let k = 0; k < this.baseUrls.length; k++) {
+      const i = (this.current + k) % this.baseUrls.length;
+      if (this.failed.has(i)) continue;
+      let res: Response;
+      try {
+        res = await this.fetchFn(`${this.baseUrls[i]}${path}`, { signal: AbortSignal.timeout(this.timeoutMs) });
+      } catch (err) {
+        this.failed.add(i);
+        lastErr = err;
+        continue;
+      }
+      if (res.status >= 500) {
+        await res.body?.cancel().catch(() => undefined);
+        this.failed.add(i);
+        lastErr = new Error(`Flink REST ${this.baseUrls[i]}${path}: HTTP ${res.status}`);
+        continue;
+      }
+      this.current = i;
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new Error(`Flink REST ${path}: HTTP ${res.status}`);
+      }
+      return (await res.json()) as T;
     }
-    return (await res.json()) as T;
+    throw lastErr ?? new Error(`Flink REST ${path}: no endpoint left to try (${this.baseUrls.join(', ')} failed in this poll)`);
+  }
+
+  /** The number of endpoints; a call may try each once. */
+  get endpoints(): number {
+    return this.baseUrls.length;
   }
 
   async figures(): Promise<FlinkFigures | null> {
+    this.failed.clear();
     const overview = await this.get<FlinkJobOverview>('/jobs/overview');
     const jobs = overview.jobs ?? [];
     const job = jobs.find((j) => j.state === 'RUNNING') ?? [...jobs].sort((a, b) => (b['start-time'] ?? 0) - (a['start-time'] ?? 0))[0];
@@ -196,7 +240,8 @@ export class PipelinePoller {
   constructor(private readonly opts: PipelinePollerOptions) {
     this.metrics = createPipelineMetrics(opts.registry);
     this.log = opts.logger.child({ module: 'pipeline-poller' });
-    this.flink = opts.flinkRestUrl ? new FlinkRestClient(opts.flinkRestUrl, opts.timeoutMs ?? 2000, opts.fetch ?? fetch) : null;
+    const urls = (typeof opts.flinkRestUrl === 'string' ? [opts.flinkRestUrl] : opts.flinkRestUrl ?? []).filter(Boolean);
+    this.flink = urls.length ? new FlinkRestClient(urls, opts.timeoutMs ?? 2000, opts.fetch ?? fetch) : null;
     this.metrics.flinkUp.set(0);
   }
 
@@ -243,7 +288,8 @@ export class PipelinePoller {
     const m = this.metrics;
     let f: FlinkFigures | null = null;
     try {
-      f = await this.bounded(this.flink.figures());
+      // One pass over the endpoints may take a timeout per dead one before the answer.
+      f = await this.bounded(this.flink.figures(), this.flink.endpoints + 2);
       this.outcome('flink');
     } catch (err) {
       this.outcome('flink', err);
@@ -325,8 +371,8 @@ export class PipelinePoller {
   }
 
   /** Bounds a source that does not honour its own timeout (e.g. a hung ClickHouse query). */
-  private bounded<T>(p: Promise<T>): Promise<T> {
-    const ms = (this.opts.timeoutMs ?? 2000) * 3;
+  private bounded<T>(p: Promise<T>, timeouts = 3): Promise<T> {
+    const ms = (this.opts.timeoutMs ?? 2000) * timeouts;
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([
       p,

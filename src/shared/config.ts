@@ -98,6 +98,29 @@ const redisUrlParser: Parser<string> = (raw, key) => {
   return u.protocol + v.slice(u.protocol.length);
 };
 
+/**
+ * Comma-separated http(s) base URLs (every JobManager's under HA, tried in order). Checked now:
+ * a typo would otherwise only show as Flink figures that never appear. Kept as the normalised
+ * list string, so configToEnv hands the same value to a child.
+ */
+const flinkRestUrlsParser: Parser<string> = (raw, key) => {
+  const entries = raw.split(',').map((e) => e.trim());
+  if (entries.every((e) => e === '')) throw new Error(`${key} is set but empty: give the Flink REST URL (several comma-separated, e.g. every JobManager's), or unset it for the local job's`);
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e === '') throw new Error(`${key} has an empty entry in "${entries.map((x) => x && redactUrl(x)).join(',')}" (a stray comma?): give comma-separated http(s) URLs`);
+    let u: URL | undefined;
+    try {
+      u = new URL(e);
+    } catch { /* reported below */ }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname) {
+      throw new Error(`${key}: "${redactUrl(e)}" is not an http(s) URL (e.g. http://flink-jm:8081)`);
+    }
+    out.push(e.replace(/\/+$/, ''));
+  }
+  return out.join(',');
+};
+
 /** Default signing key for local development only; the gateway warns loudly when it is in use. */
 export const DEV_SIGNING_KEYS = 'dev:adclick-dev-secret-do-not-use-in-production';
 /** HMAC-SHA256 keys shorter than its 32-byte output are guessable sooner than the MAC itself. */
@@ -120,7 +143,7 @@ export const SETTINGS = {
   queryPort: setting('ADCLICK_QUERY_PORT', 8081, int(0, 65535), 'Query API and dashboard HTTP port'),
   flinkUiPort: setting('ADCLICK_FLINK_UI_PORT', 8082, int(0, 65535), 'Flink web UI port of the local job'),
   flinkBindHost: setting('ADCLICK_FLINK_BIND_HOST', '127.0.0.1', str, "Address the local Flink job's REST API and web UI bind to (not ADCLICK_BIND_HOST: that API can stop or cancel the job; jar upload is off)"),
-  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', nonEmpty(str, "the local job's"), "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager); set but empty is an error", '`http://<Flink bind host>:<Flink UI port>`'),
+  flinkRestUrl: setting('ADCLICK_FLINK_REST_URL', '', flinkRestUrlsParser, "Flink REST API polled for the pipeline metrics and `adclick status` (a session cluster's JobManager); comma-separated for several JobManagers (HA): tried in order, the one that answered last first, the next on a connection error, timeout or 5xx; set but empty, an empty entry or a non-http(s) entry is an error", '`http://<Flink bind host>:<Flink UI port>`'),
   pipelinePollMs: setting('ADCLICK_PIPELINE_POLL_MS', 5000, int(500), 'How often the serving process polls Flink REST, the stored watermark and the sink group lag for /metrics'),
   kafkaBrokers: setting('KAFKA_BROKERS', '127.0.0.1:9092', nonEmpty(str, '127.0.0.1:9092'), 'Kafka bootstrap servers (comma-separated host:port); set but empty is an error', undefined, { strictEmpty: true }),
   kafkaPort: setting('ADCLICK_KAFKA_PORT', 9092, int(1, 65535), 'Port of the local Kafka broker started by `adclick up`'),
@@ -315,11 +338,21 @@ export function signingKeysFor(config: Pick<Config, 'signingKeys' | 'host'>): Ma
   return parseSigningKeys(DEV_SIGNING_KEYS);
 }
 
-/** The Flink REST base URL: ADCLICK_FLINK_REST_URL, else the local job's (a wildcard bind is reached on loopback). */
-export function flinkRestUrlFor(config: Pick<Config, 'flinkRestUrl' | 'flinkBindHost' | 'flinkUiPort'>): string {
+/**
+ * The Flink REST base URLs in the order to try them: ADCLICK_FLINK_REST_URL's list (every
+ * JobManager's under HA), else the local job's (a wildcard bind is reached on loopback).
+ */
+export function flinkRestUrlsFor(config: Pick<Config, 'flinkRestUrl' | 'flinkBindHost' | 'flinkUiPort'>): string[] {
+  const listed = config.flinkRestUrl.split(',').map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean);
+  if (listed.length) return listed;
   const b = config.flinkBindHost;
   const h = b === '0.0.0.0' || b === '' ? '127.0.0.1' : b === '::' ? '[::1]' : b.includes(':') ? `[${b}]` : b;
-  return (config.flinkRestUrl || `http://${h}:${config.flinkUiPort}`).replace(/\/$/, '');
+  return [`http://${h}:${config.flinkUiPort}`];
+}
+
+/** The first of flinkRestUrlsFor: for callers that show or use one URL. */
+export function flinkRestUrlFor(config: Pick<Config, 'flinkRestUrl' | 'flinkBindHost' | 'flinkUiPort'>): string {
+  return flinkRestUrlsFor(config)[0]!;
 }
 
 /**

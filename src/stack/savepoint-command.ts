@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { flinkRestUrlFor, loadConfig, type Config } from '../shared/config.ts';
+import { flinkRestUrlFor, flinkRestUrlsFor, loadConfig, type Config } from '../shared/config.ts';
 import { parseCommandLine, parseDuration, UsageError } from '../simulate/cli-options.ts';
 import { flinkStateFiles, writeStopMarker } from './checkpoints.ts';
 
@@ -63,7 +63,11 @@ export function flinkRestUrlOf(config: Pick<Config, 'flinkRestUrl' | 'flinkBindH
 
 class Failure extends Error {}
 /** The REST API did not answer at all (the job's JVM is gone, or never was there). */
-class Unreachable extends Failure {}
+class Unreachable extends Failure {
+  constructor(message: string, readonly reason = message) { super(message); }
+}
+/** A 5xx: e.g. a JobManager between leaders (HA); the next one in the list may answer. */
+class Unavailable extends Failure {}
 
 interface JobOverview { jobs?: { jid: string; name?: string; state: string }[] }
 interface OperationStatus {
@@ -101,7 +105,8 @@ export async function runSavepoint(argv: readonly string[], deps: SavepointDeps 
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = deps.now ?? Date.now;
   const pollMs = deps.pollMs ?? 500;
-  const base = flinkRestUrlOf(config);
+  const bases = flinkRestUrlsFor(config);
+  let base = bases[0]!;
   const files = flinkStateFiles(config.dataDir);
   const deadline = now() + args.timeoutMs;
 
@@ -113,7 +118,7 @@ export async function runSavepoint(argv: readonly string[], deps: SavepointDeps 
         ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
       });
     } catch (e) {
-      throw new Unreachable(`cannot reach the Flink REST API at ${base} (${(e as Error).message}); is the stack up? (adclick status)`);
+      throw new Unreachable(`cannot reach the Flink REST API at ${base} (${(e as Error).message}); is the stack up? (adclick status)`, (e as Error).message);
     }
     const text = await res.text();
     let json: unknown;
@@ -125,14 +130,31 @@ export async function runSavepoint(argv: readonly string[], deps: SavepointDeps 
     if (!res.ok) {
       const errors = (json as { errors?: unknown[] } | undefined)?.errors;
       const why = Array.isArray(errors) ? errors.map((x) => String(x).split('\n')[0]).join('; ') : text.slice(0, 300);
-      throw new Failure(`Flink REST ${method} ${path}: HTTP ${res.status}${why ? `: ${why}` : ''}`);
+      const Err = res.status >= 500 ? Unavailable : Failure;
+      throw new Err(`Flink REST ${method} ${path}: HTTP ${res.status}${why ? `: ${why}` : ''}`);
     }
     if (json === undefined) throw new Failure(`Flink REST ${method} ${path}: not JSON: ${text.slice(0, 200)}`);
     return json as T;
   };
 
+  // Under HA every JobManager's REST API answers (ADCLICK_FLINK_REST_URL lists them all): the
+  // first that does carries the whole operation, so the savepoint's status is asked where it was triggered.
+  const overview = async (): Promise<JobOverview> => {
+    const why: string[] = [];
+    for (const b of bases) {
+      base = b;
+      try {
+        return await call<JobOverview>('GET', '/jobs/overview');
+      } catch (e) {
+        if (bases.length === 1 || !(e instanceof Unreachable || e instanceof Unavailable)) throw e;
+        why.push(`${b} (${e instanceof Unreachable ? e.reason : e.message})`);
+      }
+    }
+    throw new Unreachable(`cannot reach the Flink REST API at any of ${why.join(', ')}; is the stack up? (adclick status)`);
+  };
+
   try {
-    const jobs = (await call<JobOverview>('GET', '/jobs/overview')).jobs ?? [];
+    const jobs = (await overview()).jobs ?? [];
     const running = jobs.filter((j) => j.state === 'RUNNING');
     const job = running.length > 1 ? running.filter((j) => j.name === 'adclick-click-aggregation') : running;
     if (job.length !== 1) {

@@ -1,7 +1,7 @@
 // Key pipeline figures for `adclick status`, read from outside like an operator would:
 // the gateway's and the serving process's Prometheus endpoints and Flink's REST API.
 // Every source is optional: a part that does not answer shows as "n/a".
-import { flinkRestUrlFor, type Config } from '../shared/config.ts';
+import { flinkRestUrlsFor, type Config } from '../shared/config.ts';
 
 async function getText(url: string, timeoutMs = 1500): Promise<string | null> {
   try {
@@ -95,11 +95,19 @@ interface FlinkCheckpoints {
 
 export async function statusFigures(config: Config, now = Date.now()): Promise<string[]> {
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  const flinkUrl = flinkRestUrlFor(config);
-  const [gw, serving, jobs] = await Promise.all([
+  // Every JobManager's URL under HA: the first that answers (one pass) is asked the rest.
+  const firstFlink = async (): Promise<{ flinkUrl: string; jobs: FlinkJobs | null }> => {
+    const urls = flinkRestUrlsFor(config);
+    for (const flinkUrl of urls) {
+      const jobs = await getJson<FlinkJobs>(`${flinkUrl}/jobs/overview`);
+      if (jobs) return { flinkUrl, jobs };
+    }
+    return { flinkUrl: urls[0]!, jobs: null };
+  };
+  const [gw, serving, { flinkUrl, jobs }] = await Promise.all([
     getText(`http://${host}:${config.gatewayPort}/metrics`),
     getText(`http://127.0.0.1:${config.adminPort}/metrics`),
-    getJson<FlinkJobs>(`${flinkUrl}/jobs/overview`),
+    firstFlink(),
   ]);
   const n = (v: number | null) => (v === null ? 'n/a' : Math.round(v).toLocaleString('en-US'));
   const lines: string[] = [];

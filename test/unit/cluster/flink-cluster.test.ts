@@ -6,10 +6,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { configYaml, flinkRestLeaderPath, parseBashJavaUtils, parseLeaderRestUrl } from '../../../src/cluster/flink-cluster.ts';
-import { flinkDistPom, flinkVersionOf } from '../../../src/cluster/flink-dist.ts';
+import { configYaml, FlinkCluster, flinkRestLeaderPath, parseBashJavaUtils, parseLeaderRestUrl } from '../../../src/cluster/flink-cluster.ts';
+import { flinkDistPom, flinkVersionOf, type FlinkDist } from '../../../src/cluster/flink-dist.ts';
 import { flinkTierStatus } from '../../../src/cluster/flink-tier.ts';
 import type { Topology } from '../../../src/cluster/topology.ts';
+import { createLogger } from '../../../src/shared/logger.ts';
 
 const root = join(import.meta.dirname, '../../..');
 
@@ -58,6 +59,16 @@ const topo = (jm: string, tms: string[], jm2?: string): Topology => ({
     ...tms.map((a, i) => ({ name: `flink-tm-${i + 1}`, netns: `t${i}`, address: a, hostVeth: `v${i + 3}` })),
     ...(jm2 ? [{ name: 'flink-jm-2', netns: 'j2', address: jm2, hostVeth: 'v9' }] : []),
   ],
+});
+
+test('every JobManager\'s REST URL, leader first, for the serving tiers (they fail over to the standby\'s)', () => {
+  const nodes = topo('10.0.0.13', [], '10.0.0.17').nodes;
+  const jm = (name: string) => nodes.find((n) => n.name === name)!;
+  const flink = new FlinkCluster({
+    dist: {} as FlinkDist, stateDir: '/nonexistent', jobManagers: [jm('flink-jm'), jm('flink-jm-2')], taskManagers: [],
+    ha: { zookeeper: ['10.0.0.18'], clusterId: 'u' }, restPort: 8091, logger: createLogger('test', 'silent'),
+  });
+  assert.deepEqual(flink.restUrls, ['http://10.0.0.13:8091', 'http://10.0.0.17:8091']);
 });
 
 test('the leader REST URL out of the connection_info znode (Java-serialized address + session UUID)', () => {

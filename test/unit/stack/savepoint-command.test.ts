@@ -138,6 +138,29 @@ test('--stop: the job\'s JVM exits before the result is polled: the new complete
   assert.match(s2.err.join(''), /went away before the savepoint was reported complete, and no new savepoint is in/);
 });
 
+test('HA: the first JobManager in ADCLICK_FLINK_REST_URL is gone or between leaders: the savepoint goes through the next that answers', async (t) => {
+  for (const dead of [{ throws: true }, { status: 503, json: { errors: ['Service temporarily unavailable due to an ongoing leader election.'] } }]) {
+    const s = setup(t);
+    const config = loadConfig({ ADCLICK_FLINK_REST_URL: 'http://jm-1.test:8081,http://jm-2.test:8081' }, { dataDir: s.dataDir });
+    const { savepointDir } = flinkStateFiles(s.dataDir);
+    const { calls, fetchFn } = fakeFlink((c) => {
+      if (c.url.startsWith('http://jm-1.test:8081/')) return dead;
+      if (c.url.endsWith('/jobs/overview')) return { json: overview() };
+      if (c.method === 'POST') return { status: 202, json: { 'request-id': 'trig1' } };
+      return { json: { status: { id: 'COMPLETED' }, operation: { location: `file:${savepointDir}/savepoint-a1b2c3-0123456789ab` } } };
+    });
+    assert.equal(await runSavepoint([], { ...s.deps, config, fetch: fetchFn }), 0, s.err.join(''));
+    assert.equal(calls.filter((c) => c.url.startsWith('http://jm-1.test:8081/')).length, 1, 'the dead one is asked once');
+    assert.equal(calls.find((c) => c.method === 'POST')?.url, `http://jm-2.test:8081/jobs/${JID}/savepoints`);
+  }
+  // None answers: the message names every URL tried.
+  const s = setup(t);
+  const config = loadConfig({ ADCLICK_FLINK_REST_URL: 'http://jm-1.test:8081,http://jm-2.test:8081' }, { dataDir: s.dataDir });
+  const { fetchFn } = fakeFlink(() => ({ throws: true }));
+  assert.equal(await runSavepoint([], { ...s.deps, config, fetch: fetchFn }), 1);
+  assert.match(s.err.join(''), /cannot reach the Flink REST API at any of http:\/\/jm-1\.test:8081 \(fetch failed\), http:\/\/jm-2\.test:8081 \(fetch failed\); is the stack up/);
+});
+
 test('failures exit 1 with a clear message: Flink unreachable, no running job, savepoint failed, refused, timeout', async (t) => {
   const cases: { name: string; argv?: string[]; route: Parameters<typeof fakeFlink>[0]; want: RegExp }[] = [
     { name: 'unreachable', route: () => ({ throws: true }), want: /cannot reach the Flink REST API at http:\/\/127\.0\.0\.1:18082.*adclick status/ },
