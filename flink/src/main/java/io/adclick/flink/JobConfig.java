@@ -221,6 +221,11 @@ public final class JobConfig implements Serializable {
         c.set(CoreOptions.DEFAULT_PARALLELISM, parallelism);
         c.set(PipelineOptions.MAX_PARALLELISM, maxParallelism);
         c.set(PipelineOptions.NAME, jobName);
+        // Chained operators hand records over without a copy (issue #17: PojoSerializer.copy of every
+        // click between chained operators was ~3 % of the job's CPU). Safe because no operator changes a
+        // record it received or keeps one it emitted: ClickPreAggregator and AuditTally buffer objects of
+        // their own, and every emitted record is new. PipelineITCase and HotAdITCase run with it on.
+        c.set(PipelineOptions.OBJECT_REUSE, true);
 
         c.set(CheckpointingOptions.CHECKPOINTING_CONSISTENCY_MODE, CheckpointingMode.EXACTLY_ONCE);
         c.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(checkpointIntervalMs));

@@ -81,6 +81,7 @@ class HotAdITCase {
         }
 
         Configuration conf = new Configuration();
+        conf.set(PipelineOptions.OBJECT_REUSE, true); // as the job runs (JobConfig.toFlinkConfiguration)
         conf.set(StateBackendOptions.STATE_BACKEND, "rocksdb");
         conf.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(200));
         conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");

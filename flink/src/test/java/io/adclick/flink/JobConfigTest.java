@@ -63,6 +63,7 @@ class JobConfigTest {
         assertTrue(f.get(CheckpointingOptions.ENABLE_UNALIGNED), "back-pressure cannot time out checkpoints");
         assertEquals(Duration.ofSeconds(1), f.get(CheckpointingOptions.ALIGNED_CHECKPOINT_TIMEOUT));
         assertTrue(f.get(org.apache.flink.configuration.TaskManagerOptions.BUFFER_DEBLOAT_ENABLED));
+        assertTrue(f.get(org.apache.flink.configuration.PipelineOptions.OBJECT_REUSE), "chained operators share records (the ITCases run so)");
         assertEquals("file:///tmp/x/cp", f.get(CheckpointingOptions.CHECKPOINTS_DIRECTORY));
         assertEquals(8082, f.get(RestOptions.PORT));
         assertFalse(JobConfig.defaults().toFlinkConfiguration().contains(StateRecoveryOptions.SAVEPOINT_PATH));

@@ -134,6 +134,7 @@ class PipelineITCase {
 
         // --- run -------------------------------------------------------------------------------
         Configuration conf = new Configuration();
+        conf.set(PipelineOptions.OBJECT_REUSE, true); // as the job runs (JobConfig.toFlinkConfiguration)
         conf.set(StateBackendOptions.STATE_BACKEND, "rocksdb");
         conf.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(500));
         conf.set(CheckpointingOptions.CHECKPOINT_STORAGE, "filesystem");

@@ -60,13 +60,31 @@ public final class TraceContext {
 
     /** A traceparent continuing {@code traceId} with a new random span id (the job's own span). */
     public static String continueTrace(String traceId, int flags) {
-        return "00-" + traceId + "-" + newSpanId() + "-" + String.format("%02x", flags & 0xff);
+        return new String(continueTraceBytes(traceId, flags), StandardCharsets.US_ASCII);
+    }
+
+    /**
+     * {@link #continueTrace} as the header's bytes, built in place: it runs once per output record, and
+     * the {@code String.format} calls it used to make were a tenth of the job's CPU at 5,000 clicks/s
+     * (JFR, issue #17).
+     */
+    static byte[] continueTraceBytes(String traceId, int flags) {
+        byte[] b = new byte[55];
+        b[0] = '0';
+        b[1] = '0';
+        b[2] = '-';
+        for (int i = 0; i < 32; i++) b[3 + i] = (byte) traceId.charAt(i);
+        b[35] = '-';
+        putHex(b, 36, newSpanIdValue(), 16);
+        b[52] = '-';
+        putHex(b, 53, flags & 0xff, 2);
+        return b;
     }
 
     /** The headers to write on a record derived from a click with this trace (empty list when untraced). */
     public static List<Header> headers(String traceId, int flags) {
         if (traceId == null) return List.of();
-        return List.of(new RecordHeader(HEADER, continueTrace(traceId, flags).getBytes(StandardCharsets.US_ASCII)));
+        return List.of(new RecordHeader(HEADER, continueTraceBytes(traceId, flags)));
     }
 
     /** For log lines: the trace id or {@link #NONE}. */
@@ -75,11 +93,27 @@ public final class TraceContext {
     }
 
     static String newSpanId() {
+        byte[] b = new byte[16];
+        putHex(b, 0, newSpanIdValue(), 16);
+        return new String(b, StandardCharsets.US_ASCII);
+    }
+
+    private static long newSpanIdValue() {
         long id;
         do {
             id = ThreadLocalRandom.current().nextLong();
         } while (id == 0);
-        return String.format("%016x", id);
+        return id;
+    }
+
+    private static final byte[] HEX = "0123456789abcdef".getBytes(StandardCharsets.US_ASCII);
+
+    /** The low {@code digits} hex digits of {@code v}, lower case, most significant first, at {@code b[at..]}. */
+    private static void putHex(byte[] b, int at, long v, int digits) {
+        for (int i = digits - 1; i >= 0; i--) {
+            b[at + i] = HEX[(int) (v & 0xf)];
+            v >>>= 4;
+        }
     }
 
     private static boolean isLowerHex(String s, int from, int to) {

@@ -69,6 +69,28 @@ public class TraceContextTest {
     }
 
     @Test
+    void continuedTracesAreWellFormedForEveryFlagAndManySpans() {
+        java.util.Set<String> spans = new java.util.HashSet<>();
+        for (int i = 0; i < 20_000; i++) {
+            int flags = i & 0xff;
+            String v = TraceContext.continueTrace(TRACE, flags);
+            TraceContext.Parent p = TraceContext.parse(v);
+            assertNotNull(p, v);
+            assertEquals(TRACE, p.traceId);
+            assertEquals(flags, p.flags, v);
+            assertEquals(String.format("%02x", flags), v.substring(53), "flags as two lower-case hex digits");
+            spans.add(v.substring(36, 52));
+        }
+        assertTrue(spans.size() > 19_990, "span ids are random: " + spans.size() + " distinct of 20,000");
+        String id = TraceContext.newSpanId();
+        assertEquals(16, id.length());
+        assertTrue(id.matches("[0-9a-f]{16}") && !id.equals("0000000000000000"), id);
+        byte[] header = TraceContext.headers(TRACE, 1).get(0).value();
+        assertEquals(TRACE, TraceContext.parse(new String(header, java.nio.charset.StandardCharsets.US_ASCII)).traceId);
+        assertTrue(TraceContext.headers(null, 1).isEmpty());
+    }
+
+    @Test
     void deserializerKeepsTheTraceOnClicksAndDeadLetters() {
         ClickDeserializationSchema schema = new ClickDeserializationSchema(() -> 1L);
         ClickEvent e = TestClicks.event("imp-t1", 7, T);
