@@ -104,7 +104,14 @@ export function createPipelineMetrics(registry: Registry): PipelineMetrics {
  */
 export class FlinkRestClient {
   /** Metric ids per vertex of a job, once discovered (metrics appear when tasks run). */
-  private metricIds = new Map<string, string[]>();
+  private metricIds = new Map<string, { ids: string[]; listings: number; nextListingAt: number }>();
+  /**
+   * A vertex without any of our counters (a sink, the source, or one whose tasks have not
+   * registered them yet) is listed again after 1 s, 2 s, 4 s, … up to this, not on every
+   * poll: a listing is every metric id of the vertex, and these requests were a visible share
+   * of the job's CPU in a JFR profile (issue 17).
+   */
+  static readonly RELIST_EMPTY_MAX_MS = 60_000;
   private vertices: { jid: string; list: { id: string; name: string }[] } | null = null;
   private readonly baseUrls: readonly string[];
   private current = 0;
@@ -187,13 +194,15 @@ export class FlinkRestClient {
     const out: Record<string, number> = {};
     await Promise.all(this.vertices.list.map(async (v) => {
       const path = `/jobs/${q}/vertices/${encodeURIComponent(v.id)}/subtasks/metrics`;
-      let ids = this.metricIds.get(v.id);
-      if (!ids?.length) {
+      const known = this.metricIds.get(v.id);
+      let ids = known?.ids;
+      if (!ids?.length && (!known || Date.now() >= known.nextListingAt)) {
         // Listed again until the vertex has them: operator metrics appear once its tasks run.
         ids = (await this.get<FlinkMetricList>(path)).map((m) => m.id).filter((id) => wanted.some((w) => id.endsWith(w)));
-        this.metricIds.set(v.id, ids);
+        const listings = (known?.listings ?? 0) + 1;
+        this.metricIds.set(v.id, { ids, listings, nextListingAt: Date.now() + Math.min(FlinkRestClient.RELIST_EMPTY_MAX_MS, 1000 * 2 ** (listings - 1)) });
       }
-      if (!ids.length) return;
+      if (!ids?.length) return;
       const values = await this.get<FlinkMetricList>(`${path}?get=${ids.map(encodeURIComponent).join(',')}&agg=sum`);
       for (const m of values) {
         const n = num(m.sum);

@@ -173,3 +173,25 @@ test('poller: a Kafka transaction Flink could not commit is loud — a counter a
   const status = pipelineLines(text).find((l) => l.startsWith('COMMITS'));
   assert.ok(status?.includes('3 Kafka transaction'), `adclick status shows it: ${status}`);
 });
+
+test('poller: a vertex without our counters is not listed on every poll, and counters that appear later are still found', async () => {
+  const sinkVertex = 'v-sink';
+  const listing = `/jobs/${JID}/vertices/${sinkVertex}/subtasks/metrics`;
+  const routes: Record<string, unknown> = {
+    ...ROUTES,
+    [`/jobs/${JID}`]: { jid: JID, vertices: [...(ROUTES[`/jobs/${JID}`] as { vertices: unknown[] }).vertices, { id: sinkVertex, name: 'sink-clicks-late: Writer' }] },
+    [listing]: [{ id: 'numRecordsIn' }],
+  };
+  const calls: string[] = [];
+  const registry = new Registry();
+  const poller = new PipelinePoller({ registry, logger, flinkRestUrl: 'http://flink.test:8082', fetch: fakeFlink(routes, calls), now: () => NOW });
+  for (let i = 0; i < 5; i++) await poller.pollOnce();
+  assert.equal(calls.filter((c) => c === listing).length, 1, 'five polls within a second list the vertex once');
+  // Its tasks register a counter of ours later (e.g. after a restart of the job's tasks).
+  routes[listing] = [{ id: 'numRecordsIn' }, { id: 'late-clicks-1h.lateClicks' }];
+  routes[`${listing}?get=late-clicks-1h.lateClicks&agg=sum`] = [{ id: 'late-clicks-1h.lateClicks', sum: 9 }];
+  await new Promise((r) => setTimeout(r, 1100));
+  await poller.pollOnce();
+  assert.equal(calls.filter((c) => c === listing).length, 2, 'listed again after the first back-off');
+  assert.equal(sumMetric(await registry.metrics(), 'adclick_flink_late_clicks', { granularity: '1h' }), 9);
+});
