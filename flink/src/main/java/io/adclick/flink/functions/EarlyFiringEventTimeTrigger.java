@@ -13,8 +13,8 @@ import org.apache.flink.streaming.api.windowing.windows.TimeWindow;
  * <ul>
  *   <li>FIRE when the watermark passes the window end (the final result);</li>
  *   <li>while the window is open: at most one processing-time timer per window, {@code earlyIntervalMs}
- *       after the first unreported element; when it fires and the window changed since the last firing,
- *       FIRE (provisional). No elements, no timers, no firings;</li>
+ *       after the first unreported element; when it fires, FIRE (provisional): it only exists because
+ *       the window changed since the last firing. No elements, no timers, no firings;</li>
  *   <li>an element arriving after the end-of-window firing (but within allowed lateness, later ones never
  *       reach the trigger) FIREs immediately with the updated full count;</li>
  *   <li>never purges: the accumulator must survive for updates within allowed lateness; the window
@@ -27,8 +27,12 @@ public class EarlyFiringEventTimeTrigger extends Trigger<Object, TimeWindow> {
     /** Processing time of the pending early-fire timer of this window, if any. */
     private static final ValueStateDescriptor<Long> EARLY_TIMER =
             new ValueStateDescriptor<>("early-fire-timer", Types.LONG);
-    /** Set when elements were added since the last firing. */
-    private static final ValueStateDescriptor<Boolean> DIRTY =
+    /**
+     * Written by versions before issue #17's CPU work ("elements since the last firing"); always true
+     * exactly while an early timer was pending, so the pending timer now says it and this is only
+     * cleared, for windows restored from such a checkpoint.
+     */
+    private static final ValueStateDescriptor<Boolean> LEGACY_DIRTY =
             new ValueStateDescriptor<>("early-fire-dirty", Types.BOOLEAN);
 
     private final long earlyIntervalMs;
@@ -44,15 +48,20 @@ public class EarlyFiringEventTimeTrigger extends Trigger<Object, TimeWindow> {
             // late, but within allowed lateness: publish the corrected full count right away
             return TriggerResult.FIRE;
         }
-        ctx.registerEventTimeTimer(window.maxTimestamp());
-        if (earlyIntervalMs > 0) {
-            ctx.getPartitionedState(DIRTY).update(Boolean.TRUE);
-            ValueState<Long> timer = ctx.getPartitionedState(EARLY_TIMER);
-            if (timer.value() == null) {
-                long at = ctx.getCurrentProcessingTime() + earlyIntervalMs;
-                ctx.registerProcessingTimeTimer(at);
-                timer.update(at);
-            }
+        if (earlyIntervalMs <= 0) {
+            ctx.registerEventTimeTimer(window.maxTimestamp());
+            return TriggerResult.CONTINUE;
+        }
+        // Only the first element since the last firing touches timers: each registration is a RocksDB
+        // write, and one element per pre-aggregated partial and window size arrives (issue #17). The
+        // final timer, once registered, stands until it fires or the window is cleared, so registering
+        // it again (idempotently) with each early timer keeps it in place.
+        ValueState<Long> timer = ctx.getPartitionedState(EARLY_TIMER);
+        if (timer.value() == null) {
+            ctx.registerEventTimeTimer(window.maxTimestamp());
+            long at = ctx.getCurrentProcessingTime() + earlyIntervalMs;
+            ctx.registerProcessingTimeTimer(at);
+            timer.update(at);
         }
         return TriggerResult.CONTINUE;
     }
@@ -65,12 +74,8 @@ public class EarlyFiringEventTimeTrigger extends Trigger<Object, TimeWindow> {
             return TriggerResult.CONTINUE; // stale timer
         }
         timer.clear();
-        ValueState<Boolean> dirty = ctx.getPartitionedState(DIRTY);
-        if (Boolean.TRUE.equals(dirty.value()) && ctx.getCurrentWatermark() < window.maxTimestamp()) {
-            dirty.clear();
-            return TriggerResult.FIRE;
-        }
-        return TriggerResult.CONTINUE;
+        // A pending early timer means elements arrived since the last firing.
+        return ctx.getCurrentWatermark() < window.maxTimestamp() ? TriggerResult.FIRE : TriggerResult.CONTINUE;
     }
 
     @Override
@@ -95,7 +100,7 @@ public class EarlyFiringEventTimeTrigger extends Trigger<Object, TimeWindow> {
             ctx.deleteProcessingTimeTimer(pending);
         }
         timer.clear();
-        ctx.getPartitionedState(DIRTY).clear();
+        ctx.getPartitionedState(LEGACY_DIRTY).clear();
     }
 
     @Override
