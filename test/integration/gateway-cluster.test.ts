@@ -11,6 +11,7 @@ import { signClick } from '../../src/shared/signature.ts';
 // The gateway's workers are its children running node (what `adclick status` lists; not tsx's esbuild helper).
 import { sameExecutableChildren } from '../../src/stack/pid-files.ts';
 import { ensureTopics } from '../../src/stack/topics.ts';
+import { collectLines } from '../helpers/child-output.ts';
 
 const kafka = await startTestKafka({ after });
 const logger = pino({ level: 'silent' });
@@ -76,10 +77,7 @@ async function startCluster(topic: string, workers: number) {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: string[] = [];
-  const collect = (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean));
-  proc.stdout!.on('data', collect);
-  proc.stderr!.on('data', collect);
+  const lines = collectLines(proc);
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   after(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');

@@ -19,6 +19,7 @@ import { createEdgeDedup, dedupKey, markValue, verifiedAdmission } from '../../s
 import { createRateLimiter } from '../../src/gateway/rate-limiter.ts';
 import { createOptionalRedis } from '../../src/shared/redis.ts';
 import { deriveFromSigningKeys, signClick } from '../../src/shared/signature.ts';
+import { collectLines } from '../helpers/child-output.ts';
 
 const run = randomBytes(4).toString('hex');
 const silent = pino({ level: 'silent' });
@@ -204,10 +205,7 @@ async function startGateway(url: string, caFile: string | undefined) {
     }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: string[] = [];
-  const collect = (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean));
-  proc.stdout!.on('data', collect);
-  proc.stderr!.on('data', collect);
+  const lines = collectLines(proc);
   after(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   });
