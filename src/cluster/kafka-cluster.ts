@@ -148,7 +148,6 @@ export async function describePartitions(bootstrap: string, topics: readonly str
   });
 }
 
-/** Wait until every partition of `topics` has a leader and its full replica set in sync. */
 /** The broker leading the most of these partitions (the one whose loss hurts most). */
 export function busiestLeader(parts: readonly PartitionState[]): number {
   const n = new Map<number, number>();
@@ -156,6 +155,7 @@ export function busiestLeader(parts: readonly PartitionState[]): number {
   return [...n].sort((a, b) => b[1] - a[1])[0]![0];
 }
 
+/** Wait until every partition of `topics` has a leader and its full replica set in sync. */
 export async function waitFullyInSync(bootstrap: string, topics: readonly string[], timeoutMs: number): Promise<PartitionState[]> {
   const deadline = Date.now() + timeoutMs;
   let last: PartitionState[] = [];
