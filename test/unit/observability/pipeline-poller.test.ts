@@ -195,3 +195,25 @@ test('poller: a vertex without our counters is not listed on every poll, and cou
   assert.equal(calls.filter((c) => c === listing).length, 2, 'listed again after the first back-off');
   assert.equal(sumMetric(await registry.metrics(), 'adclick_flink_late_clicks', { granularity: '1h' }), 9);
 });
+
+test('poller: a vertex first listed with only some of its counters (a task still opening its operators) gets the rest on a later listing', async () => {
+  const listing = `/jobs/${JID}/vertices/${dedupVertex}/subtasks/metrics`;
+  const routes: Record<string, unknown> = {
+    ...ROUTES,
+    [listing]: [{ id: 'late-clicks-1h.lateClicks' }],
+    [`${listing}?get=late-clicks-1h.lateClicks&agg=sum`]: [{ id: 'late-clicks-1h.lateClicks', sum: 2 }],
+  };
+  const registry = new Registry();
+  const poller = new PipelinePoller({ registry, logger, flinkRestUrl: 'http://flink.test:8082', fetch: fakeFlink(routes, []), now: () => NOW });
+  await poller.pollOnce();
+  assert.match(await registry.metrics(), /^adclick_flink_duplicates_dropped Nan$/m, 'not listed yet: unknown, not 0');
+  routes[listing] = [{ id: 'late-clicks-1h.lateClicks' }, { id: 'dedup-impression-event.duplicatesDropped' }];
+  routes[`${listing}?get=late-clicks-1h.lateClicks,dedup-impression-event.duplicatesDropped&agg=sum`] = [
+    { id: 'late-clicks-1h.lateClicks', sum: 2 }, { id: 'dedup-impression-event.duplicatesDropped', sum: 41 },
+  ];
+  await new Promise((r) => setTimeout(r, 1100));
+  await poller.pollOnce();
+  const text = await registry.metrics();
+  assert.equal(sumMetric(text, 'adclick_flink_duplicates_dropped'), 41);
+  assert.equal(sumMetric(text, 'adclick_flink_late_clicks', { granularity: '1h' }), 2);
+});
