@@ -23,6 +23,7 @@ import { freePort } from '../test/helpers/kafka.ts';
 import { brokerBaseline, type BaselineResult } from './pipeline/broker-baseline.ts';
 import { parseOptions, USAGE } from './pipeline/options.ts';
 import { baselineLine, shapeReport } from './pipeline/report.ts';
+import { responsivenessLines } from './pipeline/admin-probe.ts';
 import { runStep, type StepContext, type StepResult } from './pipeline/step.ts';
 
 if (process.argv.includes('--help')) {
@@ -89,6 +90,13 @@ try {
     gatewayUrl: `http://127.0.0.1:${config.gatewayPort}`,
     apiUrl: `http://127.0.0.1:${config.queryPort}`,
     adminMetricsUrl: `http://127.0.0.1:${config.adminPort}/metrics`,
+    adminProbes: {
+      'gateway /healthz': `http://127.0.0.1:${config.gatewayPort}/healthz`,
+      'gateway /metrics': `http://127.0.0.1:${config.gatewayPort}/metrics`,
+      'query API /healthz': `http://127.0.0.1:${config.queryPort}/healthz`,
+      'serving admin /readyz': `http://127.0.0.1:${config.adminPort}/readyz`,
+      'Flink REST /jobs/overview': `http://127.0.0.1:${config.flinkUiPort}/jobs/overview`,
+    },
     keyId: KEY_ID, secret: SECRET,
     async apiKey(adv) {
       let k = keys.get(adv);
@@ -130,6 +138,7 @@ try {
       const r = await runStep(ctx, shape, 'ladder', ++index, rate, options.holdS);
       results.steps.push(r);
       note(`  ${r.held ? 'held' : `NOT held: ${r.why.join('; ')}`}`);
+      for (const line of responsivenessLines(r.responsiveness)) note(line);
       if (!r.held) break;
       held = rate;
     }

@@ -43,6 +43,16 @@ export function shapeReport(shape: string, steps: readonly StepResult[], baselin
   if (shape === 'hot' && top !== undefined) out.push(`hot ad's share of the first step's clicks: ${(top * 100).toFixed(1)}%`);
   const admin = steps.reduce((a, s) => a + s.adminUnanswered, 0);
   if (admin) out.push(`serving /metrics unanswered (2 s timeout) ${admin} times during the steps`);
+  const probes = new Map<string, { probes: number; unanswered: number; maxMs: number }>();
+  for (const s of steps) {
+    for (const [name, f] of Object.entries(s.responsiveness?.endpoints ?? {})) {
+      const a = probes.get(name) ?? { probes: 0, unanswered: 0, maxMs: 0 };
+      probes.set(name, { probes: a.probes + f.probes, unanswered: a.unanswered + f.unanswered, maxMs: Math.max(a.maxMs, Number.isFinite(f.maxMs) ? f.maxMs : 0) });
+    }
+  }
+  if (probes.size) out.push(`health/admin probes (1/s, 2 s timeout): ${[...probes].map(([n, a]) => `${n} ${a.unanswered}/${a.probes} unanswered, max ${Math.round(a.maxMs)} ms`).join('; ')}`);
+  const loopMax = Math.max(...steps.map((s) => s.responsiveness?.servingLoopMaxMs ?? 0));
+  if (loopMax > 0) out.push(`serving event-loop delay, largest reported in any step: ${loopMax} ms`);
   return out.join('\n');
 }
 

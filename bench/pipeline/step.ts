@@ -17,11 +17,14 @@ import type { SimulateProgress } from '../../src/simulate/simulator.ts';
 import { microsPerClick, snapshot, type CpuSnapshot } from './proc-cpu.ts';
 import type { PipelineBenchOptions } from './options.ts';
 import { pct, probeFreshness, type ProbeResult } from '../freshness-probe.ts';
+import { startAdminProbe, type Responsiveness } from './admin-probe.ts';
 
 export interface StepContext {
   gatewayUrl: string;
   apiUrl: string;
   adminMetricsUrl: string;
+  /** Health and admin endpoints probed once a second during each step (name → URL). */
+  adminProbes: Record<string, string>;
   keyId: string;
   secret: string;
   /** Query API key for an advertiser (made on first use). */
@@ -51,6 +54,8 @@ export interface StepResult {
   watermarkDelayS: Trend;
   /** /metrics polls of the serving process that failed or timed out (2 s) during the step. */
   adminUnanswered: number;
+  /** Health/admin probes of every part during the step (admin-probe.ts). */
+  responsiveness: Responsiveness;
   exact: boolean;
   lost: number;
   duplicated: number;
@@ -66,13 +71,14 @@ export interface StepResult {
 const GENERATOR = fileURLToPath(new URL('./generator.ts', import.meta.url));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function metrics(url: string): Promise<{ lag: number | null; delay: number | null } | null> {
+async function metrics(url: string): Promise<{ lag: number | null; delay: number | null; loopMaxS: number | null } | null> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
     if (!res.ok) return null;
     const text = await res.text();
     const lag = samples(text, 'adclick_sink_consumer_group_lag');
-    return { lag: lag.length ? lag.reduce((a, s) => a + s.value, 0) : null, delay: sumMetric(text, 'adclick_pipeline_watermark_delay_seconds') };
+    return { lag: lag.length ? lag.reduce((a, s) => a + s.value, 0) : null, delay: sumMetric(text, 'adclick_pipeline_watermark_delay_seconds'),
+      loopMaxS: sumMetric(text, 'nodejs_eventloop_lag_max_seconds') };
   } catch {
     return null;
   }
@@ -118,7 +124,8 @@ export async function runStep(ctx: StepContext, shape: Shape, kind: StepResult['
   const ids = { advertiserId: 9000 + index, adIdBase: index * 100_000 + 1, campaignIdBase: index * 1000 + 1 };
   const apiKey = await ctx.apiKey(ids.advertiserId);
   const stepStart = Date.now();
-  const series: { t: number; lag: number | null; delay: number | null }[] = [];
+  const series: { t: number; lag: number | null; delay: number | null; loopMaxS: number | null }[] = [];
+  const probe0 = startAdminProbe(ctx.adminProbes);
   let unanswered = 0;
   let sampling = true;
   const sampler = (async () => {
@@ -154,6 +161,7 @@ export async function runStep(ctx: StepContext, shape: Shape, kind: StepResult['
   } catch (err) {
     sampling = false;
     await sampler;
+    await probe0.stop();
     throw err;
   }
   const genEnd = Date.now();
@@ -167,6 +175,9 @@ export async function runStep(ctx: StepContext, shape: Shape, kind: StepResult['
   const cpu1: CpuSnapshot = snapshot(ctx.pids());
   sampling = false;
   await sampler;
+  const responsiveness = await probe0.stop();
+  const loopMaxes = series.map((x) => x.loopMaxS).filter((v): v is number => v !== null);
+  responsiveness.servingLoopMaxMs = loopMaxes.length ? Math.round(Math.max(...loopMaxes) * 1000) : null;
   const fresh = probe ? await probe : undefined;
 
   const s = done.summary;
@@ -210,7 +221,7 @@ export async function runStep(ctx: StepContext, shape: Shape, kind: StepResult['
   const cpuMicrosPerClick = { ...microsPerClick(cpu0, cpu1, s.ledgered), generator: s.ledgered ? (s.cpuSeconds * 1e6) / s.ledgered : NaN };
   return {
     shape, kind, index, rate, advertiserId: ids.advertiserId, generator: s, acceptedPerSec,
-    sinkLag, watermarkDelayS, adminUnanswered: unanswered,
+    sinkLag, watermarkDelayS, adminUnanswered: unanswered, responsiveness,
     exact, lost: check.lost, duplicated: check.duplicated, queryErrors: check.errors, drainMs: check.drainMs,
     cpuSeconds, cpuMicrosPerClick,
     held: why.length === 0, why,
