@@ -243,7 +243,8 @@ export class AggregateSink {
     const batch = this.fence ? { ...built, watermarks: [] } : built;
     const sinkDead = batch.deadLetters.filter((d) => d.stage === 'sink').length;
     // Trace ids of the batch's records (bounded: first 5 + how many were traced) for every log line about it.
-    const traces = traceSummary(messages.map((m) => m.traceId));
+    // Read only for a log line (a failed or abandoned write): parsing every record's header costs.
+    const traces = () => traceSummary(messages.map((m) => m.traceId));
     if (this.opts.unsafeCommitFirst) {
       await this.commit(batch.commits);
       this.crashIfAsked('after the offset commit, before the ClickHouse insert (UNSAFE order)');
@@ -269,10 +270,10 @@ export class AggregateSink {
         this.failing = true;
         this.setPaused(true);
         if (this.stopping && this.now() >= this.stopDeadline) {
-          this.log.error({ err, records: batch.records, ...traces }, 'giving up on the last batch at shutdown; offsets not committed, it will be re-delivered');
+          this.log.error({ err, records: batch.records, ...traces() }, 'giving up on the last batch at shutdown; offsets not committed, it will be re-delivered');
           return false;
         }
-        this.log.warn({ err, attempt, retryInMs: delay, records: batch.records, ...traces }, 'ClickHouse write failed; retrying the same batch, offsets not committed');
+        this.log.warn({ err, attempt, retryInMs: delay, records: batch.records, ...traces() }, 'ClickHouse write failed; retrying the same batch, offsets not committed');
         await sleep(delay);
         delay = Math.min(delay * 2, this.opts.retryMaxMs ?? 10_000);
       }
@@ -305,7 +306,9 @@ export class AggregateSink {
       this.fence.hold(built.watermarks);
       this.scheduleRelease();
     }
-    this.log.debug({ records: batch.records, aggregates: batch.aggregates.length, late: batch.late.length, watermarks: batch.watermarks.length, seconds, ...traces }, 'batch stored and committed');
+    if (this.log.isLevelEnabled?.('debug') !== false) {
+      this.log.debug({ records: batch.records, aggregates: batch.aggregates.length, late: batch.late.length, watermarks: batch.watermarks.length, seconds, ...traces() }, 'batch stored and committed');
+    }
     return true;
   }
 
@@ -468,7 +471,8 @@ export class AggregateSink {
 
   private async commit(all: TopicPartitionOffset[]): Promise<void> {
     // Only partitions held now (see the header): a revoked partition's offset is the new owner's.
-    const commits = all.filter((c) => this.holds(partitionKey(c.topic, c.partition)));
+    const mine = this.opts.consumer.assigned?.(); // once per call: a Set built from the client's assignment
+    const commits = all.filter((c) => mine === undefined || mine.has(partitionKey(c.topic, c.partition)));
     if (commits.length < all.length) {
       this.metrics.revokedCommitsSkipped.inc(all.length - commits.length);
       this.log.info({ skipped: all.filter((c) => !commits.includes(c)) }, 'not committing offsets of partitions this sink no longer holds (stored; the new owner re-reads them, rows collapse)');

@@ -11,7 +11,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
 import type { SinkMessage, TopicPartitionOffset } from './batch.ts';
 import type { SinkConsumer } from './aggregate-sink.ts';
-import { traceIdFromHeaders } from './trace-context.ts';
+import { traceIdFromHeaders, type KafkaHeaders } from './trace-context.ts';
 import { yieldToLoop } from '../shared/yield-to-loop.ts';
 
 const require = createRequire(import.meta.url);
@@ -39,6 +39,28 @@ export interface KafkaSinkConsumerOptions {
   /** Tests: builds the underlying consumer (default: a librdkafka consumer with the settings below). */
   readonly makeConsumer?: () => GroupConsumer;
   readonly now?: () => number;
+}
+
+/**
+ * A record as the sink gets it. Its trace id is read from the `traceparent` header only
+ * when asked (log lines about failed batches and dead letters): parsing it for every
+ * record cost ~4% of the serving process's CPU at 10,000 clicks/s (issue 17).
+ */
+export class DeliveredMessage implements SinkMessage {
+  #traceId: string | undefined | null = null;
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly offset: string,
+    readonly key: Buffer | null,
+    readonly value: Buffer | null,
+    private readonly headers: KafkaHeaders | undefined,
+  ) {}
+
+  get traceId(): string | undefined {
+    if (this.#traceId === null) this.#traceId = traceIdFromHeaders(this.headers);
+    return this.#traceId;
+  }
 }
 
 export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkConsumer {
@@ -108,14 +130,7 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
     await c.subscribe({ topics: [...opts.topics] });
     await c.run({
       eachBatch: async ({ batch }) => {
-        const msgs: SinkMessage[] = batch.messages.map((m) => ({
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: m.offset,
-          key: m.key ?? null,
-          value: m.value ?? null,
-          traceId: traceIdFromHeaders(m.headers),
-        }));
+        const msgs: SinkMessage[] = batch.messages.map((m) => new DeliveredMessage(batch.topic, batch.partition, m.offset, m.key ?? null, m.value ?? null, m.headers));
         let lag: { topic: string; partition: number; lag: number } | undefined;
         const last = batch.messages[batch.messages.length - 1];
         const hw = Number(batch.highWatermark);

@@ -80,3 +80,30 @@ test('a consumer that holds its partitions is left alone', async () => {
   await sleep(100);
   assert.equal(made.length, 1, 'no watchdog after stop');
 });
+
+test('delivered records carry their trace id, read from the traceparent header only when asked (issue 17: not parsed per record)', async () => {
+  const { c, made, got, deliver } = setup(true);
+  await c.start(deliver);
+  const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+  let reads = 0;
+  const headers = new Proxy({ traceparent: Buffer.from(`00-${trace}-00f067aa0ba902b7-01`) }, {
+    get(t, k) {
+      if (k === 'traceparent') reads++;
+      return Reflect.get(t, k);
+    },
+  });
+  await made[0]!.eachBatch!({ batch: { topic: 'click-aggregates', partition: 2, highWatermark: '10', messages: [
+    { offset: '5', key: Buffer.from('k'), value: Buffer.from('v'), headers },
+    { offset: '6', key: null, value: null, headers: {} },
+  ] } });
+  assert.equal(got.length, 2);
+  assert.equal(reads, 0, 'no header read while delivering');
+  const [a, b] = got as [SinkMessage, SinkMessage];
+  assert.deepEqual([a.topic, a.partition, a.offset, a.key?.toString(), a.value?.toString()], ['click-aggregates', 2, '5', 'k', 'v']);
+  assert.equal(a.traceId, trace);
+  assert.equal(a.traceId, trace);
+  assert.equal(reads, 1, 'parsed once, then remembered');
+  assert.equal(b.traceId, undefined);
+  assert.equal(b.key, null);
+  await c.stop();
+});
