@@ -19,6 +19,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Config } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
+import { SERVING_NODE_FLAGS } from '../shared/serving-flags.ts';
 import { haproxyConfig, HaproxyProcess, serverStates, type BalancedTier, type ServerState } from './haproxy.ts';
 import type { ClusterNode } from './topology.ts';
 
@@ -122,7 +123,7 @@ export class StatelessTier {
     const entry = i.role === 'gateway' ? join('src', 'gateway', 'main.ts') : join('src', 'serving.ts');
     i.log ??= createWriteStream(join(this.o.stateDir, `${i.node.name}.log`), { flags: 'a' });
     // `ip netns exec` execs node in place: the child's pid is the instance's own.
-    const child = spawn('ip', ['netns', 'exec', i.node.netns, process.execPath, '--import', 'tsx', entry], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', i.node.netns, process.execPath, ...(i.role === 'gateway' ? [] : SERVING_NODE_FLAGS), '--import', 'tsx', entry], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(i.log, { end: false });
     child.stderr!.pipe(i.log, { end: false });
     i.child = child;

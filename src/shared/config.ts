@@ -225,6 +225,7 @@ export const SETTINGS = {
   storageLookupQueueMax: setting('ADCLICK_STORAGE_LOOKUP_QUEUE_MAX', 32, int(1), 'ClickHouse, embedded or server: most API-key lookups waiting for the engine (served after reads and the sink); beyond it 503 at once'),
   storageQueueWaitMs: setting('ADCLICK_STORAGE_QUEUE_WAIT_MS', 2000, int(10), 'ClickHouse, embedded or server: longest a query API read or key lookup waits for the engine; then 503, and it never runs (nor does one whose client went away)'),
   flinkParallelism: setting('ADCLICK_FLINK_PARALLELISM', 2, int(1, 128), 'Parallelism of the local Flink job'),
+  flinkNice: setting('ADCLICK_FLINK_NICE', 5, int(0, 19), 'CPU priority (nice) of the local Flink JVM (`npm start`): on one box under overload it yields CPU to the gateway, serving and health checks, and the gateway\'s back-pressure sheds what Flink cannot carry (0: same priority)'),
   flinkCheckpointIntervalMs: setting('ADCLICK_FLINK_CHECKPOINT_INTERVAL_MS', 5000, int(100), 'Checkpoint interval; results become visible (read_committed) at each checkpoint'),
   flinkOutOfOrdernessMs: setting('ADCLICK_FLINK_OUT_OF_ORDERNESS_MS', 5000, int(0), 'Watermark bound on out-of-order event times'),
   flinkIdlenessMs: setting('ADCLICK_FLINK_IDLENESS_MS', 0, int(0), 'Only for gateways without ticks (ADCLICK_GATEWAY_TICK_MS=0): a Kafka partition without any record this long lets its watermark follow the clock. It also fires for a partition that is merely behind, whose backlog then becomes late corrections (0: never; the default, ticks keep watermarks moving)'),

@@ -16,6 +16,7 @@ import { ensurePrivateDir, isAlive, readSupervisorPid } from './pid-files.ts';
 import { Supervisor, stopFromPidFiles, type ServiceSpec } from './supervisor.ts';
 import { ensureTopics, pipelineTopics } from './topics.ts';
 import { engineEnv } from './jvm-env.ts';
+import { SERVING_NODE_FLAGS } from '../shared/serving-flags.ts';
 
 export const DEFAULT_REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -163,11 +164,15 @@ export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRo
   };
   return {
     name: 'flink',
-    command: 'java',
+    // Niced on the one box (ADCLICK_FLINK_NICE): under overload the JVM's many threads
+    // would otherwise out-compete the single event-loop threads that answer clicks,
+    // queries and health checks; `nice` execs java in place, so the pid stays the JVM's.
+    command: config.flinkNice > 0 ? 'nice' : 'java',
     args: ({ attempt }) => {
       const restore = chooseRestore(attempt);
-      if (restore === 'refuse') return ['-XX:+AdClickEveryRestorePointGivenUp']; // "Unrecognized VM option": exit 1
-      return [
+      const java = config.flinkNice > 0 ? ['-n', String(config.flinkNice), 'java'] : [];
+      if (restore === 'refuse') return [...java, '-XX:+AdClickEveryRestorePointGivenUp']; // "Unrecognized VM option": exit 1
+      return [...java,
         `-Xmx${config.flinkHeap}`, '-cp', jar, 'io.adclick.flink.ClickAggregationJob',
         ...flinkJobFlags(config, ctx.kafkaBootstrap, checkpointDir),
         '--web-ui-port', String(config.flinkUiPort),
@@ -185,13 +190,14 @@ export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRo
   };
 }
 
+
 /** The serving process: embedded ClickHouse (or a server), the sink and the query API. */
 export function servingService(ctx: StackContext): ServiceSpec {
   const { config } = ctx;
   return {
     name: 'serving',
     command: process.execPath,
-    args: ['--import', 'tsx', join('src', 'serving.ts')],
+    args: [...SERVING_NODE_FLAGS, '--import', 'tsx', join('src', 'serving.ts')],
     cwd: ctx.repoRoot,
     env: ctx.childEnv,
     health: { kind: 'http', url: `http://${urlHost(config.host)}:${config.queryPort}/readyz` },

@@ -267,5 +267,21 @@ test('launcher: no restore point at all is a fresh start; every one given up on 
   // `adclick up` (first start) fails with the reason; a restart gets a JVM that fails at once.
   await assert.rejects(restoreArg(spec, 0), /every restore point.*restore-state\.json/s);
   const args = typeof spec.args === 'function' ? await spec.args({ attempt: 3 }) : spec.args;
-  assert.deepEqual(args, ['-XX:+AdClickEveryRestorePointGivenUp']);
+  assert.equal(spec.command, 'nice', 'niced by default (ADCLICK_FLINK_NICE=5)');
+  assert.deepEqual(args, ['-n', '5', 'java', '-XX:+AdClickEveryRestorePointGivenUp']);
+});
+
+test('launcher: the JVM runs under `nice -n ADCLICK_FLINK_NICE`, or plain java with 0', async (t) => {
+  const root = tmp(t);
+  const niced = flinkJobService(stackContext(root), '/nonexistent.jar');
+  const nicedArgs = typeof niced.args === 'function' ? await niced.args({ attempt: 0 }) : niced.args;
+  assert.equal(niced.command, 'nice');
+  assert.deepEqual(nicedArgs.slice(0, 3), ['-n', '5', 'java']);
+  assert.match(nicedArgs[3]!, /^-Xmx/);
+  const ctx = stackContext(root);
+  const plain = flinkJobService({ ...ctx, config: loadConfig({ ADCLICK_FLINK_NICE: '0' }, { dataDir: root }) }, '/nonexistent.jar');
+  const plainArgs = typeof plain.args === 'function' ? await plain.args({ attempt: 0 }) : plain.args;
+  assert.equal(plain.command, 'java');
+  assert.match(plainArgs[0]!, /^-Xmx/);
+  assert.throws(() => loadConfig({ ADCLICK_FLINK_NICE: '20' }), /ADCLICK_FLINK_NICE/);
 });
