@@ -1,9 +1,11 @@
 // The gateway as several worker processes sharing one port (node:cluster), so ingest uses
 // more than one core: one JS thread saturates at roughly 30-40k clicks/s of batch ingest.
 // Each worker is a complete gateway (own Kafka producer, own Redis connection); the
-// primary only forks, restarts, stops and aggregates /metrics. Correctness does not
-// depend on which worker a request lands on: dedup and rate limits live in Redis, the
-// Flink job's dedup is authoritative, and every worker answers 202 only after its own ack.
+// primary only forks, restarts, stops, aggregates /metrics and reads the pipeline lag for
+// back-pressure once for all workers (backpressure.ts; those metrics are the primary's
+// own, appended once to the aggregate). Correctness does not depend on which worker a
+// request lands on: dedup and rate limits live in Redis, the Flink job's dedup is
+// authoritative, and every worker answers 202 only after its own ack.
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from '../shared/logger.ts';
@@ -23,6 +25,12 @@ export interface ClusterPrimaryOptions {
   restartDelayMs?: number;
   /** Extra environment for every worker (e.g. a generated key they must share). */
   env?: Record<string, string>;
+  /** Every other message from a worker (e.g. its request for the back-pressure state). */
+  onWorkerMessage?: (worker: Worker, msg: unknown) => void;
+  /** The primary's own metrics (text exposition), appended to the workers' aggregate: metrics that exist once per gateway. */
+  primaryMetrics?: () => Promise<string>;
+  /** Runs once the workers have exited, before the primary exits (bounded by stopTimeoutMs). */
+  onStop?: () => Promise<void>;
 }
 
 /**
@@ -40,11 +48,19 @@ export function runClusterPrimary(o: ClusterPrimaryOptions): void {
   const restarts: number[] = [];
   let stopping = false;
 
+  const collect = async () => {
+    const [workers, own] = await Promise.all([aggregator.clusterMetrics(), o.primaryMetrics?.() ?? '']);
+    return own ? `${workers.replace(/\n*$/, '\n')}${own}` : workers;
+  };
+
   const fork = (index: number) => {
     const w = cluster.fork(o.env);
     w.on('message', (msg: { type?: string; id?: number } | null) => {
-      if (msg?.type !== METRICS_REQ) return;
-      aggregator.clusterMetrics().then(
+      if (msg?.type !== METRICS_REQ) {
+        o.onWorkerMessage?.(w, msg);
+        return;
+      }
+      collect().then(
         (text) => w.isConnected() && w.send({ type: METRICS_RES, id: msg.id, text }),
         (err: unknown) => w.isConnected() && w.send({ type: METRICS_RES, id: msg.id, error: String(err) }),
       );
@@ -78,6 +94,11 @@ export function runClusterPrimary(o: ClusterPrimaryOptions): void {
     }, o.stopTimeoutMs);
     await exited;
     clearTimeout(force);
+    if (o.onStop) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([o.onStop().catch((err: unknown) => log.warn({ err: String(err) }, 'gateway primary: stop hook failed')), new Promise((r) => (t = setTimeout(r, o.stopTimeoutMs)))]);
+      clearTimeout(t);
+    }
     process.exit(exitCode);
   }
 
@@ -122,4 +143,22 @@ export function clusterMetrics(registry: Registry): (() => Promise<string>) | un
 /** This worker's number, from 0 in fork order (a replacement gets the next one); undefined outside a cluster. Part of the gateway id. */
 export function workerIndex(): number | undefined {
   return cluster.worker ? cluster.worker.id - 1 : undefined;
+}
+
+/** In the primary: the workers whose IPC channel is open, each as a sender of messages. */
+export function connectedWorkers(): { send(msg: object): void }[] {
+  return Object.values(cluster.workers ?? {})
+    .filter((w): w is Worker => !!w && w.isConnected())
+    .map((w) => ({ send: (msg: object) => void w.send(msg, () => undefined) }));
+}
+
+/** In a worker: its IPC channel to the primary (send, and subscribe to what the primary sends). */
+export function primaryChannel(): { send(msg: object): void; onMessage(listener: (msg: unknown) => void): () => void } {
+  return {
+    send: (msg) => void process.send?.(msg, undefined, undefined, () => undefined),
+    onMessage(listener) {
+      process.on('message', listener);
+      return () => void process.off('message', listener);
+    },
+  };
 }

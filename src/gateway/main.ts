@@ -1,6 +1,7 @@
 // Gateway process: read config, build clients, listen, handle signals. With
 // ADCLICK_GATEWAY_WORKERS > 1 this process is the cluster primary and each worker runs
-// the rest of this file (see cluster.ts).
+// the rest of this file (see cluster.ts); the primary alone reads the pipeline lag for
+// back-pressure and the workers follow its decision (backpressure.ts).
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -12,11 +13,11 @@ import { createAggregateOf } from '../shared/client-ip.ts';
 import { buildGatewayApp } from './app.ts';
 import { createClickPublisher, type ClickPublisher } from './click-publisher.ts';
 import { startPartitionTicker } from './partition-ticks.ts';
-import { clusterMetrics, runClusterPrimary, workerIndex } from './cluster.ts';
+import { clusterMetrics, connectedWorkers, primaryChannel, runClusterPrimary, workerIndex } from './cluster.ts';
 import { createEdgeDedup, verifiedAdmission } from './edge-dedup.ts';
 import { deriveFromSigningKeys } from '../shared/signature.ts';
 import { createRateLimiter } from './rate-limiter.ts';
-import { backpressureFromConfig } from './backpressure.ts';
+import { backpressureFollowerFromConfig, backpressureFromConfig, createBackpressureHub, type BackpressureGate } from './backpressure.ts';
 
 const config = loadConfig();
 const logger = createLogger('gateway', config.logLevel);
@@ -37,7 +38,16 @@ if (!config.ipHashKey && announce) logger.warn('ADCLICK_IP_HASH_KEY is not set: 
 if (config.gatewayWorkers > 1 && cluster.isPrimary) {
   // The workers must hash client IPs alike: a generated key is made once, here.
   const ipHashKey = config.ipHashKey || randomBytes(32).toString('hex');
-  runClusterPrimary({ workers: config.gatewayWorkers, logger, stopTimeoutMs: config.stopTimeoutMs, env: { ADCLICK_IP_HASH_KEY: ipHashKey } });
+  // Back-pressure: one lag reader for the whole gateway, here; the workers follow its decision.
+  const registry = createRegistry('gateway', false);
+  const hub = createBackpressureHub(connectedWorkers);
+  const backpressure = backpressureFromConfig(config, logger, registry, { onState: (refusing) => hub.publish(refusing) });
+  runClusterPrimary({
+    workers: config.gatewayWorkers, logger, stopTimeoutMs: config.stopTimeoutMs, env: { ADCLICK_IP_HASH_KEY: ipHashKey },
+    onWorkerMessage: (w, msg) => void hub.answer({ send: (m) => void w.send(m, () => undefined) }, msg),
+    primaryMetrics: backpressure ? () => registry.metrics() : undefined,
+    onStop: async () => backpressure?.stop(),
+  });
 } else {
   await runGateway();
 }
@@ -49,6 +59,9 @@ async function runGateway() {
   const redisFailures = new Counter({ name: 'adclick_gateway_redis_failures_total', help: 'Redis calls that failed (the gateway failed open)', labelNames: ['use'] as const, registers: [registry] });
   const producerReplacements = new Counter({ name: 'adclick_gateway_kafka_producer_replacements_total', help: 'Kafka producers replaced because they delivered nothing for ADCLICK_KAFKA_STUCK_MS while deliveries failed', registers: [registry] });
   const redis = createOptionalRedis(config.redisUrl, logger);
+  // A cluster worker's back-pressure follows the primary's decision; asked for now, so a new
+  // worker has it before it listens.
+  const follower = cluster.isWorker ? backpressureFollowerFromConfig(config, logger, primaryChannel()) : null;
   // A configured id is shared by the workers of one gateway: each appends its number.
   const gatewayId = config.gatewayId ? (worker === undefined ? config.gatewayId : `${config.gatewayId}/w${worker}`) : `${hostname()}:${process.pid}`;
 
@@ -93,8 +106,9 @@ async function runGateway() {
   });
   // Marks are MACed with a key every gateway with these signing keys derives alike.
   const dedup = createEdgeDedup(redis, config.dedupTtlSec, () => redisFailures.inc({ use: 'dedup' }), deriveFromSigningKeys(signingKeys, 'edge-dedup-mark/v1'));
-  // Back-pressure on the pipeline's committed lag (ADCLICK_BACKPRESSURE_*; 0: off).
-  const backpressure = backpressureFromConfig(config, logger, registry);
+  // Back-pressure on the pipeline's committed lag (ADCLICK_BACKPRESSURE_*; 0: off): read by
+  // this process with one worker, by the primary for all workers with several.
+  const backpressure: BackpressureGate | null = cluster.isWorker ? follower : backpressureFromConfig(config, logger, registry);
   const app = buildGatewayApp({
     options: {
       signingKeys,
@@ -122,6 +136,7 @@ async function runGateway() {
     backpressure: backpressure ?? undefined,
   });
 
+  await follower?.synced(Math.max(1000, config.backpressurePollMs));
   await app.listen({ host: config.host, port: config.gatewayPort });
   logger.info({ host: config.host, port: config.gatewayPort, worker, keyIds: [...signingKeys.keys()], topic: config.clicksTopic }, 'gateway listening');
 

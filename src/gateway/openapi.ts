@@ -135,7 +135,7 @@ const doc: OpenApiDocument = {
       get: {
         operationId: 'gatewayMetrics',
         summary: 'Prometheus metrics',
-        description: 'With several workers (ADCLICK_GATEWAY_WORKERS) the sum over all of them.',
+        description: 'With several workers (ADCLICK_GATEWAY_WORKERS) the sum over all of them; the back-pressure metrics (adclick_gateway_backpressure_*, adclick_gateway_pipeline_lag_records) come once, from the primary that reads the lag.',
         responses: {
           '200': { description: 'Prometheus text exposition format 0.0.4.', headers: traced(), content: { 'text/plain': { schema: { type: 'string' } } } },
           ...errors(['UNAVAILABLE', 'INTERNAL'], { ...NOTES, UNAVAILABLE: 'the metrics of the other gateway workers could not be collected; retry' }),

@@ -6,11 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { pino } from 'pino';
+import KafkaJs from '@confluentinc/kafka-javascript';
 import { freePort, readClicks, readClicksAndTicks, startTestKafka } from '../helpers/kafka.ts';
 import { signClick } from '../../src/shared/signature.ts';
 // The gateway's workers are its children running node (what `adclick status` lists; not tsx's esbuild helper).
 import { sameExecutableChildren } from '../../src/stack/pid-files.ts';
 import { ensureTopics } from '../../src/stack/topics.ts';
+import { createGroupLagReader } from '../../src/sink/consumer-lag.ts';
 import { collectLines } from '../helpers/child-output.ts';
 
 const kafka = await startTestKafka({ after });
@@ -58,7 +60,7 @@ async function until(what: string | (() => string), check: () => boolean | Promi
   }
 }
 
-async function startCluster(topic: string, workers: number) {
+async function startCluster(topic: string, workers: number, env: Record<string, string> = {}) {
   const port = await freePort();
   const proc: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/gateway/main.ts'], {
     env: {
@@ -74,6 +76,7 @@ async function startCluster(topic: string, workers: number) {
       ADCLICK_RATE_LIMIT_PER_SEC: '100000',
       ADCLICK_RATE_LIMIT_BURST: '100000',
       LOG_LEVEL: 'info',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -168,4 +171,87 @@ test('workers exit by themselves when the primary is killed (no orphans under a 
   gw.proc.kill('SIGKILL');
   await gw.exited;
   await until('workers to exit', () => workers.every((pid) => !alive(pid)), 20_000);
+});
+
+/** A stand-in for the pipeline's consumer group: reads `topic` and commits after each batch until stopped. */
+async function committingConsumer(group: string, topic: string) {
+  const consumer = new KafkaJs.KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJs.KafkaJS.logLevel.NOTHING } }).consumer({
+    kafkaJS: { groupId: group, fromBeginning: true, autoCommit: false },
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic] });
+  let commits = 0;
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      const last = batch.messages.at(-1);
+      if (last) await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }]);
+      commits++;
+    },
+  });
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await consumer.disconnect();
+  };
+  after(stop);
+  return { stop, commits: () => commits };
+}
+
+test('back-pressure: the primary alone reads the lag; both workers refuse while it is high and accept once it drained; its metrics count once', async () => {
+  const topic = await newTopic('clicks-cluster-bp');
+  const group = `it-bp-${run}`;
+  const MAX = 40;
+  const gw = await startCluster(topic, 2, {
+    ADCLICK_BACKPRESSURE_MAX_LAG: String(MAX), ADCLICK_BACKPRESSURE_RESUME_LAG: '15', ADCLICK_BACKPRESSURE_WATCH: `${group}@${topic}`,
+    ADCLICK_BACKPRESSURE_POLL_MS: '200', ADCLICK_RETRY_AFTER_SEC: '1',
+  });
+  const logged = (text: string) => gw.lines.filter((l) => l.includes(text)).length;
+  assert.equal(logged('back-pressure watching pipeline lag'), 1, `one lag reader for the gateway, not one per worker:\n${gw.lines.join('\n')}`);
+  const lagLine = new RegExp(`^adclick_gateway_pipeline_lag_records\\{group="${group}",topic="${topic}"[^}]*\\} (\\d+)$`, 'gm');
+  const metrics = async () => {
+    const m = await call(gw.port, 'GET', '/metrics');
+    assert.equal(m.status, 200, m.text);
+    return m.text;
+  };
+
+  // The pipeline's group reads and commits (the gateway's partition ticks give it records), then stalls.
+  const first = await committingConsumer(group, topic);
+  await until('the group to commit and the gateway to read its lag', async () => first.commits() > 0 && [...(await metrics()).matchAll(lagLine)].length > 0, 60_000);
+  await first.stop();
+
+  // Accepted clicks grow the lag past MAX: then every request, on either worker, is refused.
+  let refusedAt = -1;
+  const deadline = Date.now() + 60_000;
+  for (let i = 0; i < 400 && refusedAt < 0 && Date.now() < deadline; i++) {
+    const res = await call(gw.port, 'POST', '/v1/clicks', click());
+    if (res.status === 503) refusedAt = i;
+    else assert.equal(res.status, 202, res.text);
+    if (i >= MAX) await sleep(50);
+  }
+  assert.ok(refusedAt >= 0, `refused once the lag passed ${MAX}\n${gw.lines.slice(-20).join('\n')}`);
+  await sleep(300); // a second heartbeat: every worker has the decision whatever the IPC order
+  for (let i = 0; i < 8; i++) { // new connections, round-robin over the two workers
+    const res = await call(gw.port, 'POST', '/v1/clicks', click());
+    assert.equal(res.status, 503, `request ${i}: ${res.text}`);
+    assert.equal(JSON.parse(res.text).error.code, 'OVERLOADED');
+  }
+  const m = await metrics();
+  const active = [...m.matchAll(/^adclick_gateway_backpressure_active\{[^}]*\} (\d+)$/gm)];
+  assert.deepEqual(active.map((a) => a[1]), ['1'], `one back-pressure state for the gateway, not summed over workers:\n${m}`);
+  assert.deepEqual([...m.matchAll(/^adclick_gateway_backpressure_transitions_total\{to="refusing"[^}]*\} (\d+)$/gm)].map((a) => a[1]), ['1']);
+  const lags = [...m.matchAll(lagLine)].map((a) => Number(a[1]));
+  const reader = createGroupLagReader({ brokers: kafka.bootstrap, watch: [{ group, topic }] });
+  const now = (await reader.read().finally(() => reader.close()))[0]?.lag ?? NaN;
+  assert.equal(lags.length, 1);
+  assert.ok(lags[0]! > MAX && lags[0]! <= now, `the lag as read once (${lags[0]}), not a sum over workers: above ${MAX}, at most the lag now (${now}; it only grows while stalled)`);
+  assert.equal(logged('back-pressure ON'), 1, 'the decision is logged once, by the primary');
+
+  // The pipeline drains: both workers accept again.
+  await committingConsumer(group, topic);
+  await until(() => `accepting again\n${gw.lines.slice(-20).join('\n')}`, async () => (await call(gw.port, 'POST', '/v1/clicks', click())).status === 202, 60_000);
+  await sleep(300);
+  for (let i = 0; i < 8; i++) assert.equal((await call(gw.port, 'POST', '/v1/clicks', click())).status, 202, `request ${i} after the drain`);
+  assert.match(await metrics(), /^adclick_gateway_backpressure_active\{[^}]*\} 0$/m);
+  assert.equal(logged('back-pressure OFF'), 1);
 });
