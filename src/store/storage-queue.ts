@@ -96,6 +96,8 @@ export class StorageQueue {
   // or the queue would throw away the work it already did for them.
   private readonly admitted = new WeakSet<StorageScope>();
   private counts = { ran: 0, shedGone: 0, shedLate: 0, refusedFull: 0 };
+  /** When (clock) a call last came back from the engine without an error; -Infinity: never. */
+  private lastAnsweredAt = -Infinity;
   private readonly opts: StorageQueueOptions;
 
   constructor(opts: Partial<StorageQueueOptions> = {}, private readonly clock: () => number = performance.now.bind(performance)) {
@@ -133,6 +135,15 @@ export class StorageQueue {
       }
       this.pump();
     });
+  }
+
+  /**
+   * Whether the engine answered a call (without an error) in the last `ms`: a readiness
+   * check can take that as its answer instead of queueing a ping behind the sink's insert
+   * (measured at 10,000 clicks/s: serving /readyz waited up to 2 s for its turn; issue 17).
+   */
+  answeredWithin(ms: number): boolean {
+    return this.clock() - this.lastAnsweredAt <= ms;
   }
 
   stats(): StorageQueueStats {
@@ -203,7 +214,10 @@ export class StorageQueue {
     } catch (err) {
       p = Promise.reject(err);
     }
-    p.then(w.resolve, w.reject).finally(() => {
+    p.then((v) => {
+      this.lastAnsweredAt = this.clock();
+      w.resolve(v);
+    }, w.reject).finally(() => {
       this.running--;
       if (w.lane === 'lookup') {
         this.lookupRunning = false;

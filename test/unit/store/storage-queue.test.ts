@@ -174,3 +174,16 @@ test('concurrency N: N calls run at once, the rest wait bounded and are refused 
   await Promise.all(lr);
   assert.deepEqual(log.slice(-2), ['l1', 'l2']);
 });
+
+test('answeredWithin: only a call that came back without an error counts, and only for the given time', async () => {
+  let now = 1000;
+  const q = new StorageQueue({}, () => now);
+  assert.equal(q.answeredWithin(60_000), false, 'nothing answered yet');
+  await assert.rejects(q.run(async () => { throw new Error('engine down'); }));
+  assert.equal(q.answeredWithin(60_000), false, 'a failed call is no answer');
+  await q.run(async () => 1);
+  now += 999;
+  assert.equal(q.answeredWithin(1000), true);
+  now += 2;
+  assert.equal(q.answeredWithin(1000), false);
+});
