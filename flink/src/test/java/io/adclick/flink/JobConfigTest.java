@@ -59,6 +59,8 @@ class JobConfigTest {
         assertEquals("execution.checkpointing.externalized-checkpoint-retention",
                 CheckpointingOptions.EXTERNALIZED_CHECKPOINT_RETENTION.key());
         assertEquals("rocksdb", f.get(StateBackendOptions.STATE_BACKEND));
+        assertTrue(f.get(org.apache.flink.state.rocksdb.RocksDBConfigurableOptions.USE_BLOOM_FILTER), "dedup lookups of new keys are misses");
+        assertEquals(org.apache.flink.configuration.MemorySize.ofMebiBytes(1024), f.get(org.apache.flink.configuration.TaskManagerOptions.MANAGED_MEMORY_SIZE));
         assertTrue(f.get(CheckpointingOptions.INCREMENTAL_CHECKPOINTS));
         assertTrue(f.get(CheckpointingOptions.ENABLE_UNALIGNED), "back-pressure cannot time out checkpoints");
         assertEquals(Duration.ofSeconds(1), f.get(CheckpointingOptions.ALIGNED_CHECKPOINT_TIMEOUT));
