@@ -104,10 +104,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
   const deadLetters: DeadLetterRow[] = [];
   const deadLetterTraceIds: string[] = [];
   const audit = new Map<string, WindowAuditRow>();
-  // Next offset per partition. Offsets are below 2^53 (Kafka's are int64, but a partition
-  // would need 2^53 records); kept as numbers while building, strings in the result.
-  const next = new Map<string, { topic: string; partition: number; offset: number }>();
-  let current: { topic: string; partition: number; offset: number } | undefined;
+  const next = new Map<string, TopicPartitionOffset>();
   const sources = new Map<object, SinkMessage>();
   const setOwner = (m: SinkMessage, r: AdOwnerRow) => {
     const k = `${r.ad_id}|${r.campaign_id}|${r.advertiser_id}`;
@@ -129,14 +126,11 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
       sinceYield = 1;
       yield;
     }
-    const offset = Number(m.offset);
-    // Records come in runs of one partition: look the entry up only when it changes.
-    if (!current || current.partition !== m.partition || current.topic !== m.topic) {
-      const k = `${m.topic}\u0000${m.partition}`;
-      current = next.get(k);
-      if (!current) next.set(k, (current = { topic: m.topic, partition: m.partition, offset: offset + 1 }));
-    }
-    if (current.offset < offset + 1) current.offset = offset + 1;
+    const offset = BigInt(m.offset);
+    const k = `${m.topic}\u0000${m.partition}`;
+    const prev = next.get(k);
+    if (!prev || BigInt(prev.offset) < offset + 1n) next.set(k, { topic: m.topic, partition: m.partition, offset: String(offset + 1n) });
+    const at = { topic: m.topic, partition: m.partition, offset: Number(offset) };
     try {
       switch (m.topic) {
         case topics.aggregates: {
@@ -180,7 +174,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
           break;
         }
         case topics.dlq:
-          deadLetters.push(deadLetterRow(decode(DeadLetter, m), { topic: m.topic, partition: m.partition, offset }));
+          deadLetters.push(deadLetterRow(decode(DeadLetter, m), at));
           sources.set(deadLetters.at(-1)!, m);
           if (m.traceId) deadLetterTraceIds.push(m.traceId);
           break;
@@ -189,7 +183,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
       }
     } catch (err) {
       const reason = err instanceof RecordError ? err.reason : 'SINK_RECORD_FAILED';
-      deadLetters.push(sinkDeadLetterRow({ topic: m.topic, partition: m.partition, offset }, m.key, m.value, reason, (err as Error).message, nowMs));
+      deadLetters.push(sinkDeadLetterRow(at, m.key, m.value, reason, (err as Error).message, nowMs));
       sources.set(deadLetters.at(-1)!, m);
       if (m.traceId) deadLetterTraceIds.push(m.traceId);
     }
@@ -203,7 +197,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
     deadLetters,
     deadLetterTraceIds,
     audit: [...audit.values()],
-    commits: [...next.values()].map((c) => ({ topic: c.topic, partition: c.partition, offset: String(c.offset) })),
+    commits: [...next.values()],
     records: messages.length,
     sources,
   };

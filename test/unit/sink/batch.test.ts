@@ -70,16 +70,3 @@ test('buildBatchYielding: the same batch as buildBatch, with turns of the event 
   assert.equal(yielded.sources.size, plain.sources.size);
   assert.ok(turns >= 3, `timers ran while 1001 records were decoded 100 at a time (${turns} turns)`);
 });
-
-test('commits: the next offset per partition, whatever the interleaving and order of records (undecodable ones included)', () => {
-  const m = (topic: string, partition: number, offset: number): SinkMessage => ({ topic, partition, offset: String(offset), key: null, value: Buffer.from([0xff, 0xff, 0xff]) });
-  const b = buildBatch([
-    m('click-aggregates', 0, 10), m('click-aggregates', 0, 11), m('click-aggregates', 1, 7), m('clicks-late', 0, 3),
-    m('click-aggregates', 0, 9), m('click-aggregates', 1, 8), m('click-aggregates', 0, 12), m('click-aggregates', 1, 2),
-    m('click-aggregates', 2, 2 ** 40),
-  ]);
-  const byKey = Object.fromEntries(b.commits.map((c) => [`${c.topic}/${c.partition}`, c.offset]));
-  assert.deepEqual(byKey, { 'click-aggregates/0': '13', 'click-aggregates/1': '9', 'clicks-late/0': '4', 'click-aggregates/2': String(2 ** 40 + 1) });
-  assert.equal(b.deadLetters.length, 9, 'each undecodable record becomes a dead letter');
-  assert.deepEqual(b.deadLetters.map((d) => d.offset).slice(0, 3), [10, 11, 7]);
-});
