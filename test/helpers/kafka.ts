@@ -162,3 +162,35 @@ export async function readClicksAndTicks(bootstrap: string, topic: string, expec
   await consumer.disconnect();
   return { clicks: out, ticks };
 }
+
+/**
+ * A stand-in for one of the pipeline's consumer groups: reads `topic` in `group` from the
+ * beginning, hands each batch's records to `onRecords` (if any) and commits after every
+ * batch, until `stop()` (also called by the `after` hook).
+ */
+export async function committingConsumer(
+  o: { bootstrap: string; group: string; topic: string; after(fn: () => unknown): void; onRecords?: (messages: readonly KafkaJs.KafkaJS.KafkaMessage[]) => void },
+): Promise<{ stop(): Promise<void>; batches(): number }> {
+  const consumer = new KafkaJs.KafkaJS.Kafka({ kafkaJS: { brokers: [o.bootstrap], logLevel: KafkaJs.KafkaJS.logLevel.NOTHING } }).consumer({
+    kafkaJS: { groupId: o.group, fromBeginning: true, autoCommit: false },
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [o.topic] });
+  let batches = 0;
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      o.onRecords?.(batch.messages);
+      const last = batch.messages.at(-1);
+      if (last) await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }]);
+      batches++;
+    },
+  });
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await consumer.disconnect();
+  };
+  o.after(stop);
+  return { stop, batches: () => batches };
+}

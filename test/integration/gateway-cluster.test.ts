@@ -6,8 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { pino } from 'pino';
-import KafkaJs from '@confluentinc/kafka-javascript';
-import { freePort, readClicks, readClicksAndTicks, startTestKafka } from '../helpers/kafka.ts';
+import { committingConsumer, freePort, readClicks, readClicksAndTicks, startTestKafka } from '../helpers/kafka.ts';
 import { signClick } from '../../src/shared/signature.ts';
 // The gateway's workers are its children running node (what `adclick status` lists; not tsx's esbuild helper).
 import { sameExecutableChildren } from '../../src/stack/pid-files.ts';
@@ -174,29 +173,7 @@ test('workers exit by themselves when the primary is killed (no orphans under a 
 });
 
 /** A stand-in for the pipeline's consumer group: reads `topic` and commits after each batch until stopped. */
-async function committingConsumer(group: string, topic: string) {
-  const consumer = new KafkaJs.KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJs.KafkaJS.logLevel.NOTHING } }).consumer({
-    kafkaJS: { groupId: group, fromBeginning: true, autoCommit: false },
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic] });
-  let commits = 0;
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      const last = batch.messages.at(-1);
-      if (last) await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }]);
-      commits++;
-    },
-  });
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await consumer.disconnect();
-  };
-  after(stop);
-  return { stop, commits: () => commits };
-}
+const groupConsumer = (group: string, topic: string) => committingConsumer({ bootstrap: kafka.bootstrap, group, topic, after });
 
 test('back-pressure: the primary alone reads the lag; both workers refuse while it is high and accept once it drained; its metrics count once', async () => {
   const topic = await newTopic('clicks-cluster-bp');
@@ -216,8 +193,8 @@ test('back-pressure: the primary alone reads the lag; both workers refuse while 
   };
 
   // The pipeline's group reads and commits (the gateway's partition ticks give it records), then stalls.
-  const first = await committingConsumer(group, topic);
-  await until('the group to commit and the gateway to read its lag', async () => first.commits() > 0 && [...(await metrics()).matchAll(lagLine)].length > 0, 60_000);
+  const first = await groupConsumer(group, topic);
+  await until('the group to commit and the gateway to read its lag', async () => first.batches() > 0 && [...(await metrics()).matchAll(lagLine)].length > 0, 60_000);
   await first.stop();
 
   // Accepted clicks grow the lag past MAX: then every request, on either worker, is refused.
@@ -236,7 +213,9 @@ test('back-pressure: the primary alone reads the lag; both workers refuse while 
     assert.equal(res.status, 503, `request ${i}: ${res.text}`);
     assert.equal(JSON.parse(res.text).error.code, 'OVERLOADED');
   }
-  const m = await metrics();
+  // The gateway's /metrics answer is shared for up to a second (cached-answer.ts): read until it is one taken since.
+  let m = '';
+  await until('the gateway /metrics to show the refusing state', async () => /^adclick_gateway_backpressure_active\{[^}]*\} [1-9]\d*$/m.test((m = await metrics())), 10_000);
   const active = [...m.matchAll(/^adclick_gateway_backpressure_active\{[^}]*\} (\d+)$/gm)];
   assert.deepEqual(active.map((a) => a[1]), ['1'], `one back-pressure state for the gateway, not summed over workers:\n${m}`);
   assert.deepEqual([...m.matchAll(/^adclick_gateway_backpressure_transitions_total\{to="refusing"[^}]*\} (\d+)$/gm)].map((a) => a[1]), ['1']);
@@ -248,10 +227,10 @@ test('back-pressure: the primary alone reads the lag; both workers refuse while 
   assert.equal(logged('back-pressure ON'), 1, 'the decision is logged once, by the primary');
 
   // The pipeline drains: both workers accept again.
-  await committingConsumer(group, topic);
+  await groupConsumer(group, topic);
   await until(() => `accepting again\n${gw.lines.slice(-20).join('\n')}`, async () => (await call(gw.port, 'POST', '/v1/clicks', click())).status === 202, 60_000);
   await sleep(300);
   for (let i = 0; i < 8; i++) assert.equal((await call(gw.port, 'POST', '/v1/clicks', click())).status, 202, `request ${i} after the drain`);
-  assert.match(await metrics(), /^adclick_gateway_backpressure_active\{[^}]*\} 0$/m);
+  await until('the gateway /metrics to show the accepting state', async () => /^adclick_gateway_backpressure_active\{[^}]*\} 0$/m.test(await metrics()), 10_000);
   assert.equal(logged('back-pressure OFF'), 1);
 });

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import KafkaJs from '@confluentinc/kafka-javascript';
-import { startTestKafka } from '../helpers/kafka.ts';
+import { committingConsumer, startTestKafka } from '../helpers/kafka.ts';
 import { buildGatewayApp } from '../../src/gateway/app.ts';
 import { startBackpressure } from '../../src/gateway/backpressure.ts';
 import { createClickPublisher } from '../../src/gateway/click-publisher.ts';
@@ -41,31 +41,17 @@ function click() {
 }
 
 /** A stand-in for the pipeline's consumer: reads the topic in group `group`, commits after each batch, tallies what it read. */
-async function pipelineConsumer(group: string, topic: string, read: Map<string, number>) {
-  const consumer = new KafkaJs.KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJs.KafkaJS.logLevel.NOTHING } }).consumer({
-    kafkaJS: { groupId: group, fromBeginning: true, autoCommit: false },
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic] });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const m of batch.messages) {
+function pipelineConsumer(group: string, topic: string, read: Map<string, number>) {
+  return committingConsumer({
+    bootstrap: kafka.bootstrap, group, topic, after,
+    onRecords: (messages) => {
+      for (const m of messages) {
         if (m.headers?.['adclick-record']) continue;
         const imp = ClickEvent.decode(m.value!).impressionId;
         read.set(imp, (read.get(imp) ?? 0) + 1);
       }
-      const last = batch.messages.at(-1);
-      if (last) await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }]);
     },
   });
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await consumer.disconnect();
-  };
-  after(stop);
-  return { stop };
 }
 
 test('(1) past ADCLICK_BACKPRESSURE_MAX_LAG of a stalled group the gateway answers 503 OVERLOADED + Retry-After, and 202 again once it drained; every accepted click was read', { timeout: 240_000 }, async () => {
