@@ -33,6 +33,12 @@ export interface ServiceSpec {
   readonly name: string;
   readonly command: string;
   /**
+   * The program `command` execs into when it is a wrapper (`nice -n 5 java …` runs as java):
+   * what the pid file records, and what `adclick status` and `down` check /proc/<pid>/cmdline
+   * against. Default: `command`.
+   */
+  readonly program?: string;
+  /**
    * Arguments, or a function computing them before every (re)start — e.g. the Flink job
    * looks up its latest retained checkpoint again each time.
    */
@@ -197,7 +203,7 @@ export class ManagedProcess extends EventEmitter {
     await spawned;
     this.sup.logger.info({ process: this.name, pid: child.pid, attempt, args }, 'process started');
     await writePidRecord(this.sup.runDir, {
-      name: this.name, pid: child.pid!, seq: this.seq, command: this.spec.command,
+      name: this.name, pid: child.pid!, seq: this.seq, command: this.spec.program ?? this.spec.command,
       health: serialisableHealth(this.spec.health), startedAt: new Date().toISOString(),
     });
   }

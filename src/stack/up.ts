@@ -168,6 +168,7 @@ export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRo
     // would otherwise out-compete the single event-loop threads that answer clicks,
     // queries and health checks; `nice` execs java in place, so the pid stays the JVM's.
     command: config.flinkNice > 0 ? 'nice' : 'java',
+    program: 'java', // `nice` execs java in place: the pid file names java, or status would call the live JVM dead
     args: ({ attempt }) => {
       const restore = chooseRestore(attempt);
       const java = config.flinkNice > 0 ? ['-n', String(config.flinkNice), 'java'] : [];

@@ -276,6 +276,7 @@ test('launcher: the JVM runs under `nice -n ADCLICK_FLINK_NICE`, or plain java w
   const niced = flinkJobService(stackContext(root), '/nonexistent.jar');
   const nicedArgs = typeof niced.args === 'function' ? await niced.args({ attempt: 0 }) : niced.args;
   assert.equal(niced.command, 'nice');
+  assert.equal(niced.program, 'java', 'the pid file must name the program that runs (status and down check /proc/<pid>/cmdline)');
   assert.deepEqual(nicedArgs.slice(0, 3), ['-n', '5', 'java']);
   assert.match(nicedArgs[3]!, /^-Xmx/);
   const ctx = stackContext(root);
