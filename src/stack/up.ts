@@ -162,18 +162,19 @@ export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRo
     } else log.info('no checkpoint or savepoint yet: starting the Flink job without state');
     return c.point;
   };
+  // Niced on the one box (ADCLICK_FLINK_NICE): under overload the JVM's many threads would
+  // otherwise out-compete the single event-loop threads that answer clicks, queries and
+  // health checks. `nice` execs java in place: the pid stays the JVM's, and the pid file
+  // names java (`program`), or status would call the live JVM dead.
+  const niced = config.flinkNice > 0 ? ['-n', String(config.flinkNice), 'java'] : [];
   return {
     name: 'flink',
-    // Niced on the one box (ADCLICK_FLINK_NICE): under overload the JVM's many threads
-    // would otherwise out-compete the single event-loop threads that answer clicks,
-    // queries and health checks; `nice` execs java in place, so the pid stays the JVM's.
-    command: config.flinkNice > 0 ? 'nice' : 'java',
-    program: 'java', // `nice` execs java in place: the pid file names java, or status would call the live JVM dead
+    command: niced.length ? 'nice' : 'java',
+    program: 'java',
     args: ({ attempt }) => {
       const restore = chooseRestore(attempt);
-      const java = config.flinkNice > 0 ? ['-n', String(config.flinkNice), 'java'] : [];
-      if (restore === 'refuse') return [...java, '-XX:+AdClickEveryRestorePointGivenUp']; // "Unrecognized VM option": exit 1
-      return [...java,
+      if (restore === 'refuse') return [...niced, '-XX:+AdClickEveryRestorePointGivenUp']; // "Unrecognized VM option": exit 1
+      return [...niced,
         `-Xmx${config.flinkHeap}`, '-cp', jar, 'io.adclick.flink.ClickAggregationJob',
         ...flinkJobFlags(config, ctx.kafkaBootstrap, checkpointDir),
         '--web-ui-port', String(config.flinkUiPort),
@@ -190,7 +191,6 @@ export function flinkJobService(ctx: StackContext, jar = flinkJarPath(ctx.repoRo
     restart: { when: 'on-failure', backoffMs: 2000 },
   };
 }
-
 
 /** The serving process: embedded ClickHouse (or a server), the sink and the query API. */
 export function servingService(ctx: StackContext): ServiceSpec {
