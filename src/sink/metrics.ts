@@ -27,6 +27,6 @@ export function createSinkMetrics(registry: Registry): SinkMetrics {
     commitFailures: new Counter({ name: 'adclick_sink_commit_failures_total', help: 'Failed offset commits after a successful write (records will be re-delivered and collapse)', registers }),
     revokedCommitsSkipped: new Counter({ name: 'adclick_sink_revoked_commits_skipped_total', help: 'Partition offsets a stored batch did not commit because the partition had moved to another sink of the group (its new owner re-reads them; rows collapse)', registers }),
     consumerLag: new Gauge({ name: 'adclick_sink_consumer_lag', help: 'Records behind the partition high watermark at the last fetched batch', labelNames: ['topic', 'partition'], registers }),
-    paused: new Gauge({ name: 'adclick_sink_paused', help: '1 while consumption is paused (backpressure or ClickHouse unavailable)', registers }),
+    paused: new Gauge({ name: 'adclick_sink_paused', help: '1 while consumption waits for room (backpressure or ClickHouse unavailable)', registers }),
   };
 }

@@ -13,17 +13,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class FakeConsumer {
   calls: string[] = [];
   held: { topic: string; partition: number }[] = [];
-  eachBatch?: (arg: { batch: unknown }) => Promise<void>;
+  eachBatch?: (arg: { batch: unknown; resolveOffset?: (o: string) => void; isStale?: () => boolean }) => Promise<void>;
+  resolved: string[] = [];
+  stale = false;
   async connect() { this.calls.push('connect'); }
   async subscribe() { this.calls.push('subscribe'); }
-  async run(o: { eachBatch: (arg: { batch: unknown }) => Promise<void> }) { this.calls.push('run'); this.eachBatch = o.eachBatch; }
+  async run(o: { eachBatch: NonNullable<FakeConsumer['eachBatch']> }) { this.calls.push('run'); this.eachBatch = o.eachBatch; }
   async commitOffsets() { this.calls.push('commit'); }
-  pause() { this.calls.push('pause'); }
-  resume() { this.calls.push('resume'); }
   async disconnect() { this.calls.push('disconnect'); }
   assignment() { return this.held; }
   feed(offset: string) {
-    return this.eachBatch!({ batch: { topic: 'click-aggregates', partition: 0, highWatermark: '10', messages: [{ offset, key: null, value: Buffer.from('x'), headers: {} }] } });
+    return this.eachBatch!({ batch: { topic: 'click-aggregates', partition: 0, highWatermark: '10', messages: [{ offset, key: null, value: Buffer.from('x'), headers: {} }] }, resolveOffset: (o) => void this.resolved.push(o), isStale: () => this.stale });
   }
 }
 
@@ -58,13 +58,19 @@ test('a consumer that holds no partition for too long is replaced; the sink keep
   assert.equal(await metric(registry, 'adclick_sink_assigned_partitions'), 1, 'the gauge shows what the current consumer holds');
   const [old, fresh] = made as [FakeConsumer, FakeConsumer];
   assert.ok(old.calls.includes('disconnect'), 'the old consumer was let go');
-  assert.deepEqual(fresh.calls.slice(0, 4), ['connect', 'subscribe', 'run', 'pause']);
-  await fresh.feed('7');
+  assert.deepEqual(fresh.calls.slice(0, 3), ['connect', 'subscribe', 'run']);
+  // Still paused: the new consumer's delivery waits (and so does its fetching) until resume.
+  let done = false;
+  const fed = fresh.feed('7').then(() => (done = true));
+  await sleep(50);
+  assert.equal(done, false, 'a delivery while paused waits');
+  assert.deepEqual(got, []);
+  c.resume();
+  await fed;
   assert.deepEqual(got.map((m) => m.offset), ['7']);
+  assert.deepEqual(fresh.resolved, ['7'], 'a delivered batch is resolved (the client must not seek back over it)');
   await c.commit([{ topic: 'click-aggregates', partition: 0, offset: '8' }]);
   assert.ok(fresh.calls.includes('commit') && !old.calls.includes('commit'), 'commits go to the current consumer');
-  c.resume();
-  assert.equal(fresh.calls.at(-1), 'resume');
   await c.stop();
   assert.equal(fresh.calls.at(-1), 'disconnect');
 });
@@ -106,4 +112,24 @@ test('delivered records carry their trace id, read from the traceparent header o
   assert.equal(b.traceId, undefined);
   assert.equal(b.key, null);
   await c.stop();
+});
+
+test('a delivery that waited for room is dropped unresolved when its batch went stale or the consumer stopped (the client re-reads it)', async () => {
+  const { c, made, got, deliver } = setup(true);
+  await c.start(deliver);
+  const f = made[0]!;
+  c.pause();
+  const staleOne = f.feed('3');
+  f.stale = true; // revoked or sought while it waited
+  c.resume();
+  await staleOne;
+  assert.deepEqual(got, [], 'a stale batch is not delivered');
+  assert.deepEqual(f.resolved, [], 'nor resolved');
+  f.stale = false;
+  c.pause();
+  const waiting = f.feed('4');
+  await c.stop(); // stop must not hang on the waiting delivery
+  await waiting;
+  assert.deepEqual(got, [], 'nothing is delivered after stop');
+  assert.deepEqual(f.resolved, []);
 });
