@@ -32,6 +32,8 @@ export interface KafkaSinkConsumerOptions {
   readonly fetchBatchSize?: number;
   /** A consumer that has held no partition this long is replaced by a new one (default 30 s). */
   readonly rejoinAfterMs?: number;
+  /** Longest a delivery waits for room in a full sink before the consumer is replaced by a fresh one (default 60 s; well below max.poll.interval.ms). */
+  readonly maxWaitForRoomMs?: number;
   /** How often membership is checked (default 5 s). */
   readonly checkEveryMs?: number;
   /** Where `adclick_sink_assigned_partitions` and `adclick_sink_consumer_replacements_total` go (none: not exported). */
@@ -118,10 +120,11 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
         stats_cb: onStats,
       } as never));
   const rejoinAfterMs = opts.rejoinAfterMs ?? 30_000;
+  const maxWaitForRoomMs = opts.maxWaitForRoomMs ?? 60_000;
   const now = opts.now ?? Date.now;
   const registers = opts.registry ? [opts.registry] : [];
   const assignedGauge = new Gauge({ name: 'adclick_sink_assigned_partitions', help: 'Partitions this sink consumer holds (checked every few seconds; the members of the group hold all between them)', registers });
-  const replacements = new Counter({ name: 'adclick_sink_consumer_replacements_total', help: 'Sink consumers replaced after holding no partition too long (a wedged group membership)', registers });
+  const replacements = new Counter({ name: 'adclick_sink_consumer_replacements_total', help: 'Sink consumers replaced by a fresh one: after holding no partition too long (a wedged group membership) or after a delivery waited too long for room (a store failing)', registers });
   let consumer = make();
   let connected = false;
   let paused = false;
@@ -138,9 +141,6 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
   // undelivered for minutes and then stopped the whole consumer, and re-delivered the batch
   // being delivered at each pause (20,200 raw rows of 20,000 in the fence test); measured
   // on @confluentinc/kafka-javascript 1.10.1 by test/integration/sink-consumer-pause.test.ts.
-  // A wait longer than max.poll.interval.ms (a store down for minutes) lets librdkafka leave
-  // the group; the next delivery rejoins, and what is re-read from the committed offsets
-  // collapses (rows are idempotent).
   let gate = deferred();
   const openGate = () => {
     const g = gate;
@@ -153,7 +153,26 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
     await c.subscribe({ topics: [...opts.topics] });
     await c.run({
       eachBatch: async ({ batch, resolveOffset, isStale }) => {
-        while (paused && !stopped && c === consumer) await gate.promise;
+        // At most maxWaitForRoomMs (a store failing for that long): then this consumer is
+        // replaced by a fresh one, which starts at the group's committed offsets (what is
+        // read again collapses). Waiting on would stop the client's polls for good: past
+        // max.poll.interval.ms it drops its prefetched records without seeking back (lost;
+        // confluent-kafka-javascript#528) and leaves the group, and until then a rebalance
+        // of the group waits for this member. Handing the batch back unresolved instead
+        // (the client seeks back to it) wedged the consumer like pause() did (measured).
+        if (paused && !stopped && c === consumer) {
+          const until = now() + maxWaitForRoomMs;
+          while (paused && !stopped && c === consumer) {
+            const left = until - now();
+            if (left <= 0) {
+              if (!replacing) startReplacing(`a delivery waited ${maxWaitForRoomMs} ms for room in the sink`);
+              return;
+            }
+            let timer: NodeJS.Timeout | undefined;
+            await Promise.race([gate.promise, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+            clearTimeout(timer);
+          }
+        }
         // Stopped, replaced, or revoked or sought while it waited: not delivered (nor
         // resolved: the client re-reads it from the partition's position, a later run from
         // the committed offset).
@@ -182,8 +201,8 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
   // topics); holding none for rejoinAfterMs (whatever the cause) gets a fresh consumer.
   // Records taken but not yet committed are committed through the new one if it holds
   // their partitions by then, or re-delivered — rows collapse.
-  const replace = async (heldNoneMs: number) => {
-    log.error({ heldNoneMs, groupId }, 'sink consumer has held no partition for too long; replacing it with a new consumer');
+  const replace = async (why: string) => {
+    log.error({ why, groupId }, 'replacing the sink consumer with a new one');
     replacements.inc();
     const old = consumer;
     consumer = make();
@@ -212,7 +231,12 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
     unassignedSince ??= now();
     const heldNoneMs = now() - unassignedSince;
     if (heldNoneMs < rejoinAfterMs) return;
-    replacing = replace(heldNoneMs).finally(() => {
+    startReplacing(`it has held no partition for ${heldNoneMs} ms`);
+  };
+  // Synchronously up to the new consumer taking over (replace's first await), so a delivery
+  // of the old one that starts it sees it replaced.
+  const startReplacing = (why: string) => {
+    replacing = replace(why).finally(() => {
       replacing = null;
       unassignedSince = undefined;
     });

@@ -31,11 +31,11 @@ async function metric(registry: Registry, name: string): Promise<number | undefi
   return (await registry.getSingleMetric(name)?.get())?.values[0]?.value;
 }
 
-function setup(firstHolds: boolean) {
+function setup(firstHolds: boolean, maxWaitForRoomMs?: number) {
   const made: FakeConsumer[] = [];
   const registry = new Registry();
   const c = createKafkaSinkConsumer({
-    brokers: 'unused:9092', topics: ['click-aggregates'], logger, rejoinAfterMs: 60, checkEveryMs: 10, registry,
+    brokers: 'unused:9092', topics: ['click-aggregates'], logger, rejoinAfterMs: 60, checkEveryMs: 10, registry, maxWaitForRoomMs,
     makeConsumer: () => {
       const f = new FakeConsumer();
       if (made.length === 0 && firstHolds) f.held = [{ topic: 'click-aggregates', partition: 0 }];
@@ -64,7 +64,7 @@ test('a consumer that holds no partition for too long is replaced; the sink keep
   const fed = fresh.feed('7').then(() => (done = true));
   await sleep(50);
   assert.equal(done, false, 'a delivery while paused waits');
-  assert.deepEqual(got, []);
+  assert.equal(got.length, 0);
   c.resume();
   await fed;
   assert.deepEqual(got.map((m) => m.offset), ['7']);
@@ -123,13 +123,36 @@ test('a delivery that waited for room is dropped unresolved when its batch went 
   f.stale = true; // revoked or sought while it waited
   c.resume();
   await staleOne;
-  assert.deepEqual(got, [], 'a stale batch is not delivered');
+  assert.equal(got.length, 0, 'a stale batch is not delivered');
   assert.deepEqual(f.resolved, [], 'nor resolved');
   f.stale = false;
   c.pause();
   const waiting = f.feed('4');
   await c.stop(); // stop must not hang on the waiting delivery
   await waiting;
-  assert.deepEqual(got, [], 'nothing is delivered after stop');
+  assert.equal(got.length, 0, 'nothing is delivered after stop');
   assert.deepEqual(f.resolved, []);
+});
+
+test('a delivery waits for room at most maxWaitForRoomMs; then the consumer is replaced (a fresh one starts at the committed offsets) and the batch is not delivered', async () => {
+  const { c, made, got, deliver, registry } = setup(true, 80);
+  await c.start(deliver);
+  const f = made[0]!;
+  c.pause();
+  const t0 = Date.now();
+  await f.feed('9');
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 70 && waited < 1_000, `waited ${waited} ms`);
+  assert.equal(got.length, 0, 'not delivered');
+  assert.deepEqual(f.resolved, [], 'not resolved');
+  await sleep(50);
+  assert.equal(made.length, 2, 'replaced once');
+  assert.ok(f.calls.includes('disconnect'), 'the old consumer was let go');
+  assert.equal(await metric(registry, 'adclick_sink_consumer_replacements_total'), 1);
+  const fresh = made[1]!;
+  c.resume();
+  await fresh.feed('9'); // read again by the new consumer
+  assert.deepEqual(got.map((m) => m.offset), ['9']);
+  assert.deepEqual(fresh.resolved, ['9']);
+  await c.stop();
 });
