@@ -4,10 +4,12 @@
 // topics: offsets are contiguous, so a gap is a lost record and a repeat a re-delivery.
 // The client library re-delivers a batch paused during its own delivery (it marks it
 // stale and seeks back to its first record); found as 20,200 raw rows of 20,000 in the
-// watermark-fence test.
+// watermark-fence test. Second test: a delivery that waits too long (a store down) gets
+// the consumer replaced, and nothing is skipped.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, test } from 'node:test';
+import { Registry } from 'prom-client';
 import { createLogger } from '../../src/shared/logger.ts';
 import type { SinkMessage } from '../../src/sink/batch.ts';
 import { createKafkaSinkConsumer } from '../../src/sink/kafka-consumer.ts';
@@ -90,4 +92,55 @@ test('sink consumer paused and resumed from inside deliveries: each record exact
     if (repeated || missing) problems.push(`${key}: ${missing} of ${n} never delivered, ${repeated} delivered more than once`);
   }
   assert.deepEqual(problems, [], `after ${pauses} pauses: ${problems.join('; ')}`);
+});
+
+test('sink consumer whose delivery waits past maxWaitForRoomMs (a store down) is replaced by a fresh one, which goes on from the committed offsets: nothing skipped', { timeout: 240_000 }, async () => {
+  const topic = kafka.uniqueTopic('pause-replace');
+  const client = new KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJS.logLevel.NOTHING } });
+  const admin = client.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }] });
+  await admin.disconnect();
+  const producer = client.producer({ kafkaJS: { idempotent: true } });
+  await producer.connect();
+  const perPartition = 4_000;
+  for (let p = 0; p < 3; p++) await producer.send({ topic, messages: Array.from({ length: perPartition }, (_, i) => ({ partition: p, value: Buffer.from(`${p}/${i}`) })) });
+  await producer.disconnect();
+
+  const registry = new Registry();
+  const consumer = createKafkaSinkConsumer({ brokers: kafka.bootstrap, topics: [topic], groupId: `pause-replace-${process.pid}`, logger, fetchBatchSize: 200, maxWaitForRoomMs: 1_500, registry });
+  const seen = new Map<number, Set<number>>();
+  const next = new Map<number, number>();
+  let deliveries = 0;
+  let outage = false;
+  await consumer.start((msgs: SinkMessage[]) => {
+    for (const m of msgs) {
+      let s = seen.get(m.partition);
+      if (!s) seen.set(m.partition, (s = new Set()));
+      s.add(Number(m.offset));
+      next.set(m.partition, Number(m.offset) + 1);
+    }
+    // Once, after some records: the store "goes down" for 6 s (the sink stays full).
+    if (++deliveries === 10 && !outage) {
+      outage = true;
+      consumer.pause();
+      setTimeout(() => consumer.resume(), 6_000);
+    }
+  });
+  // The sink commits what it stored: here, every delivered record, a second at a time.
+  const committer = setInterval(() => {
+    void consumer.commit([...next].map(([partition, offset]) => ({ topic, partition, offset: String(offset) }))).catch(() => undefined);
+  }, 1_000);
+  const complete = () => [0, 1, 2].every((p) => (seen.get(p)?.size ?? 0) >= perPartition);
+  try {
+    for (const end = Date.now() + 150_000; !complete() && Date.now() < end;) await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    clearInterval(committer);
+    await consumer.stop();
+  }
+  const replaced = (await registry.getSingleMetric('adclick_sink_consumer_replacements_total')?.get())?.values[0]?.value ?? 0;
+  assert.ok(outage, 'the outage happened');
+  assert.ok(replaced >= 1, `the consumer was replaced (${replaced})`);
+  const missing = [0, 1, 2].map((p) => perPartition - (seen.get(p)?.size ?? 0));
+  assert.deepEqual(missing, [0, 0, 0], `records never delivered per partition: ${missing.join(', ')}`);
 });
