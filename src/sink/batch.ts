@@ -104,7 +104,11 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
   const deadLetters: DeadLetterRow[] = [];
   const deadLetterTraceIds: string[] = [];
   const audit = new Map<string, WindowAuditRow>();
-  const next = new Map<string, TopicPartitionOffset>();
+  // Next offset per partition: bigint while building (Kafka offsets are int64; numbers lose
+  // them above 2^53), strings in the result. Records come in runs of one partition: the
+  // entry is looked up only when the partition changes.
+  const next = new Map<string, { topic: string; partition: number; offset: bigint }>();
+  let current: { topic: string; partition: number; offset: bigint } | undefined;
   const sources = new Map<object, SinkMessage>();
   const setOwner = (m: SinkMessage, r: AdOwnerRow) => {
     const k = `${r.ad_id}|${r.campaign_id}|${r.advertiser_id}`;
@@ -127,10 +131,12 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
       yield;
     }
     const offset = BigInt(m.offset);
-    const k = `${m.topic}\u0000${m.partition}`;
-    const prev = next.get(k);
-    if (!prev || BigInt(prev.offset) < offset + 1n) next.set(k, { topic: m.topic, partition: m.partition, offset: String(offset + 1n) });
-    const at = { topic: m.topic, partition: m.partition, offset: Number(offset) };
+    if (!current || current.partition !== m.partition || current.topic !== m.topic) {
+      const k = `${m.topic}\u0000${m.partition}`;
+      current = next.get(k);
+      if (!current) next.set(k, (current = { topic: m.topic, partition: m.partition, offset: offset + 1n }));
+    }
+    if (current.offset <= offset) current.offset = offset + 1n;
     try {
       switch (m.topic) {
         case topics.aggregates: {
@@ -174,7 +180,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
           break;
         }
         case topics.dlq:
-          deadLetters.push(deadLetterRow(decode(DeadLetter, m), at));
+          deadLetters.push(deadLetterRow(decode(DeadLetter, m), { topic: m.topic, partition: m.partition, offset: Number(offset) }));
           sources.set(deadLetters.at(-1)!, m);
           if (m.traceId) deadLetterTraceIds.push(m.traceId);
           break;
@@ -183,7 +189,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
       }
     } catch (err) {
       const reason = err instanceof RecordError ? err.reason : 'SINK_RECORD_FAILED';
-      deadLetters.push(sinkDeadLetterRow(at, m.key, m.value, reason, (err as Error).message, nowMs));
+      deadLetters.push(sinkDeadLetterRow({ topic: m.topic, partition: m.partition, offset: Number(offset) }, m.key, m.value, reason, (err as Error).message, nowMs));
       sources.set(deadLetters.at(-1)!, m);
       if (m.traceId) deadLetterTraceIds.push(m.traceId);
     }
@@ -197,7 +203,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
     deadLetters,
     deadLetterTraceIds,
     audit: [...audit.values()],
-    commits: [...next.values()],
+    commits: [...next.values()].map((c) => ({ topic: c.topic, partition: c.partition, offset: String(c.offset) })),
     records: messages.length,
     sources,
   };

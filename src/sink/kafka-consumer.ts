@@ -160,18 +160,16 @@ export function createKafkaSinkConsumer(opts: KafkaSinkConsumerOptions): SinkCon
         // confluent-kafka-javascript#528) and leaves the group, and until then a rebalance
         // of the group waits for this member. Handing the batch back unresolved instead
         // (the client seeks back to it) wedged the consumer like pause() did (measured).
-        if (paused && !stopped && c === consumer) {
-          const until = now() + maxWaitForRoomMs;
-          while (paused && !stopped && c === consumer) {
-            const left = until - now();
-            if (left <= 0) {
-              if (!replacing) startReplacing(`a delivery waited ${maxWaitForRoomMs} ms for room in the sink`);
-              return;
-            }
-            let timer: NodeJS.Timeout | undefined;
-            await Promise.race([gate.promise, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
-            clearTimeout(timer);
+        const until = now() + maxWaitForRoomMs;
+        while (paused && !stopped && c === consumer) {
+          const left = until - now();
+          if (left <= 0) {
+            if (!replacing) startReplacing(`a delivery waited ${maxWaitForRoomMs} ms for room in the sink`);
+            return;
           }
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([gate.promise, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
+          clearTimeout(timer);
         }
         // Stopped, replaced, or revoked or sought while it waited: not delivered (nor
         // resolved: the client re-reads it from the partition's position, a later run from

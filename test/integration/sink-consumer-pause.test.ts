@@ -20,31 +20,34 @@ const { KafkaJS } = require('@confluentinc/kafka-javascript');
 const logger = createLogger('test', 'silent');
 const kafka = await startTestKafka({ after });
 
+/** Creates `topic` with `partitions` partitions of `perPartition` plain records each (offsets 0..perPartition-1). */
+async function filledTopic(topic: string, partitions: number, perPartition: number): Promise<void> {
+  const client = new KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJS.logLevel.NOTHING } });
+  const admin = client.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] });
+  await admin.disconnect();
+  const producer = client.producer({ kafkaJS: { idempotent: true } });
+  await producer.connect();
+  for (let p = 0; p < partitions; p++) {
+    for (let start = 0; start < perPartition; start += 5_000) {
+      const n = Math.min(5_000, perPartition - start);
+      await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ partition: p, value: Buffer.from(`${topic}/${p}/${start + i}`) })) });
+    }
+  }
+  await producer.disconnect();
+}
+
 test('sink consumer paused and resumed from inside deliveries: each record exactly once', { timeout: 240_000 }, async () => {
   // A busy topic and a quiet one (as aggregates beside watermarks): the quiet one's few
   // records sit fetched but undelivered when a pause comes.
   const busy = kafka.uniqueTopic('pause-busy');
   const quiet = kafka.uniqueTopic('pause-quiet');
-  const client = new KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJS.logLevel.NOTHING } });
-  const admin = client.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic: busy, numPartitions: 4 }, { topic: quiet, numPartitions: 3 }] });
-  await admin.disconnect();
-  const producer = client.producer({ kafkaJS: { idempotent: true } });
-  await producer.connect();
   const expected = new Map<string, number>();
-  const send = async (topic: string, partitions: number, perPartition: number) => {
-    for (let p = 0; p < partitions; p++) {
-      for (let start = 0; start < perPartition; start += 5_000) {
-        const n = Math.min(5_000, perPartition - start);
-        await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ partition: p, value: Buffer.from(`${topic}/${p}/${start + i}`) })) });
-      }
-      expected.set(`${topic}/${p}`, perPartition);
-    }
-  };
-  await send(busy, 4, 15_000);
-  await send(quiet, 3, 40);
-  await producer.disconnect();
+  for (const [topic, partitions, perPartition] of [[busy, 4, 15_000], [quiet, 3, 40]] as const) {
+    await filledTopic(topic, partitions, perPartition);
+    for (let p = 0; p < partitions; p++) expected.set(`${topic}/${p}`, perPartition);
+  }
   const total = [...expected.values()].reduce((a, b) => a + b, 0);
 
   const seen = new Map<string, number[]>();
@@ -96,16 +99,8 @@ test('sink consumer paused and resumed from inside deliveries: each record exact
 
 test('sink consumer whose delivery waits past maxWaitForRoomMs (a store down) is replaced by a fresh one, which goes on from the committed offsets: nothing skipped', { timeout: 240_000 }, async () => {
   const topic = kafka.uniqueTopic('pause-replace');
-  const client = new KafkaJS.Kafka({ kafkaJS: { brokers: [kafka.bootstrap], logLevel: KafkaJS.logLevel.NOTHING } });
-  const admin = client.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }] });
-  await admin.disconnect();
-  const producer = client.producer({ kafkaJS: { idempotent: true } });
-  await producer.connect();
   const perPartition = 4_000;
-  for (let p = 0; p < 3; p++) await producer.send({ topic, messages: Array.from({ length: perPartition }, (_, i) => ({ partition: p, value: Buffer.from(`${p}/${i}`) })) });
-  await producer.disconnect();
+  await filledTopic(topic, 3, perPartition);
 
   const registry = new Registry();
   const consumer = createKafkaSinkConsumer({ brokers: kafka.bootstrap, topics: [topic], groupId: `pause-replace-${process.pid}`, logger, fetchBatchSize: 200, maxWaitForRoomMs: 1_500, registry });
