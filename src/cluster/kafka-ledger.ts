@@ -93,13 +93,30 @@ export async function startLedgerProducer(o: LedgerProducerOptions): Promise<Led
   };
 }
 
-/** How often each record id was read (read_committed, from the beginning to the end offsets taken at the start). */
+/**
+ * How often each record id was read (read_committed, from the beginning to an end mark).
+ * The end is not the partitions' high watermarks: on a transactional topic the last offsets
+ * are commit/abort markers, which a consumer never delivers, and whether a marker is already
+ * in the log when the watermarks are taken is a race with the coordinator. Instead an end
+ * mark (a plain acks=all record with a key of its own) is written to every partition first,
+ * and a partition is read when its mark is; marks are not counted.
+ */
 export async function readBack(bootstrap: string, topic: string, timeoutMs = 120_000): Promise<Map<string, number>> {
-  const ends = await withAdmin(bootstrap, (admin) => admin.fetchTopicOffsets(topic));
-  const want = new Map(ends.map((e) => [e.partition, Number(e.high)]));
-  const consumer = new KafkaJS.Kafka({
-    kafkaJS: { brokers: bootstrap.split(','), clientId: 'adclick-ledger-check', logLevel: KafkaJS.logLevel.NOTHING },
-  }).consumer({
+  const endKey = `adclick-ledger-end-mark-${randomBytes(4).toString('hex')}`;
+  const partitions = (await withAdmin(bootstrap, (admin) => admin.fetchTopicOffsets(topic))).map((e) => e.partition);
+  const kafka = new KafkaJS.Kafka({ kafkaJS: { brokers: bootstrap.split(','), clientId: 'adclick-ledger-check', logLevel: KafkaJS.logLevel.NOTHING } });
+  const marker = kafka.producer({ kafkaJS: { acks: -1, idempotent: true } });
+  const want = new Map<number, number>();
+  await marker.connect();
+  try {
+    for (const partition of partitions) {
+      const [meta] = await marker.send({ topic, messages: [{ key: endKey, value: '', partition }] });
+      want.set(partition, Number(meta!.baseOffset ?? meta!.offset) + 1);
+    }
+  } finally {
+    await marker.disconnect().catch(() => undefined);
+  }
+  const consumer = kafka.consumer({
     kafkaJS: { groupId: `ledger-check-${randomBytes(4).toString('hex')}`, fromBeginning: true, autoCommit: false, readUncommitted: false },
   });
   const seen = new Map<string, number>();
@@ -110,14 +127,14 @@ export async function readBack(bootstrap: string, topic: string, timeoutMs = 120
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         const id = message.key?.toString() ?? '';
-        seen.set(id, (seen.get(id) ?? 0) + 1);
+        if (id !== endKey) seen.set(id, (seen.get(id) ?? 0) + 1);
         reached.set(partition, Number(message.offset) + 1);
       },
     });
-    const done = () => [...want].every(([p, high]) => high === 0 || (reached.get(p) ?? 0) >= high);
+    const done = () => [...want].every(([p, end]) => (reached.get(p) ?? 0) >= end);
     const deadline = Date.now() + timeoutMs;
     while (!done()) {
-      if (Date.now() > deadline) throw new Error(`read-back of ${topic} did not reach the end offsets ${JSON.stringify([...want])} in ${timeoutMs} ms (at ${JSON.stringify([...reached])})`);
+      if (Date.now() > deadline) throw new Error(`read-back of ${topic} did not reach its end marks ${JSON.stringify([...want])} in ${timeoutMs} ms (at ${JSON.stringify([...reached])})`);
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {

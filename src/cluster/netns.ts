@@ -104,6 +104,8 @@ export async function cutOff(ns: string, peers?: readonly string[]): Promise<voi
   await new Promise<void>((resolve, reject) => {
     const child = execFile('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { timeout: 30_000 }, (err, _out, stderr) =>
       err ? reject(new Error(`nft in ${ns} failed: ${String(stderr).trim() || err.message}`, { cause: err })) : resolve());
+    // A child that never ran (nft missing) closes its stdin: the callback above reports why.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(ruleset);
   });
 }
@@ -112,7 +114,10 @@ export async function heal(ns: string): Promise<void> {
   try {
     await ip('netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', CUT_TABLE);
   } catch (err) {
-    if (!/No such file|does not exist/i.test(String((err as Error).message))) throw err;
+    // No table to delete is healed already; nft itself missing is not ("exec of "nft" failed:
+    // No such file or directory" would otherwise pass for a missing table).
+    const message = String((err as Error).message);
+    if (/exec of "?nft"? failed/i.test(message) || !/No such file|does not exist/i.test(message)) throw err;
   }
 }
 

@@ -13,6 +13,7 @@ import { checkLedger, longestAckGapMs, readBack, startLedgerProducer, type Ledge
 import { cutOff, heal, nftRuleset } from '../../src/cluster/netns.ts';
 import { loadConfig } from '../../src/shared/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
+import { withAdmin } from '../../src/stack/kafka-admin.ts';
 import { ensureTopics, kafkaDurability, pipelineTopics } from '../../src/stack/topics.ts';
 import { describeConfigs, leftovers, startTestCluster } from './test-cluster.ts';
 
@@ -72,6 +73,7 @@ test('the offsets topic and the transaction log are replicated 3 ways with min I
   // attempt writes its own key: the attempt that reported success must be read exactly once,
   // an attempt that reported failure at most once (in doubt), and nothing else.
   let committed = '';
+  let committedOffset = -1;
   const tried: string[] = [];
   for (let attempt = 1; ; attempt++) {
     const key = `k-${attempt}`;
@@ -80,9 +82,10 @@ test('the offsets topic and the transaction log are replicated 3 ways with min I
     try {
       await producer.connect();
       const txn = await producer.transaction();
-      await txn.send({ topic, messages: [{ key, value: 'v' }] });
+      const [meta] = await txn.send({ topic, messages: [{ key, value: 'v' }] });
       await txn.commit();
       committed = key;
+      committedOffset = Number(meta!.baseOffset ?? meta!.offset);
       break;
     } catch (err) {
       if (attempt >= 20) throw err;
@@ -90,6 +93,16 @@ test('the offsets topic and the transaction log are replicated 3 ways with min I
     } finally {
       await producer.disconnect().catch(() => undefined);
     }
+  }
+  // The coordinator writes the commit marker after commit() returns. Wait until it is in the
+  // log, past the last record: a read-back bounded by the high watermark then waits for an
+  // offset no consumer is ever given (the race that failed CI once).
+  assert.ok(committedOffset >= 0, `the committed record's offset is known (${committedOffset})`);
+  for (let i = 0; ; i++) {
+    const [end] = await withAdmin(bootstrap, (admin) => admin.fetchTopicOffsets(topic));
+    if (Number(end!.high) >= committedOffset + 2) break;
+    if (i >= 100) assert.fail(`the commit marker never reached the log (high ${end!.high})`);
+    await sleep(100);
   }
   const seen = await readBack(bootstrap, topic);
   assert.equal(seen.get(committed), 1, `the committed attempt ${committed} is read exactly once`);

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
@@ -96,6 +97,28 @@ test('a subnet the host already uses is refused before anything is created', asy
   cleanups.push(otherFile);
   await assert.rejects(createNetwork(other, otherFile), /already in use on this host/);
   assert.deepEqual(await leftovers(other), []);
+  await destroyNetwork(stateFile);
+  assert.deepEqual(await leftovers(t), []);
+});
+
+test('without nft on the PATH, a cut and a heal fail with the reason: never a silent heal, never a crash', async () => {
+  const t = planTopology({ ...randomTopologyName(), nodes: ['a'] });
+  const stateFile = join(dir, 'net-5.json');
+  cleanups.push(stateFile);
+  await createNetwork(t, stateFile);
+  // A PATH that has `ip` and nothing else: `ip netns exec` then cannot find nft.
+  const bin = await mkdtemp(join(tmpdir(), 'adclick-no-nft-'));
+  const ipPath = (await execFileP('sh', ['-c', 'command -v ip'])).stdout.trim();
+  await symlink(ipPath, join(bin, 'ip'));
+  const path = process.env.PATH;
+  process.env.PATH = bin;
+  try {
+    await assert.rejects(heal(t.nodes[0]!.netns), /nft/, 'a heal that could not run is not a heal');
+    await assert.rejects(cutOff(t.nodes[0]!.netns), /nft/, 'a cut that could not run says so');
+  } finally {
+    process.env.PATH = path;
+    await rm(bin, { recursive: true, force: true });
+  }
   await destroyNetwork(stateFile);
   assert.deepEqual(await leftovers(t), []);
 });

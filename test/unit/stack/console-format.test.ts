@@ -172,6 +172,9 @@ test('supervisor default output: human lines on a TTY, the raw lines otherwise',
   const script = [
     `console.log(JSON.stringify({ level: 30, time: ${at.getTime()}, service: 'serving', pid: 1, hostname: 'h', msg: 'query API listening', port: 8081 }));`,
     `console.error('13:04:05.678 INFO  KafkaServer - started');`,
+    // Stays up until stopped: a child that exits before its first health probe is, rightly,
+    // "exited while starting" (a fast exit raced that probe on a loaded CI box).
+    'setInterval(() => undefined, 60_000);',
   ].join('\n');
   const run = async (isTTY: boolean, format?: 'human' | 'raw') => {
     const dir = mkdtempSync(join(tmpdir(), 'adclick-console-'));
@@ -179,9 +182,8 @@ test('supervisor default output: human lines on a TTY, the raw lines otherwise',
     const logger = createLogger('stack', 'silent', { format: 'json', stdout: { write: () => undefined } });
     const sup = new Supervisor({ runDir: dir, logger, pdeathsig: false, color: false, format, stdout: { isTTY, write: (t: string) => out.push(t) } });
     try {
-      const proc = await sup.start({ name: 'serving', command: process.execPath, args: ['-e', script] });
-      await new Promise<void>((resolve) => { if (proc.pid === undefined) resolve(); else proc.once('exit', () => resolve()); });
-      for (let i = 0; i < 100 && out.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      await sup.start({ name: 'serving', command: process.execPath, args: ['-e', script] });
+      for (let i = 0; i < 250 && out.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
       await sup.stopAll();
     } finally {
       rmSync(dir, { recursive: true, force: true });
