@@ -65,7 +65,7 @@ export async function startServing(config: Config, logger: Logger, opts: Serving
     let closeEnds: (() => Promise<void>) | null = null;
     // ADCLICK_SERVING_ROLE: `query` runs no sink, `sink` no query API (the cluster form's tiers).
     if (opts.consumer !== null && config.servingRole !== 'query') {
-      const consumer = opts.consumer ?? createKafkaSinkConsumer({ brokers: config.kafkaBrokers, topics: Object.values(SINK_TOPICS), groupId: config.sinkGroupId, logger, registry });
+      const consumer = opts.consumer ?? createKafkaSinkConsumer({ brokers: config.kafkaBrokers, topics: Object.values(SINK_TOPICS), groupId: config.sinkGroupId, logger, registry, maxWaitForRoomMs: config.sinkMaxWaitForRoomMs });
       // The watermark waits for the rows it vouches for (watermark-fence.ts); a test's own consumer has no Kafka to ask.
       const ends = opts.consumer === undefined
         ? createPartitionEndsReader({ brokers: config.kafkaBrokers, topics: [SINK_TOPICS.aggregates, SINK_TOPICS.late, SINK_TOPICS.deduped] })

@@ -75,6 +75,15 @@ export interface Scenario {
 
 const pause = (ctx: ScenarioContext, shortMs: number, longMs: number) => sleep(ctx.short ? shortMs : longMs);
 
+/** adclick_sink_consumer_replacements_total from the serving process's /metrics. */
+async function sinkConsumerReplacements(stack: ScenarioContext['stack']): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${stack.config.adminPort}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  const m = /^adclick_sink_consumer_replacements_total(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/m.exec(text);
+  if (!res.ok || !m) throw new Error(`no adclick_sink_consumer_replacements_total on the serving process's /metrics (HTTP ${res.status})`);
+  return Number(m[1]);
+}
+
 /**
  * Traffic beyond the happy envelope: 80 % current clicks (up to 1 s old), 10 % 3–20
  * minutes late (past the 2-minute allowed lateness: late corrections), 10 % 1–3 hours late
@@ -206,18 +215,25 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'clickhouse-down',
     stack: 'server',
-    description: 'ClickHouse server stopped for a while (server mode): the sink must not commit offsets meanwhile, then catches up',
+    description: 'ClickHouse server stopped for longer than the sink waits for room (server mode): the sink must not commit offsets meanwhile, its Kafka consumer is replaced by a fresh one from the committed offsets, then it catches up',
     async inject(ctx) {
       const ch = ctx.stack.clickhouse!;
       const topics = ['click-aggregates', 'click-watermarks', 'clicks-late', 'clicks-dlq', 'clicks-deduped'];
+      const replacedBefore = await sinkConsumerReplacements(ctx.stack);
       const at = Date.now();
       await ch.down();
       await sleep(3000); // a commit already under way may still land
       const before = await committedOffsets(ctx.stack, ctx.stack.config.sinkGroupId, topics);
-      await pause(ctx, 5000, 20_000);
+      // Down for longer than the sink's wait for room (the server stack's is 5 s): deliveries
+      // wait, then the consumer is replaced, the fresh one re-reads from the committed offsets.
+      const waitMs = ctx.stack.config.sinkMaxWaitForRoomMs;
+      await sleep(Math.max(ctx.short ? 9000 : 20_000, 2 * waitMs + 4000));
       const after = await committedOffsets(ctx.stack, ctx.stack.config.sinkGroupId, topics);
       if (before !== after) ctx.problems.push(`sink committed offsets while ClickHouse was down: ${before} → ${after}`);
       else ctx.notes.push('no offset commit while ClickHouse was down');
+      const replaced = (await sinkConsumerReplacements(ctx.stack)) - replacedBefore;
+      if (replaced < 1) ctx.problems.push(`ClickHouse down for ${Math.round((Date.now() - at) / 1000)} s, longer than the sink's wait for room (${waitMs} ms), but its consumer was not replaced`);
+      else ctx.notes.push(`sink consumer replaced ${replaced} time(s) while ClickHouse was down (wait for room ${waitMs} ms)`);
       await ch.up();
       ctx.faults.push({ what: 'clickhouse-server down', at, clearedAt: Date.now() });
       await pause(ctx, 5000, 10_000);

@@ -83,6 +83,8 @@ export async function startChaosStack(o: ChaosStackOptions): Promise<ChaosStack>
       flinkHeap: '768m',
       kafkaHeapMax: '512m',
       sinkRetryMaxMs: 2000,
+      // The clickhouse-down scenario keeps the server down past it: the consumer replacement is attacked too.
+      ...(o.kind === 'server' ? { sinkMaxWaitForRoomMs: 5000 } : {}),
       stopTimeoutMs: 10_000,
       logLevel: 'warn',
       faultSinkCrashFile: sinkCrashFile,

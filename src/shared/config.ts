@@ -203,6 +203,7 @@ export const SETTINGS = {
   sinkMaxRows: setting('ADCLICK_SINK_MAX_ROWS', 50_000, int(1), 'Most Kafka records per sink batch (one ClickHouse insert per table)'),
   sinkMaxWaitMs: setting('ADCLICK_SINK_MAX_WAIT_MS', 200, int(1), 'Longest a record waits in the sink before its batch is written'),
   sinkRetryMaxMs: setting('ADCLICK_SINK_RETRY_MAX_MS', 10_000, int(10), 'Longest back-off between retries of a failed ClickHouse write'),
+  sinkMaxWaitForRoomMs: setting('ADCLICK_SINK_MAX_WAIT_FOR_ROOM_MS', 60_000, int(1000, 240_000), 'Longest a Kafka delivery waits while the sink is full or its store failing; then the sink consumer is replaced by a fresh one from the committed offsets (kept below the client\'s max.poll.interval.ms of 5 min)'),
   clickhouseColdPath: setting('ADCLICK_CLICKHOUSE_COLD_PATH', '', str, 'Embedded ClickHouse: directory of the cold volume (stand-in for object storage) that aggregates older than 30 days move to', '`<data dir>/clickhouse-cold`'),
   clickhouseStoragePolicy: setting('CLICKHOUSE_STORAGE_POLICY', '', str, 'Server mode: storage policy (defined in the server config, with a volume named `cold`) for the aggregates; empty: one tier'),
   conservationIntervalMs: setting('ADCLICK_CONSERVATION_INTERVAL_MS', 30_000, int(1000), 'How often serving checks per-window conservation (metrics adclick_conservation_*)'),
