@@ -88,9 +88,33 @@ export function pipelineLines(serving: string): string[] {
 }
 
 interface FlinkJobs { jobs: { jid: string; name: string; state: string; 'start-time': number }[] }
-interface FlinkCheckpoints {
+export interface FlinkCheckpoints {
   counts: { completed: number; failed: number; in_progress: number };
-  latest: { completed: { id: number; end_to_end_duration: number; latest_ack_timestamp: number } | null };
+  latest: {
+    completed: { id: number; end_to_end_duration: number; latest_ack_timestamp: number } | null;
+    /** The latest checkpoint that started and failed (absent in older answers). */
+    failed?: { id: number; failure_timestamp: number; failure_message?: string | null } | null;
+  };
+}
+
+/**
+ * The checkpoint part of `adclick status`'s Flink line. Flink counts a trigger refused before
+ * any checkpoint started (not every task running yet, as at start-up) as a failed checkpoint,
+ * with no history entry and no reason on the REST API; `latest.failed` holds only
+ * checkpoints that started. So: failures and none started → said to be refused triggers;
+ * otherwise the latest started one's reason and age.
+ */
+export function checkpointsText(cp: FlinkCheckpoints, now: number): string {
+  let text = `checkpoints ${cp.counts.completed} completed / ${cp.counts.failed} failed`;
+  const failed = cp.latest.failed;
+  if (cp.counts.failed > 0 && !failed) text += ' (none started: triggers refused before they began, e.g. tasks still starting up)';
+  else if (failed) {
+    const why = String(failed.failure_message ?? 'no reason given').split('\n')[0]!.slice(0, 120);
+    text += ` (latest #${failed.id}, ${((now - failed.failure_timestamp) / 1000).toFixed(0)} s ago: ${why})`;
+  }
+  const last = cp.latest.completed;
+  if (last) text += `, last #${last.id} took ${last.end_to_end_duration} ms, ${((now - last.latest_ack_timestamp) / 1000).toFixed(1)} s ago`;
+  return text;
 }
 
 export async function statusFigures(config: Config, now = Date.now()): Promise<string[]> {
@@ -124,9 +148,8 @@ export async function statusFigures(config: Config, now = Date.now()): Promise<s
       getJson<FlinkCheckpoints>(`${flinkUrl}/jobs/${job.jid}/checkpoints`),
       getJson<{ id: string; value: string }[]>(`${flinkUrl}/jobs/${job.jid}/metrics?get=numRestarts`),
     ]);
-    const last = cp?.latest.completed;
     const r = restarts?.find((m) => m.id === 'numRestarts')?.value;
-    lines.push(`flink     job ${job.state}${r !== undefined ? `, restarts ${r}` : ''}${cp ? `, checkpoints ${cp.counts.completed} completed / ${cp.counts.failed} failed` : ''}${last ? `, last #${last.id} took ${last.end_to_end_duration} ms, ${((now - last.latest_ack_timestamp) / 1000).toFixed(1)} s ago` : ''}`);
+    lines.push(`flink     job ${job.state}${r !== undefined ? `, restarts ${r}` : ''}${cp ? `, ${checkpointsText(cp, now)}` : ''}`);
   } else lines.push('flink     n/a (REST API not reachable)');
   if (serving) lines.push(...pipelineLines(serving));
   else lines.push('sink      n/a (serving admin metrics not reachable)');
