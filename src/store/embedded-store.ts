@@ -16,6 +16,20 @@ import { yieldToLoop } from '../shared/yield-to-loop.ts';
 
 /** ping() takes an engine answer this recent as its own (see ping). */
 const PING_FRESH_MS = 1000;
+/** ping() takes a call the engine has been on for at most this long as busy, not stuck (see ping). */
+const PING_BUSY_MS = 10_000;
+
+/**
+ * Whether ping() may answer from what the engine did lately instead of queueing its own
+ * call behind the one running: a call came back within PING_FRESH_MS; or the engine is on
+ * a call it started at most PING_BUSY_MS ago and answered one within twice that (a sink
+ * insert of a big batch takes seconds on a loaded box: busy is not unready; an engine that
+ * only fails, or is stuck on one call, gets asked).
+ */
+export function pingAnsweredByActivity(sinceAnswerMs: number, busyForMs: number | undefined): boolean {
+  if (sinceAnswerMs <= PING_FRESH_MS) return true;
+  return busyForMs !== undefined && busyForMs <= PING_BUSY_MS && sinceAnswerMs <= 2 * PING_BUSY_MS;
+}
 
 /** Rows serialised between two turns of the event loop by insert(). */
 const INSERT_SLICE = 2000;
@@ -177,9 +191,10 @@ export class EmbeddedStore implements Store {
 
   async ping(): Promise<boolean> {
     if (this.closed) return false;
-    // The engine runs one call at a time: a ping would wait behind the sink's insert. A
-    // call that came back within the last second already shows the engine answers.
-    if (this.queue.answeredWithin(PING_FRESH_MS)) return true;
+    // The engine runs one call at a time: a ping would wait behind the sink's insert (up to
+    // 2 s under load: /readyz probes unanswered, issue 17). What the engine did lately
+    // answers instead where it shows the engine working (pingAnsweredByActivity).
+    if (pingAnsweredByActivity(this.queue.sinceAnswered(), this.queue.busyFor())) return true;
     try {
       await this.queue.run(() => this.session.queryAsync('SELECT 1'));
       return true;

@@ -98,6 +98,8 @@ export class StorageQueue {
   private counts = { ran: 0, shedGone: 0, shedLate: 0, refusedFull: 0 };
   /** When (clock) a call last came back from the engine without an error; -Infinity: never. */
   private lastAnsweredAt = -Infinity;
+  /** Start times (clock) of the calls the engine is running now. */
+  private readonly runningSince = new Set<{ at: number }>();
   private readonly opts: StorageQueueOptions;
 
   constructor(opts: Partial<StorageQueueOptions> = {}, private readonly clock: () => number = performance.now.bind(performance)) {
@@ -138,12 +140,20 @@ export class StorageQueue {
   }
 
   /**
-   * Whether the engine answered a call (without an error) in the last `ms`: a readiness
-   * check can take that as its answer instead of queueing a ping behind the sink's insert
-   * (measured at 10,000 clicks/s: serving /readyz waited up to 2 s for its turn; issue 17).
+   * Ms since a call last came back from the engine without an error (Infinity: never): a
+   * readiness check can take a recent answer as its own instead of queueing a ping behind
+   * the sink's insert (measured at 10,000 clicks/s: serving /readyz waited up to 2 s for its
+   * turn; issue 17).
    */
-  answeredWithin(ms: number): boolean {
-    return this.clock() - this.lastAnsweredAt <= ms;
+  sinceAnswered(): number {
+    return this.clock() - this.lastAnsweredAt;
+  }
+
+  /** How long (ms) the engine has been on the oldest call it is running now; undefined: idle. */
+  busyFor(): number | undefined {
+    let oldest = Infinity;
+    for (const r of this.runningSince) oldest = Math.min(oldest, r.at);
+    return oldest === Infinity ? undefined : this.clock() - oldest;
   }
 
   stats(): StorageQueueStats {
@@ -208,16 +218,23 @@ export class StorageQueue {
     if (w.lane === 'lookup') this.lookupRunning = true;
     this.counts.ran++;
     const started = this.clock();
+    const mark = { at: started };
+    this.runningSince.add(mark);
     let p: Promise<unknown>;
     try {
       p = w.work();
     } catch (err) {
       p = Promise.reject(err);
     }
+    // Off the running list before the caller hears back (a caller's check sees it done).
     p.then((v) => {
+      this.runningSince.delete(mark);
       this.lastAnsweredAt = this.clock();
       w.resolve(v);
-    }, w.reject).finally(() => {
+    }, (err: unknown) => {
+      this.runningSince.delete(mark);
+      w.reject(err);
+    }).finally(() => {
       this.running--;
       if (w.lane === 'lookup') {
         this.lookupRunning = false;

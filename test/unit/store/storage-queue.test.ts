@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAppError } from '../../../src/shared/errors.ts';
+import { pingAnsweredByActivity } from '../../../src/store/embedded-store.ts';
 import { StorageQueue } from '../../../src/store/storage-queue.ts';
 import { runInStorageScope, type StorageScope } from '../../../src/store/storage-scope.ts';
 
@@ -175,15 +176,39 @@ test('concurrency N: N calls run at once, the rest wait bounded and are refused 
   assert.deepEqual(log.slice(-2), ['l1', 'l2']);
 });
 
-test('answeredWithin: only a call that came back without an error counts, and only for the given time', async () => {
+test('sinceAnswered: only a call that came back without an error counts; busyFor: how long the engine has been on its oldest running call', async () => {
   let now = 1000;
-  const q = new StorageQueue({}, () => now);
-  assert.equal(q.answeredWithin(60_000), false, 'nothing answered yet');
+  const q = new StorageQueue({ concurrency: 2 }, () => now);
+  assert.equal(q.sinceAnswered(), Infinity, 'nothing answered yet');
   await assert.rejects(q.run(async () => { throw new Error('engine down'); }));
-  assert.equal(q.answeredWithin(60_000), false, 'a failed call is no answer');
+  assert.equal(q.sinceAnswered(), Infinity, 'a failed call is no answer');
   await q.run(async () => 1);
   now += 999;
-  assert.equal(q.answeredWithin(1000), true);
-  now += 2;
-  assert.equal(q.answeredWithin(1000), false);
+  assert.equal(q.sinceAnswered(), 999);
+  assert.equal(q.busyFor(), undefined, 'idle');
+  const log: string[] = [];
+  const a = gate(log, 'a');
+  const b = gate(log, 'b');
+  const ra = q.run(a.work);
+  now += 300;
+  const rb = q.run(b.work);
+  now += 200;
+  assert.equal(q.busyFor(), 500, 'the oldest running call counts');
+  a.open();
+  await ra;
+  assert.equal(q.busyFor(), 0, 'then the one still running');
+  assert.equal(q.sinceAnswered(), 0);
+  b.open();
+  await rb;
+  assert.equal(q.busyFor(), undefined);
+});
+
+test('pingAnsweredByActivity: a fresh answer, or a call started lately by an engine that answered lately; else ask the engine', () => {
+  assert.equal(pingAnsweredByActivity(500, undefined), true, 'answered within a second');
+  assert.equal(pingAnsweredByActivity(1500, 50), true, 'an insert started 50 ms ago after an answer 1.5 s ago: busy, not unready');
+  assert.equal(pingAnsweredByActivity(9000, 8000), true);
+  assert.equal(pingAnsweredByActivity(1500, undefined), false, 'idle and nothing lately: ask');
+  assert.equal(pingAnsweredByActivity(12_000, 10_001), false, 'on one call past 10 s: maybe stuck, ask');
+  assert.equal(pingAnsweredByActivity(Infinity, 50), false, 'an engine that only fails (no answer at all) is asked');
+  assert.equal(pingAnsweredByActivity(20_001, 100), false, 'no answer for 20 s: ask');
 });
