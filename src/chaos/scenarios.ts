@@ -9,6 +9,7 @@ import {
 } from './faults.ts';
 import { signal, sleep } from './util.ts';
 import { adminRequest } from '../shared/admin-client.ts';
+import { sumMetric } from '../stack/status-figures.ts';
 import { sendAllDirect, tally } from './direct-clicks.ts';
 import { lateCorrections, onTimeReportedLate } from './late-corrections.ts';
 import type { AttributionFn, EventTimeFn } from '../simulate/traffic-model.ts';
@@ -78,10 +79,9 @@ const pause = (ctx: ScenarioContext, shortMs: number, longMs: number) => sleep(c
 /** adclick_sink_consumer_replacements_total from the serving process's /metrics. */
 async function sinkConsumerReplacements(stack: ScenarioContext['stack']): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${stack.config.adminPort}/metrics`, { signal: AbortSignal.timeout(10_000) });
-  const text = await res.text();
-  const m = /^adclick_sink_consumer_replacements_total(?:\{[^}]*\})? (\d+(?:\.\d+)?)$/m.exec(text);
-  if (!res.ok || !m) throw new Error(`no adclick_sink_consumer_replacements_total on the serving process's /metrics (HTTP ${res.status})`);
-  return Number(m[1]);
+  const value = res.ok ? sumMetric(await res.text(), 'adclick_sink_consumer_replacements_total') : null;
+  if (value === null) throw new Error(`no adclick_sink_consumer_replacements_total on the serving process's /metrics (HTTP ${res.status})`);
+  return value;
 }
 
 /**

@@ -93,6 +93,9 @@ export async function buildBatchYielding(messages: readonly SinkMessage[], topic
 }
 
 /** The batch, built record by record; pauses (yields) after every `slice` records. */
+/** Where a record sits, for its dead letter (built only when one is written). */
+const recordAt = (m: SinkMessage, offset: bigint) => ({ topic: m.topic, partition: m.partition, offset: Number(offset) });
+
 function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs: number, slice: number): Generator<void, SinkBatch> {
   const aggregates = new Map<string, AggregateRow>();
   // Keyed by the whole (ad, campaign, advertiser): an ad seen under two owners in one batch
@@ -180,7 +183,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
           break;
         }
         case topics.dlq:
-          deadLetters.push(deadLetterRow(decode(DeadLetter, m), { topic: m.topic, partition: m.partition, offset: Number(offset) }));
+          deadLetters.push(deadLetterRow(decode(DeadLetter, m), recordAt(m, offset)));
           sources.set(deadLetters.at(-1)!, m);
           if (m.traceId) deadLetterTraceIds.push(m.traceId);
           break;
@@ -189,7 +192,7 @@ function* batchSteps(messages: readonly SinkMessage[], topics: SinkTopics, nowMs
       }
     } catch (err) {
       const reason = err instanceof RecordError ? err.reason : 'SINK_RECORD_FAILED';
-      deadLetters.push(sinkDeadLetterRow({ topic: m.topic, partition: m.partition, offset: Number(offset) }, m.key, m.value, reason, (err as Error).message, nowMs));
+      deadLetters.push(sinkDeadLetterRow(recordAt(m, offset), m.key, m.value, reason, (err as Error).message, nowMs));
       sources.set(deadLetters.at(-1)!, m);
       if (m.traceId) deadLetterTraceIds.push(m.traceId);
     }
