@@ -286,8 +286,13 @@ test('switching granularity and range presets (and a custom range) follows the A
   await page.locator('button[data-range="24h"]').click();
   await page.waitForFunction(() => location.hash.includes('range=24h'));
   await waitForDetail(page, { kind: 'campaign', id: campaign, granularity: '1m' });
-  let { shown } = await assertDetailMatchesApi(page, key);
-  assert.ok(Date.parse(shown.to) - Date.parse(shown.from) >= 24 * 3_600_000, '24 hours shown');
+  // The detail of the previous range (same campaign and granularity) is still "ready" until
+  // the 24 h fetch lands: retried until the page shows the new range (a race seen once in CI).
+  let { shown } = await eventually(async () => {
+    const r = await assertDetailMatchesApi(page, key);
+    assert.ok(Date.parse(r.shown.to) - Date.parse(r.shown.from) >= 24 * 3_600_000, '24 hours shown');
+    return r;
+  });
   assert.equal(shown.total, ledgerCount(shown.from, shown.to, { campaign }), '24 h total = ledger (all traffic)');
   await screenshot(page, '04-range-24h');
 
